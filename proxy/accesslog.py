@@ -1,0 +1,114 @@
+"""One JSON line per request, written off the request path in small batches.
+
+Never contains keys, prompt text or reasoning text: filters that want something logged put it in
+``ex.decisions`` (already free of secrets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import IO, TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:
+    from proxy.exchange import Exchange
+
+log = logging.getLogger("distillguard.accesslog")
+
+
+def access_record(ex: Exchange) -> dict[str, Any]:
+    u = ex.usage
+    rec: dict[str, Any] = {
+        "ts": round(ex.started, 6),
+        "request_id": ex.request_id,
+        "method": ex.method,
+        "path": ex.path,
+        "route": ex.route.name if ex.route is not None else None,
+        "dialect": ex.dialect.name if ex.dialect is not None else None,
+        "account": ex.account_id,
+        "tier": ex.tier if ex.account is not None else None,
+        "key_id": ex.key_id,
+        "client_ip": ex.client_ip,
+        "status": ex.status,
+        "stream": ex.streaming,
+        "duration_ms": round((ex.t_end - ex.t0) * 1000, 3) if ex.t_end else None,
+        "ttfb_ms": round((ex.t_first_byte - ex.t0) * 1000, 3) if ex.t_first_byte else None,
+        "bytes_in": ex.bytes_in,
+        "bytes_out": ex.bytes_out,
+    }
+    if ex.dialect is not None:
+        v = ex.view
+        rec["model"] = v.model or None
+        rec["usage"] = {"input": u.input, "output": u.output, "reasoning": u.reasoning}
+    if ex.upstream_request_id:
+        rec["upstream_request_id"] = ex.upstream_request_id
+    if ex.error_code:
+        rec["error"] = ex.error_code
+    if ex.client_gone:
+        rec["client_gone"] = True
+    if ex.decisions:
+        rec["decisions"] = ex.decisions
+    if ex.tags:
+        rec["tags"] = sorted(ex.tags)
+    return rec
+
+
+class AccessLog:
+    """Buffered JSONL writer; ``write`` is cheap (append), a background task flushes every ``interval``."""
+
+    def __init__(self, target: str = "-", interval: float = 0.2) -> None:
+        self.target = target
+        self.interval = interval
+        self._buf: list[bytes] = []
+        self._fh: IO[bytes] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.target != "off"
+
+    async def start(self) -> None:
+        if not self.enabled:
+            return
+        self._fh = sys.stdout.buffer if self.target == "-" else open(self.target, "ab")  # noqa: SIM115
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="accesslog-flush")
+
+    def write(self, ex: Exchange) -> None:
+        if self._fh is None:
+            return
+        try:
+            self._buf.append(orjson.dumps(access_record(ex)) + b"\n")
+        except Exception:  # a log line must never fail a request
+            log.exception("access record failed for %s", ex.request_id)
+        if len(self._buf) >= 512:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._buf or self._fh is None:
+            return
+        data, self._buf = b"".join(self._buf), []
+        try:
+            self._fh.write(data)
+            self._fh.flush()
+        except OSError:
+            log.exception("access log write failed")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            self.flush()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self.flush()
+        if self._fh is not None and self.target != "-":
+            self._fh.close()
+        self._fh = None

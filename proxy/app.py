@@ -1,0 +1,286 @@
+"""The aiohttp application: routing, body intake, the filter chain, operations endpoints, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from proxy import errors
+from proxy.accesslog import AccessLog
+from proxy.clock import SYSTEM_CLOCK, Clock
+from proxy.config import Config
+from proxy.dialects import detect
+from proxy.errors import ProxyError, Reply
+from proxy.exchange import Exchange
+from proxy.forward import Relay, Upstreams, send_reply
+from proxy.metrics import ProxyMetrics
+from proxy.pipeline import Chain
+
+log = logging.getLogger("distillguard.app")
+
+APP_KEY: web.AppKey[ProxyApp] = web.AppKey("distillguard", object)  # type: ignore[arg-type]
+
+
+class ProxyApp:
+    """Everything one proxy process holds: config, accounts, filters, upstream pools, metrics."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        filters: list[Any] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        accounts: Any = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.metrics = ProxyMetrics()
+        self.accounts_watcher = accounts
+        self.filters = filters if filters is not None else build_filters(self)
+        self.chain = Chain(self.filters)
+        self.upstreams = Upstreams(config.upstreams)
+        self.relay = Relay(self.upstreams, self.chain, clock.mono)
+        self.access_log = AccessLog(config.logging.access_log or "off")
+        self.in_flight = 0
+        self.draining = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.max_body = config.server.max_body_size
+        self.read_timeout = getattr(config.server, "read_timeout", 60.0)
+        self._on_stop: list[Callable[[], Any]] = []
+
+    # -- accounts -------------------------------------------------------------------------------
+
+    def current_accounts(self) -> Any:
+        w = self.accounts_watcher
+        return w.store if w is not None else None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.upstreams.start()
+        await self.access_log.start()
+        if self.accounts_watcher is not None and hasattr(self.accounts_watcher, "start"):
+            await self.accounts_watcher.start()
+        await self.chain.start()
+
+    async def stop(self) -> None:
+        await self.chain.stop()
+        if self.accounts_watcher is not None and hasattr(self.accounts_watcher, "stop"):
+            await self.accounts_watcher.stop()
+        await self.access_log.stop()
+        await self.upstreams.stop()
+
+    async def drain(self, timeout: float) -> bool:
+        """Stop taking new work and wait for in-flight requests (streams included) to finish."""
+        self.draining = True
+        self.metrics.draining.set(1)
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+            return True
+        except TimeoutError:
+            log.warning("drain deadline reached with %d request(s) in flight", self.in_flight)
+            return False
+
+    # -- request handling ---------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        clock = self.clock
+        ex = Exchange(
+            method=request.method,
+            path=request.path,
+            query=request.query_string,
+            headers=request.headers,
+            client_ip=request.remote or "",
+            started=clock.now(),
+        )
+        ex.t0 = clock.mono()
+        self.in_flight += 1
+        self._idle.clear()
+        self.metrics.in_flight.inc()
+        try:
+            return await self._handle(ex, request)
+        except asyncio.CancelledError:
+            ex.client_gone = True
+            raise
+        finally:
+            ex.t_end = clock.mono()
+            try:
+                await self.chain.run_done(ex)
+            finally:
+                self._record(ex)
+                self.in_flight -= 1
+                self.metrics.in_flight.dec()
+                if self.in_flight == 0:
+                    self._idle.set()
+
+    async def _handle(self, ex: Exchange, request: web.Request) -> web.StreamResponse:
+        routed = self.config.route(ex.path)
+        if routed is None:
+            return await send_reply(
+                ex, request, ex.error(errors.NOT_FOUND, f"No upstream is configured for {ex.path}"), self.chain
+            )
+        ex.route, ex.upstream_path = routed
+        ex.dialect = detect(ex.method, ex.upstream_path, ex.route.dialect)
+        try:
+            if self.draining:
+                raise ProxyError(errors.SHUTTING_DOWN, "The proxy is shutting down; retry shortly.")
+            ex.body = await self._read_body(request)
+            ex.bytes_in = len(ex.body)
+            reply = await self.chain.run_request(ex)
+            if reply is not None:
+                return await send_reply(ex, request, reply, self.chain)
+            return await self.relay(ex, request)
+        except ProxyError as e:
+            reply = ex.error(e.code, e.message, headers=e.headers)
+            return await send_reply(ex, request, reply, self.chain)
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        limit = self.max_body
+        declared = request.content_length
+        if declared is not None and declared > limit:
+            raise ProxyError(errors.BODY_TOO_LARGE, f"The request body exceeds the limit of {limit} bytes.")
+        if not request.body_exists:
+            return b""
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                async for chunk in request.content.iter_any():
+                    size += len(chunk)
+                    if size > limit:
+                        raise ProxyError(
+                            errors.BODY_TOO_LARGE, f"The request body exceeds the limit of {limit} bytes."
+                        )
+                    chunks.append(chunk)
+        except TimeoutError as e:
+            raise ProxyError(errors.INVALID_REQUEST, "The request body did not arrive in time.") from e
+        return b"".join(chunks)
+
+    def _record(self, ex: Exchange) -> None:
+        m = self.metrics
+        route = ex.route.name if ex.route is not None else "-"
+        dialect = ex.dialect.name if ex.dialect is not None else "-"
+        status = ex.status or (499 if ex.client_gone else 0)
+        ex.status = status
+        m.requests.labels(route, dialect, str(status), ex.tier).inc()
+        if ex.error_code and ex.error_code not in ("",):
+            m.local_errors.labels(ex.error_code).inc()
+        if ex.t_upstream:
+            if ex.t_first_byte:
+                m.ttfb.labels(route).observe(ex.t_first_byte - ex.t0)
+            m.overhead.labels(route).observe(ex.t_upstream - ex.t0)
+        m._bytes_in.inc(ex.bytes_in)
+        m._bytes_out.inc(ex.bytes_out)
+        if ex.events_out:
+            m.events.labels(route).inc(ex.events_out)
+        self.access_log.write(ex)
+
+    # -- operations endpoints -------------------------------------------------------------------------
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        problems: list[str] = []
+        if self.draining:
+            problems.append("draining")
+        results = await asyncio.gather(*(self.upstreams.probe(n) for n in self.upstreams.specs))
+        for name, ok in zip(self.upstreams.specs, results, strict=True):
+            if not ok:
+                problems.append(f"upstream {name} unreachable")
+        if problems:
+            return web.json_response({"status": "not ready", "problems": problems}, status=503)
+        return web.json_response({"status": "ready"})
+
+    async def metrics_endpoint(self, request: web.Request) -> web.Response:
+        if self.accounts_watcher is not None:
+            store = self.current_accounts()
+            if store is not None:
+                self.metrics.accounts_loaded.set(len(store))
+        body, ctype = self.metrics.render()
+        return web.Response(body=body, headers={"Content-Type": ctype})
+
+
+def build_filters(app: ProxyApp) -> list[Any]:
+    """The default chain: identify -> validate -> (rules, shaping, redaction once configured)."""
+    from proxy.filters.identify import IdentifyFilter
+    from proxy.filters.validate import ValidateFilter
+
+    return [IdentifyFilter(app.config.identity, app.current_accounts), ValidateFilter()]
+
+
+def make_web_app(proxy: ProxyApp) -> web.Application:
+    server = proxy.config.server
+    app = web.Application(client_max_size=server.max_body_size + 1, handler_args={
+        "max_field_size": server.max_header_size,
+        "max_line_size": server.max_header_size,
+    })
+    app[APP_KEY] = proxy
+    metrics_path = proxy.config.metrics.path if proxy.config.metrics.enabled else None
+    app.router.add_get("/healthz", proxy.healthz)
+    app.router.add_get("/readyz", proxy.readyz)
+    if metrics_path:
+        app.router.add_get(metrics_path, proxy.metrics_endpoint)
+    app.router.add_route("*", "/{tail:.*}", proxy.handle)
+
+    async def on_startup(_: web.Application) -> None:
+        await proxy.start()
+
+    async def on_cleanup(_: web.Application) -> None:
+        await proxy.stop()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app
+
+
+class Server:
+    """Runs a ``ProxyApp`` on a socket: start, graceful stop (drain, then close)."""
+
+    def __init__(self, proxy: ProxyApp, host: str | None = None, port: int | None = None) -> None:
+        self.proxy = proxy
+        self.host = host if host is not None else proxy.config.server.listen_host
+        self.port = port if port is not None else proxy.config.server.listen_port
+        self.runner: web.AppRunner | None = None
+        self.site: web.TCPSite | None = None
+
+    async def start(self) -> None:
+        app = make_web_app(self.proxy)
+        self.runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        await self.runner.setup()
+        self.site = web.TCPSite(self.runner, self.host, self.port, reuse_address=True)
+        await self.site.start()
+        sockets = self.runner.addresses
+        if sockets and self.port == 0:
+            self.port = sockets[0][1]
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def stop(self, drain_timeout: float | None = None) -> None:
+        """Stop accepting, let in-flight requests finish up to the deadline, then close everything."""
+        if self.runner is None:
+            return
+        deadline = self.proxy.config.server.drain_timeout if drain_timeout is None else drain_timeout
+        t0 = time.monotonic()
+        # Close the listening sockets first so no new connection lands here; open ones finish.
+        for site in list(self.runner.sites):
+            await site.stop()
+        await self.proxy.drain(deadline)
+        remaining = max(0.1, deadline - (time.monotonic() - t0))
+        self.runner._shutdown_timeout = remaining  # the deadline left for keep-alive connections
+        await self.runner.cleanup()
+        self.runner = None
+
+
+def reply_for(ex: Exchange, code: str, message: str) -> Reply:
+    return ex.error(code, message)

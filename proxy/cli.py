@@ -1,0 +1,213 @@
+"""``distillguard`` command line: serve, check-config, keys, demo, and the policy author's toolkit."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from proxy import __version__
+
+log = logging.getLogger("distillguard")
+
+
+def _setup_logging(level: str = "info") -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _use_uvloop() -> str:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - Windows
+        return "asyncio"
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return "uvloop"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="distillguard",
+        description="A defensive reverse proxy for model APIs.",
+    )
+    p.add_argument("--version", action="version", version=f"distillguard {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("serve", help="run the proxy", description="Run the proxy in front of one or more upstreams.")
+    s.add_argument("--config", metavar="FILE", help="config file (YAML); flags override it")
+    s.add_argument("--accounts", metavar="FILE", help="accounts file (YAML), hot-reloaded on change or SIGHUP")
+    s.add_argument("--listen", metavar="HOST:PORT", help="address to listen on (default 127.0.0.1:8080)")
+    s.add_argument("--upstream", metavar="URL", help="a single upstream for every path (replaces the file's)")
+    s.add_argument("--allow-anonymous", action="store_true",
+                   help="let requests without a key through as the 'anonymous' account")
+
+    c = sub.add_parser("check-config", help="validate a config file and list every error",
+                       description="Validate a config file; exit 0 when valid, 1 otherwise.")
+    c.add_argument("file", metavar="FILE")
+    c.add_argument("--accounts", metavar="FILE", help="also validate an accounts file")
+    c.add_argument("--json", action="store_true", help="print problems as JSON")
+
+    k = sub.add_parser("keys", help="manage API keys", description="Create API keys for accounts.")
+    ksub = k.add_subparsers(dest="keys_command", metavar="ACTION")
+    kn = ksub.add_parser("new", help="print a fresh key once, plus the line to paste into the accounts file")
+    kn.add_argument("--account", required=True, metavar="ID")
+
+    d = sub.add_parser("demo", help="run the built-in demo (fake model + proxy + SDK clients)",
+                       description="Start a fake reasoning model and the proxy on loopback, drive a scripted "
+                       "mix of requests through it with the official SDKs and print what happened.")
+    d.add_argument("--verbose", action="store_true", help="show the proxy's logs")
+
+    try:
+        from proxy.cli_rules import add_subcommands
+    except ImportError:
+        pass
+    else:
+        add_subcommands(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if args.command == "serve":
+        return cmd_serve(args)
+    if args.command == "check-config":
+        return cmd_check_config(args)
+    if args.command == "keys":
+        if args.keys_command != "new":
+            parser.parse_args(["keys", "--help"])
+            return 2
+        return cmd_keys_new(args)
+    if args.command == "demo":
+        from proxy.demo import run_demo
+
+        return run_demo(verbose=args.verbose)
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return int(handler(args))
+    parser.print_help()
+    return 2
+
+
+def cmd_keys_new(args: argparse.Namespace) -> int:
+    from proxy.keys import format_new_key
+
+    _, text = format_new_key(args.account)
+    print(text)
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    import orjson
+
+    from proxy.accounts import load_accounts
+    from proxy.config import ConfigError, load_config
+
+    problems = []
+    cfg = None
+    try:
+        cfg = load_config(args.file)
+    except ConfigError as e:
+        problems.extend(e.problems)
+    accounts_file = args.accounts or (cfg.accounts_file if cfg is not None else None)
+    if accounts_file:
+        try:
+            load_accounts(accounts_file)
+        except ConfigError as e:
+            problems.extend(e.problems)
+    if args.json:
+        print(orjson.dumps([p.as_dict() for p in problems], option=orjson.OPT_INDENT_2).decode())
+    else:
+        for p in problems:
+            print(p.format())
+        print(f"{args.file}: {'OK' if not problems else f'{len(problems)} problem(s)'}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def load_serve_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from proxy.config import Config, load_config
+
+    cfg = load_config(args.config) if args.config else Config.default()
+    return cfg.with_overrides(
+        listen=args.listen,
+        upstream=args.upstream,
+        accounts=args.accounts,
+        allow_anonymous=True if args.allow_anonymous else None,
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from proxy.config import ConfigError
+
+    try:
+        cfg = load_serve_config(args)
+    except ConfigError as e:
+        for p in e.problems:
+            print(p.format(), file=sys.stderr)
+        return 1
+    _setup_logging(cfg.logging.level)
+    loop_name = _use_uvloop()
+    if not cfg.upstreams:
+        print("distillguard: no upstream configured (give --upstream URL or a config file)", file=sys.stderr)
+        return 1
+    log.info("distillguard %s starting on %s (%s)", __version__, cfg.server.listen, loop_name)
+    try:
+        asyncio.run(serve(cfg))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+async def serve(cfg, ready: asyncio.Event | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Run until SIGTERM/SIGINT; SIGHUP reloads the accounts file (and rules, when configured)."""
+    from proxy.app import ProxyApp, Server
+    from proxy.accounts import AccountsWatcher
+
+    watcher = AccountsWatcher(cfg.accounts_file) if cfg.accounts_file else None
+    proxy = ProxyApp(cfg, accounts=watcher)
+    if watcher is None and not cfg.identity.allow_anonymous and not cfg.identity.account_header:
+        log.warning("no accounts file and anonymous access is off: every request will get 401")
+    server = Server(proxy)
+    await server.start()
+    log.info("listening on %s", server.url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    def _reload() -> None:
+        log.info("SIGHUP: reloading")
+        for target in [watcher, *proxy.filters]:
+            fn = getattr(target, "reload", None)
+            if fn is not None:
+                loop.create_task(_run_reload(fn))
+
+    loop.add_signal_handler(signal.SIGHUP, _reload)
+    if ready is not None:
+        ready.set()
+    await stop.wait()
+    log.info("shutting down: draining up to %.1fs", cfg.server.drain_timeout)
+    await server.stop()
+    log.info("stopped")
+
+
+async def _run_reload(fn) -> None:  # type: ignore[no-untyped-def]
+    try:
+        result = fn()
+        if asyncio.iscoroutine(result):
+            await result
+    except Exception:
+        log.exception("reload failed")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

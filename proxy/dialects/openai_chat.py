@@ -1,0 +1,190 @@
+"""OpenAI Chat Completions and the many servers that copy it (DeepSeek, vLLM, SGLang, Ollama, OpenRouter).
+
+Reasoning arrives in one of several places, all of which ``parts`` reports as REASONING:
+``reasoning_content`` (DeepSeek, SGLang, llama.cpp), ``reasoning`` (vLLM, Ollama, OpenRouter) and
+``reasoning_details[]`` (OpenRouter, may be encrypted), in ``message`` or ``delta``. Reasoning inlined in
+``content`` as ``<think>…</think>`` is reported as TEXT here; ``proxy.dialects.think.ThinkSplitter``
+separates it for the filters that need to.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from proxy import errors
+from proxy.dialects.base import (
+    Dialect,
+    as_bool,
+    as_dict,
+    as_effort,
+    as_int,
+    as_list,
+    as_str,
+    content_text,
+    openai_error_type,
+)
+from proxy.exchange import OTHER, REASONING, TEXT, TOOL, USAGE, Event, Message, Part, RequestView, Usage
+
+if TYPE_CHECKING:
+    from proxy.exchange import Exchange
+
+_ROLES = {"developer": "system", "function": "tool"}
+_REASONING_KEYS = ("reasoning_content", "reasoning", "reasoning_details")
+
+
+class OpenAIChatDialect(Dialect):
+    """``POST …/chat/completions``; streams are ``data: <chunk>`` events ending with ``data: [DONE]``."""
+
+    name = "openai_chat"
+    auth_style = "bearer"
+
+    def match(self, method: str, path: str) -> bool:
+        return method == "POST" and path.rstrip("/").endswith("/chat/completions")
+
+    def parse_request(self, body: dict[str, Any], ex: Exchange) -> RequestView:
+        view = RequestView(model=as_str(body.get("model")), stream=body.get("stream") is True)
+        system: list[str] = []
+        for m in as_list(body.get("messages")):
+            if not isinstance(m, dict):
+                continue
+            role = as_str(m.get("role")) or "user"
+            role = _ROLES.get(role, role)
+            text = content_text(m.get("content"))
+            if role == "system" and text:
+                system.append(text)
+            view.messages.append(
+                Message(
+                    role=role,
+                    text=text,
+                    has_reasoning=any(m.get(k) for k in _REASONING_KEYS),
+                    tool_calls=len(as_list(m.get("tool_calls"))) + (1 if m.get("function_call") else 0),
+                )
+            )
+        view.system = "\n".join(system)
+        view.tools = len(as_list(body.get("tools"))) + len(as_list(body.get("functions")))
+        view.max_tokens = as_int(body.get("max_completion_tokens"))
+        if view.max_tokens is None:
+            view.max_tokens = as_int(body.get("max_tokens"))
+        n = as_int(body.get("n"))
+        view.n = n if n is not None and n > 0 else 1
+        view.logprobs = body.get("logprobs") is True
+        view.top_logprobs = as_int(body.get("top_logprobs")) or 0
+        view.logit_bias = bool(as_dict(body.get("logit_bias")))
+        _read_reasoning(body, view)
+        return view
+
+    def parts(self, obj: Any) -> list[Part]:
+        if not isinstance(obj, dict):
+            return []
+        out: list[Part] = []
+        choices = obj.get("choices")
+        if isinstance(choices, list):
+            for pos, choice in enumerate(choices):
+                if not isinstance(choice, dict):
+                    continue
+                idx = choice.get("index")
+                idx = idx if isinstance(idx, int) else pos
+                msg = choice.get("delta")
+                if msg is None:
+                    msg = choice.get("message")
+                if isinstance(msg, dict):
+                    _message_parts(msg, idx, out)
+        if isinstance(obj.get("usage"), dict):
+            out.append(Part(USAGE))
+        err = obj.get("error")
+        if err:
+            out.append(Part(OTHER, as_str(as_dict(err).get("message"))))
+        return out
+
+    def usage(self, obj: Any) -> Usage | None:
+        u = obj.get("usage") if isinstance(obj, dict) else None
+        if not isinstance(u, dict):
+            return None
+        details = u.get("completion_tokens_details")
+        reasoning = as_int(details.get("reasoning_tokens")) if isinstance(details, dict) else None
+        return Usage(as_int(u.get("prompt_tokens")), as_int(u.get("completion_tokens")), reasoning)
+
+    def stream_error_events(self, code: str, message: str, request_id: str, ex: Exchange) -> list[Event]:
+        status = errors.STATUS.get(code, 500)
+        body = {"error": {"message": message, "type": openai_error_type(status), "param": None, "code": code}}
+        return [Event.from_obj(body)]
+
+
+def _message_parts(msg: dict[str, Any], idx: int, out: list[Part]) -> None:
+    """Parts of one ``message`` (whole body) or ``delta`` (stream chunk), in wire order."""
+    rc = msg.get("reasoning_content")
+    if isinstance(rc, str) and rc:
+        out.append(Part(REASONING, rc, idx))
+    r = msg.get("reasoning")
+    if isinstance(r, str) and r:
+        out.append(Part(REASONING, r, idx))
+    details = msg.get("reasoning_details")
+    if isinstance(details, list) and details:
+        # OpenRouter repeats the text of ``reasoning`` here: report it once, but always flag the details
+        # (they may be encrypted or carry only a signature, and are reasoning all the same).
+        text = "" if r else "".join(_detail_text(d) for d in details)
+        out.append(Part(REASONING, text, idx))
+    content = msg.get("content")
+    if content:
+        text = content_text(content)
+        if text:
+            out.append(Part(TEXT, text, idx))
+    refusal = msg.get("refusal")
+    if isinstance(refusal, str) and refusal:
+        out.append(Part(TEXT, refusal, idx))
+    for call in as_list(msg.get("tool_calls")):
+        fn = as_dict(as_dict(call).get("function"))
+        out.append(Part(TOOL, as_str(fn.get("arguments")), idx))
+    fc = msg.get("function_call")
+    if isinstance(fc, dict):
+        out.append(Part(TOOL, as_str(fc.get("arguments")), idx))
+
+
+def _detail_text(d: Any) -> str:
+    if not isinstance(d, dict):
+        return ""
+    return as_str(d.get("text")) or as_str(d.get("summary"))
+
+
+def _read_reasoning(body: dict[str, Any], view: RequestView) -> None:
+    """The reasoning knobs of every server that speaks this API; later, more specific ones win."""
+    effort = as_effort(body.get("reasoning_effort"))
+    if effort is not None:
+        view.reasoning_effort = effort
+        view.reasoning_enabled = effort != "none"
+    include = as_bool(body.get("include_reasoning"))  # OpenRouter (legacy) and vLLM
+    if include is True:
+        view.reasoning_enabled = True
+    elif include is False:
+        view.reasoning_display = "omitted"
+    r = body.get("reasoning")  # OpenRouter
+    if isinstance(r, dict):
+        effort = as_effort(r.get("effort"))
+        if effort is not None:
+            view.reasoning_effort = effort
+            view.reasoning_enabled = effort != "none"
+        budget = as_int(r.get("max_tokens"))
+        if budget is not None:
+            view.reasoning_budget = budget
+            view.reasoning_enabled = budget > 0
+        enabled = as_bool(r.get("enabled"))
+        if enabled is not None:
+            view.reasoning_enabled = enabled
+        if r.get("exclude") is True:
+            view.reasoning_display = "omitted"
+    thinking = body.get("thinking")  # DeepSeek: {"type": "enabled" | "disabled"}
+    if isinstance(thinking, dict):
+        kind = thinking.get("type")
+        if kind in ("enabled", "disabled"):
+            view.reasoning_enabled = kind == "enabled"
+        budget = as_int(thinking.get("budget_tokens"))
+        if budget is not None:
+            view.reasoning_budget = budget
+    budget = as_int(body.get("thinking_token_budget"))  # vLLM
+    if budget is not None:
+        view.reasoning_budget = budget
+    kwargs = as_dict(body.get("chat_template_kwargs"))  # vLLM / SGLang templates
+    for key in ("enable_thinking", "thinking"):
+        flag = as_bool(kwargs.get(key))
+        if flag is not None:
+            view.reasoning_enabled = flag

@@ -1,0 +1,311 @@
+"""One ``Exchange`` per request: everything filters know and decide about it.
+
+Filters keep compiled config only; anything that belongs to one request lives here (``ex.state`` is a
+per-filter scratch dict keyed by the filter's name).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:
+    from proxy.accounts import Account
+    from proxy.config import UpstreamSpec
+    from proxy.dialects.base import Dialect
+    from proxy.errors import Reply
+
+
+# --------------------------------------------------------------------------- stream events
+
+
+class Event:
+    """One unit of a response stream: an SSE event (or a comment), or one element of a JSON-array stream.
+
+    ``raw`` holds the exact bytes received, terminator included; it is relayed as is while no filter
+    changed the event. ``set_obj`` replaces the payload and clears ``raw`` so the framer re-encodes it.
+    """
+
+    __slots__ = ("name", "data", "raw", "comment", "_obj", "_parsed")
+
+    def __init__(
+        self,
+        data: bytes,
+        *,
+        name: str | None = None,
+        raw: bytes | None = None,
+        comment: bool = False,
+    ) -> None:
+        self.name = name
+        self.data = data
+        self.raw = raw
+        self.comment = comment
+        self._obj: Any = None
+        self._parsed = False
+
+    @property
+    def obj(self) -> Any:
+        """The JSON payload, parsed once on first use; ``None`` for comments, ``[DONE]`` and non-JSON."""
+        if not self._parsed:
+            self._parsed = True
+            if not self.comment and self.data and self.data[:1] in (b"{", b"["):
+                try:
+                    self._obj = orjson.loads(self.data)
+                except orjson.JSONDecodeError:
+                    self._obj = None
+        return self._obj
+
+    def set_obj(self, obj: Any) -> None:
+        """Replace the payload; the event will be re-serialised on the way out."""
+        self._obj = obj
+        self._parsed = True
+        self.data = orjson.dumps(obj)
+        self.raw = None
+
+    @classmethod
+    def from_obj(cls, obj: Any, name: str | None = None) -> Event:
+        ev = cls(orjson.dumps(obj), name=name)
+        ev._obj = obj
+        ev._parsed = True
+        return ev
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        kind = "comment" if self.comment else (self.name or "data")
+        return f"<Event {kind} {self.data[:60]!r}{' raw' if self.raw is not None else ''}>"
+
+
+# --------------------------------------------------------------------------- neutral views
+
+
+@dataclass(slots=True)
+class Message:
+    """One turn of the conversation as the client sent it, reduced to role and plain text."""
+
+    role: str  # system | user | assistant | tool
+    text: str
+    has_reasoning: bool = False  # the client sent reasoning / thinking back in this turn
+    tool_calls: int = 0
+
+
+@dataclass(slots=True)
+class RequestView:
+    """The dialect-neutral reading of a request body, parsed once by the dialect."""
+
+    model: str = ""
+    stream: bool = False
+    messages: list[Message] = field(default_factory=list)
+    system: str = ""
+    tools: int = 0
+    max_tokens: int | None = None
+    n: int = 1
+    logprobs: bool = False
+    top_logprobs: int = 0
+    logit_bias: bool = False
+    # Reasoning/thinking as requested: enabled (None = API default), budget tokens, effort, summary/display.
+    reasoning_enabled: bool | None = None
+    reasoning_budget: int | None = None
+    reasoning_effort: str | None = None
+    reasoning_display: str | None = None
+
+    @property
+    def prompt_text(self) -> str:
+        """System prompt and user turns joined, for signals that look at what the client asked."""
+        parts = [self.system] if self.system else []
+        parts.extend(m.text for m in self.messages if m.role == "user")
+        return "\n".join(parts)
+
+    @property
+    def last_user_text(self) -> str:
+        for m in reversed(self.messages):
+            if m.role == "user":
+                return m.text
+        return ""
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts read from a response body or stream. ``None`` means the upstream did not say."""
+
+    input: int | None = None
+    output: int | None = None
+    reasoning: int | None = None
+
+    def merge(self, other: Usage) -> None:
+        """Later usage reports win field by field (streams repeat running totals)."""
+        if other.input is not None:
+            self.input = other.input
+        if other.output is not None:
+            self.output = other.output
+        if other.reasoning is not None:
+            self.reasoning = other.reasoning
+
+    @property
+    def total(self) -> int:
+        return (self.input or 0) + (self.output or 0)
+
+
+# Kinds of response parts a dialect classifies.
+TEXT = "text"
+REASONING = "reasoning"
+TOOL = "tool"
+USAGE = "usage"
+OTHER = "other"
+
+
+@dataclass(slots=True)
+class Part:
+    """A classified piece of a response: what kind it is and the text it carries (if any)."""
+
+    kind: str
+    text: str = ""
+    index: int = 0  # choice / candidate / block index where the API has one
+
+
+# --------------------------------------------------------------------------- the exchange
+
+
+def new_request_id() -> str:
+    return "dg-" + os.urandom(12).hex()
+
+
+class Exchange:
+    """Everything about one request, from arrival to the access-log line.
+
+    Set by the app: ``request_id``, ``method``, ``path`` (as the client sent it), ``upstream_path``,
+    ``query``, ``headers`` (the client's, read-only), ``client_ip``, ``route``, ``dialect``, ``body``.
+    Set by identify: ``account``, ``key_id``. Filters may rewrite ``json`` (then call ``mark_body_changed``),
+    ``upstream_headers``, and add to ``decisions``/``tags``.
+    """
+
+    __slots__ = (
+        "request_id", "method", "path", "upstream_path", "query", "headers", "client_ip", "route",
+        "dialect", "body", "_json", "_json_error", "_view", "body_changed", "upstream_headers",
+        "account", "key_id", "status", "response_headers", "streaming", "usage", "decisions", "tags",
+        "state", "error_code", "started", "t_upstream", "t_first_byte", "t_end", "bytes_in",
+        "bytes_out", "events_in", "events_out", "client_gone", "reply_headers", "user_agent", "features",
+        "controls", "t0", "response_changed", "upstream_request_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        method: str = "POST",
+        path: str = "/",
+        query: str = "",
+        headers: Any = None,
+        client_ip: str = "127.0.0.1",
+        body: bytes = b"",
+        dialect: Dialect | None = None,
+        route: UpstreamSpec | None = None,
+        upstream_path: str | None = None,
+        started: float = 0.0,
+        request_id: str | None = None,
+    ) -> None:
+        self.request_id = request_id or new_request_id()
+        self.method = method
+        self.path = path
+        self.upstream_path = upstream_path if upstream_path is not None else path
+        self.query = query
+        self.headers = headers if headers is not None else {}
+        self.client_ip = client_ip
+        self.user_agent: str = self.headers.get("User-Agent", "") if headers is not None else ""
+        self.route = route
+        self.dialect = dialect
+        self.body = body
+        self._json: Any = None
+        self._json_error: str | None = None
+        self._view: RequestView | None = None
+        self.body_changed = False
+        self.upstream_headers: dict[str, str] = {}
+        self.account: Account | None = None
+        self.key_id: str | None = None
+        self.status = 0
+        self.response_headers: dict[str, str] = {}
+        self.reply_headers: dict[str, str] = {}  # headers filters add to whatever goes to the client
+        self.streaming = False
+        self.usage = Usage()
+        self.decisions: list[dict[str, Any]] = []
+        self.tags: set[str] = set()
+        self.state: dict[str, Any] = {}
+        self.error_code: str | None = None
+        self.started = started
+        self.t0 = 0.0  # monotonic arrival time; the t_* fields below are monotonic too
+        self.t_upstream = 0.0
+        self.t_first_byte = 0.0
+        self.t_end = 0.0
+        self.bytes_in = len(body)
+        self.bytes_out = 0
+        self.events_in = 0
+        self.events_out = 0
+        self.client_gone = False
+        self.response_changed = False  # set by on_response hooks that edited the body in place
+        self.upstream_request_id: str | None = None
+        # Request features computed by the signals step (rules read them; shaping reads cluster keys).
+        self.features: dict[str, Any] = {}
+        # Controls set by rule actions for this request, read by later filters. Known keys:
+        # "throttle" (float multiplier on rate limits), "pace_tps" (streamed tokens per second),
+        # "redaction" (mode name), "harden" (profile name), "cut_tokens" (end the stream past N tokens).
+        self.controls: dict[str, Any] = {}
+
+    # -- request body ---------------------------------------------------------------------------
+
+    @property
+    def json(self) -> Any:
+        """The request body parsed once with orjson (``None`` if empty or not JSON)."""
+        if self._json is None and self._json_error is None and self.body:
+            try:
+                self._json = orjson.loads(self.body)
+            except orjson.JSONDecodeError as e:
+                self._json_error = str(e)
+        return self._json
+
+    @property
+    def json_error(self) -> str | None:
+        _ = self.json
+        return self._json_error
+
+    @property
+    def view(self) -> RequestView:
+        """The neutral request view, built once by the dialect (an empty view for unknown paths)."""
+        if self._view is None:
+            if self.dialect is not None and isinstance(self.json, dict):
+                self._view = self.dialect.parse_request(self.json, self)
+            else:
+                self._view = RequestView()
+        return self._view
+
+    def mark_body_changed(self, what: str | None = None) -> None:
+        """Call after editing ``ex.json`` in place: the body is re-serialised before forwarding."""
+        self.body_changed = True
+        self._view = None
+        if what:
+            self.decisions.append({"filter": "request", "change": what})
+
+    def outgoing_body(self) -> bytes:
+        if self.body_changed and self._json is not None:
+            return orjson.dumps(self._json)
+        return self.body
+
+    # -- replies ----------------------------------------------------------------------------------
+
+    def error(self, code: str, message: str, *, headers: dict[str, str] | None = None) -> Reply:
+        """A local error reply in this request's dialect (a generic OpenAI-shaped body for unknown paths)."""
+        from proxy.dialects import GENERIC
+
+        self.error_code = code
+        dialect = self.dialect or GENERIC
+        reply = dialect.error_reply(code, message, self.request_id)
+        if headers:
+            reply.headers.update(headers)
+        return reply
+
+    @property
+    def tier(self) -> str:
+        return self.account.tier if self.account is not None else "none"
+
+    @property
+    def account_id(self) -> str | None:
+        return self.account.id if self.account is not None else None

@@ -1,0 +1,207 @@
+"""Rate shaping in the chain: admit, delay or reject; limit headers; stream budgets and output pacing.
+
+Fails open on state-backend errors (``fail_open=True``, the default): a broken store must not take the
+API down; ``distillguard_shape_state_errors`` counts it. Pass ``fail_open=False`` to answer 503.
+
+Wiring for the relay (``forward.py``), per streamed batch, after ``chain.run_events``:
+
+    st = ex.state.get("shape")
+    if st is not None:
+        await st.pace()          # output pacing: sleeps as long as the scope's token rate requires
+        ...write the batch...
+        if st.cut:               # the batch ended with the dialect's error event: stop reading upstream
+            break
+
+``on_done`` must run for every request that reached ``on_request`` (also when it was cancelled while
+waiting in a delay queue): it releases concurrency leases and reconciles token reservations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from proxy.clock import SYSTEM_CLOCK, Clock
+from proxy.errors import RATE_LIMITED, STATE_UNAVAILABLE, Reply
+from proxy.exchange import REASONING, TEXT, TOOL, Event, Exchange
+from proxy.pipeline import Filter
+from proxy.shaping.headers import retry_after
+from proxy.shaping.limiter import Shaper, ShapeState, multiplier_key
+from proxy.shaping.metrics import ShapeMetrics
+from proxy.shaping.queue import Sleep
+from proxy.shaping.spec import LimitSpec, parse_limits
+from proxy.state import MemoryBackend, StateBackend
+from proxy.state.base import SetMultiplier
+
+_COUNTED = (TEXT, REASONING, TOOL)
+
+
+class ShapeFilter(Filter):
+    """Request-rate, token and concurrency limits with delay queues, headers and stream control.
+
+    ``on_request`` admits, waits (fair delay queue) or returns a 429 in the caller's dialect with
+    ``Retry-After`` and limit headers; admitted requests get limit headers in ``ex.reply_headers``.
+    ``on_event`` counts streamed tokens (for pacing, budgets and reconciliation of cut streams) and
+    ends a stream past its token budget with the dialect's error event. ``on_done`` releases and
+    reconciles. Rule actions steer it through ``ex.controls`` (``throttle``, ``pace_tps``,
+    ``cut_tokens``) or persistently through ``throttle()``.
+    """
+
+    name = "shape"
+
+    def __init__(
+        self,
+        limits: Sequence[LimitSpec],
+        backend: StateBackend | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        registry: CollectorRegistry | None = None,
+        sleep: Sleep = asyncio.sleep,
+        throttle_scopes: Sequence[str] = ("account", "key"),
+        fail_open: bool = True,
+        sweep_interval: float = 30.0,
+    ) -> None:
+        self.metrics = ShapeMetrics(registry)
+        if backend is None:
+            backend = MemoryBackend(on_evict=self.metrics.on_evict)
+        elif isinstance(backend, MemoryBackend) and backend.on_evict is None:
+            backend.on_evict = self.metrics.on_evict
+        self.backend = backend
+        self.clock = clock
+        self.shaper = Shaper(limits, backend, clock=clock, metrics=self.metrics, sleep=sleep,
+                             throttle_scopes=throttle_scopes, fail_open=fail_open)
+        self.sweep_interval = sweep_interval
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_config(cls, limits: Any, backend: StateBackend | None = None, **kw: Any) -> ShapeFilter:
+        """Build from the raw ``limits:`` list (raises ``LimitSpecError`` listing every problem)."""
+        return cls(parse_limits(limits), backend, **kw)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.sweep_interval > 0 and self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name="shape-sweep")
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            try:
+                await self._sweeper
+            except asyncio.CancelledError:
+                pass
+            self._sweeper = None
+        await self.shaper.close()
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_interval)
+            try:
+                await self.backend.sweep(self.clock.now())
+            except Exception:
+                self.metrics.state_errors.inc()
+
+    # -- hooks ----------------------------------------------------------------------------------
+
+    async def on_request(self, ex: Exchange) -> Reply | None:
+        """Admit, delay or reject. Runs after identify (it needs the account) and before judge."""
+        st = self.shaper.new_state()
+        ex.state["shape"] = st
+        v = await self.shaper.admit(ex, st)
+        if v.headers:
+            ex.reply_headers.update(v.headers)
+        if v.ok:
+            if v.delayed > 0:
+                ex.decisions.append({"filter": "shape", "delayed_s": round(v.delayed, 3)})
+            return None
+        headers = dict(v.headers or {})
+        headers.update(retry_after(v.retry))
+        ex.decisions.append({"filter": "shape", "rejected": v.limit, "retry_s": round(v.retry, 3)})
+        if v.limit == "state_unavailable":
+            return ex.error(STATE_UNAVAILABLE, "Rate limit state is unavailable; retry shortly.",
+                            headers=headers)
+        return ex.error(
+            RATE_LIMITED,
+            f"Rate limit '{v.limit}' exceeded; retry in {max(1, math.ceil(v.retry))}s.",
+            headers=headers,
+        )
+
+    def on_event(self, ex: Exchange, event: Event) -> list[Event]:
+        """Count the tokens of a streamed event; end the stream once past its budget. Cheap when the
+        request has no token limit, pacing or budget (one dict lookup)."""
+        st: ShapeState | None = ex.state.get("shape")
+        if st is None or not st.count_stream:
+            return [event]
+        if st.cut:
+            return []
+        dialect = ex.dialect
+        obj = event.obj
+        if dialect is None or obj is None:
+            return [event]
+        n = 0
+        for p in dialect.parts(obj):
+            if p.kind in _COUNTED and p.text:
+                k = (len(p.text) + 3) // 4
+                n += k
+                if p.kind == REASONING:
+                    st.streamed_reasoning += k
+        u = dialect.usage(obj)
+        if u is not None:
+            st.usage.merge(u)
+        st.streamed += n
+        if st.paced:
+            st.pending += n
+        if st.budget is not None:
+            seen = max(st.streamed, st.usage.output or 0)
+            if seen > st.budget:
+                st.cut = True
+                self.metrics.cut.labels(st.budget_limit).inc()
+                ex.decisions.append({"filter": "shape", "cut": st.budget_limit, "tokens": st.budget})
+                return dialect.stream_error_events(
+                    RATE_LIMITED, f"Token budget of '{st.budget_limit}' exhausted mid-stream.",
+                    ex.request_id, ex)
+        return [event]
+
+    def on_response(self, ex: Exchange, obj: Any) -> Any:
+        """Buffered bodies: remember the usage for reconciliation; the body passes unchanged."""
+        st: ShapeState | None = ex.state.get("shape")
+        if st is not None and st.charges and ex.dialect is not None:
+            u = ex.dialect.usage(obj)
+            if u is not None:
+                st.usage.merge(u)
+        return obj
+
+    def on_reply(self, ex: Exchange, reply: Reply) -> None:
+        """Local replies (errors from any filter) carry the limit headers too."""
+        st: ShapeState | None = ex.state.get("shape")
+        if st is not None:
+            for k, v in st.headers.items():
+                reply.headers.setdefault(k, v)
+
+    async def on_done(self, ex: Exchange) -> None:
+        """Always: release concurrency leases, reconcile token reservations with real usage."""
+        st: ShapeState | None = ex.state.get("shape")
+        if st is not None:
+            await self.shaper.finish(st, ex)
+
+    # -- for the relay and for rule actions ------------------------------------------------------
+
+    async def pace(self, ex: Exchange) -> float:
+        """Await before writing a batch of streamed events; returns the seconds waited."""
+        st: ShapeState | None = ex.state.get("shape")
+        return await st.pace() if st is not None else 0.0
+
+    async def throttle(
+        self, scope: str, value: str, factor: float, duration: float, recover: float = 0.0
+    ) -> None:
+        """Persistently scale the request and token limits of one account/key (see
+        ``Shaper.set_multiplier``); ``ex.controls["throttle"]`` does the same for one request."""
+        await self.shaper.set_multiplier(scope, value, factor, duration, recover)
+
+
+__all__ = ["SetMultiplier", "ShapeFilter", "multiplier_key"]

@@ -1,0 +1,379 @@
+"""The one module that talks to upstreams: pooled sessions, header hygiene, body and stream relay.
+
+Streams are relayed as they arrive: each upstream chunk is framed into events, passed through the
+filters' ``on_event`` hooks, and written at once; events no filter changed go out as their original
+bytes. Errors before the response started become a local reply in the caller's dialect (502/504);
+errors after it started end the stream with the dialect's own error event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+from multidict import CIMultiDict
+
+from proxy import errors
+from proxy.errors import ProxyError, Reply
+from proxy.exchange import Event, Exchange
+from proxy.sse import Framer
+
+if TYPE_CHECKING:
+    from proxy.config import UpstreamSpec
+    from proxy.pipeline import Chain
+
+log = logging.getLogger("distillguard.forward")
+
+# RFC 9110 §7.6.1 hop-by-hop fields, plus fields the relay recomputes itself.
+HOP_BY_HOP = frozenset(
+    (
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
+        "te", "trailer", "transfer-encoding", "upgrade",
+    )
+)
+_REQUEST_DROP = HOP_BY_HOP | {"host", "content-length", "content-encoding", "expect"}
+# Client credentials are distillguard keys: they never reach the upstream.
+_CREDENTIALS = frozenset(("authorization", "x-api-key", "x-goog-api-key", "api-key"))
+_RESPONSE_DROP = HOP_BY_HOP | {"content-length", "content-encoding", "server", "date"}
+
+
+def _connection_listed(headers: Any) -> set[str]:
+    listed: set[str] = set()
+    for value in headers.getall("Connection", ()):
+        listed.update(t.strip().lower() for t in value.split(","))
+    return listed
+
+
+def upstream_headers(ex: Exchange, spec: UpstreamSpec, peer_ip: str, scheme: str) -> CIMultiDict[str]:
+    """Headers sent upstream: the client's minus hop-by-hop and credentials, plus forwarding fields."""
+    src = ex.headers
+    drop = _REQUEST_DROP | _CREDENTIALS | _connection_listed(src)
+    strip = ex.state.get("strip_headers")
+    if strip:
+        drop = drop | strip
+    out: CIMultiDict[str] = CIMultiDict()
+    for k, v in src.items():
+        if k.lower() not in drop:
+            out.add(k, v)
+    xff = src.get("X-Forwarded-For")
+    out["X-Forwarded-For"] = f"{xff}, {peer_ip}" if xff and ex.state.get("peer_trusted") else peer_ip
+    proto = src.get("X-Forwarded-Proto") if ex.state.get("peer_trusted") else None
+    out["X-Forwarded-Proto"] = proto or scheme
+    out["X-Distillguard-Request-Id"] = ex.request_id
+    for k, v in spec.headers.items():
+        out[k] = v
+    for k, v in ex.upstream_headers.items():
+        out[k] = v
+    key = spec.api_key
+    if key:
+        style = spec.auth_scheme(ex.dialect.name if ex.dialect is not None else None)
+        if style == "bearer":
+            out["Authorization"] = f"Bearer {key}"
+        elif style == "x-api-key":
+            out["x-api-key"] = key
+        elif style == "x-goog-api-key":
+            out["x-goog-api-key"] = key
+    return out
+
+
+def client_headers(ex: Exchange, upstream: Any) -> CIMultiDict[str]:
+    """Headers sent to the client: the upstream's minus hop-by-hop, plus the request id and filter headers."""
+    drop = _RESPONSE_DROP | _connection_listed(upstream)
+    out: CIMultiDict[str] = CIMultiDict()
+    for k, v in upstream.items():
+        if k.lower() not in drop:
+            out.add(k, v)
+    upstream_id = out.pop("x-request-id", None)
+    if upstream_id is not None:
+        ex.upstream_request_id = upstream_id
+        out["x-upstream-request-id"] = upstream_id
+    out["x-request-id"] = ex.request_id
+    for k, v in ex.reply_headers.items():
+        out[k] = v
+    return out
+
+
+class Upstreams:
+    """One pooled ``aiohttp.ClientSession`` per upstream, opened at start and closed at stop."""
+
+    def __init__(self, specs: Any) -> None:
+        self.specs = {s.name: s for s in specs}
+        self.sessions: dict[str, aiohttp.ClientSession] = {}
+
+    async def start(self) -> None:
+        for name, spec in self.specs.items():
+            t = spec.timeouts
+            connector = aiohttp.TCPConnector(
+                limit=spec.max_connections, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=True,
+            )
+            self.sessions[name] = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None, connect=t.connect, sock_connect=t.connect),
+                auto_decompress=True,
+                skip_auto_headers=("User-Agent", "Accept-Encoding"),
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+
+    async def stop(self) -> None:
+        for s in self.sessions.values():
+            await s.close()
+        self.sessions.clear()
+
+    async def probe(self, name: str, timeout: float = 2.0) -> bool:
+        """Readiness: can a TCP connection to the upstream be opened?"""
+        spec = self.specs[name]
+        url = aiohttp.client.URL(spec.url)
+        host, port = url.host, url.port or (443 if url.scheme == "https" else 80)
+        try:
+            async with asyncio.timeout(timeout):
+                _, writer = await asyncio.open_connection(host, port)
+            writer.close()
+            return True
+        except (OSError, TimeoutError):
+            return False
+
+
+async def send_reply(ex: Exchange, request: web.Request, reply: Reply, chain: Chain) -> web.StreamResponse:
+    """Send a local reply (after the ``on_reply`` hooks decorated it)."""
+    chain.run_reply(ex, reply)
+    ex.status = reply.status
+    if reply.code:
+        ex.error_code = reply.code
+    headers = dict(reply.headers)
+    headers.setdefault("x-request-id", ex.request_id)
+    for k, v in ex.reply_headers.items():
+        headers.setdefault(k, v)
+    resp = web.Response(status=reply.status, body=reply.body, headers=headers)
+    ex.bytes_out += len(reply.body)
+    return resp
+
+
+class Relay:
+    """Forwards one exchange upstream and relays the answer back through the chain."""
+
+    def __init__(self, upstreams: Upstreams, chain: Chain, clock_mono: Any) -> None:
+        self.upstreams = upstreams
+        self.chain = chain
+        self.mono = clock_mono
+
+    async def __call__(self, ex: Exchange, request: web.Request) -> web.StreamResponse:
+        spec = ex.route
+        assert spec is not None
+        session = self.upstreams.sessions[spec.name]
+        url = spec.target(ex.upstream_path, ex.query)
+        peer = request.remote or ""
+        headers = upstream_headers(ex, spec, peer, request.scheme)
+        body = ex.outgoing_body()
+        t = spec.timeouts
+        ex.t_upstream = self.mono()
+        try:
+            async with asyncio.timeout(t.connect + t.first_byte):
+                resp = await session.request(
+                    ex.method, url, headers=headers, data=body if body else None,
+                    allow_redirects=False, compress=None,
+                )
+        except TimeoutError as e:
+            log.warning("upstream %s timed out before responding (%s)", spec.name, ex.request_id)
+            raise ProxyError(errors.UPSTREAM_TIMEOUT, f"upstream '{spec.name}' did not answer in time") from e
+        except (aiohttp.ClientError, OSError) as e:
+            log.warning("upstream %s unavailable: %s (%s)", spec.name, type(e).__name__, ex.request_id)
+            raise ProxyError(
+                errors.UPSTREAM_UNAVAILABLE, f"upstream '{spec.name}' is unavailable ({type(e).__name__})"
+            ) from e
+        try:
+            return await self._relay_response(ex, request, resp, spec)
+        finally:
+            resp.close()
+
+    async def _relay_response(
+        self, ex: Exchange, request: web.Request, resp: aiohttp.ClientResponse, spec: UpstreamSpec
+    ) -> web.StreamResponse:
+        ex.status = resp.status
+        ex.response_headers = resp.headers  # type: ignore[assignment]
+        ctype = resp.headers.get("Content-Type", "")
+        dialect = ex.dialect
+        framer: Framer | None = None
+        ok = 200 <= resp.status < 300
+        if dialect is not None and ok:
+            framer = dialect.framer(ex, ctype)
+        ex.streaming = framer is not None
+        reply = await self.chain.run_response_headers(ex)
+        if reply is not None:
+            return await send_reply(ex, request, reply, self.chain)
+        if framer is not None:
+            return await self._relay_stream(ex, request, resp, spec, framer)
+        if dialect is not None and ok and "json" in ctype:
+            return await self._relay_buffered(ex, request, resp, spec)
+        return await self._relay_raw(ex, request, resp, spec)
+
+    async def _read_timed(self, resp: aiohttp.ClientResponse, idle: float) -> bytes:
+        async with asyncio.timeout(idle):
+            return await resp.content.readany()
+
+    async def _relay_buffered(
+        self, ex: Exchange, request: web.Request, resp: aiohttp.ClientResponse, spec: UpstreamSpec
+    ) -> web.StreamResponse:
+        try:
+            async with asyncio.timeout(spec.timeouts.idle):
+                raw = await resp.read()
+        except TimeoutError as e:
+            raise ProxyError(errors.UPSTREAM_TIMEOUT, f"upstream '{spec.name}' stalled mid-body") from e
+        except (aiohttp.ClientError, OSError) as e:
+            raise ProxyError(errors.UPSTREAM_UNAVAILABLE, f"upstream '{spec.name}' broke off the body") from e
+        ex.t_first_byte = self.mono()
+        body = raw
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            obj = None
+        if obj is not None:
+            usage = ex.dialect.usage(obj) if ex.dialect is not None else None
+            if usage is not None:
+                ex.usage.merge(usage)
+            if self.chain.response:
+                new = self.chain.run_response(ex, obj)  # may raise: the app answers 500, fail closed
+                if new is not obj or ex.response_changed:
+                    body = orjson.dumps(new)
+        elif self.chain.response:
+            # A filter that rewrites bodies cannot vouch for bytes it could not read: fail closed.
+            raise ProxyError(errors.UPSTREAM_STREAM_ERROR, "upstream sent a body that is not valid JSON")
+        headers = client_headers(ex, resp.headers)
+        out = web.Response(status=resp.status, body=body, headers=headers)
+        ex.bytes_out += len(body)
+        return out
+
+    async def _relay_raw(
+        self, ex: Exchange, request: web.Request, resp: aiohttp.ClientResponse, spec: UpstreamSpec
+    ) -> web.StreamResponse:
+        """Unrecognised paths and upstream errors: relay bytes untouched, chunk by chunk."""
+        out = web.StreamResponse(status=resp.status, headers=client_headers(ex, resp.headers))
+        await out.prepare(request)
+        idle = spec.timeouts.idle
+        first = True
+        try:
+            while True:
+                chunk = await self._read_timed(resp, idle)
+                if not chunk:
+                    break
+                if first:
+                    ex.t_first_byte = self.mono()
+                    first = False
+                ex.bytes_out += len(chunk)
+                await out.write(chunk)
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
+            if isinstance(e, ConnectionResetError) and request.transport is None:
+                ex.client_gone = True
+                raise
+            ex.error_code = errors.UPSTREAM_STREAM_ERROR
+            log.warning("upstream %s broke off a raw body: %s (%s)", spec.name, type(e).__name__, ex.request_id)
+            # The status is already sent: the only signal left is an abrupt end of the body.
+            _abort(request)
+            return out
+        await out.write_eof()
+        return out
+
+    async def _relay_stream(
+        self, ex: Exchange, request: web.Request, resp: aiohttp.ClientResponse, spec: UpstreamSpec,
+        framer: Framer,
+    ) -> web.StreamResponse:
+        chain = self.chain
+        dialect = ex.dialect
+        assert dialect is not None
+        out = web.StreamResponse(status=resp.status, headers=client_headers(ex, resp.headers))
+        await out.prepare(request)
+        idle = spec.timeouts.idle
+        has_event_hooks = bool(chain.event)
+        usage_of = dialect.usage
+        pacer = ex.state.get("pacer")
+        first = True
+        try:
+            while True:
+                try:
+                    chunk = await self._read_timed(resp, idle)
+                except TimeoutError:
+                    await self._end_with_error(ex, out, framer, errors.UPSTREAM_TIMEOUT,
+                                               "upstream stalled mid-stream")
+                    return out
+                except (aiohttp.ClientError, OSError) as e:
+                    await self._end_with_error(ex, out, framer, errors.UPSTREAM_STREAM_ERROR,
+                                               f"upstream stream broke off ({type(e).__name__})")
+                    return out
+                if not chunk:
+                    break
+                events = framer.feed(chunk)
+                if not events:
+                    continue
+                ex.events_in += len(events)
+                for ev in events:
+                    if b"sage" in ev.data:  # "usage" / "usageMetadata": parse only those events
+                        u = usage_of(ev.obj)
+                        if u is not None:
+                            ex.usage.merge(u)
+                if has_event_hooks:
+                    try:
+                        events = chain.run_events(ex, events)
+                    except Exception:
+                        log.exception("stream filter failed; ending the stream closed (%s)", ex.request_id)
+                        await self._end_with_error(ex, out, framer, errors.REDACTION_FAILED,
+                                                   "the proxy could not process this stream")
+                        return out
+                if not events:
+                    continue
+                data = b"".join([framer.encode(ev) for ev in events])
+                if first:
+                    ex.t_first_byte = self.mono()
+                    first = False
+                if pacer is not None:
+                    await pacer(ex, events)
+                ex.events_out += len(events)
+                ex.bytes_out += len(data)
+                await out.write(data)
+            tail = framer.close()
+            try:
+                if tail:
+                    ex.events_in += len(tail)
+                    if has_event_hooks:
+                        tail = chain.run_events(ex, tail)
+                if chain.end:
+                    tail = tail + chain.run_end(ex)
+            except Exception:
+                log.exception("stream filter failed at end of stream (%s)", ex.request_id)
+                await self._end_with_error(ex, out, framer, errors.REDACTION_FAILED,
+                                           "the proxy could not process this stream")
+                return out
+            data = b"".join([framer.encode(ev) for ev in tail]) + framer.epilogue()
+            if data:
+                if first:
+                    ex.t_first_byte = self.mono()
+                ex.events_out += len(tail)
+                ex.bytes_out += len(data)
+                await out.write(data)
+            await out.write_eof()
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            ex.client_gone = True
+            raise
+        return out
+
+    async def _end_with_error(
+        self, ex: Exchange, out: web.StreamResponse, framer: Framer, code: str, message: str
+    ) -> None:
+        ex.error_code = code
+        dialect = ex.dialect
+        assert dialect is not None
+        events: list[Event] = dialect.stream_error_events(code, message, ex.request_id, ex)
+        data = b"".join([framer.encode(ev) for ev in events]) + framer.epilogue()
+        try:
+            await out.write(data)
+            await out.write_eof()
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            ex.client_gone = True
+
+
+def _abort(request: web.Request) -> None:
+    transport = request.transport
+    if transport is not None:
+        transport.abort()

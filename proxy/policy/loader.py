@@ -1,0 +1,576 @@
+"""Read rule files into specs: strict, located, every error collected.
+
+``read_files`` walks PyYAML nodes (composed once with the C loader, so every value keeps its line and
+column), refuses unknown keys with a suggestion, detects duplicate keys (PyYAML would silently keep the
+last), and checks durations and enums on the raw text, so the YAML 1.1 traps (``1:30`` is a number,
+``off`` is false) cannot slip through. Files are layered in order: a later file may extend a list
+(``{append: [...]}``), replace a macro or list (``{replace: ...}``), or change fields of an existing
+rule (``override: true``). ``load_ruleset`` then compiles the merged spec (see ``compiler``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from proxy.policy import spec as S
+from proxy.policy.spec import Problem, RulesError, Where
+
+_CLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
+_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_STR = "tag:yaml.org,2002:str"
+
+RULE_KEYS = ("id", "description", "mode", "phase", "when", "key", "aggregates", "threshold", "score",
+             "actions", "tags", "override")
+AGG_KEYS = ("kind", "window", "half_life", "buckets", "value", "of", "match", "per", "stat", "samples",
+            "max_values")
+ACTION_KEYS = {
+    "log": ("message",), "tag": ("tag",), "throttle": ("factor",), "pace": ("tps",),
+    "redact": ("mode",), "harden": ("profile",), "cut": ("tokens",), "block": ("increment", "message"),
+    "alert": ("channel",),
+}
+INCREMENT_KEYS = ("factor", "multipliers", "max", "jitter", "forget")
+
+
+def parse_duration(text: str) -> float | None:
+    m = _DURATION.match(text.strip())
+    return float(m.group(1)) * _UNITS[m.group(2)] if m else None
+
+
+def suggest(word: str, options: Any) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+class _Reader:
+    """Typed reads from nodes of one file; errors go to the shared problem list and return None."""
+
+    def __init__(self, file: str, problems: list[Problem]) -> None:
+        self.file = file
+        self.problems = problems
+        self.rule: str | None = None
+
+    def where(self, node: yaml.Node) -> Where:
+        return Where(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def err(self, node: yaml.Node, field: str, message: str) -> None:
+        self.problems.append(Problem(self.where(node), field, message, self.rule))
+
+    def mapping(
+        self, node: yaml.Node, field: str, allowed: tuple[str, ...] | None, required: tuple[str, ...] = ()
+    ) -> dict[str, tuple[yaml.Node, yaml.Node]] | None:
+        if not isinstance(node, yaml.MappingNode):
+            self.err(node, field, f"expected a mapping, got {_kind(node)}")
+            return None
+        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for knode, vnode in node.value:
+            if not isinstance(knode, yaml.ScalarNode):
+                self.err(knode, field, "keys must be plain strings")
+                continue
+            key = str(knode.value)
+            sub = f"{field}.{key}" if field else key
+            if key in out:
+                self.err(knode, sub, f"duplicate key '{key}' (first at line {out[key][0].start_mark.line + 1})")
+                continue
+            if allowed is not None and key not in allowed:
+                self.err(knode, sub, f"unknown key '{key}'{suggest(key, allowed)}")
+                continue
+            out[key] = (knode, vnode)
+        for key in required:
+            if key not in out:
+                self.err(node, field, f"missing required key '{key}'")
+        return out
+
+    def scalar(self, node: yaml.Node, field: str) -> str | None:
+        if not isinstance(node, yaml.ScalarNode):
+            self.err(node, field, f"expected a scalar, got {_kind(node)}")
+            return None
+        return str(node.value)
+
+    def string(self, node: yaml.Node, field: str) -> str | None:
+        text = self.scalar(node, field)
+        if text is not None and node.tag != _STR and node.style is None and text.lower() in (
+            "yes", "no", "on", "off", "true", "false", "null", "~", ""
+        ):
+            self.err(node, field, f"expected a string, got {text!r} (a YAML boolean or null); quote it")
+            return None
+        return text
+
+    def number(self, node: yaml.Node, field: str, *, integer: bool = False, minimum: float | None = None,
+               above: float | None = None) -> float | None:
+        text = self.scalar(node, field)
+        if text is None:
+            return None
+        try:
+            val: float = int(text) if integer else float(text)
+        except ValueError:
+            what = "an integer" if integer else "a number"
+            self.err(node, field, f"expected {what}, got {text!r}")
+            return None
+        if node.tag == _STR and node.style is not None:
+            self.err(node, field, f"expected a number, got the string {text!r}; remove the quotes")
+            return None
+        if minimum is not None and val < minimum:
+            self.err(node, field, f"must be at least {minimum:g}, got {text}")
+            return None
+        if above is not None and val <= above:
+            self.err(node, field, f"must be greater than {above:g}, got {text}")
+            return None
+        return val
+
+    def duration(self, node: yaml.Node, field: str) -> float | None:
+        text = self.scalar(node, field)
+        if text is None:
+            return None
+        secs = parse_duration(text)
+        if secs is None or secs <= 0:
+            hint = " (unquoted 1:30 is a YAML 1.1 number)" if ":" in text else ""
+            self.err(node, field, f"expected a duration like '30s', '5m', '1h', '7d', got {text!r}{hint}")
+            return None
+        return secs
+
+    def enum(self, node: yaml.Node, field: str, options: tuple[str, ...]) -> str | None:
+        text = self.scalar(node, field)  # raw text: 'off' stays 'off', not False
+        if text is None:
+            return None
+        if text not in options:
+            self.err(node, field, f"expected one of {', '.join(options)}, got {text!r}{suggest(text, options)}")
+            return None
+        return text
+
+    def expr(self, node: yaml.Node, field: str) -> S.Expr | None:
+        text = self.scalar(node, field)
+        if text is None:
+            return None
+        if node.tag != _STR and node.style is None:
+            # Plain true/false/numbers are fine as expressions; keep their text.
+            text = str(node.value)
+        shift = 1 if node.style in ("'", '"') else 0
+        return S.Expr(text, self.where(node), shift)
+
+    def seq(self, node: yaml.Node, field: str) -> list[yaml.Node] | None:
+        if not isinstance(node, yaml.SequenceNode):
+            self.err(node, field, f"expected a list, got {_kind(node)}")
+            return None
+        return list(node.value)
+
+    def name(self, node: yaml.Node, field: str, pattern: re.Pattern[str] = _NAME) -> str | None:
+        text = self.scalar(node, field)
+        if text is not None and not pattern.match(text):
+            want = "lower-case letters, digits, '_', '-', '.'" if pattern is _ID else "a lower-case identifier"
+            self.err(node, field, f"invalid name {text!r}: use {want}")
+            return None
+        return text
+
+
+def _kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    return repr(node.value)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def rule_files(paths: list[str | Path]) -> list[Path]:
+    """Expand directories (sorted ``*.yaml``, tests excluded) and put ``*.local.yaml`` last."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(x for x in p.glob("*.yaml") if not x.name.endswith(".test.yaml")))
+        else:
+            out.append(p)
+    return [p for p in out if not p.name.endswith(".local.yaml")] + [
+        p for p in out if p.name.endswith(".local.yaml")
+    ]
+
+
+class _Merge:
+    """Accumulates the layered spec across files."""
+
+    def __init__(self) -> None:
+        self.lists: dict[str, tuple[tuple[Any, ...], Where]] = {}
+        self.macros: dict[str, S.Expr] = {}
+        self.matchers: dict[str, S.MatcherSpec] = {}
+        self.rules: dict[str, S.RuleSpec] = {}
+        self.half_life: dict[str, float] = {}
+
+
+def read_files(paths: list[str | Path]) -> tuple[S.RuleSetSpec | None, list[Problem]]:
+    """Read and validate rule files; returns the merged spec (None on errors) and every problem."""
+    problems: list[Problem] = []
+    merge = _Merge()
+    files = rule_files(paths)
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as e:
+            problems.append(Problem(Where(str(path), 1, 1), "", f"cannot read: {e.strerror or e}"))
+            continue
+        _read_one(str(path), text, merge, problems)
+    if problems:
+        return None, problems
+    spec = S.RuleSetSpec(
+        files=tuple(str(p) for p in files), lists=merge.lists, macros=merge.macros,
+        matchers=merge.matchers, rules=tuple(merge.rules.values()), half_life=merge.half_life,
+    )
+    return spec, problems
+
+
+def read_text(file: str, text: str) -> tuple[S.RuleSetSpec | None, list[Problem]]:
+    """Read one document given as text (tests, the admin API)."""
+    problems: list[Problem] = []
+    merge = _Merge()
+    _read_one(file, text, merge, problems)
+    if problems:
+        return None, problems
+    return S.RuleSetSpec((file,), merge.lists, merge.macros, merge.matchers,
+                         tuple(merge.rules.values()), merge.half_life), problems
+
+
+def _read_one(file: str, text: str, merge: _Merge, problems: list[Problem]) -> None:
+    try:
+        root = yaml.compose(text, Loader=_CLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = Where(file, mark.line + 1, mark.column + 1) if mark else Where(file, 1, 1)
+        problems.append(Problem(where, "", f"YAML syntax error: {e.problem or e}"))
+        return
+    except yaml.YAMLError as e:
+        problems.append(Problem(Where(file, 1, 1), "", f"YAML error: {e}"))
+        return
+    r = _Reader(file, problems)
+    if root is None:
+        problems.append(Problem(Where(file, 1, 1), "", "empty file; expected 'format: 1'"))
+        return
+    top = r.mapping(root, "", ("format", "lists", "macros", "matchers", "scoring", "rules"), ("format",))
+    if top is None:
+        return
+    if "format" in top:
+        fnode = top["format"][1]
+        if r.scalar(fnode, "format") != str(S.FORMAT):
+            r.err(fnode, "format", f"unsupported format {fnode.value!r}; this version reads format: {S.FORMAT}")
+            return
+    if "lists" in top:
+        _read_lists(r, top["lists"][1], merge)
+    if "macros" in top:
+        _read_macros(r, top["macros"][1], merge)
+    if "matchers" in top:
+        _read_matchers(r, top["matchers"][1], merge)
+    if "scoring" in top:
+        sc = r.mapping(top["scoring"][1], "scoring", ("half_life",))
+        if sc and "half_life" in sc:
+            hl = r.mapping(sc["half_life"][1], "scoring.half_life", tuple(S.SCOPES))
+            for scope, (_, vnode) in (hl or {}).items():
+                d = r.duration(vnode, f"scoring.half_life.{scope}")
+                if d is not None:
+                    merge.half_life[scope] = d
+    if "rules" in top:
+        for node in r.seq(top["rules"][1], "rules") or []:
+            _read_rule(r, node, merge)
+            r.rule = None
+
+
+def _read_lists(r: _Reader, node: yaml.Node, merge: _Merge) -> None:
+    for name, (knode, vnode) in (r.mapping(node, "lists", None) or {}).items():
+        field = f"lists.{name}"
+        if r.name(knode, field) is None:
+            continue
+        mode = "define"
+        if isinstance(vnode, yaml.MappingNode):
+            m = r.mapping(vnode, field, ("append", "replace"))
+            if not m or len(m) != 1:
+                if m is not None:
+                    r.err(vnode, field, "give exactly one of 'append' or 'replace'")
+                continue
+            mode, (_, vnode) = next(iter(m.items()))
+        items_nodes = r.seq(vnode, field)
+        if items_nodes is None:
+            continue
+        items: list[Any] = []
+        for it in items_nodes:
+            if not isinstance(it, yaml.ScalarNode):
+                r.err(it, field, "list items must be scalars")
+                continue
+            items.append(int(it.value) if it.tag == "tag:yaml.org,2002:int" else str(it.value))
+        if len({type(x) for x in items}) > 1:
+            r.err(vnode, field, "a list must hold only strings or only integers")
+            continue
+        if mode == "define":
+            if name in merge.lists:
+                r.err(knode, field, f"list '{name}' is already defined at {merge.lists[name][1]}; "
+                                    "use {append: [...]} or {replace: [...]}")
+                continue
+            merge.lists[name] = (tuple(items), r.where(knode))
+        elif name not in merge.lists:
+            r.err(knode, field, f"cannot {mode} unknown list '{name}'{suggest(name, merge.lists)}")
+        elif mode == "append":
+            old, where = merge.lists[name]
+            merge.lists[name] = (old + tuple(x for x in items if x not in old), where)
+        else:
+            merge.lists[name] = (tuple(items), r.where(knode))
+
+
+def _read_macros(r: _Reader, node: yaml.Node, merge: _Merge) -> None:
+    for name, (knode, vnode) in (r.mapping(node, "macros", None) or {}).items():
+        field = f"macros.{name}"
+        if r.name(knode, field) is None:
+            continue
+        replace = False
+        if isinstance(vnode, yaml.MappingNode):
+            m = r.mapping(vnode, field, ("replace",), ("replace",))
+            if not m:
+                continue
+            vnode, replace = m["replace"][1], True
+        e = r.expr(vnode, field)
+        if e is None:
+            continue
+        if name in merge.macros and not replace:
+            r.err(knode, field, f"macro '{name}' is already defined at {merge.macros[name].where}; "
+                                "use {replace: ...}")
+        elif replace and name not in merge.macros:
+            r.err(knode, field, f"cannot replace unknown macro '{name}'{suggest(name, merge.macros)}")
+        else:
+            merge.macros[name] = e
+
+
+def _read_matchers(r: _Reader, node: yaml.Node, merge: _Merge) -> None:
+    for name, (knode, vnode) in (r.mapping(node, "matchers", None) or {}).items():
+        field = f"matchers.{name}"
+        if r.name(knode, field) is None:
+            continue
+        m = r.mapping(vnode, field, ("on", "patterns", "override"), ())
+        if m is None:
+            continue
+        override = "override" in m and m["override"][1].value in ("true", "True", "yes")
+        old = merge.matchers.get(name)
+        if old is not None and not override:
+            r.err(knode, field, f"matcher '{name}' is already defined at {old.where}; add 'override: true'")
+            continue
+        if old is None and override:
+            r.err(knode, field, f"cannot override unknown matcher '{name}'{suggest(name, merge.matchers)}")
+            continue
+        source = old.source if old else None
+        if "on" in m:
+            source = r.enum(m["on"][1], f"{field}.on", S.MATCHER_SOURCES)
+        elif old is None:
+            r.err(vnode, field, "missing required key 'on'")
+        patterns = old.patterns if old else ()
+        if "patterns" in m:
+            pats = []
+            for p in r.seq(m["patterns"][1], f"{field}.patterns") or []:
+                text = r.scalar(p, f"{field}.patterns")
+                if text is not None:
+                    pats.append((text, r.where(p)))
+            patterns = tuple(pats)
+        elif old is None:
+            r.err(vnode, field, "missing required key 'patterns'")
+        if source is not None and patterns:
+            merge.matchers[name] = S.MatcherSpec(name, source, patterns, r.where(knode))
+
+
+def _read_rule(r: _Reader, node: yaml.Node, merge: _Merge) -> None:  # noqa: C901 - one field per branch
+    m = r.mapping(node, "rules[]", RULE_KEYS, ("id",))
+    if m is None or "id" not in m:
+        return
+    rid = r.name(m["id"][1], "id", _ID)
+    if rid is None:
+        return
+    r.rule = rid
+    override = False
+    if "override" in m:
+        ov = r.scalar(m["override"][1], "override")
+        if ov not in ("true", "True", "false", "False"):
+            r.err(m["override"][1], "override", f"expected true or false, got {ov!r}")
+        override = ov in ("true", "True")
+    old = merge.rules.get(rid)
+    if old is not None and not override:
+        r.err(m["id"][1], "id", f"duplicate rule id (first defined at {old.where}); "
+                                "to change it from a later file, add 'override: true'")
+        return
+    if old is None and override:
+        r.err(m["id"][1], "override", f"no earlier rule with this id to override{suggest(rid, merge.rules)}")
+        return
+    if old is None:
+        for req in ("when", "key"):
+            if req not in m:
+                r.err(node, "", f"missing required key '{req}'")
+    fields: dict[str, Any] = {}
+    n_before = len(r.problems)
+    for key, (_, v) in m.items():
+        if key == "description":
+            fields[key] = r.scalar(v, key) or ""
+        elif key == "mode":
+            fields[key] = r.enum(v, key, S.MODES)
+        elif key == "phase":
+            fields[key] = r.enum(v, key, S.PHASES)
+        elif key in ("when", "threshold"):
+            fields[key] = r.expr(v, key)
+        elif key == "key":
+            text = r.scalar(v, key)
+            fields[key] = S.KEY_SHORTHANDS.get(text, text) if text else None
+        elif key == "aggregates":
+            fields[key] = _read_aggregates(r, v)
+        elif key == "score":
+            fields[key] = _read_score(r, v)
+        elif key == "actions":
+            fields[key] = tuple(a for a in (_read_action(r, x) for x in r.seq(v, key) or []) if a)
+        elif key == "tags":
+            fields[key] = tuple(r.scalar(x, key) or "" for x in r.seq(v, key) or [])
+    if len(r.problems) > n_before:
+        return
+    if old is not None:
+        merge.rules[rid] = dataclasses.replace(old, **fields)
+        return
+    merge.rules[rid] = S.RuleSpec(
+        id=rid, description=fields.get("description", ""), mode=fields.get("mode") or "enforce",
+        phase=fields.get("phase") or "request", when=fields["when"], key=fields["key"],
+        aggregates=fields.get("aggregates", ()), threshold=fields.get("threshold"), score=fields.get("score"),
+        actions=fields.get("actions", ()), tags=fields.get("tags", ()), where=r.where(node),
+    )
+
+
+def _read_aggregates(r: _Reader, node: yaml.Node) -> tuple[S.AggregateSpec, ...]:
+    out = []
+    for name, (knode, vnode) in (r.mapping(node, "aggregates", None) or {}).items():
+        field = f"aggregates.{name}"
+        if r.name(knode, field) is None:
+            continue
+        m = r.mapping(vnode, field, AGG_KEYS, ("kind",))
+        if not m or "kind" not in m:
+            continue
+        kind = r.enum(m["kind"][1], f"{field}.kind", S.AGG_KINDS)
+        if kind is None:
+            continue
+        need = {"sum": ("window", "value"), "ewma": ("half_life", "value"), "distinct": ("window", "of"),
+                "ratio": ("window", "match"), "interarrival": ()}.get(kind, ("window",))
+        for req in need:
+            if req not in m:
+                r.err(vnode, field, f"kind '{kind}' needs '{req}'")
+        allowed = {"kind", *need, "buckets", "per" if kind == "rate" else "",
+                   "stat" if kind == "interarrival" else "", "samples" if kind == "interarrival" else "",
+                   "max_values" if kind == "distinct" else ""}
+        kw: dict[str, Any] = {}
+        for key, (k2, v2) in m.items():
+            f2 = f"{field}.{key}"
+            if key not in allowed:
+                r.err(k2, f2, f"'{key}' does not apply to kind '{kind}'")
+            elif key in ("window", "half_life", "per"):
+                d = r.duration(v2, f2)
+                if d is not None:
+                    kw["window" if key == "half_life" else key] = d
+            elif key in ("value", "of", "match"):
+                kw[key] = r.expr(v2, f2)
+            elif key in ("buckets", "samples", "max_values"):
+                lo = {"buckets": 2, "samples": 2, "max_values": 1}[key]
+                hi = {"buckets": 600, "samples": 1024, "max_values": 100_000}[key]
+                num = r.number(v2, f2, integer=True, minimum=lo)
+                if num is not None and num > hi:
+                    r.err(v2, f2, f"must be at most {hi}, got {int(num)}")
+                elif num is not None:
+                    kw[key] = int(num)
+            elif key == "stat":
+                kw[key] = r.enum(v2, f2, S.INTERARRIVAL_STATS)
+        kw.setdefault("window", 86400.0 if kind == "interarrival" else 0.0)
+        out.append(S.AggregateSpec(name=name, kind=kind, where=r.where(knode), **kw))
+    return tuple(out)
+
+
+def _read_score(r: _Reader, node: yaml.Node) -> S.ScoreSpec | None:
+    if isinstance(node, yaml.ScalarNode):
+        pts = r.number(node, "score")
+        return None if pts is None else S.ScoreSpec(pts)
+    m = r.mapping(node, "score", ("points", "to"), ("points",))
+    if not m or "points" not in m:
+        return None
+    pts = r.number(m["points"][1], "score.points")
+    to: list[str] = ["account"]
+    if "to" in m:
+        to = [x for x in (r.enum(n, "score.to", tuple(S.SCOPES)) for n in r.seq(m["to"][1], "score.to") or [])
+              if x]
+    return None if pts is None else S.ScoreSpec(pts, tuple(to))
+
+
+def _read_action(r: _Reader, node: yaml.Node) -> S.ActionSpec | None:
+    if not isinstance(node, yaml.MappingNode):
+        r.err(node, "actions[]", f"expected a mapping like {{do: throttle, factor: 0.5, for: 1h}}, got {_kind(node)}")
+        return None
+    do_node = next((v for k, v in node.value if getattr(k, "value", None) == "do"), None)
+    if do_node is None:
+        r.err(node, "actions[]", "missing required key 'do'")
+        return None
+    kind = r.enum(do_node, "actions[].do", S.ACTION_KINDS)
+    if kind is None:
+        return None
+    field = f"actions[{kind}]"
+    m = r.mapping(node, field, ("do", "for", "on", *ACTION_KEYS[kind]))
+    if m is None:
+        return None
+    duration = r.duration(m["for"][1], f"{field}.for") if "for" in m else None
+    on = r.enum(m["on"][1], f"{field}.on", ("key", *S.SCOPES)) if "on" in m else "key"
+    params: list[tuple[str, Any]] = []
+    increment = None
+    required = {"tag": "tag", "throttle": "factor", "pace": "tps", "redact": "mode", "harden": "profile",
+                "cut": "tokens"}.get(kind)
+    if required and required not in m:
+        r.err(node, field, f"missing required key '{required}'")
+        return None
+    for key, (_, v) in m.items():
+        f2 = f"{field}.{key}"
+        if key in ("do", "for", "on"):
+            continue
+        if key == "factor":
+            val = r.number(v, f2, above=0)
+            if val is not None and val > 1:
+                r.err(v, f2, f"a throttle factor multiplies the rate limit and must be in (0, 1], got {val:g}")
+                val = None
+            params.append((key, val))
+        elif key in ("tps", "tokens"):
+            params.append((key, r.number(v, f2, integer=key == "tokens", above=0)))
+        elif key == "mode":
+            params.append((key, r.enum(v, f2, S.REDACTION_MODES)))
+        elif key in ("tag", "profile", "channel", "message"):
+            params.append((key, r.scalar(v, f2)))
+        elif key == "increment":
+            increment = _read_increment(r, v, f2)
+    if any(v is None for _, v in params):
+        return None
+    return S.ActionSpec(kind, duration, on or "key", tuple(params), increment, r.where(node))
+
+
+def _read_increment(r: _Reader, node: yaml.Node, field: str) -> S.IncrementSpec | None:
+    m = r.mapping(node, field, INCREMENT_KEYS)
+    if m is None:
+        return None
+    kw: dict[str, Any] = {}
+    for key, (_, v) in m.items():
+        f2 = f"{field}.{key}"
+        if key == "factor":
+            kw[key] = r.number(v, f2, minimum=1)
+        elif key == "multipliers":
+            kw[key] = tuple(r.number(x, f2, above=0) or 1.0 for x in r.seq(v, f2) or [])
+        else:
+            kw[key] = r.duration(v, f2)
+    if any(v is None for v in kw.values()):
+        return None
+    return S.IncrementSpec(**kw)
+
+
+def load_ruleset(paths: list[str | Path]) -> Any:
+    """Read, validate and compile; raises ``RulesError`` with every problem. Returns a ``CompiledRuleSet``."""
+    from proxy.policy.compiler import compile_spec
+
+    spec, problems = read_files(paths)
+    if spec is None:
+        raise RulesError(problems)
+    return compile_spec(spec)

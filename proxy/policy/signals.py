@@ -1,0 +1,287 @@
+"""Per-request features, computed once and cheaply, that rule conditions read.
+
+``SCHEMA`` declares every feature a condition may name, with its CEL type; ``compute_features`` fills a
+flat dict with all of them (conditions never see Python objects, only this dict). The costly parts are
+linear RE2 passes over the prompt (CoT phrase families and rule matchers) and one hash over a masked,
+bounded template skeleton; nothing here grows with history. Per-account timing (inter-arrival
+regularity, active hours) comes from window aggregates (``interarrival``, ``distinct`` of
+``signals.hour``), not from here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from proxy.exchange import Message, RequestView
+from proxy.policy.cel import BOOL, DOUBLE, INT, LIST_STRING, STRING
+from proxy.policy.matchers import CompiledMatchers, PatternSet
+
+SCHEMA: dict[str, str] = {
+    "request.model": STRING, "request.stream": BOOL, "request.max_tokens": INT, "request.n": INT,
+    "request.logprobs": BOOL, "request.top_logprobs": INT, "request.logit_bias": BOOL,
+    "request.reasoning": BOOL, "request.reasoning_budget": INT, "request.reasoning_effort": STRING,
+    "request.reasoning_display": STRING, "request.tools": INT, "request.messages": INT,
+    "request.assistant_turns": INT, "request.assistant_reasoning": BOOL, "request.prompt_chars": INT,
+    "request.path": STRING,
+    "account.id": STRING, "account.tier": STRING, "account.org": STRING, "account.key": STRING,
+    "client.ip": STRING, "client.ip_prefix": STRING, "client.user_agent": STRING, "client.ua_family": STRING,
+    "signals.cot_score": INT, "signals.cot_families": LIST_STRING, "signals.grader": BOOL,
+    "signals.template": STRING, "signals.lang": STRING, "signals.hour": INT, "signals.weekday": INT,
+    "response.status": INT, "response.input_tokens": INT, "response.output_tokens": INT,
+    "response.reasoning_tokens": INT, "response.error": STRING,
+    "global": STRING,
+}
+RESPONSE_DEFAULTS: dict[str, Any] = {
+    "response.status": 0, "response.input_tokens": 0, "response.output_tokens": 0,
+    "response.reasoning_tokens": 0, "response.error": "",
+}
+
+# Reasoning-elicitation phrase families (distillation.md §4), multilingual, RE2 syntax, case-insensitive.
+_NOUN = (r"(reasoning|thinking|thoughts?|chain[- ]of[- ]thoughts?|\bcot\b|scratch ?pad|inner monologue|"
+         r"internal monologue|thought process|reasoning (trace|steps|tokens))")
+COT_FAMILIES: dict[str, tuple[str, ...]] = {
+    "verbatim": (
+        r"\b(show|reveal|output|print|repeat|dump|display|share|write out|transcribe|copy|paste|expose|leak|"
+        r"give me|tell me)\b.{0,40}" + _NOUN,
+        r"\b(verbatim|word for word|word-for-word|unfiltered|unredacted|raw|hidden|internal|private|"
+        r"unedited|full|complete|exact)\s+(\w+\s+)?" + _NOUN,
+        r"\b(muestra|muéstrame|revela|repite|escribe|copia)\b.{0,40}(razonamiento|pensamiento|cadena de pensamiento)",
+        r"\b(montre|montrez|révèle|révélez|répète|répétez|écris|écrivez|affiche|affichez|donne|donnez)\b.{0,40}"
+        r"(raisonnement|réflexion|pensées|chaîne de pensée)",
+        r"\b(zeig|gib|wiederhol|schreib|verrat|offenleg)\w*\b.{0,40}(gedankengang|denkprozess|überlegungen|"
+        r"gedankenkette|denkweg)",
+        r"\b(mostre|mostra|revele|repita|escreva)\b.{0,40}(raciocínio|pensamento|cadeia de pensamento)",
+        r"(展示|显示|输出|给出|重复|写出|告诉我|透露|公开|打印).{0,20}(思考过程|推理过程|思维链|内部推理|完整推理|思考内容|推理步骤)",
+        r"(完整|原始|逐字|内部|隐藏)的?(思考|推理|思维链)",
+        r"(покажи|покажите|выведи|повтори|напиши|раскрой)\S*.{0,40}(рассуждени|ход\S* мысл|цепочк\S* мысл|размышлени)",
+        r"(思考過程|推論過程|思考の連鎖|内部の推論).{0,20}(見せ|表示|出力|書き出|教え)",
+        r"(사고 과정|추론 과정|생각의 사슬).{0,20}(보여|출력|알려)",
+    ),
+    "continue": (
+        r"\b(continue|resume|finish|complete)\b.{0,20}\b(your|the|this)\s+" + _NOUN,
+        r"\b(start|begin)\s+(your\s+)?(answer|response|reply|output)\s+with\s+.{0,10}\b(my|the|your)\s+" + _NOUN,
+        r"\bpick up where\b.{0,30}" + _NOUN,
+    ),
+    "translate": (
+        r"\btranslate\b.{0,30}" + _NOUN,
+        r"\b(think|reason)\s+(only\s+)?in\s+(english|chinese|french|spanish|german|russian|japanese|korean)\b",
+        r"\b(language of|which language)\b.{0,30}\b(thinking|reasoning)\b",
+        r"(用中文|用英文|用英语)(思考|推理)",
+    ),
+    "encode": (
+        r"\b(base-?64|rot-?13|hex(adecimal)?|morse|caesar|reversed|backwards|leetspeak)\b.{0,40}" + _NOUN,
+        _NOUN + r".{0,40}\b(base-?64|rot-?13|hex encod\w*|morse|caesar cipher)",
+    ),
+    "wrap": (
+        r"\b(put|place|wrap|include|insert|embed|enclose|paste)\b.{0,30}" + _NOUN
+        + r".{0,40}\b(code block|json|xml|yaml|field|inside (the|your) (answer|response)|in (the|your) "
+        r"(answer|response|output|final answer))",
+    ),
+    "tags": (r"<\s*/?\s*(think|thinking|reasoning|scratchpad|thought|thoughts|reflection)\s*>",),
+    "authority": (
+        r"\[?\s*system override\s*\]?", r"\bdeveloper (mode|note|override)\b", r"--no-safety",
+        r"\b(admin(istrator)?|maintenance|debug) (mode|override)\b",
+        r"\bi am (a|an|the) (developer|engineer|admin|administrator) (of|at|for) (this|openai|anthropic|google)",
+        r"\b(openai|anthropic|google deepmind|google) (staff|employee|engineer|team)\b.{0,40}\b(authori[sz]ed|"
+        r"permission|allowed)",
+    ),
+    "dataset": (
+        r"\b(training data|dataset|fine[- ]?tun(e|ing)|distill(ation|ing)?|\bsft\b|teacher model|student model)"
+        r"\b.{0,60}\b(reasoning|thinking|chain[- ]of[- ]thought|traces?|rationales?)\b",
+        r"\b(reasoning|thinking|chain[- ]of[- ]thought) (traces?|data)\b.{0,60}\b(training|dataset|fine[- ]?tun)",
+    ),
+    "rationalise": (
+        r"\b(here is|here's|given|below is|this is|i have)\s+(the|an|my|a)?\s*(final\s+|correct\s+)?"
+        r"(answer|solution|response|result)\b.{0,300}\b(explain|write|reconstruct|articulate|imagine|derive|"
+        r"produce|generate|show)\b.{0,40}\b(reasoning|steps|thought process|chain of thought|derivation)",
+        r"\b(imagine|articulate|reconstruct|reverse[- ]engineer)\b.{0,40}\b(internal\s+)?(reasoning|thought "
+        r"process)\b.{0,40}\b(behind|that (led|produced|leads))",
+        r"\b(reasoning|thought process|steps)\s+(that|which)\s+(led|produced|leads|lead|would lead)\s+to\s+"
+        r"(this|the|that|a)\s+(given\s+)?(answer|response|solution|result)",
+    ),
+}
+GRADER_PATTERNS = (
+    r"\b(grade|score|rate|evaluate|assess|judge)\b.{0,40}\b(the following|this|these|each|every)\s+"
+    r"(candidate\s+)?(responses?|answers?|completions?|outputs?)\b",
+    r"\b(using|according to|based on) (the|this) (rubric|scoring guide|grading criteria)\b",
+    r"\b(on a scale (of|from) (1|0) to (5|10|100)|out of (5|10|100) points)\b",
+)
+
+_COT = PatternSet.build([*COT_FAMILIES.items(), ("grader", GRADER_PATTERNS)])
+
+_DIGITS = str.maketrans("123456789", "000000000")
+TEMPLATE_HEAD, TEMPLATE_TAIL = 256, 96
+
+_STOPWORDS: dict[str, str] = {
+    w: lang
+    for lang, words in (
+        ("en", "the and is of to what how you your please with this it"),
+        ("es", "el los las que por para una es cómo qué con del"),
+        ("fr", "le les des est une pour vous avec dans comment je il"),
+        ("de", "der die das und ist nicht ein eine mit wie ich sie zu"),
+        ("pt", "os não uma para com você como é do da"),
+    )
+    for w in words.split()
+}
+_SCRIPTS = PatternSet.build([
+    ("ja", (r"[\p{Hiragana}\p{Katakana}]",)), ("ko", (r"\p{Hangul}",)), ("zh", (r"\p{Han}",)),
+    ("ru", (r"\p{Cyrillic}",)), ("ar", (r"\p{Arabic}",)), ("hi", (r"\p{Devanagari}",)),
+    ("el", (r"\p{Greek}",)), ("he", (r"\p{Hebrew}",)), ("th", (r"\p{Thai}",)),
+])
+
+
+@dataclass(slots=True)
+class RequestMeta:
+    """Who sent the request and how (the parts of an Exchange that are not the body)."""
+
+    account_id: str = ""
+    tier: str = ""
+    org: str = ""
+    key_id: str = ""
+    ip: str = ""
+    user_agent: str = ""
+    path: str = ""
+
+
+def ua_family(ua: str) -> str:
+    u = ua.lower()
+    if not u:
+        return "none"
+    for needle, fam in (("openai/python", "openai-sdk"), ("openai/js", "openai-sdk"), ("openai", "openai-sdk"),
+                        ("anthropic", "anthropic-sdk"), ("google-genai", "genai-sdk"), ("curl/", "curl"),
+                        ("python-requests", "python-http"), ("python-httpx", "python-http"),
+                        ("aiohttp", "python-http"), ("go-http-client", "go-http"), ("node-fetch", "node-http"),
+                        ("mozilla/", "browser")):
+        if needle in u:
+            return fam
+    return "other"
+
+
+def ip_prefix(ip: str) -> str:
+    """/24 for IPv4, /48 for IPv6: the unit campaigns rotate inside."""
+    if not ip:
+        return ""
+    if ":" not in ip:
+        head, _, _ = ip.rpartition(".")
+        return f"{head}.0/24" if head else ip
+    try:
+        net = ipaddress.ip_network(f"{ip}/48", strict=False)
+    except ValueError:
+        return ip
+    return str(net)
+
+
+def template_skeleton(view: RequestView, last_user: str) -> str:
+    """Masked head and tail of the system prompt and the last user turn.
+
+    Digits become 0, URLs and e-mail addresses become <u>, whitespace collapses, case folds: what stays
+    is the fixed wording a bulk harvester reuses around its variable payload.
+    """
+    text = " ".join((view.system[:TEMPLATE_HEAD], "|", last_user[:TEMPLATE_HEAD], "|", last_user[-TEMPLATE_TAIL:]))
+    text = text.lower().translate(_DIGITS)
+    if "://" not in text and "@" not in text:
+        return " ".join(text.split())
+    return " ".join("<u>" if ("://" in w or "@" in w) else w for w in text.split())
+
+
+def template_hash(skeleton: str) -> str:
+    return hashlib.blake2b(skeleton.encode("utf-8", "replace"), digest_size=8).hexdigest()
+
+
+def guess_language(text: str) -> str:
+    """Script first (non-Latin), else the most frequent stop words; 'und' when unsure."""
+    sample = text[:240]
+    if not sample:
+        return ""
+    if not sample.isascii():
+        scripts = _SCRIPTS.hits(sample)
+        for lang in _SCRIPTS.names:
+            if scripts[lang]:
+                return lang
+    counts: dict[str, int] = {}
+    get = _STOPWORDS.get
+    for w in sample.lower().split():
+        lang = get(w)
+        if lang is not None:
+            counts[lang] = counts.get(lang, 0) + 1
+    if not counts:
+        return "und"
+    best = max(counts, key=counts.__getitem__)
+    return best if counts[best] >= 2 else "und"
+
+
+def compute_features(
+    view: RequestView, meta: RequestMeta, now: float, matchers: CompiledMatchers | None = None
+) -> dict[str, Any]:
+    """Every feature in ``SCHEMA`` for one request (response.* at their defaults)."""
+    msgs = view.messages
+    users = [m.text for m in msgs if m.role == "user"]
+    last_user = users[-1] if users else ""
+    prompt = "\n".join([view.system, *users]) if view.system else "\n".join(users)
+    assistant = [m for m in msgs if m.role == "assistant"]
+    cot = _COT.hits(prompt)
+    families = [f for f in COT_FAMILIES if cot[f]]
+    reasoning = bool(view.reasoning_enabled) or bool(view.reasoning_budget) or bool(view.reasoning_effort) or (
+        bool(view.reasoning_display) and view.reasoning_display not in ("omitted", "none"))
+    tm = time.gmtime(now)
+    f: dict[str, Any] = {
+        "request.model": view.model, "request.stream": view.stream, "request.max_tokens": view.max_tokens or 0,
+        "request.n": view.n or 1, "request.logprobs": view.logprobs, "request.top_logprobs": view.top_logprobs or 0,
+        "request.logit_bias": view.logit_bias, "request.reasoning": reasoning,
+        "request.reasoning_budget": view.reasoning_budget or 0,
+        "request.reasoning_effort": view.reasoning_effort or "",
+        "request.reasoning_display": view.reasoning_display or "", "request.tools": view.tools,
+        "request.messages": len(msgs), "request.assistant_turns": len(assistant),
+        "request.assistant_reasoning": any(m.has_reasoning for m in assistant),
+        "request.prompt_chars": len(prompt), "request.path": meta.path,
+        "account.id": meta.account_id, "account.tier": meta.tier, "account.org": meta.org,
+        "account.key": meta.key_id, "client.ip": meta.ip, "client.ip_prefix": ip_prefix(meta.ip),
+        "client.user_agent": meta.user_agent[:256], "client.ua_family": ua_family(meta.user_agent),
+        "signals.cot_score": len(families), "signals.cot_families": frozenset(families),
+        "signals.grader": bool(cot["grader"]),
+        "signals.template": template_hash(template_skeleton(view, last_user)) if (last_user or view.system) else "",
+        "signals.lang": guess_language(last_user), "signals.hour": tm.tm_hour, "signals.weekday": tm.tm_wday,
+        "global": "*",
+        **RESPONSE_DEFAULTS,
+    }
+    if matchers is not None and matchers.by_source:
+        matchers.run({"prompt": prompt, "last_user": last_user, "system": view.system,
+                      "user_agent": meta.user_agent}, f)
+    return f
+
+
+# --------------------------------------------------------------------------- records (tests, replay)
+
+
+def view_from_record(req: dict[str, Any]) -> RequestView:
+    """A RequestView from the compact request form used by test files and audit logs with prompts."""
+    msgs = [Message(role=str(m.get("role", "user")), text=str(m.get("text", m.get("content", ""))),
+                    has_reasoning=bool(m.get("has_reasoning", False)))
+            for m in req.get("messages", [])]
+    if "prompt" in req:
+        msgs.append(Message("user", str(req["prompt"])))
+    return RequestView(
+        model=str(req.get("model", "")), stream=bool(req.get("stream", False)), messages=msgs,
+        system=str(req.get("system", "")), tools=int(req.get("tools", 0)), max_tokens=req.get("max_tokens"),
+        n=int(req.get("n", 1)), logprobs=bool(req.get("logprobs", False)),
+        top_logprobs=int(req.get("top_logprobs", 0)), logit_bias=bool(req.get("logit_bias", False)),
+        reasoning_enabled=req.get("reasoning"), reasoning_budget=req.get("reasoning_budget"),
+        reasoning_effort=req.get("reasoning_effort"), reasoning_display=req.get("reasoning_display"),
+    )
+
+
+def features_to_json(f: dict[str, Any]) -> dict[str, Any]:
+    """JSON-safe copy (sets become sorted lists)."""
+    return {k: (sorted(v) if isinstance(v, frozenset) else v) for k, v in f.items()}
+
+
+def features_from_json(d: dict[str, Any]) -> dict[str, Any]:
+    out = {k: (frozenset(v) if isinstance(v, list) else v) for k, v in d.items()}
+    for k, t in SCHEMA.items():
+        if k not in out:
+            out[k] = {INT: 0, DOUBLE: 0.0, BOOL: False, STRING: "", LIST_STRING: frozenset()}[t]
+    return out

@@ -1,0 +1,583 @@
+"""The shaper: compiled limits, one batched state call per request, fair delays, reconciliation, pacing.
+
+Per request (``admit``): pick the limits whose ``match`` fits, build each one's state key from its
+scope, and send every check in **one** ``backend.apply`` (all or nothing for enforced limits, shadow
+limits counted alongside). Over a requests limit that may delay, the request waits in that key's
+fair queue (``queue.DelayQueues``). After the response (``finish``) token reservations are reconciled
+with the real usage (or with what was streamed, for streams cut short) and concurrency leases are
+released — whatever happened to the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from proxy.clock import SYSTEM_CLOCK, Clock
+from proxy.exchange import Usage
+from proxy.shaping.headers import Reading, limit_headers
+from proxy.shaping.metrics import ShapeMetrics
+from proxy.shaping.queue import DelayQueues, Sleep
+from proxy.shaping.spec import FEATURE_PREFIX, LimitSpec
+from proxy.state.base import (
+    SEP,
+    Acquire,
+    Adjust,
+    Gcra,
+    Op,
+    Release,
+    Result,
+    SetMultiplier,
+    StateBackend,
+    state_key,
+)
+
+if TYPE_CHECKING:
+    from proxy.exchange import Exchange
+
+log = logging.getLogger("distillguard.shaping")
+
+INF = float("inf")
+
+
+# --------------------------------------------------------------------------- scope values
+
+
+@lru_cache(maxsize=65536)
+def ip_prefix(ip: str) -> str:
+    """The /24 (IPv4) or /64 (IPv6) network of an address; the address itself if it does not parse."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if addr.version == 6 and addr.ipv4_mapped is not None:  # type: ignore[union-attr]
+        addr = addr.ipv4_mapped  # type: ignore[union-attr]
+    bits = 24 if addr.version == 4 else 64
+    return str(ipaddress.ip_network(f"{addr}/{bits}", strict=False))
+
+
+def _account(ex: Exchange) -> str | None:
+    a = ex.account
+    return a.id if a is not None else None
+
+
+def _org(ex: Exchange) -> str | None:
+    a = ex.account
+    org = getattr(a, "org", None) if a is not None else None
+    return str(org) if org else None
+
+
+def _tier(ex: Exchange) -> str | None:
+    a = ex.account
+    return a.tier if a is not None else None
+
+
+def _model(ex: Exchange) -> str | None:
+    return ex.view.model or None
+
+
+def _route(ex: Exchange) -> str | None:
+    r = ex.route
+    name = getattr(r, "name", None) if r is not None else None
+    return str(name) if name else None
+
+
+SCOPE_GETTERS: dict[str, Callable[[Exchange], str | None]] = {
+    "account": _account,
+    "key": lambda ex: ex.key_id,
+    "org": _org,
+    "tier": _tier,
+    "ip": lambda ex: ex.client_ip or None,
+    "ip_prefix": lambda ex: ip_prefix(ex.client_ip) if ex.client_ip else None,
+    "model": _model,
+    "route": _route,
+}
+
+
+def _feature_getter(name: str) -> Callable[[Exchange], str | None]:
+    def get(ex: Exchange) -> str | None:
+        v = ex.features.get(name)
+        return None if v is None or v == "" else str(v)
+
+    return get
+
+
+def scope_getter(scope: str) -> Callable[[Exchange], str | None]:
+    if scope.startswith(FEATURE_PREFIX):
+        return _feature_getter(scope[len(FEATURE_PREFIX):])
+    return SCOPE_GETTERS[scope]
+
+
+def multiplier_key(scope: str, value: str) -> str:
+    return state_key("mult", scope, value)
+
+
+# --------------------------------------------------------------------------- compiled limits
+
+
+class CompiledLimit:
+    """A ``LimitSpec`` with its key builder, match test, queue and pre-bound metric children."""
+
+    __slots__ = (
+        "getters",
+        "kind",
+        "m_admitted",
+        "m_cut",
+        "m_delay",
+        "m_delayed",
+        "m_rejected",
+        "match",
+        "prefix",
+        "queues",
+        "shadow",
+        "spec",
+    )
+
+    def __init__(self, spec: LimitSpec, metrics: ShapeMetrics, queues: DelayQueues | None) -> None:
+        self.spec = spec
+        self.kind = spec.kind
+        self.shadow = spec.shadow
+        self.getters = tuple(scope_getter(s) for s in spec.scope)
+        self.prefix = state_key("lim", spec.name) + SEP
+        self.match = tuple((SCOPE_GETTERS[k], vals) for k, vals in spec.match.items())
+        self.queues = queues
+        mode = spec.mode
+        self.m_admitted = metrics.admitted.labels(spec.name, mode)
+        self.m_rejected = metrics.rejected.labels(spec.name, mode)
+        self.m_delayed = metrics.delayed.labels(spec.name)
+        self.m_delay = metrics.delay.labels(spec.name)
+        self.m_cut = metrics.cut.labels(spec.name)
+
+    def key(self, ex: Exchange) -> str | None:
+        """This request's state key, or None when the limit does not apply to it."""
+        for get, vals in self.match:
+            if get(ex) not in vals:
+                return None
+        parts = []
+        for get in self.getters:
+            v = get(ex)
+            if v is None:
+                return None
+            parts.append(v.replace(SEP, "") if SEP in v else v)
+        return self.prefix + SEP.join(parts)
+
+
+# --------------------------------------------------------------------------- per-request state
+
+
+@dataclass(slots=True)
+class _Charge:
+    limit: CompiledLimit
+    key: str
+    charged: float  # units the backend recorded
+    divisor: float  # tokens per recorded unit (throttle x multiplier)
+
+
+class ShapeState:
+    """What shaping knows about one request (``ex.state["shape"]``).
+
+    The relay reads ``cut`` (stop reading the upstream: the stream was ended for its token budget)
+    and awaits ``pace()`` before writing each batch of events (see ``ShapeFilter``).
+    """
+
+    __slots__ = (
+        "budget",
+        "budget_limit",
+        "charges",
+        "count_stream",
+        "cut",
+        "done",
+        "headers",
+        "input_estimate",
+        "leases",
+        "pace_due",
+        "pace_interval",
+        "pace_keys",
+        "pending",
+        "readings",
+        "shaper",
+        "streamed",
+        "streamed_reasoning",
+        "usage",
+    )
+
+    def __init__(self, shaper: Shaper) -> None:
+        self.shaper = shaper
+        self.charges: list[_Charge] = []
+        self.leases: list[str] = []
+        self.readings: list[Reading] = []
+        self.count_stream = False
+        self.streamed = 0
+        self.streamed_reasoning = 0
+        self.usage = Usage()
+        self.budget: int | None = None
+        self.budget_limit = ""
+        self.cut = False
+        self.pace_interval = 0.0
+        self.pace_due = 0.0
+        self.pace_keys: list[tuple[CompiledLimit, str]] = []
+        self.pending = 0
+        self.done = False
+        self.input_estimate = 0
+        self.headers: dict[str, str] = {}
+
+    @property
+    def paced(self) -> bool:
+        return self.pace_interval > 0.0 or bool(self.pace_keys)
+
+    async def pace(self) -> float:
+        """Wait as long as output pacing requires for the tokens counted since the last call."""
+        return await self.shaper.pace(self)
+
+
+@dataclass(slots=True)
+class Verdict:
+    """The outcome of ``admit``: admitted, or rejected by ``limit`` with ``retry`` seconds to wait."""
+
+    ok: bool
+    state: ShapeState
+    limit: str = ""
+    retry: float = 0.0
+    headers: dict[str, str] | None = None
+    delayed: float = 0.0
+
+
+# --------------------------------------------------------------------------- the shaper
+
+
+class Shaper:
+    """All compiled limits plus the backend, clock and sleep they run on. Holds no per-request state."""
+
+    def __init__(
+        self,
+        limits: Sequence[LimitSpec],
+        backend: StateBackend,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        metrics: ShapeMetrics | None = None,
+        sleep: Sleep = asyncio.sleep,
+        throttle_scopes: Sequence[str] = ("account", "key"),
+        fail_open: bool = True,
+    ) -> None:
+        self.backend = backend
+        self.clock = clock
+        self.metrics = metrics or ShapeMetrics()
+        self.sleep = sleep
+        self.fail_open = fail_open
+        self.throttle_scopes = tuple((s, SCOPE_GETTERS[s]) for s in throttle_scopes)
+        self.limits: list[CompiledLimit] = []
+        self.pace_limits: list[CompiledLimit] = []
+        for spec in limits:
+            queues = None
+            if spec.kind == "requests" and spec.delay_max > 0 and not spec.shadow:
+                gauge = self.metrics.queue_depth.labels(spec.name)
+                queues = DelayQueues(spec.name, backend, clock, sleep, max_delay=spec.delay_max,
+                                     max_queue=spec.queue, on_depth=gauge.set)
+            cl = CompiledLimit(spec, self.metrics, queues)
+            (self.pace_limits if spec.kind == "pace" else self.limits).append(cl)
+
+    # -- admission --------------------------------------------------------------------------------
+
+    def new_state(self) -> ShapeState:
+        return ShapeState(self)
+
+    async def admit(self, ex: Exchange, st: ShapeState | None = None) -> Verdict:
+        """Decide (and if need be wait) for one request. Pass ``st`` already stored in ``ex.state`` so
+        a cancellation at any await still lets ``finish`` release what was taken."""
+        if st is None:
+            st = ShapeState(self)
+        controls = ex.controls
+        throttle = float(controls.get("throttle") or 1.0)
+        if throttle <= 0:
+            throttle = 1e-6
+        mult_keys = tuple(
+            multiplier_key(s, v) for s, get in self.throttle_scopes if (v := get(ex)) is not None
+        )
+        ops: list[Op] = []
+        applied: list[tuple[CompiledLimit, str, float]] = []  # (limit, key, raw cost)
+        for cl in self.limits:
+            key = cl.key(ex)
+            if key is None:
+                continue
+            spec = cl.spec
+            kind = cl.kind
+            if kind == "requests":
+                ops.append(Gcra(key, spec.interval, spec.capacity, 1.0 / throttle,
+                                spec.delay_max if cl.shadow else 0.0, mult_keys, True, not cl.shadow))
+                applied.append((cl, key, 1.0))
+            elif kind == "tokens":
+                raw = float(self._reservation(ex, st, spec))
+                cost = min(raw, spec.capacity) / throttle
+                ops.append(Gcra(key, spec.interval, spec.capacity, cost, 0.0, mult_keys, True,
+                                not cl.shadow))
+                applied.append((cl, key, raw))
+                st.count_stream = True
+            else:
+                ops.append(Acquire(key, ex.request_id, spec.max_inflight, spec.lease_ttl, not cl.shadow))
+                applied.append((cl, key, 1.0))
+                st.leases.append(key)  # released in finish whatever happens (releasing unheld is a no-op)
+        for cl in self.pace_limits:
+            key = cl.key(ex)
+            if key is not None and not cl.shadow:
+                st.pace_keys.append((cl, key))
+        tps = controls.get("pace_tps")
+        if tps:
+            st.pace_interval = 1.0 / float(tps)
+        cut = controls.get("cut_tokens")
+        if cut is not None:
+            st.budget, st.budget_limit = int(cut), "cut_tokens"
+        if st.paced or st.budget is not None:
+            st.count_stream = True
+        if not ops:
+            return Verdict(True, st)
+        now = self.clock.now()
+        try:
+            results = await self.backend.apply(ops, now, all_or_nothing=True)
+        except Exception:
+            return self._state_failed(st)
+        blocking = [i for i, (cl, _, _) in enumerate(applied) if not cl.shadow and not results[i].ok]
+        self._count_shadow(applied, results)
+        if not blocking:
+            self._admitted(ex, st, applied, results, ops, throttle, now)
+            return Verdict(True, st, headers=st.headers)
+        return await self._over(ex, st, applied, results, ops, blocking, throttle, now)
+
+    async def _over(
+        self, ex: Exchange, st: ShapeState, applied: list[tuple[CompiledLimit, str, float]],
+        results: list[Result], ops: list[Op], blocking: list[int], throttle: float, now: float,
+    ) -> Verdict:
+        flow = ex.account_id or ex.key_id or ex.client_ip or "-"
+        waits: list[int] = []
+        for i in blocking:
+            cl, key, _ = applied[i]
+            q = cl.queues
+            op = ops[i]
+            if q is None or not isinstance(op, Gcra):
+                return self._reject(ex, st, applied, results, i)
+            est = q.estimate(key, flow, results[i].wait, op.interval * op.cost)
+            if est > cl.spec.delay_max:
+                return self._reject(ex, st, applied, results, i)
+            waits.append(i)
+        t0 = self.clock.now()
+        taken: list[Gcra] = []
+        try:
+            for i in waits:
+                cl, key, _ = applied[i]
+                assert cl.queues is not None
+                op = ops[i]
+                assert isinstance(op, Gcra)
+                if not await cl.queues.wait(op, flow):
+                    results[i] = Result(False, op.interval, 0.0, op.interval)
+                    return self._reject(ex, st, applied, results, i)
+                taken.append(op)
+            # Every queue admitted us (each took its slot); now take the others, all or nothing.
+            rest = [j for j, (cl, _, _) in enumerate(applied) if j not in waits and not cl.shadow]
+            now = self.clock.now()
+            if rest:
+                try:
+                    again = await self.backend.apply([ops[j] for j in rest], now, all_or_nothing=True)
+                except Exception:
+                    return self._state_failed(st)
+                for j, r in zip(rest, again, strict=True):
+                    results[j] = r
+                bad = [j for j in rest if not results[j].ok]
+                if bad:
+                    return self._reject(ex, st, applied, results, bad[0])
+            taken.clear()
+        finally:
+            if taken:  # rejected or cancelled after some queue gave us its slot: give it back
+                refund: list[Op] = [Adjust(o.key, o.interval, o.capacity, -o.cost) for o in taken]
+                try:
+                    await self.backend.apply(refund, self.clock.now())
+                except Exception:
+                    log.exception("state backend failed while refunding a queue slot")
+        waited = now - t0
+        for i in waits:
+            cl = applied[i][0]
+            cl.m_delayed.inc()
+            cl.m_delay.observe(waited)
+            results[i] = Result(True, 0.0, 0.0, applied[i][0].spec.interval)
+        self._admitted(ex, st, applied, results, ops, throttle, now)
+        return Verdict(True, st, headers=st.headers, delayed=waited)
+
+    def _admitted(
+        self, ex: Exchange, st: ShapeState, applied: list[tuple[CompiledLimit, str, float]],
+        results: list[Result], ops: list[Op], throttle: float, now: float,
+    ) -> None:
+        readings = st.readings
+        for (cl, key, raw), r, op in zip(applied, results, ops, strict=True):
+            kind = cl.kind
+            if kind == "concurrency":
+                if not cl.shadow:
+                    cl.m_admitted.inc()
+                continue
+            if kind == "tokens" and r.ok:
+                st.charges.append(_Charge(cl, key, op.cost / r.value, throttle * r.value))  # type: ignore[union-attr]
+                if cl.spec.cut_stream and not cl.shadow and cl.spec.count != "input":
+                    room = int(r.remaining * throttle * r.value + min(raw, cl.spec.capacity))
+                    if cl.spec.count == "total":
+                        room -= st.input_estimate
+                    if st.budget is None or room < st.budget:
+                        st.budget, st.budget_limit = max(0, room), cl.spec.name
+            if cl.shadow:
+                continue
+            cl.m_admitted.inc()
+            readings.append(Reading(cl.spec, r.remaining, r.reset, r.wait))
+        if readings:
+            st.headers = limit_headers(readings, now, anthropic=_is_anthropic(ex))
+
+    def _reject(
+        self, ex: Exchange, st: ShapeState, applied: list[tuple[CompiledLimit, str, float]],
+        results: list[Result], i: int,
+    ) -> Verdict:
+        cl = applied[i][0]
+        cl.m_rejected.inc()
+        r = results[i]
+        retry = r.wait if cl.kind != "concurrency" else 1.0
+        now = self.clock.now()
+        readings = [Reading(c.spec, results[j].remaining, results[j].reset, results[j].wait)
+                    for j, (c, _, _) in enumerate(applied) if not c.shadow and c.kind != "concurrency"]
+        headers = limit_headers(readings, now, anthropic=_is_anthropic(ex))
+        st.charges.clear()  # nothing was reserved (all or nothing); leases are released in finish
+        return Verdict(False, st, cl.spec.name, max(retry, 0.001), headers)
+
+    def _count_shadow(self, applied: list[tuple[CompiledLimit, str, float]], results: list[Result]) -> None:
+        for (cl, key, _), r in zip(applied, results, strict=True):
+            if not cl.shadow:
+                continue
+            if not r.ok:
+                cl.m_rejected.inc()
+                log.info("shadow limit %s would reject %s (retry in %.3fs)", cl.spec.name, key, r.wait)
+            else:
+                cl.m_admitted.inc()
+                if r.wait > 0:
+                    cl.m_delayed.inc()
+                    cl.m_delay.observe(r.wait)
+
+    def _state_failed(self, st: ShapeState) -> Verdict:
+        self.metrics.state_errors.inc()
+        log.exception("state backend failed; shaping %s", "skipped" if self.fail_open else "refused")
+        if self.fail_open:
+            return Verdict(True, st)
+        return Verdict(False, st, "state_unavailable", 1.0)
+
+    def _reservation(self, ex: Exchange, st: ShapeState, spec: LimitSpec) -> int:
+        if not st.input_estimate:
+            st.input_estimate = max(1, len(ex.body) // 4)
+        count = spec.count
+        if count == "input":
+            return st.input_estimate
+        view = ex.view
+        out = view.max_tokens or spec.reserve
+        if count == "reasoning":
+            return view.reasoning_budget or out
+        if count == "output":
+            return out
+        return st.input_estimate + out
+
+    # -- after the response -------------------------------------------------------------------------
+
+    async def finish(self, st: ShapeState, ex: Exchange) -> None:
+        """Reconcile token reservations with real usage and release leases. Idempotent."""
+        if st.done:
+            return
+        st.done = True
+        ops: list[Op] = [Release(k, ex.request_id) for k in st.leases]
+        if st.charges:
+            used = _actual_usage(ex, st)
+            for c in st.charges:
+                actual = used[c.limit.spec.count]
+                units = actual / c.divisor - c.charged
+                if abs(units) > 1e-9:
+                    ops.append(Adjust(c.key, c.limit.spec.interval, c.limit.spec.capacity, units))
+        if not ops:
+            return
+        try:
+            await self.backend.apply(ops, self.clock.now())
+        except Exception:
+            self.metrics.state_errors.inc()
+            log.exception("state backend failed while releasing; leases expire by their TTL")
+
+    # -- pacing ----------------------------------------------------------------------------------------
+
+    async def pace(self, st: ShapeState) -> float:
+        n = st.pending
+        if n <= 0 or not st.paced:
+            return 0.0
+        st.pending = 0
+        now = self.clock.now()
+        delay = 0.0
+        if st.pace_interval > 0.0:
+            st.pace_due = max(st.pace_due, now) + n * st.pace_interval
+            delay = st.pace_due - now
+        if st.pace_keys:
+            ops = [Gcra(k, cl.spec.interval, cl.spec.capacity, float(n), INF) for cl, k in st.pace_keys]
+            try:
+                for r in await self.backend.apply(ops, now):
+                    delay = max(delay, r.wait)
+            except Exception:
+                self.metrics.state_errors.inc()
+                log.exception("state backend failed while pacing")
+        if delay > 0.0:
+            self.metrics.paced.inc(delay)
+            await self.sleep(delay)
+        return delay
+
+    # -- adaptive throttling ----------------------------------------------------------------------------
+
+    async def set_multiplier(
+        self, scope: str, value: str, factor: float, duration: float, recover: float = 0.0
+    ) -> None:
+        """Scale request and token limits for every request of ``scope`` = ``value`` (an account id,
+        a key id) by ``factor`` (0.25 = a quarter of normal) for ``duration`` seconds, then ramp
+        back to normal over ``recover`` seconds. Shared through the backend (all replicas see it)."""
+        if scope not in dict(self.throttle_scopes):
+            raise ValueError(f"throttle scope {scope!r} is not one of {[s for s, _ in self.throttle_scopes]}")
+        if not factor > 0:
+            raise ValueError("a throttle factor must be > 0")
+        now = self.clock.now()
+        op = SetMultiplier(multiplier_key(scope, value), float(factor), now + duration, recover)
+        await self.backend.apply([op], now)
+
+    async def close(self) -> None:
+        for cl in self.limits:
+            if cl.queues is not None:
+                await cl.queues.close()
+
+
+def _is_anthropic(ex: Exchange) -> bool:
+    d = ex.dialect
+    return d is not None and d.name.startswith("anthropic")
+
+
+def _actual_usage(ex: Exchange, st: ShapeState) -> dict[str, int]:
+    """Tokens this request really used, by count kind: the upstream's figures where it gave them,
+    otherwise what was streamed (a stream cut short) and the input estimate."""
+    u = ex.usage
+    su = st.usage
+    out = _first(u.output, su.output)
+    if out is None:
+        out = st.streamed
+    reasoning = _first(u.reasoning, su.reasoning)
+    if reasoning is None:
+        reasoning = st.streamed_reasoning
+    inp = _first(u.input, su.input)
+    if inp is None:
+        # The upstream read the prompt if it answered at all.
+        inp = st.input_estimate if (st.streamed or 200 <= ex.status < 400) else 0
+    return {"input": inp, "output": out, "reasoning": reasoning, "total": inp + out}
+
+
+def _first(*xs: int | None) -> int | None:
+    for x in xs:
+        if x is not None:
+            return x
+    return None
+
+
+__all__ = ["CompiledLimit", "ShapeState", "Shaper", "Verdict", "ip_prefix", "multiplier_key"]

@@ -1,0 +1,45 @@
+"""Prometheus metrics for shaping, on a registry the app passes in (never the global one)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+DELAY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+class ShapeMetrics:
+    """``distillguard_shape_*`` series, labelled by limit name (and ``mode`` for shadow counting)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        reg = registry if registry is not None else CollectorRegistry()
+        self.registry = reg
+        self.admitted = Counter(
+            "distillguard_shape_admitted", "Requests a limit admitted (at once or after a delay).",
+            ["limit", "mode"], registry=reg)
+        self.delayed = Counter(
+            "distillguard_shape_delayed", "Requests a limit made wait before admitting them.",
+            ["limit"], registry=reg)
+        self.delay = Histogram(
+            "distillguard_shape_delay_seconds", "Time requests waited in a limit's queue.",
+            ["limit"], buckets=DELAY_BUCKETS, registry=reg)
+        self.rejected = Counter(
+            "distillguard_shape_rejected", "Requests a limit rejected (mode=shadow: would have).",
+            ["limit", "mode"], registry=reg)
+        self.queue_depth = Gauge(
+            "distillguard_shape_queue_depth", "Requests waiting in a limit's delay queues.",
+            ["limit"], registry=reg)
+        self.evictions = Counter(
+            "distillguard_state_evictions", "State keys evicted by the LRU cap before going idle.",
+            registry=reg)
+        self.cut = Counter(
+            "distillguard_shape_stream_cut", "Streams ended mid-way for exceeding a token budget.",
+            ["limit"], registry=reg)
+        self.paced = Counter(
+            "distillguard_shape_paced_seconds", "Seconds streams were held back by output pacing.",
+            registry=reg)
+        self.state_errors = Counter(
+            "distillguard_shape_state_errors", "State backend failures (shaping failed open).",
+            registry=reg)
+
+    def on_evict(self, n: int) -> None:
+        self.evictions.inc(n)

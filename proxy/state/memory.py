@@ -1,0 +1,218 @@
+"""The embedded state backend: one dict in this process, LRU-bounded, idle keys dropped.
+
+Values by kind: a GCRA cell is a bare ``float`` (its TAT; idle once TAT <= now, ~60 B plus the key);
+a concurrency key is a ``dict`` lease -> expiry (dropped when empty); a multiplier is a ``tuple``
+(factor, until, recover). The dict's insertion order is the LRU order: a touch re-inserts the key at
+the end, eviction pops from the front. Everything runs synchronously inside ``apply`` (no awaits), so
+a batch is atomic with respect to other coroutines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from proxy.state.base import (
+    Acquire,
+    Adjust,
+    Gcra,
+    GetMultiplier,
+    Op,
+    Release,
+    Result,
+    SetMultiplier,
+    multiplier_at,
+)
+
+_MISSING: Any = object()
+
+
+class MemoryBackend:
+    """In-process state with an LRU cap (``max_keys``) and idle expiry.
+
+    ``on_evict`` is called with the number of keys evicted by the cap (for a metric); ``evictions``
+    counts them too. ``sweep`` drops idle keys (the shape filter runs it periodically).
+    """
+
+    def __init__(
+        self,
+        max_keys: int = 1_000_000,
+        *,
+        on_evict: Callable[[int], None] | None = None,
+    ) -> None:
+        if max_keys < 1:
+            raise ValueError("max_keys must be >= 1")
+        self.max_keys = max_keys
+        self.on_evict = on_evict
+        self.evictions = 0
+        self._d: dict[str, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    # -- protocol ---------------------------------------------------------------------------------
+
+    async def apply(self, ops: Sequence[Op], now: float, *, all_or_nothing: bool = False) -> list[Result]:
+        return self.apply_now(ops, now, all_or_nothing=all_or_nothing)
+
+    async def sweep(self, now: float) -> int:
+        return self.sweep_now(now, budget=None)
+
+    async def close(self) -> None:
+        self._d.clear()
+
+    # -- synchronous core (used by apply and by benchmarks) ---------------------------------------
+
+    def apply_now(self, ops: Sequence[Op], now: float, *, all_or_nothing: bool = False) -> list[Result]:
+        if all_or_nothing and len(ops) > 1:
+            return self._apply_all_or_nothing(ops, now)
+        return [self._one(op, now, True) for op in ops]
+
+    def _apply_all_or_nothing(self, ops: Sequence[Op], now: float) -> list[Result]:
+        # Dry run of the required ops first: a failed check leaves no trace. (Keys are distinct within
+        # a request's batch, so a dry run sees the same state the commit will.)
+        dry = [self._one(op, now, False) if getattr(op, "required", True) else None for op in ops]
+        commit = all(r.ok for r in dry if r is not None)
+        return [
+            self._one(op, now, True) if (commit or r is None) else r
+            for op, r in zip(ops, dry, strict=True)
+        ]
+
+    def _one(self, op: Op, now: float, write: bool) -> Result:
+        t = type(op)
+        if t is Gcra:
+            return self._gcra(op, now, write)  # type: ignore[arg-type]
+        if t is Adjust:
+            if write:
+                self._adjust(op, now)  # type: ignore[arg-type]
+            return Result()
+        if t is Acquire:
+            return self._acquire(op, now, write)  # type: ignore[arg-type]
+        if t is Release:
+            if write:
+                self._release(op)  # type: ignore[arg-type]
+            return Result()
+        if t is SetMultiplier:
+            if write:
+                o: SetMultiplier = op  # type: ignore[assignment]
+                self._put(o.key, (o.factor, o.until, o.recover))
+            return Result()
+        if t is GetMultiplier:
+            return Result(value=self._factor(op.key, now))  # type: ignore[union-attr]
+        raise TypeError(f"unknown state op {op!r}")
+
+    # -- kinds ------------------------------------------------------------------------------------
+
+    def _gcra(self, op: Gcra, now: float, write: bool) -> Result:
+        d = self._d
+        key = op.key
+        tat = d.pop(key, _MISSING)
+        if tat is _MISSING or tat < now:
+            tat = now
+        cost = op.cost
+        f = 1.0
+        if op.mult_keys:
+            f = min(self._factor(k, now) for k in op.mult_keys)
+            if f != 1.0:
+                cost = cost / f
+        interval = op.interval
+        span = op.capacity * interval
+        new_tat = tat + cost * interval
+        wait = new_tat - span - now
+        if wait <= 1e-9 or wait <= op.max_wait:
+            wait = wait if wait > 1e-9 else 0.0
+            if write and op.commit:
+                d[key] = new_tat
+                self._grew(key)
+            else:
+                self._restore(key, tat, now)
+            return Result(True, wait, (now + span - new_tat) / interval, new_tat - now, f)
+        self._restore(key, tat, now)
+        return Result(False, wait, (now + span - tat) / interval, tat - now, f)
+
+    def _restore(self, key: str, tat: float, now: float) -> None:
+        if tat > now:
+            self._d[key] = tat
+            self._grew(key)
+
+    def _adjust(self, op: Adjust, now: float) -> None:
+        d = self._d
+        tat = d.pop(op.key, _MISSING)
+        if tat is _MISSING or tat < now:
+            tat = now
+        tat += op.units * op.interval
+        if tat > now:
+            d[op.key] = tat
+            self._grew(op.key)
+
+    def _acquire(self, op: Acquire, now: float, write: bool) -> Result:
+        leases = self._d.pop(op.key, None)
+        if leases is None:
+            leases = {}
+        elif any(exp <= now for exp in leases.values()):
+            leases = {k: exp for k, exp in leases.items() if exp > now}
+        held = len(leases)
+        ok = op.lease in leases or held < op.limit
+        if ok and write:
+            leases[op.lease] = now + op.ttl
+        if leases:
+            self._d[op.key] = leases
+            self._grew(op.key)
+        return Result(ok, 0.0, float(op.limit - len(leases)), 0.0)
+
+    def _release(self, op: Release) -> None:
+        leases = self._d.get(op.key)
+        if leases is not None:
+            leases.pop(op.lease, None)
+            if not leases:
+                del self._d[op.key]
+
+    def _factor(self, key: str, now: float) -> float:
+        m = self._d.get(key)
+        if m is None:
+            return 1.0
+        return multiplier_at(m[0], m[1], m[2], now)
+
+    def _put(self, key: str, value: Any) -> None:
+        self._d.pop(key, None)
+        self._d[key] = value
+        self._grew(key)
+
+    def _grew(self, key: str) -> None:
+        d = self._d
+        if len(d) > self.max_keys:
+            evicted = 0
+            while len(d) > self.max_keys:
+                oldest = next(iter(d))
+                if oldest == key:  # never evict what we just wrote
+                    break
+                del d[oldest]
+                evicted += 1
+            if evicted:
+                self.evictions += evicted
+                if self.on_evict is not None:
+                    self.on_evict(evicted)
+
+    # -- expiry -----------------------------------------------------------------------------------
+
+    def sweep_now(self, now: float, budget: int | None = None) -> int:
+        """Drop idle keys, oldest touched first, looking at up to ``budget`` keys (all if None)."""
+        dead = []
+        for i, (k, v) in enumerate(self._d.items()):
+            if budget is not None and i >= budget:
+                break
+            if _idle(v, now):
+                dead.append(k)
+        for k in dead:
+            del self._d[k]
+        return len(dead)
+
+
+def _idle(v: Any, now: float) -> bool:
+    if type(v) is float:
+        return v <= now
+    if type(v) is dict:
+        return all(exp <= now for exp in v.values())
+    if type(v) is tuple:
+        return v[1] + v[2] <= now
+    return False
