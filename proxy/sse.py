@@ -35,12 +35,15 @@ class Framer:
 class SSEFramer(Framer):
     """Server-sent events. Keeps partial events across chunks; remembers the upstream's line ending."""
 
-    __slots__ = ("_buf", "eol", "_eol_known", "_pending_cr")
+    __slots__ = ("_buf", "_eol_known", "_scan", "eol")
 
     def __init__(self, eol: bytes = b"\n") -> None:
         self._buf = b""
         self.eol = eol
         self._eol_known = False
+        # Where the search for the end of the held event resumes: a large event arriving in many small
+        # chunks is then scanned once, not once per chunk.
+        self._scan = 0
 
     def feed(self, chunk: bytes) -> list[Event]:
         buf = self._buf + chunk if self._buf else chunk
@@ -48,7 +51,7 @@ class SSEFramer(Framer):
         start = 0
         n = len(buf)
         while start < n:
-            m = _EVENT_END.search(buf, start)
+            m = _EVENT_END.search(buf, max(start, self._scan))
             if m is None:
                 break
             end = m.end()
@@ -61,10 +64,13 @@ class SSEFramer(Framer):
             events.append(_parse_block(buf[start : m.start()], buf[start:end]))
             start = end
         self._buf = buf[start:] if start < n else b""
+        # An event end is at most 4 bytes (CRLF CRLF) and may begin just before the held bytes' end.
+        self._scan = max(0, len(self._buf) - 4)
         return events
 
     def close(self) -> list[Event]:
         rest, self._buf = self._buf, b""
+        self._scan = 0
         if not rest.strip():
             return [Event(b"", raw=rest, comment=True)] if rest else []
         return [_parse_block(rest.rstrip(b"\r\n"), rest)]

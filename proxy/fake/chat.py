@@ -132,9 +132,9 @@ def render(turn: Turn, state: FakeState) -> bytes | list[bytes]:
     cid, call_id = _ids(turn)
     sig = signature("openrouter", reasoning) if fl == "openrouter" else ""
     if sig:
-        state.issued[sig] = reasoning
+        state.issue(sig, reasoning)
     if turn.tool and fl in ("reasoning_content", "reasoning"):
-        state.issued_by_call[call_id] = reasoning
+        state.issue_call(call_id, reasoning)
     think_prefix = {"think": "<think>\n", "think-noopen": ""}.get(fl)
     args = turn.tool.args if turn.tool else ""
     visible = answer + args

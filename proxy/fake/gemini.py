@@ -96,7 +96,7 @@ def render(turn: Turn, state: FakeState) -> bytes | list[bytes]:
     rparts = turn.reasoning_parts if turn.thinking else []
     reasoning = "".join(rparts)
     sig = signature("gemini", reasoning + str(turn.tool))
-    state.issued[sig] = reasoning
+    state.issue(sig, reasoning)
     aparts = [] if turn.tool else turn.answer_parts
     answer = "".join(aparts)
     rt = count_tokens(reasoning)

@@ -109,7 +109,7 @@ def render(turn: Turn, state: FakeState) -> bytes | list[bytes]:
     sig = ""
     if turn.thinking:
         sig = signature("anthropic", reasoning)
-        state.issued[sig] = reasoning
+        state.issue(sig, reasoning)
     aparts = [f"I will call {turn.tool.name}."] if turn.tool else turn.answer_parts
     answer = "".join(aparts)
     blocks: list[dict[str, Any]] = []

@@ -101,10 +101,10 @@ def render(turn: Turn, state: FakeState) -> bytes | list[bytes]:
     else:
         enc = "gAAAAAB" + signature("responses", reasoning)
         r_item["encrypted_content"] = enc
-        state.issued[enc] = reasoning
+        state.issue(enc, reasoning)
     r_item["status"] = "completed"
     if turn.tool:
-        state.issued_by_call["resp:" + call_id] = rs_id
+        state.issue_call("resp:" + call_id, rs_id)
         args = turn.tool.args
         second: dict[str, Any] = {
             "id": fc_id,

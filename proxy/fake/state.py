@@ -176,6 +176,15 @@ class FakeState:
             RecordedRequest(request.method, request.path, dict(request.query), hdrs, body, api, time.time())
         )
 
+    MAX_ISSUED = 200_000
+
+    def issue(self, sig: str, reasoning: str) -> None:
+        """Remember an opaque reasoning token this server handed out (bounded: oldest half dropped)."""
+        _bounded_put(self.issued, sig, reasoning, self.MAX_ISSUED)
+
+    def issue_call(self, call_id: str, value: str) -> None:
+        _bounded_put(self.issued_by_call, call_id, value, self.MAX_ISSUED)
+
     def check(self, api: str, kind: str, ref: str, ok: bool, detail: str = "") -> None:
         if len(self.roundtrip_checks) >= 10000:
             del self.roundtrip_checks[:5000]
@@ -194,6 +203,13 @@ class FakeState:
         self.requests.clear()
         self.roundtrip_checks.clear()
         self.stats = FakeStats()
+
+
+def _bounded_put(d: dict[str, str], k: str, v: str, limit: int) -> None:
+    if k not in d and len(d) >= limit:
+        for old in list(d)[: limit // 2]:
+            del d[old]
+    d[k] = v
 
 
 FAKE_KEY: web.AppKey[FakeState] = web.AppKey("fake", FakeState)

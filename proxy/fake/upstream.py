@@ -77,9 +77,23 @@ def _error(api: str, status: int, st: FakeState, message: str | None = None) -> 
     return web.Response(status=status, body=body, headers=headers, content_type=_JSON)
 
 
+async def _partial(request: web.BaseRequest, body: bytes, knobs: Knobs, st: FakeState) -> None:
+    """Non-stream body cut in the middle: announce the full Content-Length, send half, then reset or stall."""
+    resp = web.StreamResponse(headers={"Content-Type": _JSON})
+    resp.content_length = len(body)
+    await resp.prepare(request)
+    await resp.write(body[: len(body) // 2])
+    if knobs.fail == "reset-mid-stream":
+        st.stats.resets += 1
+        _abort(request)
+    else:
+        await _wait_gone(request, st)
+
+
 async def _stream(
     request: web.BaseRequest, events: list[bytes], knobs: Knobs, api: str, ctype: str, st: FakeState
-) -> web.StreamResponse:
+) -> web.StreamResponse | None:
+    """Write the events; None when the answer was cut on purpose (reset-mid-stream / stall-mid-stream)."""
     resp = web.StreamResponse(headers={"Content-Type": ctype, "Cache-Control": "no-cache"})
     await resp.prepare(request)
     write = resp.write
@@ -94,10 +108,10 @@ async def _stream(
                 if fail == "reset-mid-stream":
                     st.stats.resets += 1
                     _abort(request)
-                    return resp
+                    return None
                 if fail == "stall-mid-stream":
                     await _wait_gone(request, st)
-                    return resp
+                    return None
                 if fail == "error-mid-stream":
                     await write(mid_stream_error(api, i))
                     break
@@ -123,7 +137,10 @@ async def _serve(
     stats.by_api[api] += 1
     stats.in_flight += 1
     try:
-        knobs = knobs_from_headers(st.knobs, request.headers)
+        try:
+            knobs = knobs_from_headers(st.knobs, request.headers)
+        except ValueError as e:
+            return _error(api, 400, st, f"Bad x-fake-* header: {e}")
         if not knobs.plain:
             if knobs.delay_ms:
                 await asyncio.sleep(knobs.delay_ms / 1000.0)
@@ -147,7 +164,13 @@ async def _serve(
             return _error(api, turn[0], st, turn[1])
         out = st.cached((api, turn), lambda: render(turn, st))
         if isinstance(out, list):
-            resp = await _stream(request, out, knobs, api, ctype, st)
+            sresp = await _stream(request, out, knobs, api, ctype, st)
+            if sresp is None:
+                raise _Reset
+            resp: web.StreamResponse = sresp
+        elif knobs.fail in ("reset-mid-stream", "stall-mid-stream"):
+            await _partial(request, out, knobs, st)
+            raise _Reset
         elif knobs.gzip:
             resp = web.Response(
                 body=_gzip.compress(out, 1), headers={"Content-Encoding": "gzip"}, content_type=_JSON

@@ -300,7 +300,7 @@ def _suggest(name: str, options: Any) -> str:
 # --------------------------------------------------------------------------- compiler
 
 
-class _Err(Exception):
+class EvalError(Exception):
     """Raised at runtime inside closures; the evaluator turns it into 'no match'."""
 
 
@@ -443,7 +443,7 @@ def _binary(n: Node, env: Env, expanding: set[str]) -> tuple[Fn, str]:  # noqa: 
             def idiv(c: Mapping[str, Any]) -> Any:
                 b = fb(c)
                 if b == 0:
-                    raise _Err("division by zero")
+                    raise EvalError("division by zero")
                 a = fa(c)
                 q = abs(a) // abs(b)
                 return q if (a >= 0) == (b >= 0) else -q
@@ -452,7 +452,7 @@ def _binary(n: Node, env: Env, expanding: set[str]) -> tuple[Fn, str]:  # noqa: 
         def fdiv(c: Mapping[str, Any]) -> Any:
             b = fb(c)
             if b == 0:
-                raise _Err("division by zero")
+                raise EvalError("division by zero")
             return fa(c) / b
         return fdiv, DOUBLE
     if rt != INT:
@@ -461,7 +461,7 @@ def _binary(n: Node, env: Env, expanding: set[str]) -> tuple[Fn, str]:  # noqa: 
     def mod(c: Mapping[str, Any]) -> Any:
         b = fb(c)
         if b == 0:
-            raise _Err("modulo by zero")
+            raise EvalError("modulo by zero")
         return fa(c) % b
     return mod, INT
 
@@ -540,7 +540,7 @@ def safe(fn: Fn) -> Callable[[Mapping[str, Any]], bool]:
     def run(c: Mapping[str, Any]) -> bool:
         try:
             return bool(fn(c))
-        except (_Err, KeyError, TypeError, ValueError, OverflowError):
+        except (EvalError, KeyError, TypeError, ValueError, OverflowError):
             return False
 
     return run

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("distillguard.shaping")
 
 Sleep = Callable[[float], Awaitable[None]]
+_SLACK = 1e-6
 
 
 class _Waiter:
@@ -120,13 +121,14 @@ class DelayQueues:
         return q.size if q is not None else 0
 
     def estimate(self, key: str, flow: str, first_wait: float, interval: float) -> float:
-        """Expected wait for a newcomer of ``flow``: round-robin turns ahead of it, times the interval."""
+        """Expected wait for a newcomer of ``flow``: the waiters round-robin serves before it (every
+        flow's next ``mine + 1``, where ``mine`` is what its own flow already has queued)."""
         q = self._queues.get(key)
         if q is None or not q.size:
             return first_wait
         mine = len(q.flows.get(flow, ()))
-        turns = min(q.size, (mine + 1) * (len(q.flows) + (0 if mine else 1)))
-        return max(first_wait, 0.0) + turns * interval
+        ahead = mine + sum(min(len(d), mine + 1) for f, d in q.flows.items() if f != flow)
+        return max(first_wait, 0.0) + ahead * interval
 
     async def wait(self, op: Gcra, flow: str) -> bool:
         q = self._queues.get(op.key)
@@ -157,7 +159,7 @@ class DelayQueues:
         try:
             while q.size:
                 now = self.clock.now()
-                self._expire(q, now)
+                self._expire(q, now - _SLACK)  # a waiter due exactly at its deadline still goes
                 if not q.size:
                     break
                 res = (await self.backend.apply([q.op], now))[0]
@@ -169,7 +171,7 @@ class DelayQueues:
                             break
                     continue
                 first_deadline = min(w.deadline for f in q.flows.values() for w in f)
-                await self.sleep(max(0.0, min(res.wait, first_deadline - now)))
+                await self.sleep(max(0.0, min(res.wait, first_deadline + 2 * _SLACK - now)))
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -184,7 +186,7 @@ class DelayQueues:
 
     def _expire(self, q: _KeyQueue, now: float) -> None:
         for f in list(q.flows.values()):
-            for w in [w for w in f if w.deadline <= now]:
+            for w in [w for w in f if w.deadline < now]:
                 q.remove(w)
                 self._depth(-1)
                 if not w.fut.done():

@@ -25,6 +25,7 @@ from proxy.state.base import (
 )
 
 _MISSING: Any = object()
+_EPS = 1e-6  # conforming a microsecond early is harmless; it absorbs float rounding
 
 
 class MemoryBackend:
@@ -46,6 +47,9 @@ class MemoryBackend:
         self.on_evict = on_evict
         self.evictions = 0
         self._d: dict[str, Any] = {}
+        # Times are kept relative to the first ``now`` seen: at epoch magnitude (1.7e9 s) a double
+        # resolves only ~0.24 µs and repeated additions drift; relative times stay exact to ~1 ns.
+        self._base: float | None = None
 
     def __len__(self) -> int:
         return len(self._d)
@@ -63,7 +67,13 @@ class MemoryBackend:
 
     # -- synchronous core (used by apply and by benchmarks) ---------------------------------------
 
+    def _rel(self, now: float) -> float:
+        if self._base is None:
+            self._base = float(int(now))
+        return now - self._base
+
     def apply_now(self, ops: Sequence[Op], now: float, *, all_or_nothing: bool = False) -> list[Result]:
+        now = self._rel(now)
         if all_or_nothing and len(ops) > 1:
             return self._apply_all_or_nothing(ops, now)
         return [self._one(op, now, True) for op in ops]
@@ -95,7 +105,7 @@ class MemoryBackend:
         if t is SetMultiplier:
             if write:
                 o: SetMultiplier = op  # type: ignore[assignment]
-                self._put(o.key, (o.factor, o.until, o.recover))
+                self._put(o.key, (o.factor, self._rel(o.until), o.recover))
             return Result()
         if t is GetMultiplier:
             return Result(value=self._factor(op.key, now))  # type: ignore[union-attr]
@@ -119,8 +129,8 @@ class MemoryBackend:
         span = op.capacity * interval
         new_tat = tat + cost * interval
         wait = new_tat - span - now
-        if wait <= 1e-9 or wait <= op.max_wait:
-            wait = wait if wait > 1e-9 else 0.0
+        if wait <= _EPS or wait <= op.max_wait:
+            wait = wait if wait > _EPS else 0.0
             if write and op.commit:
                 d[key] = new_tat
                 self._grew(key)
@@ -197,6 +207,7 @@ class MemoryBackend:
 
     def sweep_now(self, now: float, budget: int | None = None) -> int:
         """Drop idle keys, oldest touched first, looking at up to ``budget`` keys (all if None)."""
+        now = self._rel(now)
         dead = []
         for i, (k, v) in enumerate(self._d.items()):
             if budget is not None and i >= budget:

@@ -178,3 +178,14 @@ def test_json_array_empty() -> None:
     framer: Framer = JSONArrayFramer()
     assert framer.feed(b"[]") == [] and framer.close() == []
     assert framer.epilogue() == b"[]"
+
+
+def test_sse_large_event_in_small_chunks(wire: Any) -> None:
+    big = (
+        b'event: response.completed\r\ndata: {"t":"' + b"x\\r\\n" * 50_000 + b'"}\r\n\r\ndata: [DONE]\r\n\r\n'
+    )
+    framer = SSEFramer()
+    events = wire.frame(framer, big, range(0, len(big), 997))
+    assert [e.name for e in events] == ["response.completed", None]
+    assert wire.reencode(framer, events) == big
+    assert framer.pending == 0

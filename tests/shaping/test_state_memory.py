@@ -49,7 +49,7 @@ def test_burst_then_rate() -> None:
     assert not b.apply_now([gcra()], now + 0.1)[0].ok
 
 
-@pytest.mark.parametrize(("rate", "burst", "step"), [(10.0, 5, 0.013), (3.0, 1, 0.05), (250.0, 40, 0.001)])
+@pytest.mark.parametrize(("rate", "burst", "step"), [(10.0, 5, 0.013), (3.0, 2, 0.05), (250.0, 40, 0.001)])
 def test_gcra_exact_over_long_steady_run(rate: float, burst: int, step: float) -> None:
     b = MemoryBackend()
     duration = 600.0

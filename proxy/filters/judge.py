@@ -1,0 +1,210 @@
+"""The rules step of the chain: features, rule evaluation, actions for this request, audit record.
+
+``on_request`` computes the request's features once (``ex.features``), evaluates the live rule set on
+event time, merges the resulting controls into ``ex.controls`` (throttle, pace_tps, redaction, harden,
+cut_tokens: read by the shaping, hardening and redaction filters that run after it), adds tags and a
+decision, and answers 403 ``policy_blocked`` with ``x-should-retry: false`` when a block applies.
+``on_done`` runs response-phase rules with the usage and status, then writes the audit record.
+
+Fails open: an exception inside rule evaluation is logged and the request proceeds without rule
+controls (redaction has its own fail-closed guard). Pass ``fail_closed=True`` to answer 403 instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from proxy.clock import SYSTEM_CLOCK, Clock
+from proxy.errors import POLICY_BLOCKED, Reply
+from proxy.exchange import Exchange
+from proxy.pipeline import Filter
+from proxy.policy.alerts import AlertSink
+from proxy.policy.audit import AuditLog, audit_record
+from proxy.policy.compiler import CompiledRuleSet
+from proxy.policy.engine import Engine, Verdict, merge_control
+from proxy.policy.loader import load_ruleset
+from proxy.policy.signals import RequestMeta, compute_features
+from proxy.policy.spec import Problem, RulesError
+
+log = logging.getLogger("distillguard.judge")
+_KIND_OF_CONTROL = {"throttle": "throttle", "pace_tps": "pace", "redaction": "redact", "harden": "harden",
+                    "cut_tokens": "cut"}
+
+
+def meta_of(ex: Exchange) -> RequestMeta:
+    acct = ex.account
+    return RequestMeta(
+        account_id=acct.id if acct is not None else "", tier=acct.tier if acct is not None else "",
+        org=(acct.org or "") if acct is not None else "", key_id=ex.key_id or "", ip=ex.client_ip or "",
+        user_agent=ex.user_agent or "", path=ex.path,
+    )
+
+
+class JudgeFilter(Filter):
+    """Per-account anomaly rules. Build with ``JudgeFilter.from_paths(paths, ...)`` or around an ``Engine``."""
+
+    name = "judge"
+
+    def __init__(
+        self, engine: Engine, *, paths: Sequence[str | Path] = (), clock: Clock = SYSTEM_CLOCK,
+        audit: AuditLog | None = None, alerts: AlertSink | None = None, fail_closed: bool = False,
+        sweep_every: float = 60.0,
+    ) -> None:
+        self.engine = engine
+        self.paths = [Path(p) for p in paths]
+        self.clock = clock
+        self.audit = audit
+        self.alerts = alerts
+        self.fail_closed = fail_closed
+        self.sweep_every = sweep_every
+        self.last_reload_problems: list[Problem] = []
+        self.reloads_ok = 0
+        self.reloads_failed = 0
+        self._sweeper: asyncio.Task[None] | None = None
+        self._reload_lock = asyncio.Lock()
+
+    @classmethod
+    def from_paths(
+        cls, paths: Sequence[str | Path], *, clock: Clock = SYSTEM_CLOCK, shadow: bool = False,
+        audit_path: str | Path | None = None, audit_prompts: bool = False, alert_url: str | None = None,
+        fail_closed: bool = False,
+    ) -> JudgeFilter:
+        """Load and compile the rule files (raises ``RulesError`` listing every problem) and wire the parts."""
+        ruleset = load_ruleset(list(paths))
+        return cls(
+            Engine(ruleset, shadow=shadow), paths=paths, clock=clock,
+            audit=AuditLog(audit_path, include_prompt=audit_prompts) if audit_path else None,
+            alerts=AlertSink(alert_url) if alert_url else None, fail_closed=fail_closed,
+        )
+
+    # -- reload ---------------------------------------------------------------------------------
+
+    async def reload(self, paths: Sequence[str | Path] | None = None) -> list[Problem]:
+        """Recompile the rule files in a worker thread and swap them in atomically.
+
+        Returns ``[]`` on success; on errors the last good rule set stays and the problems are returned
+        (and kept in ``last_reload_problems``). State of unchanged rules survives the swap.
+        """
+        async with self._reload_lock:
+            use = [Path(p) for p in paths] if paths is not None else self.paths
+            try:
+                ruleset: CompiledRuleSet = await asyncio.to_thread(load_ruleset, use)
+            except RulesError as e:
+                self.reloads_failed += 1
+                self.last_reload_problems = e.problems
+                log.error("rules reload failed; keeping version %s:\n%s", self.engine.ruleset.version, e)
+                return e.problems
+            self.engine.swap(ruleset)  # one assignment on the loop thread: requests see old or new
+            self.paths = use
+            self.reloads_ok += 1
+            self.last_reload_problems = []
+            log.info("rules reloaded: version %s, %d rules", ruleset.version, len(ruleset.rules))
+            return []
+
+    # -- hooks ----------------------------------------------------------------------------------
+
+    async def on_request(self, ex: Exchange) -> Reply | None:
+        """Evaluate rules; may set ``ex.controls``, add tags/decisions, or answer 403 policy_blocked."""
+        now = self.clock.now()
+        try:
+            ctx = compute_features(ex.view, meta_of(ex), now, self.engine.ruleset.matchers)
+            verdict = self.engine.evaluate(ctx, now)
+        except Exception:
+            log.exception("rule evaluation failed", extra={"request_id": ex.request_id})
+            if self.fail_closed:
+                return ex.error(POLICY_BLOCKED, "Request refused: policy evaluation failed.",
+                                headers={"x-should-retry": "false"})
+            return None
+        ex.features.update(ctx)
+        ex.state[self.name] = (now, ctx, verdict)
+        self.apply(ex, verdict)
+        if verdict.alerts and self.alerts is not None:
+            self.alerts.submit(verdict.alerts)
+        if verdict.block is not None:
+            return ex.error(POLICY_BLOCKED, "Request blocked by usage policy.", headers={"x-should-retry": "false"})
+        return None
+
+    @staticmethod
+    def apply(ex: Exchange, verdict: Verdict) -> None:
+        """Merge the verdict into the exchange: controls (strictest wins), tags, one decision entry."""
+        for name, value in verdict.controls.items():
+            kind = _KIND_OF_CONTROL.get(name)
+            if kind is not None:
+                merge_control(ex.controls, kind, value)
+        ex.tags |= verdict.tags
+        if verdict.hits or verdict.actions or verdict.block is not None:
+            ex.decisions.append({
+                "filter": "judge",
+                "hits": [h.rule for h in verdict.hits if h.mode == "enforce"],
+                "shadow_hits": [h.rule for h in verdict.hits if h.mode == "shadow"],
+                "controls": dict(verdict.controls),
+                "blocked": verdict.block.rule if verdict.block is not None else None,
+            })
+
+    async def on_done(self, ex: Exchange) -> None:
+        """Feed the outcome to response-phase rules, then write the audit record."""
+        st = ex.state.get(self.name)
+        if st is None:
+            return
+        _, ctx, verdict = st
+        now = self.clock.now()
+        u = ex.usage
+        response = {"status": ex.status, "input_tokens": u.input or 0, "output_tokens": u.output or 0,
+                    "reasoning_tokens": u.reasoning or 0, "error": ex.error_code or ""}
+        rverdict: Verdict | None = None
+        if self.engine.ruleset.response_rules:
+            ctx.update({f"response.{k}": v for k, v in response.items()})
+            rverdict = self.engine.evaluate_response(ctx, now)
+            if rverdict.alerts and self.alerts is not None:
+                self.alerts.submit(rverdict.alerts)
+        if self.audit is not None:
+            self.audit.write(audit_record(
+                ts=now, request_id=ex.request_id, features=ctx, verdict=verdict, response_verdict=rverdict,
+                prompt=ex.view.prompt_text, include_prompt=self.audit.include_prompt, response=response,
+            ))
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_every)
+            try:
+                self.engine.sweep(self.clock.now())
+            except Exception:
+                log.exception("rule state sweep failed")
+
+    async def start(self) -> None:
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name="judge-sweep")
+        for part in (self.audit, self.alerts):
+            if part is not None:
+                await part.start()
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            try:
+                await self._sweeper
+            except asyncio.CancelledError:
+                pass
+            self._sweeper = None
+        for part in (self.audit, self.alerts):
+            if part is not None:
+                await part.stop()
+
+    def status(self) -> dict[str, Any]:
+        """Rule set version, files, hit counts (admin API)."""
+        rs = self.engine.ruleset
+        return {
+            "version": rs.version, "files": list(rs.files), "shadow": self.engine.shadow,
+            "rules": [{"id": r.id, "mode": r.mode, "phase": r.phase, "key": r.key,
+                       "hits": self.engine.hit_counts.get(r.id, [0, 0])[0],
+                       "shadow_hits": self.engine.hit_counts.get(r.id, [0, 0])[1],
+                       "errors": self.engine.errors.get(r.id, 0)} for r in rs.rules],
+            "reloads_ok": self.reloads_ok, "reloads_failed": self.reloads_failed,
+            "last_reload_problems": [p.as_dict() for p in self.last_reload_problems],
+        }

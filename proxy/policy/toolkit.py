@@ -1,0 +1,469 @@
+"""The policy author's toolkit: check, test, replay, explain. Pure functions returning (exit code, text).
+
+Everything runs offline on event time: the engine gets each request's timestamp, never the wall clock.
+Traffic input is the audit-log JSONL (``audit.py``); a record may instead carry a compact ``request``
+(model, prompt/messages, params) whose features are recomputed, so new matchers apply to old traffic.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from proxy.policy import cel
+from proxy.policy.compiler import CompiledRule, CompiledRuleSet
+from proxy.policy.engine import Engine, Verdict
+from proxy.policy.loader import _CLoader, _Reader, load_ruleset, parse_duration, rule_files
+from proxy.policy.signals import RequestMeta, compute_features, features_from_json, view_from_record
+from proxy.policy.spec import Problem, RulesError, Where
+
+DEFAULT_START = 1_767_225_600.0  # 2026-01-01T00:00:00Z: test cases start here unless they say otherwise
+
+
+# --------------------------------------------------------------------------- check
+
+
+def check(paths: list[str], *, as_json: bool = False) -> tuple[int, str]:
+    try:
+        rs = load_ruleset(paths)
+    except RulesError as e:
+        if as_json:
+            return 1, orjson.dumps({"ok": False, "problems": [p.as_dict() for p in e.problems]},
+                                   option=orjson.OPT_INDENT_2).decode()
+        return 1, "\n".join(str(p) for p in e.problems) + f"\n{len(e.problems)} problem(s)"
+    if as_json:
+        return 0, orjson.dumps({"ok": True, "version": rs.version, "files": list(rs.files),
+                                "rules": [r.id for r in rs.rules]}, option=orjson.OPT_INDENT_2).decode()
+    modes: dict[str, int] = {}
+    for r in rs.rules:
+        modes[r.mode] = modes.get(r.mode, 0) + 1
+    summary = ", ".join(f"{n} {m}" for m, n in sorted(modes.items()))
+    return 0, f"ok: {len(rs.rules)} rules ({summary}) in {len(rs.files)} file(s), version {rs.version}"
+
+
+# --------------------------------------------------------------------------- records -> features
+
+
+def meta_from_record(rec: dict[str, Any]) -> RequestMeta:
+    acct = rec.get("account") or {}
+    if isinstance(acct, str):
+        acct = {"id": acct}
+    f = rec.get("features") or {}
+    return RequestMeta(
+        account_id=str(acct.get("id") or f.get("account.id", "")), tier=str(acct.get("tier") or f.get("account.tier", "")),
+        org=str(acct.get("org") or f.get("account.org", "") or ""), key_id=str(rec.get("key_id") or f.get("account.key", "")),
+        ip=str(rec.get("ip") or f.get("client.ip", "")), user_agent=str(rec.get("user_agent") or f.get("client.user_agent", "")),
+        path=str(rec.get("path") or f.get("request.path", "")),
+    )
+
+
+def features_of(rec: dict[str, Any], rs: CompiledRuleSet, ts: float) -> dict[str, Any]:
+    """Recompute features from a compact ``request`` when present, else take the recorded ones."""
+    if "request" in rec:
+        return compute_features(view_from_record(rec["request"]), meta_from_record(rec), ts, rs.matchers)
+    ctx = features_from_json(dict(rec.get("features") or {}))
+    for name in rs.matchers.names:
+        ctx.setdefault("matchers." + name, 0)
+    if "prompt" in rec and rs.matchers.by_source:
+        rs.matchers.run({"prompt": rec["prompt"], "last_user": rec["prompt"]}, ctx)
+    return ctx
+
+
+def response_of(rec: dict[str, Any]) -> dict[str, Any] | None:
+    r = rec.get("response")
+    if not isinstance(r, dict):
+        return None
+    return {"response.status": int(r.get("status", 200)), "response.input_tokens": int(r.get("input_tokens", 0)),
+            "response.output_tokens": int(r.get("output_tokens", 0)),
+            "response.reasoning_tokens": int(r.get("reasoning_tokens", 0)), "response.error": str(r.get("error", ""))}
+
+
+def effective_actions(v: Verdict) -> set[str]:
+    """Action kinds this request is subject to: taken now (not shadow) or still in force."""
+    kinds = {a["do"] for a in v.actions if not a.get("shadow")}
+    kinds |= {{"throttle": "throttle", "pace_tps": "pace", "redaction": "redact", "harden": "harden",
+               "cut_tokens": "cut"}[k] for k in v.controls}
+    if v.block is not None:
+        kinds.add("block")
+    return kinds
+
+
+def decision(rec: dict[str, Any], ts: float, ctx: dict[str, Any], v: Verdict) -> dict[str, Any]:
+    return {
+        "ts": ts, "request_id": rec.get("request_id"), "account": ctx.get("account.id", ""),
+        "hits": [{"rule": h.rule, "mode": h.mode, "key": h.key, "values": h.values} for h in v.hits],
+        "actions": v.actions, "controls": v.controls, "scores": v.scores,
+        "blocked": v.block.rule if v.block is not None else None,
+    }
+
+
+def read_jsonl(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    with open(path, "rb") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                yield n, orjson.loads(line)
+
+
+# --------------------------------------------------------------------------- replay
+
+
+def replay(rules: list[str], input_path: str, output_path: str | None = None, *, shadow: bool = False,
+           sweep_every: float = 3600.0) -> tuple[int, str]:
+    try:
+        rs = load_ruleset(rules)
+    except RulesError as e:
+        return 1, "\n".join(str(p) for p in e.problems)
+    engine = Engine(rs, shadow=shadow)
+    hits: dict[str, list[int]] = {r.id: [0, 0] for r in rs.rules}
+    acted: dict[str, set[str]] = {}
+    blocked = n = bad = 0
+    last_sweep = None
+    out = open(output_path, "wb") if output_path else None  # noqa: SIM115 - closed below
+    try:
+        for lineno, rec in read_jsonl(input_path):
+            try:
+                ts = float(rec["ts"])
+            except (KeyError, TypeError, ValueError):
+                bad += 1
+                if bad <= 5:
+                    print(f"{input_path}:{lineno}: record without a numeric 'ts'; skipped")
+                continue
+            if last_sweep is None:
+                last_sweep = ts
+            elif ts - last_sweep >= sweep_every:
+                engine.sweep(ts)
+                last_sweep = ts
+            ctx = features_of(rec, rs, ts)
+            v = engine.evaluate(ctx, ts)
+            resp = response_of(rec)
+            if resp is not None and rs.response_rules:
+                ctx.update(resp)
+                rv = engine.evaluate_response(ctx, ts)
+                v.hits.extend(rv.hits)
+                v.actions.extend(rv.actions)
+            n += 1
+            for h in v.hits:
+                hits[h.rule][0 if h.mode == "enforce" else 1] += 1
+            for a in v.actions:
+                if not a.get("shadow") and a["do"] not in ("log", "tag", "alert"):
+                    acted.setdefault(a["rule"], set()).add(str(ctx.get("account.id", "")))
+            if v.block is not None:
+                blocked += 1
+            if out is not None:
+                out.write(orjson.dumps(decision(rec, ts, ctx, v), option=orjson.OPT_APPEND_NEWLINE))
+    finally:
+        if out is not None:
+            out.close()
+    lines = [f"replayed {n} requests ({bad} skipped), rules version {rs.version}", "",
+             f"{'rule':<32} {'mode':<8} {'hits':>8} {'shadow':>8} {'accounts acted on':>18}"]
+    for r in rs.rules:
+        lines.append(f"{r.id:<32} {r.mode:<8} {hits[r.id][0]:>8} {hits[r.id][1]:>8} {len(acted.get(r.id, ())):>18}")
+    all_acted = set().union(*acted.values()) if acted else set()
+    lines += ["", f"blocked requests: {blocked}", f"accounts acted on: {len(all_acted)}"]
+    if all_acted:
+        lines.append("  " + ", ".join(sorted(all_acted)[:50]) + (" ..." if len(all_acted) > 50 else ""))
+    return (1 if bad and not n else 0), "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- explain
+
+
+def unparse(n: cel.Node) -> str:
+    k = n.kind
+    if k == "lit":
+        v = n.value
+        return ("true" if v else "false") if isinstance(v, bool) else repr(v) if isinstance(v, str) else str(v)
+    if k == "list":
+        return "[" + ", ".join(unparse(a) for a in n.args) + "]"
+    if k in ("ident", "select"):
+        return cel.dotted(n) or "?"
+    if k == "unary":
+        return f"{n.value}{unparse(n.args[0])}"
+    if k == "binary":
+        return f"{_paren(n.args[0], n.value)} {n.value} {_paren(n.args[1], n.value)}"
+    if k == "cond":
+        return f"{unparse(n.args[0])} ? {unparse(n.args[1])} : {unparse(n.args[2])}"
+    if k == "call":
+        return f"{n.value}({', '.join(unparse(a) for a in n.args)})"
+    return f"{unparse(n.args[0])}.{n.value}({', '.join(unparse(a) for a in n.args[1:])})"
+
+
+def _paren(n: cel.Node, parent: str) -> str:
+    s = unparse(n)
+    return f"({s})" if n.kind in ("binary", "cond") and n.value in ("||", "&&") and n.value != parent else s
+
+
+def explain_rule(engine: Engine, rule: CompiledRule, ctx: dict[str, Any], now: float) -> dict[str, Any]:
+    """Each top-level clause of ``when`` and ``threshold`` with its result and the values it read."""
+    out: dict[str, Any] = {"rule": rule.id, "mode": rule.mode, "key": rule.key, "key_value": ctx.get(rule.key)}
+    local = dict(ctx)
+    aggs: dict[str, float] = {}
+    sts = engine.windows.get(rule.fingerprint, {}).get(str(ctx.get(rule.key)))
+    for a in rule.aggregates:
+        val = a.read(sts[rule.aggregates.index(a)], now) if sts is not None else 0.0
+        aggs[a.name] = local["agg." + a.name] = val
+    engine._fill_scores(local, now)
+    clauses = []
+    for label, e in (("when", rule.spec.when), ("threshold", rule.spec.threshold)):
+        if e is None:
+            continue
+        for node in cel.conjuncts(cel.parse(e.src)):
+            refs: set[str] = set()
+            env = cel.Env(rule.env.features, rule.env.lists, rule.env.macros, refs)
+            fn, _ = cel._compile(node, env, set())
+            try:
+                result: Any = bool(fn(local))
+            except Exception as err:  # an erroring clause is reported, not raised
+                result = f"error: {err}"
+            vals = {r: _jsonable(local.get(r)) for r in sorted(refs)}
+            clauses.append({"part": label, "clause": unparse(node), "result": result, "values": vals})
+    out["clauses"] = clauses
+    out["aggregates"] = aggs
+    out["matched"] = all(c["result"] is True for c in clauses)
+    return out
+
+
+def _jsonable(v: Any) -> Any:
+    return sorted(v) if isinstance(v, frozenset) else v
+
+
+def explain(rules: list[str], input_path: str, *, request_id: str | None = None, account: str | None = None,
+            as_json: bool = False, limit: int = 20) -> tuple[int, str]:
+    """Replay ``input_path`` and explain every rule for the selected request(s)."""
+    try:
+        rs = load_ruleset(rules)
+    except RulesError as e:
+        return 1, "\n".join(str(p) for p in e.problems)
+    engine = Engine(rs)
+    reports: list[dict[str, Any]] = []
+    for _, rec in read_jsonl(input_path):
+        ts = float(rec.get("ts", 0.0))
+        ctx = features_of(rec, rs, ts)
+        v = engine.evaluate(dict(ctx), ts)
+        selected = (request_id is not None and rec.get("request_id") == request_id) or (
+            account is not None and ctx.get("account.id") == account)
+        if not selected:
+            continue
+        reports.append({
+            "ts": ts, "request_id": rec.get("request_id"), "account": ctx.get("account.id"),
+            "hits": v.hit_ids, "blocked": v.block.rule if v.block else None, "controls": v.controls,
+            "scores": v.scores, "rules": [explain_rule(engine, r, ctx, ts) for r in rs.rules if r.mode != "off"],
+        })
+        if len(reports) >= limit:
+            break
+    if not reports:
+        return 1, "no matching request in the input"
+    if as_json:
+        return 0, orjson.dumps(reports, option=orjson.OPT_INDENT_2).decode()
+    buf = io.StringIO()
+    for rep in reports:
+        buf.write(f"request {rep['request_id']} account={rep['account']} ts={rep['ts']}: hits={rep['hits']} "
+                  f"blocked={rep['blocked']} controls={rep['controls']} scores={rep['scores']}\n")
+        for r in rep["rules"]:
+            buf.write(f"  {'HIT ' if r['rule'] in rep['hits'] else '    '}{r['rule']} [{r['mode']}] "
+                      f"key {r['key']}={r['key_value']!r}\n")
+            for c in r["clauses"]:
+                mark = "yes" if c["result"] is True else "no " if c["result"] is False else "ERR"
+                vals = ", ".join(f"{k}={v!r}" for k, v in c["values"].items())
+                buf.write(f"      {mark} {c['part']}: {c['clause']}" + (f"   [{vals}]" if vals else "") + "\n")
+    return 0, buf.getvalue().rstrip()
+
+
+# --------------------------------------------------------------------------- rule tests
+
+TEST_KEYS = ("format", "rules", "shadow", "cases")
+CASE_KEYS = ("name", "start", "requests")
+REQ_KEYS = ("at", "after", "repeat", "every", "account", "tier", "org", "key_id", "ip", "user_agent", "path",
+            "model", "prompt", "system", "messages", "stream", "max_tokens", "n", "logprobs", "top_logprobs",
+            "logit_bias", "reasoning", "reasoning_budget", "reasoning_effort", "reasoning_display", "tools",
+            "response", "expect")
+EXPECT_KEYS = ("hits", "no_hits", "actions", "no_actions", "blocked", "controls", "tags")
+
+
+def test_files_for(paths: list[str]) -> list[Path]:
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(p.glob("*.test.yaml")))
+        elif p.name.endswith(".test.yaml"):
+            out.append(p)
+        else:
+            cand = p.with_name(p.name[: -len(".yaml")] + ".test.yaml") if p.name.endswith(".yaml") else None
+            if cand is not None and cand.exists():
+                out.append(cand)
+    return list(dict.fromkeys(out))
+
+
+def _start(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _py(node: yaml.Node) -> Any:
+    return yaml.SafeLoader(io.StringIO("")).construct_object(node, deep=True)  # plain data for a subtree
+
+
+def run_tests(paths: list[str]) -> tuple[int, str]:
+    files = test_files_for(paths)
+    if not files:
+        return 1, "no *.test.yaml files found beside " + ", ".join(paths)
+    lines: list[str] = []
+    failed = passed = 0
+    for tf in files:
+        problems: list[Problem] = []
+        cases = _read_test_file(tf, problems)
+        if problems or cases is None:
+            lines += [str(p) for p in problems]
+            failed += 1
+            continue
+        rule_paths, shadow, case_list = cases
+        try:
+            rs = load_ruleset(rule_paths)
+        except RulesError as e:
+            lines += [str(p) for p in e.problems]
+            failed += 1
+            continue
+        for name, start, reqs in case_list:
+            engine = Engine(rs, shadow=shadow)
+            errs = _run_case(engine, rs, start, reqs)
+            if errs:
+                failed += 1
+                lines.append(f"FAIL {tf}: {name}")
+                lines += [f"  {e}" for e in errs]
+            else:
+                passed += 1
+                lines.append(f"ok   {tf}: {name}")
+    lines.append(f"{passed} passed, {failed} failed")
+    return (1 if failed else 0), "\n".join(lines)
+
+
+def _read_test_file(tf: Path, problems: list[Problem]) -> tuple[list[str], bool, list[Any]] | None:
+    r = _Reader(str(tf), problems)
+    try:
+        root = yaml.compose(tf.read_text(encoding="utf-8"), Loader=_CLoader)
+    except (OSError, yaml.YAMLError) as e:
+        problems.append(Problem(Where(str(tf), 1, 1), "", f"cannot read test file: {e}"))
+        return None
+    if root is None:
+        problems.append(Problem(Where(str(tf), 1, 1), "", "empty test file"))
+        return None
+    top = r.mapping(root, "", TEST_KEYS, ("format", "cases"))
+    if top is None:
+        return None
+    if "format" in top and r.scalar(top["format"][1], "format") != "1":
+        r.err(top["format"][1], "format", "unsupported format; expected 1")
+    default = tf.with_name(tf.name[: -len(".test.yaml")] + ".yaml")
+    rule_paths = [str(default)]
+    if "rules" in top:
+        rule_paths = [str(tf.parent / (r.scalar(x, "rules") or "")) for x in r.seq(top["rules"][1], "rules") or []]
+    shadow = "shadow" in top and top["shadow"][1].value in ("true", "True")
+    cases = []
+    for cnode in r.seq(top["cases"][1], "cases") if "cases" in top else []:
+        c = r.mapping(cnode, "cases[]", CASE_KEYS, ("name", "requests"))
+        if not c or "name" not in c or "requests" not in c:
+            continue
+        r.rule = r.scalar(c["name"][1], "name")
+        start = DEFAULT_START
+        if "start" in c:
+            s = _start(str(c["start"][1].value))
+            if s is None:
+                r.err(c["start"][1], "start", "expected epoch seconds or an ISO 8601 time like 2026-01-01T00:00:00Z")
+            else:
+                start = s
+        reqs = []
+        for rnode in r.seq(c["requests"][1], "requests") or []:
+            m = r.mapping(rnode, "requests[]", REQ_KEYS)
+            if m is None:
+                continue
+            for f in ("at", "after", "every"):
+                if f in m and str(m[f][1].value) not in ("0", "0s"):
+                    r.duration(m[f][1], f)
+            if "expect" in m:
+                r.mapping(m["expect"][1], "expect", EXPECT_KEYS)
+            line = rnode.start_mark.line + 1
+            reqs.append((line, _py(rnode)))
+        cases.append((r.rule, start, reqs))
+        r.rule = None
+    if problems:
+        return None
+    return rule_paths, shadow, cases
+
+
+def _secs(v: Any) -> float:
+    if isinstance(v, (int, float)):
+        return float(v)
+    d = parse_duration(str(v))
+    return d if d is not None else 0.0
+
+
+def _run_case(engine: Engine, rs: CompiledRuleSet, start: float, reqs: list[tuple[int, dict[str, Any]]]) -> list[str]:
+    errs: list[str] = []
+    t = start
+    for line, req in reqs:
+        if "at" in req:
+            t = start + _secs(req["at"])
+        elif "after" in req:
+            t += _secs(req["after"])
+        repeat = int(req.get("repeat", 1))
+        every = _secs(req.get("every", 0))
+        v: Verdict | None = None
+        for i in range(repeat):
+            if i:
+                t += every
+            rec = {"ts": t, "request": req, "account": {"id": req.get("account", "acct"), "tier": req.get("tier", "free"),
+                                                        "org": req.get("org", "")},
+                   "key_id": req.get("key_id", ""), "ip": req.get("ip", "203.0.113.7"),
+                   "user_agent": req.get("user_agent", "test-client"), "path": req.get("path", "/v1/chat/completions"),
+                   "response": req.get("response")}
+            ctx = features_of(rec, rs, t)
+            v = engine.evaluate(ctx, t)
+            resp = response_of(rec)
+            if resp is not None and rs.response_rules:
+                ctx.update(resp)
+                rv = engine.evaluate_response(ctx, t)
+                v.hits.extend(rv.hits)
+                v.actions.extend(rv.actions)
+        if "expect" in req and v is not None:
+            errs += [f"line {line}: {e}" for e in _check_expect(req["expect"] or {}, v)]
+    return errs
+
+
+def _check_expect(exp: dict[str, Any], v: Verdict) -> Iterable[str]:
+    hit = set(v.hit_ids)
+    acts = effective_actions(v)
+    for rid in exp.get("hits", []) or []:
+        if rid not in hit:
+            yield f"expected a hit of {rid!r}; hits were {sorted(hit) or 'none'}"
+    for rid in exp.get("no_hits", []) or []:
+        if rid in hit:
+            yield f"expected no hit of {rid!r}"
+    for a in exp.get("actions", []) or []:
+        if a not in acts:
+            yield f"expected action {a!r}; actions were {sorted(acts) or 'none'}"
+    for a in exp.get("no_actions", []) or []:
+        if a in acts:
+            yield f"expected no action {a!r}"
+    if "blocked" in exp and bool(exp["blocked"]) != (v.block is not None):
+        yield f"expected blocked={bool(exp['blocked'])}, got {v.block is not None}"
+    for k, want in (exp.get("controls") or {}).items():
+        if v.controls.get(k) != want:
+            yield f"expected control {k}={want!r}, got {v.controls.get(k)!r}"
+    for tag in exp.get("tags", []) or []:
+        if tag not in v.tags:
+            yield f"expected tag {tag!r}; tags were {sorted(v.tags) or 'none'}"
+
+
+def rule_files_of(paths: list[str]) -> list[str]:
+    return [str(p) for p in rule_files(list(paths))]
