@@ -44,14 +44,15 @@ class ProxyApp:
         self.filters = filters if filters is not None else build_filters(self)
         self.chain = Chain(self.filters)
         self.upstreams = Upstreams(config.upstreams)
-        self.relay = Relay(self.upstreams, self.chain, clock.mono)
+        self.rid_header = config.server.request_id_header
+        self.relay = Relay(self.upstreams, self.chain, clock.mono, self.rid_header)
         self.access_log = AccessLog(config.logging.access_log or "off")
         self.in_flight = 0
         self.draining = False
         self._idle = asyncio.Event()
         self._idle.set()
         self.max_body = config.server.max_body_size
-        self.read_timeout = getattr(config.server, "read_timeout", 60.0)
+        self.read_timeout = config.server.read_timeout
         self._on_stop: list[Callable[[], Any]] = []
 
     # -- accounts -------------------------------------------------------------------------------
@@ -124,7 +125,7 @@ class ProxyApp:
         routed = self.config.route(ex.path)
         if routed is None:
             return await send_reply(
-                ex, request, ex.error(errors.NOT_FOUND, f"No upstream is configured for {ex.path}"), self.chain
+                ex, request, ex.error(errors.NOT_FOUND, f"No upstream is configured for {ex.path}"), self.chain, self.rid_header
             )
         ex.route, ex.upstream_path = routed
         ex.dialect = detect(ex.method, ex.upstream_path, ex.route.dialect)
@@ -135,11 +136,11 @@ class ProxyApp:
             ex.bytes_in = len(ex.body)
             reply = await self.chain.run_request(ex)
             if reply is not None:
-                return await send_reply(ex, request, reply, self.chain)
+                return await send_reply(ex, request, reply, self.chain, self.rid_header)
             return await self.relay(ex, request)
         except ProxyError as e:
             reply = ex.error(e.code, e.message, headers=e.headers)
-            return await send_reply(ex, request, reply, self.chain)
+            return await send_reply(ex, request, reply, self.chain, self.rid_header)
 
     async def _read_body(self, request: web.Request) -> bytes:
         limit = self.max_body

@@ -112,7 +112,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from proxy.accounts import load_accounts
     from proxy.config import ConfigError, load_config
 
-    problems = []
+    problems: list = []
     cfg = None
     try:
         cfg = load_config(args.file)
@@ -164,6 +164,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         asyncio.run(serve(cfg))
     except KeyboardInterrupt:
         pass
+    except ConfigError as e:  # the accounts file (or a section's own file) is invalid at start-up
+        for p in e.problems:
+            print(p.format(), file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"distillguard: cannot listen on {cfg.server.listen}: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -172,7 +179,7 @@ async def serve(cfg, ready: asyncio.Event | None = None) -> None:  # type: ignor
     from proxy.app import ProxyApp, Server
     from proxy.accounts import AccountsWatcher
 
-    watcher = AccountsWatcher(cfg.accounts_file) if cfg.accounts_file else None
+    watcher = AccountsWatcher(cfg.accounts_file) if cfg.accounts_file else None  # ConfigError: see cmd_serve
     proxy = ProxyApp(cfg, accounts=watcher)
     if watcher is None and not cfg.identity.allow_anonymous and not cfg.identity.account_header:
         log.warning("no accounts file and anonymous access is off: every request will get 401")

@@ -35,13 +35,24 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if not args.request_id and not args.account:
         print("explain: give --request-id or --account", file=sys.stderr)
         return 2
-    return _emit(toolkit.explain(args.rules, args.input, request_id=args.request_id, account=args.account,
-                                 as_json=args.json, limit=args.limit))
+    return _emit(
+        toolkit.explain(
+            args.rules,
+            args.input,
+            request_id=args.request_id,
+            account=args.account,
+            as_json=args.json,
+            limit=args.limit,
+        )
+    )
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    r = subparsers.add_parser("rules", help="check or test rule files",
-                              description="Validate rule files, or run the *.test.yaml cases beside them.")
+    r = subparsers.add_parser(
+        "rules",
+        help="check or test rule files",
+        description="Validate rule files, or run the *.test.yaml cases beside them.",
+    )
     rsub = r.add_subparsers(dest="rules_command", required=True)
     c = rsub.add_parser("check", help="validate rule files; exit 0 when valid, 1 with every error listed")
     c.add_argument("paths", nargs="+", help="rule files or directories (later files override earlier ones)")
@@ -51,18 +62,24 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:  # type: ig
     t.add_argument("paths", nargs="+", help="rule files, test files or directories")
     t.set_defaults(handler=cmd_rules_test)
 
-    p = subparsers.add_parser("replay", help="evaluate rules offline over a traffic log (audit JSONL)",
-                              description="Evaluate rules on event time over an audit-log JSONL and print hits "
-                                          "per rule and the accounts acted on.")
+    p = subparsers.add_parser(
+        "replay",
+        help="evaluate rules offline over a traffic log (audit JSONL)",
+        description="Evaluate rules on event time over an audit-log JSONL and print hits "
+        "per rule and the accounts acted on.",
+    )
     p.add_argument("--rules", nargs="+", required=True, help="rule files or directories")
     p.add_argument("--input", required=True, help="traffic JSONL in the audit-log format")
     p.add_argument("--output", help="write one decision per request to this JSONL file")
     p.add_argument("--shadow", action="store_true", help="treat every rule as shadow")
     p.set_defaults(handler=cmd_replay)
 
-    e = subparsers.add_parser("explain", help="show which conditions matched, with their values",
-                              description="Replay a traffic log and, for one request or one account, show each "
-                                          "rule's clauses, their results and the values they read.")
+    e = subparsers.add_parser(
+        "explain",
+        help="show which conditions matched, with their values",
+        description="Replay a traffic log and, for one request or one account, show each "
+        "rule's clauses, their results and the values they read.",
+    )
     e.add_argument("--rules", nargs="+", required=True, help="rule files or directories")
     e.add_argument("--input", required=True, help="traffic JSONL in the audit-log format")
     e.add_argument("--request-id", help="explain this request")

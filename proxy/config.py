@@ -80,6 +80,7 @@ class ServerSpec:
     max_body_size: int = 10 * 1024 * 1024
     max_header_size: int = 16 * 1024
     drain_timeout: float = 30.0
+    read_timeout: float = 60.0  # for the whole request body to arrive (slow clients)
     request_id_header: str = "x-request-id"
 
     @property
@@ -311,6 +312,7 @@ def _server(f: Fields) -> ServerSpec:
         max_body_size=f.size("max_body_size", d.max_body_size, min=1),
         max_header_size=f.size("max_header_size", d.max_header_size, min=1024),
         drain_timeout=f.duration("drain_timeout", d.drain_timeout),
+        read_timeout=f.duration("read_timeout", d.read_timeout),
         request_id_header=f.string("request_id_header", d.request_id_header, pattern=_HEADER,
                                    what="an HTTP header name").lower(),
     )

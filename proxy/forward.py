@@ -80,7 +80,7 @@ def upstream_headers(ex: Exchange, spec: UpstreamSpec, peer_ip: str, scheme: str
     return out
 
 
-def client_headers(ex: Exchange, upstream: Any) -> CIMultiDict[str]:
+def client_headers(ex: Exchange, upstream: Any, rid_header: str = "x-request-id") -> CIMultiDict[str]:
     """Headers sent to the client: the upstream's minus hop-by-hop, plus the request id and filter headers."""
     drop = _RESPONSE_DROP | _connection_listed(upstream)
     out: CIMultiDict[str] = CIMultiDict()
@@ -91,7 +91,7 @@ def client_headers(ex: Exchange, upstream: Any) -> CIMultiDict[str]:
     if upstream_id is not None:
         ex.upstream_request_id = upstream_id
         out["x-upstream-request-id"] = upstream_id
-    out["x-request-id"] = ex.request_id
+    out[rid_header] = ex.request_id
     for k, v in ex.reply_headers.items():
         out[k] = v
     return out
@@ -137,14 +137,17 @@ class Upstreams:
             return False
 
 
-async def send_reply(ex: Exchange, request: web.Request, reply: Reply, chain: Chain) -> web.StreamResponse:
+async def send_reply(
+    ex: Exchange, request: web.Request, reply: Reply, chain: Chain, rid_header: str = "x-request-id"
+) -> web.StreamResponse:
     """Send a local reply (after the ``on_reply`` hooks decorated it)."""
     chain.run_reply(ex, reply)
     ex.status = reply.status
     if reply.code:
         ex.error_code = reply.code
     headers = dict(reply.headers)
-    headers.setdefault("x-request-id", ex.request_id)
+    headers.pop("x-request-id", None)
+    headers[rid_header] = ex.request_id
     for k, v in ex.reply_headers.items():
         headers.setdefault(k, v)
     resp = web.Response(status=reply.status, body=reply.body, headers=headers)
@@ -155,7 +158,8 @@ async def send_reply(ex: Exchange, request: web.Request, reply: Reply, chain: Ch
 class Relay:
     """Forwards one exchange upstream and relays the answer back through the chain."""
 
-    def __init__(self, upstreams: Upstreams, chain: Chain, clock_mono: Any) -> None:
+    def __init__(self, upstreams: Upstreams, chain: Chain, clock_mono: Any, rid_header: str = "x-request-id") -> None:
+        self.rid_header = rid_header
         self.upstreams = upstreams
         self.chain = chain
         self.mono = clock_mono
@@ -203,7 +207,7 @@ class Relay:
         ex.streaming = framer is not None
         reply = await self.chain.run_response_headers(ex)
         if reply is not None:
-            return await send_reply(ex, request, reply, self.chain)
+            return await send_reply(ex, request, reply, self.chain, self.rid_header)
         if framer is not None:
             return await self._relay_stream(ex, request, resp, spec, framer)
         if dialect is not None and ok and "json" in ctype:
@@ -241,7 +245,7 @@ class Relay:
         elif self.chain.response:
             # A filter that rewrites bodies cannot vouch for bytes it could not read: fail closed.
             raise ProxyError(errors.UPSTREAM_STREAM_ERROR, "upstream sent a body that is not valid JSON")
-        headers = client_headers(ex, resp.headers)
+        headers = client_headers(ex, resp.headers, self.rid_header)
         out = web.Response(status=resp.status, body=body, headers=headers)
         ex.bytes_out += len(body)
         return out
@@ -250,7 +254,7 @@ class Relay:
         self, ex: Exchange, request: web.Request, resp: aiohttp.ClientResponse, spec: UpstreamSpec
     ) -> web.StreamResponse:
         """Unrecognised paths and upstream errors: relay bytes untouched, chunk by chunk."""
-        out = web.StreamResponse(status=resp.status, headers=client_headers(ex, resp.headers))
+        out = web.StreamResponse(status=resp.status, headers=client_headers(ex, resp.headers, self.rid_header))
         await out.prepare(request)
         idle = spec.timeouts.idle
         first = True
@@ -283,7 +287,7 @@ class Relay:
         chain = self.chain
         dialect = ex.dialect
         assert dialect is not None
-        out = web.StreamResponse(status=resp.status, headers=client_headers(ex, resp.headers))
+        out = web.StreamResponse(status=resp.status, headers=client_headers(ex, resp.headers, self.rid_header))
         await out.prepare(request)
         idle = spec.timeouts.idle
         has_event_hooks = bool(chain.event)

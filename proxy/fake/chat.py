@@ -231,7 +231,7 @@ def render(turn: Turn, state: FakeState) -> bytes | list[bytes]:
         }
         steps.append({"tool_calls": [first]})
         steps += [{"tool_calls": [{"index": 0, "function": {"arguments": p}}]} for p in split_json(args)]
-    final = {"content": ""}
+    final: dict[str, Any] = {"content": ""}
     if fl == "reasoning_content":
         final["reasoning_content"] = None
     elif fl == "openrouter":

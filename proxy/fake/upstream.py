@@ -159,7 +159,10 @@ async def _serve(
             return _error(api, 400, st, "We could not parse the JSON body of your request.")
         if not isinstance(payload, dict):
             return _error(api, 400, st, "The request body must be a JSON object.")
-        turn = parse(payload, st, knobs)
+        try:
+            turn = parse(payload, st, knobs)
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as e:
+            return _error(api, 400, st, f"Invalid request: {e!r}")
         if isinstance(turn, tuple):
             return _error(api, turn[0], st, turn[1])
         out = st.cached((api, turn), lambda: render(turn, st))
@@ -338,7 +341,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         import uvloop
 
-        loop = uvloop.new_event_loop()
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
     except ImportError:  # pragma: no cover
         loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)

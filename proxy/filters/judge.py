@@ -31,27 +31,42 @@ from proxy.policy.signals import RequestMeta, compute_features
 from proxy.policy.spec import Problem, RulesError
 
 log = logging.getLogger("distillguard.judge")
-_KIND_OF_CONTROL = {"throttle": "throttle", "pace_tps": "pace", "redaction": "redact", "harden": "harden",
-                    "cut_tokens": "cut"}
+_KIND_OF_CONTROL = {
+    "throttle": "throttle",
+    "pace_tps": "pace",
+    "redaction": "redact",
+    "harden": "harden",
+    "cut_tokens": "cut",
+}
 
 
 def meta_of(ex: Exchange) -> RequestMeta:
     acct = ex.account
     return RequestMeta(
-        account_id=acct.id if acct is not None else "", tier=acct.tier if acct is not None else "",
-        org=(acct.org or "") if acct is not None else "", key_id=ex.key_id or "", ip=ex.client_ip or "",
-        user_agent=ex.user_agent or "", path=ex.path,
+        account_id=acct.id if acct is not None else "",
+        tier=acct.tier if acct is not None else "",
+        org=(acct.org or "") if acct is not None else "",
+        key_id=ex.key_id or "",
+        ip=ex.client_ip or "",
+        user_agent=ex.user_agent or "",
+        path=ex.path,
     )
 
 
 class JudgeFilter(Filter):
-    """Per-account anomaly rules. Build with ``JudgeFilter.from_paths(paths, ...)`` or around an ``Engine``."""
+    """Per-account anomaly rules; build with ``JudgeFilter.from_paths(paths, ...)`` or around an Engine."""
 
     name = "judge"
 
     def __init__(
-        self, engine: Engine, *, paths: Sequence[str | Path] = (), clock: Clock = SYSTEM_CLOCK,
-        audit: AuditLog | None = None, alerts: AlertSink | None = None, fail_closed: bool = False,
+        self,
+        engine: Engine,
+        *,
+        paths: Sequence[str | Path] = (),
+        clock: Clock = SYSTEM_CLOCK,
+        audit: AuditLog | None = None,
+        alerts: AlertSink | None = None,
+        fail_closed: bool = False,
         sweep_every: float = 60.0,
     ) -> None:
         self.engine = engine
@@ -69,16 +84,25 @@ class JudgeFilter(Filter):
 
     @classmethod
     def from_paths(
-        cls, paths: Sequence[str | Path], *, clock: Clock = SYSTEM_CLOCK, shadow: bool = False,
-        audit_path: str | Path | None = None, audit_prompts: bool = False, alert_url: str | None = None,
+        cls,
+        paths: Sequence[str | Path],
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        shadow: bool = False,
+        audit_path: str | Path | None = None,
+        audit_prompts: bool = False,
+        alert_url: str | None = None,
         fail_closed: bool = False,
     ) -> JudgeFilter:
-        """Load and compile the rule files (raises ``RulesError`` listing every problem) and wire the parts."""
+        """Load and compile the rule files (``RulesError`` lists every problem) and wire the parts."""
         ruleset = load_ruleset(list(paths))
         return cls(
-            Engine(ruleset, shadow=shadow), paths=paths, clock=clock,
+            Engine(ruleset, shadow=shadow),
+            paths=paths,
+            clock=clock,
             audit=AuditLog(audit_path, include_prompt=audit_prompts) if audit_path else None,
-            alerts=AlertSink(alert_url) if alert_url else None, fail_closed=fail_closed,
+            alerts=AlertSink(alert_url) if alert_url else None,
+            fail_closed=fail_closed,
         )
 
     # -- reload ---------------------------------------------------------------------------------
@@ -116,8 +140,11 @@ class JudgeFilter(Filter):
         except Exception:
             log.exception("rule evaluation failed", extra={"request_id": ex.request_id})
             if self.fail_closed:
-                return ex.error(POLICY_BLOCKED, "Request refused: policy evaluation failed.",
-                                headers={"x-should-retry": "false"})
+                return ex.error(
+                    POLICY_BLOCKED,
+                    "Request refused: policy evaluation failed.",
+                    headers={"x-should-retry": "false"},
+                )
             return None
         ex.features.update(ctx)
         ex.state[self.name] = (now, ctx, verdict)
@@ -125,7 +152,9 @@ class JudgeFilter(Filter):
         if verdict.alerts and self.alerts is not None:
             self.alerts.submit(verdict.alerts)
         if verdict.block is not None:
-            return ex.error(POLICY_BLOCKED, "Request blocked by usage policy.", headers={"x-should-retry": "false"})
+            return ex.error(
+                POLICY_BLOCKED, "Request blocked by usage policy.", headers={"x-should-retry": "false"}
+            )
         return None
 
     @staticmethod
@@ -137,13 +166,15 @@ class JudgeFilter(Filter):
                 merge_control(ex.controls, kind, value)
         ex.tags |= verdict.tags
         if verdict.hits or verdict.actions or verdict.block is not None:
-            ex.decisions.append({
-                "filter": "judge",
-                "hits": [h.rule for h in verdict.hits if h.mode == "enforce"],
-                "shadow_hits": [h.rule for h in verdict.hits if h.mode == "shadow"],
-                "controls": dict(verdict.controls),
-                "blocked": verdict.block.rule if verdict.block is not None else None,
-            })
+            ex.decisions.append(
+                {
+                    "filter": "judge",
+                    "hits": [h.rule for h in verdict.hits if h.mode == "enforce"],
+                    "shadow_hits": [h.rule for h in verdict.hits if h.mode == "shadow"],
+                    "controls": dict(verdict.controls),
+                    "blocked": verdict.block.rule if verdict.block is not None else None,
+                }
+            )
 
     async def on_done(self, ex: Exchange) -> None:
         """Feed the outcome to response-phase rules, then write the audit record."""
@@ -153,8 +184,13 @@ class JudgeFilter(Filter):
         _, ctx, verdict = st
         now = self.clock.now()
         u = ex.usage
-        response = {"status": ex.status, "input_tokens": u.input or 0, "output_tokens": u.output or 0,
-                    "reasoning_tokens": u.reasoning or 0, "error": ex.error_code or ""}
+        response = {
+            "status": ex.status,
+            "input_tokens": u.input or 0,
+            "output_tokens": u.output or 0,
+            "reasoning_tokens": u.reasoning or 0,
+            "error": ex.error_code or "",
+        }
         rverdict: Verdict | None = None
         if self.engine.ruleset.response_rules:
             ctx.update({f"response.{k}": v for k, v in response.items()})
@@ -162,10 +198,18 @@ class JudgeFilter(Filter):
             if rverdict.alerts and self.alerts is not None:
                 self.alerts.submit(rverdict.alerts)
         if self.audit is not None:
-            self.audit.write(audit_record(
-                ts=now, request_id=ex.request_id, features=ctx, verdict=verdict, response_verdict=rverdict,
-                prompt=ex.view.prompt_text, include_prompt=self.audit.include_prompt, response=response,
-            ))
+            self.audit.write(
+                audit_record(
+                    ts=now,
+                    request_id=ex.request_id,
+                    features=ctx,
+                    verdict=verdict,
+                    response_verdict=rverdict,
+                    prompt=ex.view.prompt_text,
+                    include_prompt=self.audit.include_prompt,
+                    response=response,
+                )
+            )
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -200,11 +244,22 @@ class JudgeFilter(Filter):
         """Rule set version, files, hit counts (admin API)."""
         rs = self.engine.ruleset
         return {
-            "version": rs.version, "files": list(rs.files), "shadow": self.engine.shadow,
-            "rules": [{"id": r.id, "mode": r.mode, "phase": r.phase, "key": r.key,
-                       "hits": self.engine.hit_counts.get(r.id, [0, 0])[0],
-                       "shadow_hits": self.engine.hit_counts.get(r.id, [0, 0])[1],
-                       "errors": self.engine.errors.get(r.id, 0)} for r in rs.rules],
-            "reloads_ok": self.reloads_ok, "reloads_failed": self.reloads_failed,
+            "version": rs.version,
+            "files": list(rs.files),
+            "shadow": self.engine.shadow,
+            "rules": [
+                {
+                    "id": r.id,
+                    "mode": r.mode,
+                    "phase": r.phase,
+                    "key": r.key,
+                    "hits": self.engine.hit_counts.get(r.id, [0, 0])[0],
+                    "shadow_hits": self.engine.hit_counts.get(r.id, [0, 0])[1],
+                    "errors": self.engine.errors.get(r.id, 0),
+                }
+                for r in rs.rules
+            ],
+            "reloads_ok": self.reloads_ok,
+            "reloads_failed": self.reloads_failed,
             "last_reload_problems": [p.as_dict() for p in self.last_reload_problems],
         }

@@ -19,8 +19,16 @@ Post = Callable[[list[dict[str, Any]]], Awaitable[None]]
 
 
 class AlertSink:
-    def __init__(self, url: str | None = None, *, post: Post | None = None, batch: int = 100,
-                 interval: float = 5.0, max_queue: int = 10_000, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        post: Post | None = None,
+        batch: int = 100,
+        interval: float = 5.0,
+        max_queue: int = 10_000,
+        timeout: float = 5.0,
+    ) -> None:
         self.url = url
         self._post = post
         self.batch = batch

@@ -22,8 +22,14 @@ log = logging.getLogger("distillguard.audit")
 
 
 def audit_record(
-    *, ts: float, request_id: str, features: dict[str, Any], verdict: Verdict | None,
-    response_verdict: Verdict | None = None, prompt: str = "", include_prompt: bool = False,
+    *,
+    ts: float,
+    request_id: str,
+    features: dict[str, Any],
+    verdict: Verdict | None,
+    response_verdict: Verdict | None = None,
+    prompt: str = "",
+    include_prompt: bool = False,
     response: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Build one record. ``features`` is the flat feature dict (agg.* and score.* are left out)."""
@@ -32,22 +38,28 @@ def audit_record(
     rec: dict[str, Any] = {
         "ts": ts,
         "request_id": request_id,
-        "account": {"id": feats.get("account.id", ""), "tier": feats.get("account.tier", ""),
-                    "org": feats.get("account.org", "")},
+        "account": {
+            "id": feats.get("account.id", ""),
+            "tier": feats.get("account.tier", ""),
+            "org": feats.get("account.org", ""),
+        },
         "features": features_to_json(feats),
         "prompt_sha256": hashlib.sha256(prompt.encode("utf-8", "replace")).hexdigest(),
     }
     if include_prompt:
         rec["prompt"] = prompt
     if verdict is not None:
-        rec["hits"] = [{"rule": h.rule, "mode": h.mode, "key": h.key, "values": h.values} for h in verdict.hits]
+        rec["hits"] = [
+            {"rule": h.rule, "mode": h.mode, "key": h.key, "values": h.values} for h in verdict.hits
+        ]
         rec["scores"] = verdict.scores
         rec["actions"] = verdict.actions
         rec["controls"] = verdict.controls
         rec["blocked"] = verdict.block.rule if verdict.block is not None else None
     if response_verdict is not None and (response_verdict.hits or response_verdict.actions):
-        rec["response_hits"] = [{"rule": h.rule, "mode": h.mode, "key": h.key, "values": h.values}
-                                for h in response_verdict.hits]
+        rec["response_hits"] = [
+            {"rule": h.rule, "mode": h.mode, "key": h.key, "values": h.values} for h in response_verdict.hits
+        ]
         rec["actions"] = [*rec.get("actions", []), *response_verdict.actions]
     if response is not None:
         rec["response"] = response
@@ -57,8 +69,14 @@ def audit_record(
 class AuditLog:
     """Buffered JSONL writer. ``write`` is cheap and synchronous; ``flush`` runs the file I/O in a thread."""
 
-    def __init__(self, path: str | Path, *, include_prompt: bool = False, flush_every: float = 1.0,
-                 max_buffer: int = 10_000) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        include_prompt: bool = False,
+        flush_every: float = 1.0,
+        max_buffer: int = 10_000,
+    ) -> None:
         self.path = Path(path)
         self.include_prompt = include_prompt
         self.flush_every = flush_every

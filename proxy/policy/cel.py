@@ -130,8 +130,22 @@ class Node:
     args: tuple[Node, ...] = ()
 
 
-_BINARY_PREC = {"||": 1, "&&": 2, "==": 3, "!=": 3, "<": 3, "<=": 3, ">": 3, ">=": 3, "in": 3,
-                "+": 4, "-": 4, "*": 5, "/": 5, "%": 5}
+_BINARY_PREC = {
+    "||": 1,
+    "&&": 2,
+    "==": 3,
+    "!=": 3,
+    "<": 3,
+    "<=": 3,
+    ">": 3,
+    ">=": 3,
+    "in": 3,
+    "+": 4,
+    "-": 4,
+    "*": 5,
+    "/": 5,
+    "%": 5,
+}
 
 
 class _Parser:
@@ -316,11 +330,19 @@ def compile_expr(src: str, env: Env, *, want: str | None = BOOL) -> tuple[Fn, st
     return fn, typ
 
 
-def _compile(n: Node, env: Env, expanding: set[str]) -> tuple[Fn, str]:  # noqa: C901 - one switch
+def _compile(n: Node, env: Env, expanding: set[str]) -> tuple[Fn, str]:
     k = n.kind
     if k == "lit":
         v = n.value
-        t = BOOL if isinstance(v, bool) else INT if isinstance(v, int) else DOUBLE if isinstance(v, float) else STRING
+        t = (
+            BOOL
+            if isinstance(v, bool)
+            else INT
+            if isinstance(v, int)
+            else DOUBLE
+            if isinstance(v, float)
+            else STRING
+        )
         return (lambda c, v=v: v), t
     if k == "list":
         items = [_compile(a, env, expanding) for a in n.args]
@@ -390,7 +412,7 @@ def _name(name: str, n: Node, env: Env, expanding: set[str]) -> tuple[Fn, str]:
     raise CelError(f"unknown name {name!r}{_suggest(name, options)}", n.col)
 
 
-def _binary(n: Node, env: Env, expanding: set[str]) -> tuple[Fn, str]:  # noqa: C901
+def _binary(n: Node, env: Env, expanding: set[str]) -> tuple[Fn, str]:
     op = n.value
     fa, ta = _compile(n.args[0], env, expanding)
     fb, tb = _compile(n.args[1], env, expanding)
@@ -440,6 +462,7 @@ def _binary(n: Node, env: Env, expanding: set[str]) -> tuple[Fn, str]:  # noqa: 
         return (lambda c: fa(c) * fb(c)), rt
     if op == "/":
         if rt == INT:
+
             def idiv(c: Mapping[str, Any]) -> Any:
                 b = fb(c)
                 if b == 0:
@@ -447,6 +470,7 @@ def _binary(n: Node, env: Env, expanding: set[str]) -> tuple[Fn, str]:  # noqa: 
                 a = fa(c)
                 q = abs(a) // abs(b)
                 return q if (a >= 0) == (b >= 0) else -q
+
             return idiv, INT
 
         def fdiv(c: Mapping[str, Any]) -> Any:
@@ -454,6 +478,7 @@ def _binary(n: Node, env: Env, expanding: set[str]) -> tuple[Fn, str]:  # noqa: 
             if b == 0:
                 raise EvalError("division by zero")
             return fa(c) / b
+
         return fdiv, DOUBLE
     if rt != INT:
         raise CelError("'%' needs int operands", n.col)
@@ -463,6 +488,7 @@ def _binary(n: Node, env: Env, expanding: set[str]) -> tuple[Fn, str]:  # noqa: 
         if b == 0:
             raise EvalError("modulo by zero")
         return fa(c) % b
+
     return mod, INT
 
 

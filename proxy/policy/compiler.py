@@ -15,7 +15,17 @@ from proxy.policy import cel
 from proxy.policy.cel import BOOL, DOUBLE, INT, LIST_INT, LIST_STRING, STRING, CelError, Env
 from proxy.policy.matchers import CompiledMatchers, PatternSet
 from proxy.policy.signals import SCHEMA
-from proxy.policy.spec import SCOPES, ActionSpec, Expr, Problem, RuleSetSpec, RuleSpec, RulesError, ScoreSpec, Where
+from proxy.policy.spec import (
+    SCOPES,
+    ActionSpec,
+    Expr,
+    Problem,
+    RulesError,
+    RuleSetSpec,
+    RuleSpec,
+    ScoreSpec,
+    Where,
+)
 from proxy.policy.windows import Aggregate
 
 Cond = Callable[[Mapping[str, Any]], Any]
@@ -80,7 +90,9 @@ def compile_spec(spec: RuleSetSpec) -> CompiledRuleSet:
 
             reason = check_pattern(pat)
             if reason is not None:
-                problems.append(Problem(where, f"matchers.{m.name}.patterns", f"RE2 refuses {pat!r}: {reason}"))
+                problems.append(
+                    Problem(where, f"matchers.{m.name}.patterns", f"RE2 refuses '{pat}': {reason}")
+                )
             else:
                 ok.append(pat)
         groups.setdefault(m.source, []).append((m.name, ok))
@@ -126,17 +138,36 @@ def compile_spec(spec: RuleSetSpec) -> CompiledRuleSet:
     live = [r for r in rules if r.mode != "off"]
     req = [r for r in live if r.phase == "request"]
     req.sort(key=lambda r: r.uses_score)  # stable: file order within each group
-    action_keys = sorted({r.key if a.on == "key" else SCOPES[a.on] for r in live for a in r.actions
-                          if a.duration is not None and a.kind not in ("log", "alert")})
+    action_keys = sorted(
+        {
+            r.key if a.on == "key" else SCOPES[a.on]
+            for r in live
+            for a in r.actions
+            if a.duration is not None and a.kind not in ("log", "alert")
+        }
+    )
     half_life = {s: spec.half_life.get(s, DEFAULT_HALF_LIFE) for s in SCOPES}
-    version = hashlib.blake2b("|".join(r.fingerprint + r.mode for r in rules).encode(), digest_size=6).hexdigest()
-    return CompiledRuleSet(spec, tuple(rules), tuple(req), tuple(r for r in live if r.phase == "response"),
-                           matchers, half_life, tuple(action_keys), version)
+    version = hashlib.blake2b(
+        "|".join(r.fingerprint + r.mode for r in rules).encode(), digest_size=6
+    ).hexdigest()
+    return CompiledRuleSet(
+        spec,
+        tuple(rules),
+        tuple(req),
+        tuple(r for r in live if r.phase == "response"),
+        matchers,
+        half_life,
+        tuple(action_keys),
+        version,
+    )
 
 
 def _compile_rule(
-    rs: RuleSpec, base: dict[str, str], lists: dict[str, tuple[str, frozenset[Any]]],
-    macros: dict[str, cel.Node], problems: list[Problem],
+    rs: RuleSpec,
+    base: dict[str, str],
+    lists: dict[str, tuple[str, frozenset[Any]]],
+    macros: dict[str, cel.Node],
+    problems: list[Problem],
 ) -> CompiledRule | None:
     n0 = len(problems)
     where = rs.where or Where("<rules>", 1, 1)
@@ -148,9 +179,16 @@ def _compile_rule(
         keys = [k for k, t in SCHEMA.items() if t in (STRING, INT)]
         from proxy.policy.loader import suggest
 
-        problems.append(Problem(where, "key", f"cannot aggregate by {rs.key!r}: use one of account, key, org, ip, "
-                                              f"ip_prefix, template, user_agent, model, global, or a string "
-                                              f"feature{suggest(rs.key, keys)}", rs.id))
+        problems.append(
+            Problem(
+                where,
+                "key",
+                f"cannot aggregate by {rs.key!r}: use one of account, key, org, ip, "
+                f"ip_prefix, template, user_agent, model, global, or a string "
+                f"feature{suggest(rs.key, keys)}",
+                rs.id,
+            )
+        )
 
     def comp(e: Expr | None, field_name: str, env: Env, want: str | None) -> tuple[Cond | None, str]:
         if e is None:
@@ -160,7 +198,9 @@ def _compile_rule(
             return fn, typ
         except CelError as err:
             w, msg = _loc(e, err)
-            if "response." in msg or (err.message.startswith("unknown name 'response.") and rs.phase == "request"):
+            if "response." in msg or (
+                err.message.startswith("unknown name 'response.") and rs.phase == "request"
+            ):
                 msg += " (response.* is known only in rules with phase: response)"
             problems.append(Problem(w, field_name, msg, rs.id))
             return None, ""
@@ -174,26 +214,69 @@ def _compile_rule(
         value_fn, _ = comp(a.value, f + ".value", env, DOUBLE)
         of_fn, of_t = comp(a.of, f + ".of", env, None)
         if a.of is not None and of_t and of_t not in (STRING, INT, BOOL):
-            problems.append(Problem(a.where or where, f + ".of", f"distinct needs a string or int, got {of_t}", rs.id))
+            problems.append(
+                Problem(a.where or where, f + ".of", f"distinct needs a string or int, got {of_t}", rs.id)
+            )
         match_fn, _ = comp(a.match, f + ".match", env, BOOL)
         aggs.append(Aggregate(a, value_fn, of_fn, match_fn))
     env_t = Env({**features, **{f"agg.{a.name}": DOUBLE for a in rs.aggregates}}, lists, macros, refs)
     threshold, _ = comp(rs.threshold, "threshold", env_t, BOOL)
     if rs.aggregates and rs.threshold is None:
-        problems.append(Problem(where, "threshold", "a rule with aggregates needs a threshold over agg.*", rs.id))
+        problems.append(
+            Problem(where, "threshold", "a rule with aggregates needs a threshold over agg.*", rs.id)
+        )
     for act in rs.actions:
         if act.kind == "block" and act.increment is not None and act.duration is None:
-            problems.append(Problem(act.where or where, "actions[block].increment",
-                                    "an escalating block needs a base duration in 'for'", rs.id))
+            problems.append(
+                Problem(
+                    act.where or where,
+                    "actions[block].increment",
+                    "an escalating block needs a base duration in 'for'",
+                    rs.id,
+                )
+            )
     if len(problems) > n0 or when is None:
         return None
     uses_score = any(r.startswith("score.") for r in refs)
-    fp_src = repr((rs.id, rs.phase, rs.key, [(a.name, a.kind, a.window, a.buckets, a.samples,
-                                               a.value and a.value.src, a.of and a.of.src, a.match and a.match.src)
-                                              for a in rs.aggregates], rs.when.src))
+    fp_src = repr(
+        (
+            rs.id,
+            rs.phase,
+            rs.key,
+            [
+                (
+                    a.name,
+                    a.kind,
+                    a.window,
+                    a.buckets,
+                    a.samples,
+                    a.value and a.value.src,
+                    a.of and a.of.src,
+                    a.match and a.match.src,
+                )
+                for a in rs.aggregates
+            ],
+            rs.when.src,
+        )
+    )
     fingerprint = hashlib.blake2b(fp_src.encode(), digest_size=8).hexdigest()
-    return CompiledRule(rs.id, rs.description, rs.mode, rs.phase, rs.key, when, threshold, tuple(aggs), rs.score,
-                        rs.actions, rs.tags, uses_score, fingerprint, rs, env_t)
+    return CompiledRule(
+        rs.id,
+        rs.description,
+        rs.mode,
+        rs.phase,
+        rs.key,
+        when,
+        threshold,
+        tuple(aggs),
+        rs.score,
+        rs.actions,
+        rs.tags,
+        uses_score,
+        fingerprint,
+        rs,
+        env_t,
+    )
 
 
 def type_names() -> tuple[str, ...]:

@@ -27,7 +27,13 @@ _LN2 = math.log(2)
 SEP = "\x1f"  # cannot occur in a feature name; separates feature and value in target keys
 ALERT_COOLDOWN = 600.0
 _REDACT_RANK = {m: i for i, m in enumerate(REDACTION_MODES)}
-_CONTROL = {"throttle": "throttle", "pace": "pace_tps", "redact": "redaction", "harden": "harden", "cut": "cut_tokens"}
+_CONTROL = {
+    "throttle": "throttle",
+    "pace": "pace_tps",
+    "redact": "redaction",
+    "harden": "harden",
+    "cut": "cut_tokens",
+}
 _PARAM = {"throttle": "factor", "pace": "tps", "redact": "mode", "harden": "profile", "cut": "tokens"}
 
 
@@ -145,7 +151,7 @@ class Engine:
             if rule.threshold is not None and not rule.threshold(ctx):
                 return
         except (EvalError, KeyError, TypeError, ValueError, ArithmeticError):
-            # A runtime error (division by zero, a missing feature) reads as "no match", like CEL's error value.
+            # A runtime error (division by zero, a missing feature) reads as "no match", as in CEL.
             v.errors += 1
             self.errors[rule.id] = self.errors.get(rule.id, 0) + 1
             return
@@ -160,8 +166,15 @@ class Engine:
                 sval = ctx.get(SCOPES[scope])
                 if sval:
                     if shadow:
-                        v.actions.append({"rule": rule.id, "do": "score", "on": scope, "points": rule.score.points,
-                                          "shadow": True})
+                        v.actions.append(
+                            {
+                                "rule": rule.id,
+                                "do": "score",
+                                "on": scope,
+                                "points": rule.score.points,
+                                "shadow": True,
+                            }
+                        )
                     else:
                         self._add_score(scope, str(sval), rule.score.points, now)
         for act in rule.actions:
@@ -169,8 +182,16 @@ class Engine:
 
     # -- actions --------------------------------------------------------------------------------
 
-    def _apply(self, rule: CompiledRule, act: ActionSpec, keyval: str, ctx: Mapping[str, Any], now: float,
-               v: Verdict, shadow: bool) -> None:
+    def _apply(
+        self,
+        rule: CompiledRule,
+        act: ActionSpec,
+        keyval: str,
+        ctx: Mapping[str, Any],
+        now: float,
+        v: Verdict,
+        shadow: bool,
+    ) -> None:
         feat = rule.key if act.on == "key" else SCOPES[act.on]
         tval = keyval if act.on == "key" else str(ctx.get(feat) or "")
         if not tval:
@@ -194,8 +215,16 @@ class Engine:
                 return
             if not shadow:
                 self.alerted[akey] = now
-                v.alerts.append({"ts": now, "rule": rule.id, "on": feat, "target": tval,
-                                 "channel": act.param("channel", "default"), "description": rule.description})
+                v.alerts.append(
+                    {
+                        "ts": now,
+                        "rule": rule.id,
+                        "on": feat,
+                        "target": tval,
+                        "channel": act.param("channel", "default"),
+                        "description": rule.description,
+                    }
+                )
         elif kind == "block":
             msg = act.param("message") or f"blocked by policy rule '{rule.id}'"
             if act.duration is None:
@@ -209,8 +238,9 @@ class Engine:
                 duration = self._ban_duration(target, act, now, commit=not shadow)
                 rec["until"] = now + duration
                 if not shadow:
-                    self.active.setdefault(target, {})[("block", rule.id)] = Active("block", True, now + duration,
-                                                                                    rule.id, msg)
+                    self.active.setdefault(target, {})[("block", rule.id)] = Active(
+                        "block", True, now + duration, rule.id, msg
+                    )
         else:  # throttle, pace, redact, harden, cut
             value = act.param(_PARAM[kind])
             rec[_PARAM[kind]] = value
@@ -228,9 +258,11 @@ class Engine:
     def _ban_duration(self, target: str, act: ActionSpec, now: float, *, commit: bool) -> float:
         base = float(act.duration or 0.0)
         inc = act.increment
-        if inc is None:
-            return base
         prior = self.bans.get(target)
+        if inc is None:
+            if commit:
+                self.bans[target] = [(prior[0] if prior else 0) + 1, now]
+            return base
         count = 0 if prior is None or now - prior[1] > inc.forget else int(prior[0])
         if inc.multipliers:
             duration = base * inc.multipliers[min(count, len(inc.multipliers) - 1)]
@@ -301,7 +333,7 @@ class Engine:
     # -- operations -----------------------------------------------------------------------------
 
     def pardon(self, scope: str, value: str) -> int:
-        """Lift every action on ``scope``/``value``, forget its ban history and score; returns what was lifted."""
+        """Lift every action on ``scope``/``value``, forget its ban history and score; returns the count."""
         feat = SCOPES.get(scope, scope)
         target = feat + SEP + value
         n = len(self.active.pop(target, {}))
@@ -318,8 +350,11 @@ class Engine:
                 continue
             span = max((a.window * (8 if a.kind == "ewma" else 1)) for a in rule.aggregates)
             per = self.windows.get(rule.fingerprint, {})
-            for key in [k for k, sts in per.items()
-                        if max(a.last_seen(s) for a, s in zip(rule.aggregates, sts, strict=True)) < now - span]:
+            for key in [
+                k
+                for k, sts in per.items()
+                if max(a.last_seen(s) for a, s in zip(rule.aggregates, sts, strict=True)) < now - span
+            ]:
                 del per[key]
                 dropped += 1
         for scope, table in self.scores.items():
@@ -347,12 +382,20 @@ class Engine:
             if rule.key == feat and rule.aggregates:
                 sts = self.windows.get(rule.fingerprint, {}).get(value)
                 if sts is not None:
-                    windows[rule.id] = {a.name: a.read(s, now) for a, s in zip(rule.aggregates, sts, strict=True)}
-        active = [{"do": a.kind, "value": a.value, "until": a.until, "rule": a.rule}
-                  for a in self.active.get(target, {}).values() if a.until > now]
+                    windows[rule.id] = {
+                        a.name: a.read(s, now) for a, s in zip(rule.aggregates, sts, strict=True)
+                    }
+        active = [
+            {"do": a.kind, "value": a.value, "until": a.until, "rule": a.rule}
+            for a in self.active.get(target, {}).values()
+            if a.until > now
+        ]
         ban = self.bans.get(target)
         return {
-            "scope": scope, "value": value,
+            "scope": scope,
+            "value": value,
             "score": round(self.score(scope, value, now), 3) if scope in self.scores else None,
-            "active": active, "prior_blocks": int(ban[0]) if ban else 0, "windows": windows,
+            "active": active,
+            "prior_blocks": int(ban[0]) if ban else 0,
+            "windows": windows,
         }

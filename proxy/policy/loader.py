@@ -28,13 +28,42 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _STR = "tag:yaml.org,2002:str"
 
-RULE_KEYS = ("id", "description", "mode", "phase", "when", "key", "aggregates", "threshold", "score",
-             "actions", "tags", "override")
-AGG_KEYS = ("kind", "window", "half_life", "buckets", "value", "of", "match", "per", "stat", "samples",
-            "max_values")
+RULE_KEYS = (
+    "id",
+    "description",
+    "mode",
+    "phase",
+    "when",
+    "key",
+    "aggregates",
+    "threshold",
+    "score",
+    "actions",
+    "tags",
+    "override",
+)
+AGG_KEYS = (
+    "kind",
+    "window",
+    "half_life",
+    "buckets",
+    "value",
+    "of",
+    "match",
+    "per",
+    "stat",
+    "samples",
+    "max_values",
+)
 ACTION_KEYS = {
-    "log": ("message",), "tag": ("tag",), "throttle": ("factor",), "pace": ("tps",),
-    "redact": ("mode",), "harden": ("profile",), "cut": ("tokens",), "block": ("increment", "message"),
+    "log": ("message",),
+    "tag": ("tag",),
+    "throttle": ("factor",),
+    "pace": ("tps",),
+    "redact": ("mode",),
+    "harden": ("profile",),
+    "cut": ("tokens",),
+    "block": ("increment", "message"),
     "alert": ("channel",),
 }
 INCREMENT_KEYS = ("factor", "multipliers", "max", "jitter", "forget")
@@ -78,7 +107,9 @@ class _Reader:
             key = str(knode.value)
             sub = f"{field}.{key}" if field else key
             if key in out:
-                self.err(knode, sub, f"duplicate key '{key}' (first at line {out[key][0].start_mark.line + 1})")
+                self.err(
+                    knode, sub, f"duplicate key '{key}' (first at line {out[key][0].start_mark.line + 1})"
+                )
                 continue
             if allowed is not None and key not in allowed:
                 self.err(knode, sub, f"unknown key '{key}'{suggest(key, allowed)}")
@@ -97,15 +128,25 @@ class _Reader:
 
     def string(self, node: yaml.Node, field: str) -> str | None:
         text = self.scalar(node, field)
-        if text is not None and node.tag != _STR and node.style is None and text.lower() in (
-            "yes", "no", "on", "off", "true", "false", "null", "~", ""
+        if (
+            text is not None
+            and node.tag != _STR
+            and node.style is None
+            and text.lower() in ("yes", "no", "on", "off", "true", "false", "null", "~", "")
         ):
             self.err(node, field, f"expected a string, got {text!r} (a YAML boolean or null); quote it")
             return None
         return text
 
-    def number(self, node: yaml.Node, field: str, *, integer: bool = False, minimum: float | None = None,
-               above: float | None = None) -> float | None:
+    def number(
+        self,
+        node: yaml.Node,
+        field: str,
+        *,
+        integer: bool = False,
+        minimum: float | None = None,
+        above: float | None = None,
+    ) -> float | None:
         text = self.scalar(node, field)
         if text is None:
             return None
@@ -142,7 +183,9 @@ class _Reader:
         if text is None:
             return None
         if text not in options:
-            self.err(node, field, f"expected one of {', '.join(options)}, got {text!r}{suggest(text, options)}")
+            self.err(
+                node, field, f"expected one of {', '.join(options)}, got {text!r}{suggest(text, options)}"
+            )
             return None
         return text
 
@@ -165,7 +208,9 @@ class _Reader:
     def name(self, node: yaml.Node, field: str, pattern: re.Pattern[str] = _NAME) -> str | None:
         text = self.scalar(node, field)
         if text is not None and not pattern.match(text):
-            want = "lower-case letters, digits, '_', '-', '.'" if pattern is _ID else "a lower-case identifier"
+            want = (
+                "lower-case letters, digits, '_', '-', '.'" if pattern is _ID else "a lower-case identifier"
+            )
             self.err(node, field, f"invalid name {text!r}: use {want}")
             return None
         return text
@@ -206,8 +251,8 @@ class _Merge:
         self.half_life: dict[str, float] = {}
 
 
-def read_files(paths: list[str | Path]) -> tuple[S.RuleSetSpec | None, list[Problem]]:
-    """Read and validate rule files; returns the merged spec (None on errors) and every problem."""
+def read_files(paths: list[str | Path]) -> tuple[S.RuleSetSpec, list[Problem]]:
+    """Read and validate rule files; returns the merged spec of what read cleanly, and every problem."""
     problems: list[Problem] = []
     merge = _Merge()
     files = rule_files(paths)
@@ -218,24 +263,25 @@ def read_files(paths: list[str | Path]) -> tuple[S.RuleSetSpec | None, list[Prob
             problems.append(Problem(Where(str(path), 1, 1), "", f"cannot read: {e.strerror or e}"))
             continue
         _read_one(str(path), text, merge, problems)
-    if problems:
-        return None, problems
     spec = S.RuleSetSpec(
-        files=tuple(str(p) for p in files), lists=merge.lists, macros=merge.macros,
-        matchers=merge.matchers, rules=tuple(merge.rules.values()), half_life=merge.half_life,
+        files=tuple(str(p) for p in files),
+        lists=merge.lists,
+        macros=merge.macros,
+        matchers=merge.matchers,
+        rules=tuple(merge.rules.values()),
+        half_life=merge.half_life,
     )
     return spec, problems
 
 
-def read_text(file: str, text: str) -> tuple[S.RuleSetSpec | None, list[Problem]]:
+def read_text(file: str, text: str) -> tuple[S.RuleSetSpec, list[Problem]]:
     """Read one document given as text (tests, the admin API)."""
     problems: list[Problem] = []
     merge = _Merge()
     _read_one(file, text, merge, problems)
-    if problems:
-        return None, problems
-    return S.RuleSetSpec((file,), merge.lists, merge.macros, merge.matchers,
-                         tuple(merge.rules.values()), merge.half_life), problems
+    return S.RuleSetSpec(
+        (file,), merge.lists, merge.macros, merge.matchers, tuple(merge.rules.values()), merge.half_life
+    ), problems
 
 
 def _read_one(file: str, text: str, merge: _Merge, problems: list[Problem]) -> None:
@@ -259,7 +305,9 @@ def _read_one(file: str, text: str, merge: _Merge, problems: list[Problem]) -> N
     if "format" in top:
         fnode = top["format"][1]
         if r.scalar(fnode, "format") != str(S.FORMAT):
-            r.err(fnode, "format", f"unsupported format {fnode.value!r}; this version reads format: {S.FORMAT}")
+            r.err(
+                fnode, "format", f"unsupported format {fnode.value!r}; this version reads format: {S.FORMAT}"
+            )
             return
     if "lists" in top:
         _read_lists(r, top["lists"][1], merge)
@@ -308,8 +356,12 @@ def _read_lists(r: _Reader, node: yaml.Node, merge: _Merge) -> None:
             continue
         if mode == "define":
             if name in merge.lists:
-                r.err(knode, field, f"list '{name}' is already defined at {merge.lists[name][1]}; "
-                                    "use {append: [...]} or {replace: [...]}")
+                r.err(
+                    knode,
+                    field,
+                    f"list '{name}' is already defined at {merge.lists[name][1]}; "
+                    "use {append: [...]} or {replace: [...]}",
+                )
                 continue
             merge.lists[name] = (tuple(items), r.where(knode))
         elif name not in merge.lists:
@@ -336,8 +388,11 @@ def _read_macros(r: _Reader, node: yaml.Node, merge: _Merge) -> None:
         if e is None:
             continue
         if name in merge.macros and not replace:
-            r.err(knode, field, f"macro '{name}' is already defined at {merge.macros[name].where}; "
-                                "use {replace: ...}")
+            r.err(
+                knode,
+                field,
+                f"macro '{name}' is already defined at {merge.macros[name].where}; use {{replace: ...}}",
+            )
         elif replace and name not in merge.macros:
             r.err(knode, field, f"cannot replace unknown macro '{name}'{suggest(name, merge.macros)}")
         else:
@@ -379,8 +434,13 @@ def _read_matchers(r: _Reader, node: yaml.Node, merge: _Merge) -> None:
             merge.matchers[name] = S.MatcherSpec(name, source, patterns, r.where(knode))
 
 
-def _read_rule(r: _Reader, node: yaml.Node, merge: _Merge) -> None:  # noqa: C901 - one field per branch
-    m = r.mapping(node, "rules[]", RULE_KEYS, ("id",))
+def _read_rule(r: _Reader, node: yaml.Node, merge: _Merge) -> None:
+    if isinstance(node, yaml.MappingNode):  # name the rule in every error, even those about its keys
+        id_node = next((v for k, v in node.value if getattr(k, "value", None) == "id"), None)
+        if isinstance(id_node, yaml.ScalarNode):
+            r.rule = str(id_node.value)
+    n_before = len(r.problems)
+    m = r.mapping(node, "", RULE_KEYS, ("id",))
     if m is None or "id" not in m:
         return
     rid = r.name(m["id"][1], "id", _ID)
@@ -395,8 +455,12 @@ def _read_rule(r: _Reader, node: yaml.Node, merge: _Merge) -> None:  # noqa: C90
         override = ov in ("true", "True")
     old = merge.rules.get(rid)
     if old is not None and not override:
-        r.err(m["id"][1], "id", f"duplicate rule id (first defined at {old.where}); "
-                                "to change it from a later file, add 'override: true'")
+        r.err(
+            m["id"][1],
+            "id",
+            f"duplicate rule id (first defined at {old.where}); "
+            "to change it from a later file, add 'override: true'",
+        )
         return
     if old is None and override:
         r.err(m["id"][1], "override", f"no earlier rule with this id to override{suggest(rid, merge.rules)}")
@@ -406,7 +470,6 @@ def _read_rule(r: _Reader, node: yaml.Node, merge: _Merge) -> None:  # noqa: C90
             if req not in m:
                 r.err(node, "", f"missing required key '{req}'")
     fields: dict[str, Any] = {}
-    n_before = len(r.problems)
     for key, (_, v) in m.items():
         if key == "description":
             fields[key] = r.scalar(v, key) or ""
@@ -433,10 +496,18 @@ def _read_rule(r: _Reader, node: yaml.Node, merge: _Merge) -> None:  # noqa: C90
         merge.rules[rid] = dataclasses.replace(old, **fields)
         return
     merge.rules[rid] = S.RuleSpec(
-        id=rid, description=fields.get("description", ""), mode=fields.get("mode") or "enforce",
-        phase=fields.get("phase") or "request", when=fields["when"], key=fields["key"],
-        aggregates=fields.get("aggregates", ()), threshold=fields.get("threshold"), score=fields.get("score"),
-        actions=fields.get("actions", ()), tags=fields.get("tags", ()), where=r.where(node),
+        id=rid,
+        description=fields.get("description", ""),
+        mode=fields.get("mode") or "enforce",
+        phase=fields.get("phase") or "request",
+        when=fields["when"],
+        key=fields["key"],
+        aggregates=fields.get("aggregates", ()),
+        threshold=fields.get("threshold"),
+        score=fields.get("score"),
+        actions=fields.get("actions", ()),
+        tags=fields.get("tags", ()),
+        where=r.where(node),
     )
 
 
@@ -452,14 +523,25 @@ def _read_aggregates(r: _Reader, node: yaml.Node) -> tuple[S.AggregateSpec, ...]
         kind = r.enum(m["kind"][1], f"{field}.kind", S.AGG_KINDS)
         if kind is None:
             continue
-        need = {"sum": ("window", "value"), "ewma": ("half_life", "value"), "distinct": ("window", "of"),
-                "ratio": ("window", "match"), "interarrival": ()}.get(kind, ("window",))
+        need = {
+            "sum": ("window", "value"),
+            "ewma": ("half_life", "value"),
+            "distinct": ("window", "of"),
+            "ratio": ("window", "match"),
+            "interarrival": (),
+        }.get(kind, ("window",))
         for req in need:
             if req not in m:
                 r.err(vnode, field, f"kind '{kind}' needs '{req}'")
-        allowed = {"kind", *need, "buckets", "per" if kind == "rate" else "",
-                   "stat" if kind == "interarrival" else "", "samples" if kind == "interarrival" else "",
-                   "max_values" if kind == "distinct" else ""}
+        allowed = {
+            "kind",
+            *need,
+            "buckets",
+            "per" if kind == "rate" else "",
+            "stat" if kind == "interarrival" else "",
+            "samples" if kind == "interarrival" else "",
+            "max_values" if kind == "distinct" else "",
+        }
         kw: dict[str, Any] = {}
         for key, (k2, v2) in m.items():
             f2 = f"{field}.{key}"
@@ -496,14 +578,21 @@ def _read_score(r: _Reader, node: yaml.Node) -> S.ScoreSpec | None:
     pts = r.number(m["points"][1], "score.points")
     to: list[str] = ["account"]
     if "to" in m:
-        to = [x for x in (r.enum(n, "score.to", tuple(S.SCOPES)) for n in r.seq(m["to"][1], "score.to") or [])
-              if x]
+        to = [
+            x
+            for x in (r.enum(n, "score.to", tuple(S.SCOPES)) for n in r.seq(m["to"][1], "score.to") or [])
+            if x
+        ]
     return None if pts is None else S.ScoreSpec(pts, tuple(to))
 
 
 def _read_action(r: _Reader, node: yaml.Node) -> S.ActionSpec | None:
     if not isinstance(node, yaml.MappingNode):
-        r.err(node, "actions[]", f"expected a mapping like {{do: throttle, factor: 0.5, for: 1h}}, got {_kind(node)}")
+        r.err(
+            node,
+            "actions[]",
+            f"expected a mapping like {{do: throttle, factor: 0.5, for: 1h}}, got {_kind(node)}",
+        )
         return None
     do_node = next((v for k, v in node.value if getattr(k, "value", None) == "do"), None)
     if do_node is None:
@@ -520,8 +609,14 @@ def _read_action(r: _Reader, node: yaml.Node) -> S.ActionSpec | None:
     on = r.enum(m["on"][1], f"{field}.on", ("key", *S.SCOPES)) if "on" in m else "key"
     params: list[tuple[str, Any]] = []
     increment = None
-    required = {"tag": "tag", "throttle": "factor", "pace": "tps", "redact": "mode", "harden": "profile",
-                "cut": "tokens"}.get(kind)
+    required = {
+        "tag": "tag",
+        "throttle": "factor",
+        "pace": "tps",
+        "redact": "mode",
+        "harden": "profile",
+        "cut": "tokens",
+    }.get(kind)
     if required and required not in m:
         r.err(node, field, f"missing required key '{required}'")
         return None
@@ -532,11 +627,16 @@ def _read_action(r: _Reader, node: yaml.Node) -> S.ActionSpec | None:
         if key == "factor":
             val = r.number(v, f2, above=0)
             if val is not None and val > 1:
-                r.err(v, f2, f"a throttle factor multiplies the rate limit and must be in (0, 1], got {val:g}")
+                r.err(
+                    v, f2, f"a throttle factor multiplies the rate limit and must be in (0, 1], got {val:g}"
+                )
                 val = None
             params.append((key, val))
         elif key in ("tps", "tokens"):
-            params.append((key, r.number(v, f2, integer=key == "tokens", above=0)))
+            if key == "tokens":
+                params.append((key, r.number(v, f2, integer=True, minimum=0)))
+            else:
+                params.append((key, r.number(v, f2, above=0)))
         elif key == "mode":
             params.append((key, r.enum(v, f2, S.REDACTION_MODES)))
         elif key in ("tag", "profile", "channel", "message"):
@@ -568,9 +668,26 @@ def _read_increment(r: _Reader, node: yaml.Node, field: str) -> S.IncrementSpec 
 
 def load_ruleset(paths: list[str | Path]) -> Any:
     """Read, validate and compile; raises ``RulesError`` with every problem. Returns a ``CompiledRuleSet``."""
+    spec, problems = read_files(paths)
+    return compile_checked(spec, problems)
+
+
+def load_text(file: str, text: str) -> Any:
+    """``load_ruleset`` for one document given as text."""
+    spec, problems = read_text(file, text)
+    return compile_checked(spec, problems)
+
+
+def compile_checked(spec: S.RuleSetSpec, problems: list[Problem]) -> Any:
+    """Compile what read cleanly too, so one run reports YAML and expression errors together."""
     from proxy.policy.compiler import compile_spec
 
-    spec, problems = read_files(paths)
-    if spec is None:
+    try:
+        compiled = compile_spec(spec)
+    except RulesError as e:
+        problems = [*problems, *e.problems]
+        compiled = None
+    if problems:
+        problems.sort(key=lambda p: (p.where.file, p.where.line, p.where.col))
         raise RulesError(problems)
-    return compile_spec(spec)
+    return compiled

@@ -21,35 +21,66 @@ from proxy.policy.cel import BOOL, DOUBLE, INT, LIST_STRING, STRING
 from proxy.policy.matchers import CompiledMatchers, PatternSet
 
 SCHEMA: dict[str, str] = {
-    "request.model": STRING, "request.stream": BOOL, "request.max_tokens": INT, "request.n": INT,
-    "request.logprobs": BOOL, "request.top_logprobs": INT, "request.logit_bias": BOOL,
-    "request.reasoning": BOOL, "request.reasoning_budget": INT, "request.reasoning_effort": STRING,
-    "request.reasoning_display": STRING, "request.tools": INT, "request.messages": INT,
-    "request.assistant_turns": INT, "request.assistant_reasoning": BOOL, "request.prompt_chars": INT,
+    "request.model": STRING,
+    "request.stream": BOOL,
+    "request.max_tokens": INT,
+    "request.n": INT,
+    "request.logprobs": BOOL,
+    "request.top_logprobs": INT,
+    "request.logit_bias": BOOL,
+    "request.reasoning": BOOL,
+    "request.reasoning_budget": INT,
+    "request.reasoning_effort": STRING,
+    "request.reasoning_display": STRING,
+    "request.tools": INT,
+    "request.messages": INT,
+    "request.assistant_turns": INT,
+    "request.assistant_reasoning": BOOL,
+    "request.prompt_chars": INT,
     "request.path": STRING,
-    "account.id": STRING, "account.tier": STRING, "account.org": STRING, "account.key": STRING,
-    "client.ip": STRING, "client.ip_prefix": STRING, "client.user_agent": STRING, "client.ua_family": STRING,
-    "signals.cot_score": INT, "signals.cot_families": LIST_STRING, "signals.grader": BOOL,
-    "signals.template": STRING, "signals.lang": STRING, "signals.hour": INT, "signals.weekday": INT,
-    "response.status": INT, "response.input_tokens": INT, "response.output_tokens": INT,
-    "response.reasoning_tokens": INT, "response.error": STRING,
+    "account.id": STRING,
+    "account.tier": STRING,
+    "account.org": STRING,
+    "account.key": STRING,
+    "client.ip": STRING,
+    "client.ip_prefix": STRING,
+    "client.user_agent": STRING,
+    "client.ua_family": STRING,
+    "signals.cot_score": INT,
+    "signals.cot_families": LIST_STRING,
+    "signals.grader": BOOL,
+    "signals.template": STRING,
+    "signals.lang": STRING,
+    "signals.hour": INT,
+    "signals.weekday": INT,
+    "response.status": INT,
+    "response.input_tokens": INT,
+    "response.output_tokens": INT,
+    "response.reasoning_tokens": INT,
+    "response.error": STRING,
     "global": STRING,
 }
 RESPONSE_DEFAULTS: dict[str, Any] = {
-    "response.status": 0, "response.input_tokens": 0, "response.output_tokens": 0,
-    "response.reasoning_tokens": 0, "response.error": "",
+    "response.status": 0,
+    "response.input_tokens": 0,
+    "response.output_tokens": 0,
+    "response.reasoning_tokens": 0,
+    "response.error": "",
 }
 
 # Reasoning-elicitation phrase families (distillation.md §4), multilingual, RE2 syntax, case-insensitive.
-_NOUN = (r"(reasoning|thinking|thoughts?|chain[- ]of[- ]thoughts?|\bcot\b|scratch ?pad|inner monologue|"
-         r"internal monologue|thought process|reasoning (trace|steps|tokens))")
+_NOUN = (
+    r"(reasoning|thinking|thoughts?|chain[- ]of[- ]thoughts?|\bcot\b|scratch ?pad|inner monologue|"
+    r"internal monologue|thought process|reasoning (trace|steps|tokens))"
+)
 COT_FAMILIES: dict[str, tuple[str, ...]] = {
     "verbatim": (
         r"\b(show|reveal|output|print|repeat|dump|display|share|write out|transcribe|copy|paste|expose|leak|"
         r"give me|tell me)\b.{0,40}" + _NOUN,
         r"\b(verbatim|word for word|word-for-word|unfiltered|unredacted|raw|hidden|internal|private|"
         r"unedited|full|complete|exact)\s+(\w+\s+)?" + _NOUN,
-        r"\b(muestra|muéstrame|revela|repite|escribe|copia)\b.{0,40}(razonamiento|pensamiento|cadena de pensamiento)",
+        r"\b(muestra|muéstrame|revela|repite|escribe|copia)\b.{0,40}"
+        r"(razonamiento|pensamiento|cadena de pensamiento)",
         r"\b(montre|montrez|révèle|révélez|répète|répétez|écris|écrivez|affiche|affichez|donne|donnez)\b.{0,40}"
         r"(raisonnement|réflexion|pensées|chaîne de pensée)",
         r"\b(zeig|gib|wiederhol|schreib|verrat|offenleg)\w*\b.{0,40}(gedankengang|denkprozess|überlegungen|"
@@ -57,13 +88,15 @@ COT_FAMILIES: dict[str, tuple[str, ...]] = {
         r"\b(mostre|mostra|revele|repita|escreva)\b.{0,40}(raciocínio|pensamento|cadeia de pensamento)",
         r"(展示|显示|输出|给出|重复|写出|告诉我|透露|公开|打印).{0,20}(思考过程|推理过程|思维链|内部推理|完整推理|思考内容|推理步骤)",
         r"(完整|原始|逐字|内部|隐藏)的?(思考|推理|思维链)",
-        r"(покажи|покажите|выведи|повтори|напиши|раскрой)\S*.{0,40}(рассуждени|ход\S* мысл|цепочк\S* мысл|размышлени)",
+        r"(покажи|покажите|выведи|повтори|напиши|раскрой)\S*.{0,40}"
+        r"(рассуждени|ход\S* мысл|цепочк\S* мысл|размышлени)",
         r"(思考過程|推論過程|思考の連鎖|内部の推論).{0,20}(見せ|表示|出力|書き出|教え)",
         r"(사고 과정|추론 과정|생각의 사슬).{0,20}(보여|출력|알려)",
     ),
     "continue": (
         r"\b(continue|resume|finish|complete)\b.{0,20}\b(your|the|this)\s+" + _NOUN,
-        r"\b(start|begin)\s+(your\s+)?(answer|response|reply|output)\s+with\s+.{0,10}\b(my|the|your)\s+" + _NOUN,
+        r"\b(start|begin)\s+(your\s+)?(answer|response|reply|output)\s+with\s+.{0,10}\b(my|the|your)\s+"
+        + _NOUN,
         r"\bpick up where\b.{0,30}" + _NOUN,
     ),
     "translate": (
@@ -77,22 +110,27 @@ COT_FAMILIES: dict[str, tuple[str, ...]] = {
         _NOUN + r".{0,40}\b(base-?64|rot-?13|hex encod\w*|morse|caesar cipher)",
     ),
     "wrap": (
-        r"\b(put|place|wrap|include|insert|embed|enclose|paste)\b.{0,30}" + _NOUN
+        r"\b(put|place|wrap|include|insert|embed|enclose|paste)\b.{0,30}"
+        + _NOUN
         + r".{0,40}\b(code block|json|xml|yaml|field|inside (the|your) (answer|response)|in (the|your) "
         r"(answer|response|output|final answer))",
     ),
     "tags": (r"<\s*/?\s*(think|thinking|reasoning|scratchpad|thought|thoughts|reflection)\s*>",),
     "authority": (
-        r"\[?\s*system override\s*\]?", r"\bdeveloper (mode|note|override)\b", r"--no-safety",
+        r"\[?\s*system override\s*\]?",
+        r"\bdeveloper (mode|note|override)\b",
+        r"--no-safety",
         r"\b(admin(istrator)?|maintenance|debug) (mode|override)\b",
-        r"\bi am (a|an|the) (developer|engineer|admin|administrator) (of|at|for) (this|openai|anthropic|google)",
-        r"\b(openai|anthropic|google deepmind|google) (staff|employee|engineer|team)\b.{0,40}\b(authori[sz]ed|"
-        r"permission|allowed)",
+        r"\bi am (a|an|the) (developer|engineer|admin|administrator) "
+        r"(of|at|for) (this|openai|anthropic|google)",
+        r"\b(openai|anthropic|google deepmind|google) (staff|employee|engineer|team)\b.{0,40}"
+        r"\b(authori[sz]ed|permission|allowed)",
     ),
     "dataset": (
-        r"\b(training data|dataset|fine[- ]?tun(e|ing)|distill(ation|ing)?|\bsft\b|teacher model|student model)"
-        r"\b.{0,60}\b(reasoning|thinking|chain[- ]of[- ]thought|traces?|rationales?)\b",
-        r"\b(reasoning|thinking|chain[- ]of[- ]thought) (traces?|data)\b.{0,60}\b(training|dataset|fine[- ]?tun)",
+        r"\b(training data|dataset|fine[- ]?tun(e|ing)|distill(ation|ing)?|\bsft\b|teacher model|"
+        r"student model)\b.{0,60}\b(reasoning|thinking|chain[- ]of[- ]thought|traces?|rationales?)\b",
+        r"\b(reasoning|thinking|chain[- ]of[- ]thought) (traces?|data)\b.{0,60}"
+        r"\b(training|dataset|fine[- ]?tun)",
     ),
     "rationalise": (
         r"\b(here is|here's|given|below is|this is|i have)\s+(the|an|my|a)?\s*(final\s+|correct\s+)?"
@@ -127,11 +165,19 @@ _STOPWORDS: dict[str, str] = {
     )
     for w in words.split()
 }
-_SCRIPTS = PatternSet.build([
-    ("ja", (r"[\p{Hiragana}\p{Katakana}]",)), ("ko", (r"\p{Hangul}",)), ("zh", (r"\p{Han}",)),
-    ("ru", (r"\p{Cyrillic}",)), ("ar", (r"\p{Arabic}",)), ("hi", (r"\p{Devanagari}",)),
-    ("el", (r"\p{Greek}",)), ("he", (r"\p{Hebrew}",)), ("th", (r"\p{Thai}",)),
-])
+_SCRIPTS = PatternSet.build(
+    [
+        ("ja", (r"[\p{Hiragana}\p{Katakana}]",)),
+        ("ko", (r"\p{Hangul}",)),
+        ("zh", (r"\p{Han}",)),
+        ("ru", (r"\p{Cyrillic}",)),
+        ("ar", (r"\p{Arabic}",)),
+        ("hi", (r"\p{Devanagari}",)),
+        ("el", (r"\p{Greek}",)),
+        ("he", (r"\p{Hebrew}",)),
+        ("th", (r"\p{Thai}",)),
+    ]
+)
 
 
 @dataclass(slots=True)
@@ -151,11 +197,20 @@ def ua_family(ua: str) -> str:
     u = ua.lower()
     if not u:
         return "none"
-    for needle, fam in (("openai/python", "openai-sdk"), ("openai/js", "openai-sdk"), ("openai", "openai-sdk"),
-                        ("anthropic", "anthropic-sdk"), ("google-genai", "genai-sdk"), ("curl/", "curl"),
-                        ("python-requests", "python-http"), ("python-httpx", "python-http"),
-                        ("aiohttp", "python-http"), ("go-http-client", "go-http"), ("node-fetch", "node-http"),
-                        ("mozilla/", "browser")):
+    for needle, fam in (
+        ("openai/python", "openai-sdk"),
+        ("openai/js", "openai-sdk"),
+        ("openai", "openai-sdk"),
+        ("anthropic", "anthropic-sdk"),
+        ("google-genai", "genai-sdk"),
+        ("curl/", "curl"),
+        ("python-requests", "python-http"),
+        ("python-httpx", "python-http"),
+        ("aiohttp", "python-http"),
+        ("go-http-client", "go-http"),
+        ("node-fetch", "node-http"),
+        ("mozilla/", "browser"),
+    ):
         if needle in u:
             return fam
     return "other"
@@ -181,8 +236,12 @@ def template_skeleton(view: RequestView, last_user: str) -> str:
     Digits become 0, URLs and e-mail addresses become <u>, whitespace collapses, case folds: what stays
     is the fixed wording a bulk harvester reuses around its variable payload.
     """
-    text = " ".join((view.system[:TEMPLATE_HEAD], "|", last_user[:TEMPLATE_HEAD], "|", last_user[-TEMPLATE_TAIL:]))
+    text = " ".join(
+        (view.system[:TEMPLATE_HEAD], "|", last_user[:TEMPLATE_HEAD], "|", last_user[-TEMPLATE_TAIL:])
+    )
     text = text.lower().translate(_DIGITS)
+    while "00" in text:  # any run of digits becomes one 0
+        text = text.replace("00", "0")
     if "://" not in text and "@" not in text:
         return " ".join(text.split())
     return " ".join("<u>" if ("://" in w or "@" in w) else w for w in text.split())
@@ -225,32 +284,56 @@ def compute_features(
     assistant = [m for m in msgs if m.role == "assistant"]
     cot = _COT.hits(prompt)
     families = [f for f in COT_FAMILIES if cot[f]]
-    reasoning = bool(view.reasoning_enabled) or bool(view.reasoning_budget) or bool(view.reasoning_effort) or (
-        bool(view.reasoning_display) and view.reasoning_display not in ("omitted", "none"))
+    reasoning = (
+        bool(view.reasoning_enabled)
+        or bool(view.reasoning_budget)
+        or bool(view.reasoning_effort)
+        or (bool(view.reasoning_display) and view.reasoning_display not in ("omitted", "none"))
+    )
     tm = time.gmtime(now)
     f: dict[str, Any] = {
-        "request.model": view.model, "request.stream": view.stream, "request.max_tokens": view.max_tokens or 0,
-        "request.n": view.n or 1, "request.logprobs": view.logprobs, "request.top_logprobs": view.top_logprobs or 0,
-        "request.logit_bias": view.logit_bias, "request.reasoning": reasoning,
+        "request.model": view.model,
+        "request.stream": view.stream,
+        "request.max_tokens": view.max_tokens or 0,
+        "request.n": view.n or 1,
+        "request.logprobs": view.logprobs,
+        "request.top_logprobs": view.top_logprobs or 0,
+        "request.logit_bias": view.logit_bias,
+        "request.reasoning": reasoning,
         "request.reasoning_budget": view.reasoning_budget or 0,
         "request.reasoning_effort": view.reasoning_effort or "",
-        "request.reasoning_display": view.reasoning_display or "", "request.tools": view.tools,
-        "request.messages": len(msgs), "request.assistant_turns": len(assistant),
+        "request.reasoning_display": view.reasoning_display or "",
+        "request.tools": view.tools,
+        "request.messages": len(msgs),
+        "request.assistant_turns": len(assistant),
         "request.assistant_reasoning": any(m.has_reasoning for m in assistant),
-        "request.prompt_chars": len(prompt), "request.path": meta.path,
-        "account.id": meta.account_id, "account.tier": meta.tier, "account.org": meta.org,
-        "account.key": meta.key_id, "client.ip": meta.ip, "client.ip_prefix": ip_prefix(meta.ip),
-        "client.user_agent": meta.user_agent[:256], "client.ua_family": ua_family(meta.user_agent),
-        "signals.cot_score": len(families), "signals.cot_families": frozenset(families),
+        "request.prompt_chars": len(prompt),
+        "request.path": meta.path,
+        "account.id": meta.account_id,
+        "account.tier": meta.tier,
+        "account.org": meta.org,
+        "account.key": meta.key_id,
+        "client.ip": meta.ip,
+        "client.ip_prefix": ip_prefix(meta.ip),
+        "client.user_agent": meta.user_agent[:256],
+        "client.ua_family": ua_family(meta.user_agent),
+        "signals.cot_score": len(families),
+        "signals.cot_families": frozenset(families),
         "signals.grader": bool(cot["grader"]),
-        "signals.template": template_hash(template_skeleton(view, last_user)) if (last_user or view.system) else "",
-        "signals.lang": guess_language(last_user), "signals.hour": tm.tm_hour, "signals.weekday": tm.tm_wday,
+        "signals.template": template_hash(template_skeleton(view, last_user))
+        if (last_user or view.system)
+        else "",
+        "signals.lang": guess_language(last_user),
+        "signals.hour": tm.tm_hour,
+        "signals.weekday": tm.tm_wday,
         "global": "*",
         **RESPONSE_DEFAULTS,
     }
     if matchers is not None and matchers.by_source:
-        matchers.run({"prompt": prompt, "last_user": last_user, "system": view.system,
-                      "user_agent": meta.user_agent}, f)
+        matchers.run(
+            {"prompt": prompt, "last_user": last_user, "system": view.system, "user_agent": meta.user_agent},
+            f,
+        )
     return f
 
 
@@ -259,18 +342,31 @@ def compute_features(
 
 def view_from_record(req: dict[str, Any]) -> RequestView:
     """A RequestView from the compact request form used by test files and audit logs with prompts."""
-    msgs = [Message(role=str(m.get("role", "user")), text=str(m.get("text", m.get("content", ""))),
-                    has_reasoning=bool(m.get("has_reasoning", False)))
-            for m in req.get("messages", [])]
+    msgs = [
+        Message(
+            role=str(m.get("role", "user")),
+            text=str(m.get("text", m.get("content", ""))),
+            has_reasoning=bool(m.get("has_reasoning", False)),
+        )
+        for m in req.get("messages", [])
+    ]
     if "prompt" in req:
         msgs.append(Message("user", str(req["prompt"])))
     return RequestView(
-        model=str(req.get("model", "")), stream=bool(req.get("stream", False)), messages=msgs,
-        system=str(req.get("system", "")), tools=int(req.get("tools", 0)), max_tokens=req.get("max_tokens"),
-        n=int(req.get("n", 1)), logprobs=bool(req.get("logprobs", False)),
-        top_logprobs=int(req.get("top_logprobs", 0)), logit_bias=bool(req.get("logit_bias", False)),
-        reasoning_enabled=req.get("reasoning"), reasoning_budget=req.get("reasoning_budget"),
-        reasoning_effort=req.get("reasoning_effort"), reasoning_display=req.get("reasoning_display"),
+        model=str(req.get("model", "")),
+        stream=bool(req.get("stream", False)),
+        messages=msgs,
+        system=str(req.get("system", "")),
+        tools=int(req.get("tools", 0)),
+        max_tokens=req.get("max_tokens"),
+        n=int(req.get("n", 1)),
+        logprobs=bool(req.get("logprobs", False)),
+        top_logprobs=int(req.get("top_logprobs", 0)),
+        logit_bias=bool(req.get("logit_bias", False)),
+        reasoning_enabled=req.get("reasoning"),
+        reasoning_budget=req.get("reasoning_budget"),
+        reasoning_effort=req.get("reasoning_effort"),
+        reasoning_display=req.get("reasoning_display"),
     )
 
 

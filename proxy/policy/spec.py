@@ -153,8 +153,12 @@ class Problem:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "file": self.where.file, "line": self.where.line, "col": self.where.col,
-            "rule": self.rule, "field": self.field, "message": self.message,
+            "file": self.where.file,
+            "line": self.where.line,
+            "col": self.where.col,
+            "rule": self.rule,
+            "field": self.field,
+            "message": self.message,
         }
 
 

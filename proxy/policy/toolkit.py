@@ -34,12 +34,15 @@ def check(paths: list[str], *, as_json: bool = False) -> tuple[int, str]:
         rs = load_ruleset(paths)
     except RulesError as e:
         if as_json:
-            return 1, orjson.dumps({"ok": False, "problems": [p.as_dict() for p in e.problems]},
-                                   option=orjson.OPT_INDENT_2).decode()
+            return 1, orjson.dumps(
+                {"ok": False, "problems": [p.as_dict() for p in e.problems]}, option=orjson.OPT_INDENT_2
+            ).decode()
         return 1, "\n".join(str(p) for p in e.problems) + f"\n{len(e.problems)} problem(s)"
     if as_json:
-        return 0, orjson.dumps({"ok": True, "version": rs.version, "files": list(rs.files),
-                                "rules": [r.id for r in rs.rules]}, option=orjson.OPT_INDENT_2).decode()
+        return 0, orjson.dumps(
+            {"ok": True, "version": rs.version, "files": list(rs.files), "rules": [r.id for r in rs.rules]},
+            option=orjson.OPT_INDENT_2,
+        ).decode()
     modes: dict[str, int] = {}
     for r in rs.rules:
         modes[r.mode] = modes.get(r.mode, 0) + 1
@@ -56,9 +59,12 @@ def meta_from_record(rec: dict[str, Any]) -> RequestMeta:
         acct = {"id": acct}
     f = rec.get("features") or {}
     return RequestMeta(
-        account_id=str(acct.get("id") or f.get("account.id", "")), tier=str(acct.get("tier") or f.get("account.tier", "")),
-        org=str(acct.get("org") or f.get("account.org", "") or ""), key_id=str(rec.get("key_id") or f.get("account.key", "")),
-        ip=str(rec.get("ip") or f.get("client.ip", "")), user_agent=str(rec.get("user_agent") or f.get("client.user_agent", "")),
+        account_id=str(acct.get("id") or f.get("account.id", "")),
+        tier=str(acct.get("tier") or f.get("account.tier", "")),
+        org=str(acct.get("org") or f.get("account.org", "") or ""),
+        key_id=str(rec.get("key_id") or f.get("account.key", "")),
+        ip=str(rec.get("ip") or f.get("client.ip", "")),
+        user_agent=str(rec.get("user_agent") or f.get("client.user_agent", "")),
         path=str(rec.get("path") or f.get("request.path", "")),
     )
 
@@ -79,16 +85,28 @@ def response_of(rec: dict[str, Any]) -> dict[str, Any] | None:
     r = rec.get("response")
     if not isinstance(r, dict):
         return None
-    return {"response.status": int(r.get("status", 200)), "response.input_tokens": int(r.get("input_tokens", 0)),
-            "response.output_tokens": int(r.get("output_tokens", 0)),
-            "response.reasoning_tokens": int(r.get("reasoning_tokens", 0)), "response.error": str(r.get("error", ""))}
+    return {
+        "response.status": int(r.get("status", 200)),
+        "response.input_tokens": int(r.get("input_tokens", 0)),
+        "response.output_tokens": int(r.get("output_tokens", 0)),
+        "response.reasoning_tokens": int(r.get("reasoning_tokens", 0)),
+        "response.error": str(r.get("error", "")),
+    }
 
 
 def effective_actions(v: Verdict) -> set[str]:
     """Action kinds this request is subject to: taken now (not shadow) or still in force."""
     kinds = {a["do"] for a in v.actions if not a.get("shadow")}
-    kinds |= {{"throttle": "throttle", "pace_tps": "pace", "redaction": "redact", "harden": "harden",
-               "cut_tokens": "cut"}[k] for k in v.controls}
+    kinds |= {
+        {
+            "throttle": "throttle",
+            "pace_tps": "pace",
+            "redaction": "redact",
+            "harden": "harden",
+            "cut_tokens": "cut",
+        }[k]
+        for k in v.controls
+    }
     if v.block is not None:
         kinds.add("block")
     return kinds
@@ -96,9 +114,13 @@ def effective_actions(v: Verdict) -> set[str]:
 
 def decision(rec: dict[str, Any], ts: float, ctx: dict[str, Any], v: Verdict) -> dict[str, Any]:
     return {
-        "ts": ts, "request_id": rec.get("request_id"), "account": ctx.get("account.id", ""),
+        "ts": ts,
+        "request_id": rec.get("request_id"),
+        "account": ctx.get("account.id", ""),
         "hits": [{"rule": h.rule, "mode": h.mode, "key": h.key, "values": h.values} for h in v.hits],
-        "actions": v.actions, "controls": v.controls, "scores": v.scores,
+        "actions": v.actions,
+        "controls": v.controls,
+        "scores": v.scores,
         "blocked": v.block.rule if v.block is not None else None,
     }
 
@@ -113,8 +135,14 @@ def read_jsonl(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
 # --------------------------------------------------------------------------- replay
 
 
-def replay(rules: list[str], input_path: str, output_path: str | None = None, *, shadow: bool = False,
-           sweep_every: float = 3600.0) -> tuple[int, str]:
+def replay(
+    rules: list[str],
+    input_path: str,
+    output_path: str | None = None,
+    *,
+    shadow: bool = False,
+    sweep_every: float = 3600.0,
+) -> tuple[int, str]:
     try:
         rs = load_ruleset(rules)
     except RulesError as e:
@@ -124,7 +152,7 @@ def replay(rules: list[str], input_path: str, output_path: str | None = None, *,
     acted: dict[str, set[str]] = {}
     blocked = n = bad = 0
     last_sweep = None
-    out = open(output_path, "wb") if output_path else None  # noqa: SIM115 - closed below
+    out = open(output_path, "wb") if output_path else None
     try:
         for lineno, rec in read_jsonl(input_path):
             try:
@@ -160,10 +188,15 @@ def replay(rules: list[str], input_path: str, output_path: str | None = None, *,
     finally:
         if out is not None:
             out.close()
-    lines = [f"replayed {n} requests ({bad} skipped), rules version {rs.version}", "",
-             f"{'rule':<32} {'mode':<8} {'hits':>8} {'shadow':>8} {'accounts acted on':>18}"]
+    lines = [
+        f"replayed {n} requests ({bad} skipped), rules version {rs.version}",
+        "",
+        f"{'rule':<32} {'mode':<8} {'hits':>8} {'shadow':>8} {'accounts acted on':>18}",
+    ]
     for r in rs.rules:
-        lines.append(f"{r.id:<32} {r.mode:<8} {hits[r.id][0]:>8} {hits[r.id][1]:>8} {len(acted.get(r.id, ())):>18}")
+        lines.append(
+            f"{r.id:<32} {r.mode:<8} {hits[r.id][0]:>8} {hits[r.id][1]:>8} {len(acted.get(r.id, ())):>18}"
+        )
     all_acted = set().union(*acted.values()) if acted else set()
     lines += ["", f"blocked requests: {blocked}", f"accounts acted on: {len(all_acted)}"]
     if all_acted:
@@ -178,7 +211,9 @@ def unparse(n: cel.Node) -> str:
     k = n.kind
     if k == "lit":
         v = n.value
-        return ("true" if v else "false") if isinstance(v, bool) else repr(v) if isinstance(v, str) else str(v)
+        return (
+            ("true" if v else "false") if isinstance(v, bool) else repr(v) if isinstance(v, str) else str(v)
+        )
     if k == "list":
         return "[" + ", ".join(unparse(a) for a in n.args) + "]"
     if k in ("ident", "select"):
@@ -201,7 +236,12 @@ def _paren(n: cel.Node, parent: str) -> str:
 
 def explain_rule(engine: Engine, rule: CompiledRule, ctx: dict[str, Any], now: float) -> dict[str, Any]:
     """Each top-level clause of ``when`` and ``threshold`` with its result and the values it read."""
-    out: dict[str, Any] = {"rule": rule.id, "mode": rule.mode, "key": rule.key, "key_value": ctx.get(rule.key)}
+    out: dict[str, Any] = {
+        "rule": rule.id,
+        "mode": rule.mode,
+        "key": rule.key,
+        "key_value": ctx.get(rule.key),
+    }
     local = dict(ctx)
     aggs: dict[str, float] = {}
     sts = engine.windows.get(rule.fingerprint, {}).get(str(ctx.get(rule.key)))
@@ -233,8 +273,15 @@ def _jsonable(v: Any) -> Any:
     return sorted(v) if isinstance(v, frozenset) else v
 
 
-def explain(rules: list[str], input_path: str, *, request_id: str | None = None, account: str | None = None,
-            as_json: bool = False, limit: int = 20) -> tuple[int, str]:
+def explain(
+    rules: list[str],
+    input_path: str,
+    *,
+    request_id: str | None = None,
+    account: str | None = None,
+    as_json: bool = False,
+    limit: int = 20,
+) -> tuple[int, str]:
     """Replay ``input_path`` and explain every rule for the selected request(s)."""
     try:
         rs = load_ruleset(rules)
@@ -247,14 +294,22 @@ def explain(rules: list[str], input_path: str, *, request_id: str | None = None,
         ctx = features_of(rec, rs, ts)
         v = engine.evaluate(dict(ctx), ts)
         selected = (request_id is not None and rec.get("request_id") == request_id) or (
-            account is not None and ctx.get("account.id") == account)
+            account is not None and ctx.get("account.id") == account
+        )
         if not selected:
             continue
-        reports.append({
-            "ts": ts, "request_id": rec.get("request_id"), "account": ctx.get("account.id"),
-            "hits": v.hit_ids, "blocked": v.block.rule if v.block else None, "controls": v.controls,
-            "scores": v.scores, "rules": [explain_rule(engine, r, ctx, ts) for r in rs.rules if r.mode != "off"],
-        })
+        reports.append(
+            {
+                "ts": ts,
+                "request_id": rec.get("request_id"),
+                "account": ctx.get("account.id"),
+                "hits": v.hit_ids,
+                "blocked": v.block.rule if v.block else None,
+                "controls": v.controls,
+                "scores": v.scores,
+                "rules": [explain_rule(engine, r, ctx, ts) for r in rs.rules if r.mode != "off"],
+            }
+        )
         if len(reports) >= limit:
             break
     if not reports:
@@ -263,15 +318,21 @@ def explain(rules: list[str], input_path: str, *, request_id: str | None = None,
         return 0, orjson.dumps(reports, option=orjson.OPT_INDENT_2).decode()
     buf = io.StringIO()
     for rep in reports:
-        buf.write(f"request {rep['request_id']} account={rep['account']} ts={rep['ts']}: hits={rep['hits']} "
-                  f"blocked={rep['blocked']} controls={rep['controls']} scores={rep['scores']}\n")
+        buf.write(
+            f"request {rep['request_id']} account={rep['account']} ts={rep['ts']}: hits={rep['hits']} "
+            f"blocked={rep['blocked']} controls={rep['controls']} scores={rep['scores']}\n"
+        )
         for r in rep["rules"]:
-            buf.write(f"  {'HIT ' if r['rule'] in rep['hits'] else '    '}{r['rule']} [{r['mode']}] "
-                      f"key {r['key']}={r['key_value']!r}\n")
+            buf.write(
+                f"  {'HIT ' if r['rule'] in rep['hits'] else '    '}{r['rule']} [{r['mode']}] "
+                f"key {r['key']}={r['key_value']!r}\n"
+            )
             for c in r["clauses"]:
                 mark = "yes" if c["result"] is True else "no " if c["result"] is False else "ERR"
                 vals = ", ".join(f"{k}={v!r}" for k, v in c["values"].items())
-                buf.write(f"      {mark} {c['part']}: {c['clause']}" + (f"   [{vals}]" if vals else "") + "\n")
+                buf.write(
+                    f"      {mark} {c['part']}: {c['clause']}" + (f"   [{vals}]" if vals else "") + "\n"
+                )
     return 0, buf.getvalue().rstrip()
 
 
@@ -279,10 +340,36 @@ def explain(rules: list[str], input_path: str, *, request_id: str | None = None,
 
 TEST_KEYS = ("format", "rules", "shadow", "cases")
 CASE_KEYS = ("name", "start", "requests")
-REQ_KEYS = ("at", "after", "repeat", "every", "account", "tier", "org", "key_id", "ip", "user_agent", "path",
-            "model", "prompt", "system", "messages", "stream", "max_tokens", "n", "logprobs", "top_logprobs",
-            "logit_bias", "reasoning", "reasoning_budget", "reasoning_effort", "reasoning_display", "tools",
-            "response", "expect")
+REQ_KEYS = (
+    "at",
+    "after",
+    "repeat",
+    "every",
+    "account",
+    "tier",
+    "org",
+    "key_id",
+    "ip",
+    "user_agent",
+    "path",
+    "model",
+    "prompt",
+    "system",
+    "messages",
+    "stream",
+    "max_tokens",
+    "n",
+    "logprobs",
+    "top_logprobs",
+    "logit_bias",
+    "reasoning",
+    "reasoning_budget",
+    "reasoning_effort",
+    "reasoning_display",
+    "tools",
+    "response",
+    "expect",
+)
 EXPECT_KEYS = ("hits", "no_hits", "actions", "no_actions", "blocked", "controls", "tags")
 
 
@@ -367,7 +454,9 @@ def _read_test_file(tf: Path, problems: list[Problem]) -> tuple[list[str], bool,
     default = tf.with_name(tf.name[: -len(".test.yaml")] + ".yaml")
     rule_paths = [str(default)]
     if "rules" in top:
-        rule_paths = [str(tf.parent / (r.scalar(x, "rules") or "")) for x in r.seq(top["rules"][1], "rules") or []]
+        rule_paths = [
+            str(tf.parent / (r.scalar(x, "rules") or "")) for x in r.seq(top["rules"][1], "rules") or []
+        ]
     shadow = "shadow" in top and top["shadow"][1].value in ("true", "True")
     cases = []
     for cnode in r.seq(top["cases"][1], "cases") if "cases" in top else []:
@@ -379,7 +468,11 @@ def _read_test_file(tf: Path, problems: list[Problem]) -> tuple[list[str], bool,
         if "start" in c:
             s = _start(str(c["start"][1].value))
             if s is None:
-                r.err(c["start"][1], "start", "expected epoch seconds or an ISO 8601 time like 2026-01-01T00:00:00Z")
+                r.err(
+                    c["start"][1],
+                    "start",
+                    "expected epoch seconds or an ISO 8601 time like 2026-01-01T00:00:00Z",
+                )
             else:
                 start = s
         reqs = []
@@ -408,7 +501,9 @@ def _secs(v: Any) -> float:
     return d if d is not None else 0.0
 
 
-def _run_case(engine: Engine, rs: CompiledRuleSet, start: float, reqs: list[tuple[int, dict[str, Any]]]) -> list[str]:
+def _run_case(
+    engine: Engine, rs: CompiledRuleSet, start: float, reqs: list[tuple[int, dict[str, Any]]]
+) -> list[str]:
     errs: list[str] = []
     t = start
     for line, req in reqs:
@@ -422,11 +517,20 @@ def _run_case(engine: Engine, rs: CompiledRuleSet, start: float, reqs: list[tupl
         for i in range(repeat):
             if i:
                 t += every
-            rec = {"ts": t, "request": req, "account": {"id": req.get("account", "acct"), "tier": req.get("tier", "free"),
-                                                        "org": req.get("org", "")},
-                   "key_id": req.get("key_id", ""), "ip": req.get("ip", "203.0.113.7"),
-                   "user_agent": req.get("user_agent", "test-client"), "path": req.get("path", "/v1/chat/completions"),
-                   "response": req.get("response")}
+            rec = {
+                "ts": t,
+                "request": req,
+                "account": {
+                    "id": req.get("account", "acct"),
+                    "tier": req.get("tier", "free"),
+                    "org": req.get("org", ""),
+                },
+                "key_id": req.get("key_id", ""),
+                "ip": req.get("ip", "203.0.113.7"),
+                "user_agent": req.get("user_agent", "test-client"),
+                "path": req.get("path", "/v1/chat/completions"),
+                "response": req.get("response"),
+            }
             ctx = features_of(rec, rs, t)
             v = engine.evaluate(ctx, t)
             resp = response_of(rec)

@@ -22,7 +22,7 @@ Fn = Callable[[Mapping[str, Any]], Any]
 class Ring:
     """Sum of values over the last ``window`` seconds in ``n`` buckets."""
 
-    __slots__ = ("last", "total", "slots")
+    __slots__ = ("last", "slots", "total")
 
     def __init__(self, n: int, typecode: str = "f") -> None:
         self.last = -1
@@ -64,10 +64,26 @@ class Ring:
 class Aggregate:
     """Compiled aggregate: spec plus compiled expressions; creates and updates per-key states."""
 
-    __slots__ = ("name", "kind", "window", "width", "n", "value_fn", "of_fn", "match_fn", "per", "stat",
-                 "samples", "max_values", "alpha_k", "spec")
+    __slots__ = (
+        "alpha_k",
+        "kind",
+        "match_fn",
+        "max_values",
+        "n",
+        "name",
+        "of_fn",
+        "per",
+        "samples",
+        "spec",
+        "stat",
+        "value_fn",
+        "width",
+        "window",
+    )
 
-    def __init__(self, spec: AggregateSpec, value_fn: Fn | None, of_fn: Fn | None, match_fn: Fn | None) -> None:
+    def __init__(
+        self, spec: AggregateSpec, value_fn: Fn | None, of_fn: Fn | None, match_fn: Fn | None
+    ) -> None:
         self.spec = spec
         self.name = spec.name
         self.kind = spec.kind
@@ -170,7 +186,7 @@ class Aggregate:
 class Gaps:
     """Last N inter-arrival gaps with running sums."""
 
-    __slots__ = ("last_t", "gaps", "i", "n", "s", "ss")
+    __slots__ = ("gaps", "i", "last_t", "n", "s", "ss")
 
     def __init__(self, size: int) -> None:
         self.last_t = -1.0

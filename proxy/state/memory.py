@@ -50,6 +50,8 @@ class MemoryBackend:
         # Times are kept relative to the first ``now`` seen: at epoch magnitude (1.7e9 s) a double
         # resolves only ~0.24 µs and repeated additions drift; relative times stay exact to ~1 ns.
         self._base: float | None = None
+        self._mk_keys: tuple[str, ...] | None = None
+        self._mk_f = 1.0
 
     def __len__(self) -> int:
         return len(self._d)
@@ -74,38 +76,47 @@ class MemoryBackend:
 
     def apply_now(self, ops: Sequence[Op], now: float, *, all_or_nothing: bool = False) -> list[Result]:
         now = self._rel(now)
-        if all_or_nothing and len(ops) > 1:
-            return self._apply_all_or_nothing(ops, now)
-        return [self._one(op, now, True) for op in ops]
+        self._mk_keys = None  # per-batch cache of the multiplier factor (ops share one mult_keys tuple)
+        if not all_or_nothing or len(ops) == 1:
+            return [self._one(op, now) for op in ops]
+        # One pass that writes as it goes, with an undo log: a failed required check rolls back the
+        # required ops already written, so the common all-admitted case costs a single pass.
+        undo: list[tuple[str, Any]] = []
+        results: list[Result] = []
+        failed = False
+        d = self._d
+        for op in ops:
+            required = getattr(op, "required", False)
+            if required and not failed:
+                key = op.key
+                undo.append((key, d.get(key, _MISSING)))
+                if type(undo[-1][1]) is dict:
+                    undo[-1] = (key, dict(undo[-1][1]))
+            r = self._one(op, now, dry=failed and required)
+            results.append(r)
+            if required and not r.ok and not failed:
+                failed = True
+                for key, old in reversed(undo):
+                    d.pop(key, None)
+                    if old is not _MISSING:
+                        d[key] = old
+        return results
 
-    def _apply_all_or_nothing(self, ops: Sequence[Op], now: float) -> list[Result]:
-        # Dry run of the required ops first: a failed check leaves no trace. (Keys are distinct within
-        # a request's batch, so a dry run sees the same state the commit will.)
-        dry = [self._one(op, now, False) if getattr(op, "required", True) else None for op in ops]
-        commit = all(r.ok for r in dry if r is not None)
-        return [
-            self._one(op, now, True) if (commit or r is None) else r
-            for op, r in zip(ops, dry, strict=True)
-        ]
-
-    def _one(self, op: Op, now: float, write: bool) -> Result:
+    def _one(self, op: Op, now: float, dry: bool = False) -> Result:
         t = type(op)
         if t is Gcra:
-            return self._gcra(op, now, write)  # type: ignore[arg-type]
-        if t is Adjust:
-            if write:
-                self._adjust(op, now)  # type: ignore[arg-type]
-            return Result()
+            return self._gcra(op, now, not dry)  # type: ignore[arg-type]
         if t is Acquire:
-            return self._acquire(op, now, write)  # type: ignore[arg-type]
+            return self._acquire(op, now, not dry)  # type: ignore[arg-type]
+        if t is Adjust:
+            self._adjust(op, now)  # type: ignore[arg-type]
+            return Result()
         if t is Release:
-            if write:
-                self._release(op)  # type: ignore[arg-type]
+            self._release(op)  # type: ignore[arg-type]
             return Result()
         if t is SetMultiplier:
-            if write:
-                o: SetMultiplier = op  # type: ignore[assignment]
-                self._put(o.key, (o.factor, self._rel(o.until), o.recover))
+            o: SetMultiplier = op  # type: ignore[assignment]
+            self._put(o.key, (o.factor, self._rel(o.until), o.recover))
             return Result()
         if t is GetMultiplier:
             return Result(value=self._factor(op.key, now))  # type: ignore[union-attr]
@@ -121,8 +132,16 @@ class MemoryBackend:
             tat = now
         cost = op.cost
         f = 1.0
-        if op.mult_keys:
-            f = min(self._factor(k, now) for k in op.mult_keys)
+        mk = op.mult_keys
+        if mk:
+            if mk is self._mk_keys:
+                f = self._mk_f
+            else:
+                for k in mk:
+                    m = d.get(k)
+                    if m is not None:
+                        f = min(f, multiplier_at(m[0], m[1], m[2], now))
+                self._mk_keys, self._mk_f = mk, f
             if f != 1.0:
                 cost = cost / f
         interval = op.interval
@@ -130,20 +149,18 @@ class MemoryBackend:
         new_tat = tat + cost * interval
         wait = new_tat - span - now
         if wait <= _EPS or wait <= op.max_wait:
-            wait = wait if wait > _EPS else 0.0
+            if wait <= _EPS:
+                wait = 0.0
             if write and op.commit:
                 d[key] = new_tat
-                self._grew(key)
-            else:
-                self._restore(key, tat, now)
+                if len(d) > self.max_keys:
+                    self._evict(key)
+            elif tat > now:
+                d[key] = tat
             return Result(True, wait, (now + span - new_tat) / interval, new_tat - now, f)
-        self._restore(key, tat, now)
-        return Result(False, wait, (now + span - tat) / interval, tat - now, f)
-
-    def _restore(self, key: str, tat: float, now: float) -> None:
         if tat > now:
-            self._d[key] = tat
-            self._grew(key)
+            d[key] = tat
+        return Result(False, wait, (now + span - tat) / interval, tat - now, f)
 
     def _adjust(self, op: Adjust, now: float) -> None:
         d = self._d
@@ -189,6 +206,10 @@ class MemoryBackend:
         self._grew(key)
 
     def _grew(self, key: str) -> None:
+        if len(self._d) > self.max_keys:
+            self._evict(key)
+
+    def _evict(self, key: str) -> None:
         d = self._d
         if len(d) > self.max_keys:
             evicted = 0
