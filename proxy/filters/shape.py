@@ -44,7 +44,8 @@ class ShapeFilter(Filter):
     """Request-rate, token and concurrency limits with delay queues, headers and stream control.
 
     ``on_request`` admits, waits (fair delay queue) or returns a 429 in the caller's dialect with
-    ``Retry-After`` and limit headers; admitted requests get limit headers in ``ex.reply_headers``.
+    ``Retry-After`` and limit headers; ``on_response_headers`` puts the limit headers of admitted
+    requests into ``ex.reply_headers`` before the first byte, ``on_reply`` onto local replies.
     ``on_event`` counts streamed tokens (for pacing, budgets and reconciliation of cut streams) and
     ends a stream past its token budget with the dialect's error event. ``on_done`` releases and
     reconciles. Rule actions steer it through ``ex.controls`` (``throttle``, ``pace_tps``,
@@ -113,8 +114,6 @@ class ShapeFilter(Filter):
         st = self.shaper.new_state()
         ex.state["shape"] = st
         v = await self.shaper.admit(ex, st)
-        if v.headers:
-            ex.reply_headers.update(v.headers)
         if v.ok:
             if v.delayed > 0:
                 ex.decisions.append({"filter": "shape", "delayed_s": round(v.delayed, 3)})
@@ -166,6 +165,14 @@ class ShapeFilter(Filter):
                     RATE_LIMITED, f"Token budget of '{st.budget_limit}' exhausted mid-stream.",
                     ex.request_id, ex)
         return [event]
+
+    async def on_response_headers(self, ex: Exchange) -> Reply | None:
+        """Before the first byte goes out: put this request's limit headers into ``ex.reply_headers``
+        (built here, not in ``on_request``, to keep the admission decision cheap)."""
+        st: ShapeState | None = ex.state.get("shape")
+        if st is not None and st.readings:
+            ex.reply_headers.update(st.headers)
+        return None
 
     def on_response(self, ex: Exchange, obj: Any) -> Any:
         """Buffered bodies: remember the usage for reconciliation; the body passes unchanged."""

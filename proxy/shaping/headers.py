@@ -25,6 +25,11 @@ class Reading:
     retry: float = 0.0  # seconds until the next unit conforms (when remaining < 1)
 
 
+def policy_item(spec: LimitSpec) -> str:
+    """This limit's ``RateLimit-Policy`` item (static: compiled once per limit)."""
+    return f'"{spec.name}";q={_num(spec.quota)};w={_num(math.ceil(spec.window))}'
+
+
 def _num(x: float) -> str:
     return str(int(x)) if x == int(x) else f"{x:g}"
 
@@ -63,7 +68,7 @@ def limit_headers(readings: list[Reading], now: float, *, anthropic: bool) -> di
     state = []
     for r in readings:
         name = r.spec.name
-        policy.append(f'"{name}";q={_num(r.spec.quota)};w={_num(math.ceil(r.spec.window))}')
+        policy.append(policy_item(r.spec))
         rem = max(0, math.floor(r.remaining + 1e-9))
         t = r.reset if rem > 0 else max(r.retry, 0.0)
         state.append(f'"{name}";r={rem};t={math.ceil(t - 1e-9)}')

@@ -124,13 +124,12 @@ class CompiledLimit:
     """A ``LimitSpec`` with its key builder, match test, queue and pre-bound metric children."""
 
     __slots__ = (
+        "counts",
         "getters",
         "kind",
-        "m_admitted",
         "m_cut",
         "m_delay",
         "m_delayed",
-        "m_rejected",
         "match",
         "prefix",
         "queues",
@@ -146,9 +145,7 @@ class CompiledLimit:
         self.prefix = state_key("lim", spec.name) + SEP
         self.match = tuple((SCOPE_GETTERS[k], vals) for k, vals in spec.match.items())
         self.queues = queues
-        mode = spec.mode
-        self.m_admitted = metrics.admitted.labels(spec.name, mode)
-        self.m_rejected = metrics.rejected.labels(spec.name, mode)
+        self.counts = metrics.hot.cell(spec.name, spec.mode)  # [admitted, rejected]
         self.m_delayed = metrics.delayed.labels(spec.name)
         self.m_delay = metrics.delay.labels(spec.name)
         self.m_cut = metrics.cut.labels(spec.name)
@@ -191,8 +188,10 @@ class ShapeState:
         "charges",
         "count_stream",
         "cut",
+        "_headers",
+        "anthropic",
         "done",
-        "headers",
+        "hdr_now",
         "input_estimate",
         "leases",
         "pace_due",
@@ -224,7 +223,18 @@ class ShapeState:
         self.pending = 0
         self.done = False
         self.input_estimate = 0
-        self.headers: dict[str, str] = {}
+        self._headers: dict[str, str] | None = None
+        self.anthropic = False
+        self.hdr_now = 0.0
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Limit headers for this request's response, built on first use (off the decision path)."""
+        if self._headers is None:
+            self._headers = (
+                limit_headers(self.readings, self.hdr_now, anthropic=self.anthropic) if self.readings else {}
+            )
+        return self._headers
 
     @property
     def paced(self) -> bool:
@@ -344,7 +354,7 @@ class Shaper:
         self._count_shadow(applied, results)
         if not blocking:
             self._admitted(ex, st, applied, results, ops, throttle, now)
-            return Verdict(True, st, headers=st.headers)
+            return Verdict(True, st)
         return await self._over(ex, st, applied, results, ops, blocking, throttle, now)
 
     async def _over(
@@ -403,7 +413,7 @@ class Shaper:
             cl.m_delay.observe(waited)
             results[i] = Result(True, 0.0, 0.0, applied[i][0].spec.interval)
         self._admitted(ex, st, applied, results, ops, throttle, now)
-        return Verdict(True, st, headers=st.headers, delayed=waited)
+        return Verdict(True, st, delayed=waited)
 
     def _admitted(
         self, ex: Exchange, st: ShapeState, applied: list[tuple[CompiledLimit, str, float]],
@@ -414,7 +424,7 @@ class Shaper:
             kind = cl.kind
             if kind == "concurrency":
                 if not cl.shadow:
-                    cl.m_admitted.inc()
+                    cl.counts[0] += 1
                 continue
             if kind == "tokens" and r.ok:
                 st.charges.append(_Charge(cl, key, op.cost / r.value, throttle * r.value))  # type: ignore[union-attr]
@@ -426,17 +436,18 @@ class Shaper:
                         st.budget, st.budget_limit = max(0, room), cl.spec.name
             if cl.shadow:
                 continue
-            cl.m_admitted.inc()
+            cl.counts[0] += 1
             readings.append(Reading(cl.spec, r.remaining, r.reset, r.wait))
         if readings:
-            st.headers = limit_headers(readings, now, anthropic=_is_anthropic(ex))
+            st.hdr_now = now
+            st.anthropic = _is_anthropic(ex)
 
     def _reject(
         self, ex: Exchange, st: ShapeState, applied: list[tuple[CompiledLimit, str, float]],
         results: list[Result], i: int,
     ) -> Verdict:
         cl = applied[i][0]
-        cl.m_rejected.inc()
+        cl.counts[1] += 1
         r = results[i]
         retry = r.wait if cl.kind != "concurrency" else 1.0
         now = self.clock.now()
@@ -451,10 +462,10 @@ class Shaper:
             if not cl.shadow:
                 continue
             if not r.ok:
-                cl.m_rejected.inc()
+                cl.counts[1] += 1
                 log.info("shadow limit %s would reject %s (retry in %.3fs)", cl.spec.name, key, r.wait)
             else:
-                cl.m_admitted.inc()
+                cl.counts[0] += 1
                 if r.wait > 0:
                     cl.m_delayed.inc()
                     cl.m_delay.observe(r.wait)

@@ -26,3 +26,8 @@ def make_exchange(prompt: str, *, account: str = "a1", tier: str = "free", model
 @pytest.fixture
 def example_rules() -> Path:
     return EXAMPLE
+
+
+@pytest.fixture
+def new_exchange():  # noqa: ANN201
+    return make_exchange
