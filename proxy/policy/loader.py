@@ -490,11 +490,15 @@ def _read_rule(r: _Reader, node: yaml.Node, merge: _Merge) -> None:
             fields[key] = tuple(a for a in (_read_action(r, x) for x in r.seq(v, key) or []) if a)
         elif key == "tags":
             fields[key] = tuple(r.scalar(x, key) or "" for x in r.seq(v, key) or [])
-    if len(r.problems) > n_before:
-        return
+    fields = {k: v for k, v in fields.items() if v is not None}
     if old is not None:
-        merge.rules[rid] = dataclasses.replace(old, **fields)
+        if len(r.problems) == n_before:
+            merge.rules[rid] = dataclasses.replace(old, **fields)
         return
+    if "when" not in fields or "key" not in fields:
+        return
+    # A rule with errors is still merged, so its expressions get checked too: every problem is reported in
+    # one run, and the load fails anyway because problems were recorded.
     merge.rules[rid] = S.RuleSpec(
         id=rid,
         description=fields.get("description", ""),

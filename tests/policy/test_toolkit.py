@@ -29,7 +29,7 @@ def test_rules_check_exit_codes_and_json(example_rules: Path, tmp_path: Path, ca
     bad.write_text("format: 1\nrules:\n  - id: x\n    key: account\n    when: 'request.nn > 1'\n    mode: dryrun\n")
     assert run(["rules", "check", str(bad)]) == 1
     err = capsys.readouterr().err
-    assert f"{bad}:5:11: rule 'x': when: unknown name 'request.nn'; did you mean 'request.n'?" in err
+    assert f"{bad}:5:12: rule 'x': when: unknown name 'request.nn'; did you mean 'request.n'?" in err
     assert f"{bad}:6:11: rule 'x': mode: expected one of enforce, shadow, off, got 'dryrun'" in err
     assert run(["rules", "check", "--json", str(bad)]) == 1
     out = orjson.loads(capsys.readouterr().err)

@@ -21,6 +21,14 @@ MakeEx = Callable[..., Exchange]
 MakeFilter = Callable[..., ShapeFilter]
 
 
+async def admit(f: ShapeFilter, ex: Exchange) -> Any:
+    """on_request, then (when admitted) on_response_headers, as the app runs them."""
+    reply = await f.on_request(ex)
+    if reply is None:
+        reply = await f.on_response_headers(ex)
+    return reply
+
+
 def chunk(text: str) -> Event:
     obj = {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": text}}]}
     return Event(orjson.dumps(obj))
@@ -58,7 +66,7 @@ async def test_reject_is_a_429_in_the_dialect_shape_with_headers(make_filter: Ma
 async def test_success_headers_set_before_the_first_byte(make_filter: MakeFilter, make_ex: MakeEx) -> None:
     f = make_filter([RPM, TPM])
     ex = make_ex(max_tokens=100, stream=True)
-    assert await f.on_request(ex) is None
+    assert await admit(f, ex) is None
     h = ex.reply_headers
     assert h["x-ratelimit-remaining-requests"] == "2"
     assert h["x-ratelimit-limit-tokens"] == "1000"
@@ -71,7 +79,7 @@ async def test_success_headers_set_before_the_first_byte(make_filter: MakeFilter
 async def test_anthropic_headers(make_filter: MakeFilter, make_ex: MakeEx, clock: Any) -> None:
     f = make_filter([RPM, {**TPM, "tokens": {"limit": 1000, "window": "1m", "count": "output"}}])
     ex = make_ex(dialect="anthropic_messages", max_tokens=100)
-    assert await f.on_request(ex) is None
+    assert await admit(f, ex) is None
     h = ex.reply_headers
     assert h["anthropic-ratelimit-requests-limit"] == "60"
     assert h["anthropic-ratelimit-requests-remaining"] == "2"
@@ -115,7 +123,7 @@ async def test_shadow_mode_counts_but_never_enforces(make_filter: MakeFilter, ma
     f = make_filter([{**RPM, "mode": "shadow"}, {**CONC, "mode": "shadow"}])
     exs = [make_ex() for _ in range(5)]
     for ex in exs:
-        assert await f.on_request(ex) is None
+        assert await admit(f, ex) is None
         assert "RateLimit" not in ex.reply_headers  # shadow limits are not shown to clients
     assert metric("distillguard_shape_rejected_total", limit="rpm", mode="shadow") == 2
     assert metric("distillguard_shape_admitted_total", limit="rpm", mode="shadow") == 3
@@ -180,7 +188,7 @@ async def test_stream_cut_short_reconciles_with_streamed_tokens(make_filter: Mak
                                                                 clock: Any) -> None:
     f = make_filter([{**TPM, "tokens": {"limit": 1000, "window": "1m", "count": "output"}}])
     ex = make_ex(max_tokens=800, stream=True)
-    assert await f.on_request(ex) is None
+    assert await admit(f, ex) is None
     assert ex.reply_headers["x-ratelimit-remaining-tokens"] == "200"
     # reservation blocks a second big request now
     assert await f.on_request(make_ex(max_tokens=300)) is not None
@@ -189,7 +197,7 @@ async def test_stream_cut_short_reconciles_with_streamed_tokens(make_filter: Mak
     ex.client_gone = True
     await f.on_done(ex)
     ex2 = make_ex(max_tokens=300)
-    assert await f.on_request(ex2) is None  # 800 reserved became 20 used
+    assert await admit(f, ex2) is None  # 800 reserved became 20 used
     assert ex2.reply_headers["x-ratelimit-remaining-tokens"] == str(1000 - 20 - 300)
 
 
@@ -202,7 +210,7 @@ async def test_reconcile_from_real_usage_total(make_filter: MakeFilter, make_ex:
     ex.status = 200
     await f.on_done(ex)
     probe = make_ex(max_tokens=1)
-    assert await f.on_request(probe) is None
+    assert await admit(f, probe) is None
     assert probe.reply_headers["x-ratelimit-remaining-tokens"] == str(1000 - 100 - (1 + len(probe.body) // 4))
     # a buffered body's usage (ex.usage set by the app, or read in on_response) wins as well
     ex3 = make_ex(max_tokens=500)
@@ -273,6 +281,7 @@ async def test_on_reply_decorates_local_replies(make_filter: MakeFilter, make_ex
     f = make_filter([RPM])
     ex = make_ex()
     await f.on_request(ex)
+    assert ex.reply_headers == {}  # not yet: built on the way out
     reply = ex.error("policy_blocked", "blocked")
     f.on_reply(ex, reply)
     assert reply.headers["x-ratelimit-remaining-requests"] == "2"

@@ -1,0 +1,118 @@
+"""The filter chain: hook order, short-circuiting replies, stream stages and flushing, on_done always."""
+
+from __future__ import annotations
+
+import pytest
+
+from proxy.errors import Reply
+from proxy.exchange import Event, Exchange
+from proxy.pipeline import Chain, Filter
+
+
+class Recorder(Filter):
+    def __init__(self, name: str, log: list[str], reply_on_request: bool = False) -> None:
+        self.name = name
+        self.log = log
+        self.reply_on_request = reply_on_request
+
+    async def on_request(self, ex: Exchange) -> Reply | None:
+        self.log.append(f"req:{self.name}")
+        return Reply(403, b"no") if self.reply_on_request else None
+
+    async def on_response_headers(self, ex: Exchange) -> Reply | None:
+        self.log.append(f"hdr:{self.name}")
+        return None
+
+    async def on_done(self, ex: Exchange) -> None:
+        self.log.append(f"done:{self.name}")
+
+
+async def test_request_hooks_in_order_response_hooks_reversed():
+    log: list[str] = []
+    chain = Chain([Recorder("a", log), Recorder("b", log), Recorder("c", log)])
+    ex = Exchange()
+    assert await chain.run_request(ex) is None
+    await chain.run_response_headers(ex)
+    await chain.run_done(ex)
+    assert log == ["req:a", "req:b", "req:c", "hdr:c", "hdr:b", "hdr:a", "done:c", "done:b", "done:a"]
+
+
+async def test_reply_stops_later_request_hooks():
+    log: list[str] = []
+    chain = Chain([Recorder("a", log), Recorder("b", log, reply_on_request=True), Recorder("c", log)])
+    reply = await chain.run_request(Exchange())
+    assert reply is not None and reply.status == 403
+    assert log == ["req:a", "req:b"]
+
+
+async def test_on_done_failure_does_not_stop_the_others(caplog):
+    log: list[str] = []
+
+    class Boom(Filter):
+        async def on_done(self, ex: Exchange) -> None:
+            raise RuntimeError("boom")
+
+    chain = Chain([Recorder("a", log), Boom(), Recorder("c", log)])
+    await chain.run_done(Exchange())
+    assert log == ["done:c", "done:a"]
+    assert "on_done hook failed" in caplog.text
+
+
+def test_hooks_not_defined_are_not_called():
+    class OnlyEvents(Filter):
+        def on_event(self, ex: Exchange, ev: Event) -> list[Event]:
+            return [ev]
+
+    chain = Chain([OnlyEvents(), Recorder("x", [])])
+    assert len(chain.event) == 1 and len(chain.request) == 1 and chain.end == []
+    assert chain.transforms_events
+
+
+class Holder(Filter):
+    """Holds every event until the end of the stream, tagging it."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+
+    def on_event(self, ex: Exchange, ev: Event) -> list[Event]:
+        ex.state.setdefault(self.tag, []).append(ev)
+        return []
+
+    def on_end(self, ex: Exchange) -> list[Event]:
+        held = ex.state.pop(self.tag, [])
+        return [Event(e.data + self.tag.encode()) for e in held] + [Event(f"end-{self.tag}".encode())]
+
+
+class Upper(Filter):
+    def on_event(self, ex: Exchange, ev: Event) -> list[Event]:
+        return [Event(ev.data.upper())]
+
+
+def test_flushed_events_pass_the_later_stages_in_order():
+    # Chain order [outer, inner]; response order is inner first (closest to the upstream).
+    chain = Chain([Upper(), Holder("h")])
+    ex = Exchange()
+    assert chain.run_events(ex, [Event(b"a"), Event(b"b")]) == []
+    out = chain.run_end(ex)
+    assert [e.data for e in out] == [b"AH", b"BH", b"END-H"]
+
+
+def test_two_holders_flush_in_stream_order():
+    chain = Chain([Holder("o"), Holder("i")])
+    ex = Exchange()
+    chain.run_events(ex, [Event(b"x")])
+    out = chain.run_end(ex)
+    # inner flushes x+i and end-i; both pass through outer, which holds them and then flushes.
+    assert [e.data for e in out] == [b"xio", b"end-io", b"end-o"]
+
+
+@pytest.mark.parametrize("n", [0, 1, 5])
+def test_run_events_passes_unchanged_events_through(n):
+    class Same(Filter):
+        def on_event(self, ex: Exchange, ev: Event) -> list[Event]:
+            return [ev]
+
+    chain = Chain([Same(), Same()])
+    evs = [Event(b"d", raw=b"data: d\n\n") for _ in range(n)]
+    out = chain.run_events(Exchange(), list(evs))
+    assert out == evs and all(e.raw == b"data: d\n\n" for e in out)
