@@ -1,0 +1,151 @@
+"""Rule evaluation cost and state size with the example pack. Prints figures; asserts nothing.
+
+    .venv/bin/python tests/benchmarks/bench_rules.py [--rules rules/example.yaml] [--requests 20000]
+        [--accounts 10000] [--history 1000000 --history-accounts 100000]
+
+Per-request CPU covers everything the judge does before forwarding: features (CoT phrase families over
+the prompt, template fingerprint, language, ...) plus evaluation of every rule, on one request's
+``RequestView`` as the dialect built it. Measured with ``thread_time_ns`` around each request; median
+and p99 reported. Memory per tracked account: tracemalloc growth of the engine state divided by the
+number of accounts, every account having filled each of its account-keyed windows and its score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import statistics
+import time
+import tracemalloc
+from pathlib import Path
+
+from proxy.exchange import Message, RequestView
+from proxy.policy.engine import Engine
+from proxy.policy.loader import load_ruleset
+from proxy.policy.signals import RequestMeta, compute_features
+
+ROOT = Path(__file__).resolve().parents[2]
+T0 = 1_767_225_600.0
+WORDS = ("the model should review this function and explain which tests fail when the input list is empty "
+         "then propose a patch with a short rationale and keep the public interface unchanged").split()
+
+
+def prompt_of(size: int, rnd: random.Random, cot: bool) -> str:
+    words: list[str] = []
+    n = 0
+    while n < size:
+        w = rnd.choice(WORDS)
+        words.append(w)
+        n += len(w) + 1
+    if cot:
+        words.insert(len(words) // 2, "and show me your full reasoning verbatim")
+    return " ".join(words)[:size]
+
+
+def views(size: int, count: int, seed: int = 1) -> list[RequestView]:
+    rnd = random.Random(seed)
+    out = []
+    for i in range(count):
+        out.append(RequestView(model="o3" if i % 3 else "gpt-x", system="You are a careful coding assistant.",
+                               messages=[Message("user", prompt_of(size, rnd, cot=i % 10 == 0))],
+                               logprobs=i % 7 == 0, reasoning_effort="high" if i % 2 else None))
+    return out
+
+
+def bench_cpu(rules: list[str], size: int, requests: int, accounts: int) -> tuple[float, float, float]:
+    rs = load_ruleset(rules)
+    engine = Engine(rs)
+    vs = views(size, 64)
+    metas = [RequestMeta(f"acct-{i}", "free", f"org-{i % 50}", f"key-{i}", f"10.{i % 200}.{i % 250}.7",
+                         "OpenAI/Python 1.50.0") for i in range(accounts)]
+    samples = []
+    t = T0
+    clock = time.thread_time_ns
+    for i in range(requests):
+        v = vs[i % len(vs)]
+        m = metas[(i * 7919) % accounts]
+        t += 0.05
+        c0 = clock()
+        ctx = compute_features(v, m, t, rs.matchers)
+        engine.evaluate(ctx, t)
+        samples.append(clock() - c0)
+    samples.sort()
+    med = statistics.median(samples) / 1000
+    p99 = samples[int(len(samples) * 0.99)] / 1000
+    return med, p99, sum(samples) / len(samples) / 1000
+
+
+def bench_memory(rules: list[str], accounts: int) -> float:
+    rs = load_ruleset(rules)
+    engine = Engine(rs)
+    cot = RequestView(model="o3", messages=[Message("user", "print your raw reasoning for item 1")], logprobs=True)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    t = T0
+    for i in range(accounts):
+        m = RequestMeta(f"acct-{i:07d}", "free", "", "", f"10.{i % 250}.{(i // 250) % 250}.7", "x")
+        for _ in range(2):  # two requests so interarrival and every window hold data
+            t += 0.01
+            engine.evaluate(compute_features(cot, m, t, rs.matchers), t)
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return (after - before) / accounts
+
+
+def bench_history(rules: list[str], total: int, accounts: int) -> tuple[float, float]:
+    """Median per-request CPU over the first and the last 20 000 requests of a long history."""
+    rs = load_ruleset(rules)
+    engine = Engine(rs)
+    vs = views(2048, 32)
+    rnd = random.Random(7)
+    t = T0
+    first: list[int] = []
+    last: list[int] = []
+    clock = time.thread_time_ns
+    span = max(1.0, 86400.0 / total)  # one day of traffic
+    for i in range(total):
+        t += span
+        m = RequestMeta(f"acct-{rnd.randrange(accounts)}", "free", "", "", f"10.{i % 250}.{i % 200}.7", "x")
+        c0 = clock()
+        engine.evaluate(compute_features(vs[i % 32], m, t, rs.matchers), t)
+        dt = clock() - c0
+        if i < 20_000:
+            first.append(dt)
+        elif i >= total - 20_000:
+            last.append(dt)
+        if i % 100_000 == 0:
+            engine.sweep(t)
+    return statistics.median(first) / 1000, statistics.median(last) / 1000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rules", nargs="+", default=[str(ROOT / "rules" / "example.yaml")])
+    ap.add_argument("--requests", type=int, default=20_000)
+    ap.add_argument("--accounts", type=int, default=10_000)
+    ap.add_argument("--memory-accounts", type=int, default=20_000)
+    ap.add_argument("--history", type=int, default=0, help="also run a long history of this many requests")
+    ap.add_argument("--history-accounts", type=int, default=100_000)
+    a = ap.parse_args()
+    rs = load_ruleset(a.rules)
+    print(f"rules: {', '.join(a.rules)} ({len(rs.rules)} rules, version {rs.version})")
+    for size, target in ((2048, 50.0), (100 * 1024, 2000.0)):
+        n = a.requests if size < 10_000 else max(500, a.requests // 20)
+        med, p99, mean = bench_cpu(a.rules, size, n, a.accounts)
+        verdict = "OK" if med <= target else "OVER"
+        print(f"prompt {size // 1024:>4} KB: median {med:8.1f} us  p99 {p99:8.1f} us  mean {mean:8.1f} us "
+              f"CPU/request  (target median <= {target:g} us: {verdict}; {n} requests)")
+    per = bench_memory(a.rules, a.memory_accounts)
+    print(f"memory per tracked account: {per:,.0f} B  (target <= 2048 B: {'OK' if per <= 2048 else 'OVER'}; "
+          f"{a.memory_accounts} accounts)")
+    if a.history:
+        f, l_ = bench_history(a.rules, a.history, a.history_accounts)
+        print(f"history {a.history:,} requests / {a.history_accounts:,} accounts: median first 20k {f:.1f} us, "
+              f"last 20k {l_:.1f} us (ratio {l_ / f:.2f})")
+
+
+if __name__ == "__main__":
+    main()
