@@ -177,6 +177,8 @@ class ProxyApp:
             if ex.t_first_byte:
                 m.ttfb.labels(route).observe(ex.t_first_byte - ex.t0)
             m.overhead.labels(route).observe(ex.t_upstream - ex.t0)
+            if ex.t_headers:
+                m.upstream_latency.labels(route).observe(ex.t_headers - ex.t_upstream)
         m._bytes_in.inc(ex.bytes_in)
         m._bytes_out.inc(ex.bytes_out)
         if ex.events_out:

@@ -186,7 +186,7 @@ class Exchange:
         "account", "key_id", "status", "response_headers", "streaming", "usage", "decisions", "tags",
         "state", "error_code", "started", "t_upstream", "t_first_byte", "t_end", "bytes_in",
         "bytes_out", "events_in", "events_out", "client_gone", "reply_headers", "user_agent", "features",
-        "controls", "t0", "response_changed", "upstream_request_id",
+        "controls", "t0", "t_headers", "response_changed", "upstream_request_id",
     )
 
     def __init__(
@@ -234,6 +234,7 @@ class Exchange:
         self.started = started
         self.t0 = 0.0  # monotonic arrival time; the t_* fields below are monotonic too
         self.t_upstream = 0.0
+        self.t_headers = 0.0  # upstream response headers arrived
         self.t_first_byte = 0.0
         self.t_end = 0.0
         self.bytes_in = len(body)

@@ -188,6 +188,7 @@ class Relay:
             raise ProxyError(
                 errors.UPSTREAM_UNAVAILABLE, f"upstream '{spec.name}' is unavailable ({type(e).__name__})"
             ) from e
+        ex.t_headers = self.mono()
         try:
             return await self._relay_response(ex, request, resp, spec)
         finally:

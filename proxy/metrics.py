@@ -32,8 +32,8 @@ class ProxyMetrics:
         )
         self.overhead = Histogram(
             "distillguard_proxy_overhead_seconds",
-            "Time spent in the proxy itself: before forwarding plus between upstream headers and the "
-            "first byte to the client.",
+            "Time spent in the proxy before the request left for the upstream (identity, rules, "
+            "shaping decisions, body rewrite; not queueing delays imposed on purpose).",
             ["route"], buckets=_LATENCY, registry=r,
         )
         self.in_flight = Gauge("distillguard_in_flight_requests", "Requests being handled.", registry=r)

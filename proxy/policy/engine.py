@@ -34,6 +34,7 @@ _CONTROL = {
     "harden": "harden",
     "cut": "cut_tokens",
 }
+_SCORE_KEYS = tuple(("score." + s, f) for s, f in SCOPES.items())
 _PARAM = {"throttle": "factor", "pace": "tps", "redact": "mode", "harden": "profile", "cut": "tokens"}
 
 
@@ -321,13 +322,17 @@ class Engine:
         return cur[0] * math.exp(-_LN2 * max(0.0, now - cur[1]) / self.ruleset.half_life[scope])
 
     def _fill_scores(self, ctx: dict[str, Any], now: float) -> dict[str, float]:
+        """Set ``score.<scope>`` for this request in ``ctx``; returns the non-zero ones."""
         out = {}
-        for scope, feat in SCOPES.items():
-            val = ctx.get(feat)
-            s = self.score(scope, str(val), now) if val else 0.0
-            ctx["score." + scope] = s
-            if s:
-                out[scope] = round(s, 3)
+        for scope, feat in _SCORE_KEYS:
+            table = self.scores[scope[6:]]
+            cur = table.get(ctx.get(feat)) if table else None  # type: ignore[arg-type]
+            if cur is None:
+                ctx[scope] = 0.0
+                continue
+            s = cur[0] * math.exp(-_LN2 * max(0.0, now - cur[1]) / self.ruleset.half_life[scope[6:]])
+            ctx[scope] = s
+            out[scope[6:]] = round(s, 3)
         return out
 
     # -- operations -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -261,16 +262,12 @@ def guess_language(text: str) -> str:
         for lang in _SCRIPTS.names:
             if scripts[lang]:
                 return lang
-    counts: dict[str, int] = {}
-    get = _STOPWORDS.get
-    for w in sample.lower().split():
-        lang = get(w)
-        if lang is not None:
-            counts[lang] = counts.get(lang, 0) + 1
+    counts = Counter(map(_STOPWORDS.get, sample.lower().split()))
+    counts.pop(None, None)
     if not counts:
         return "und"
-    best = max(counts, key=counts.__getitem__)
-    return best if counts[best] >= 2 else "und"
+    best, n = counts.most_common(1)[0]
+    return str(best) if n >= 2 else "und"
 
 
 def compute_features(

@@ -346,3 +346,53 @@ async def test_accounts_hot_reload(start_proxy):
     assert not run.proxy.accounts_watcher.check()
     async with openai_client(run, key=new_keys["zoe"]) as c:  # last good store kept
         await c.chat.completions.create(model="deepseek-reasoner", messages=MSG)
+
+
+# ---------------------------------------------------------------- raw-socket abuse
+
+
+async def _raw_exchange(url: str, payload: bytes, pause_after: int | None = None, pause: float = 0.0) -> bytes:
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        if pause_after is None:
+            writer.write(payload)
+        else:
+            writer.write(payload[:pause_after])
+            await writer.drain()
+            await asyncio.sleep(pause)
+            try:
+                writer.write(payload[pause_after:])
+            except ConnectionError:
+                pass
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(65536), 10)
+    finally:
+        writer.close()
+
+
+async def test_non_utf8_header_and_garbage_request_line(start_proxy):
+    run = await start_proxy()
+    body = orjson.dumps({"model": "deepseek-reasoner", "messages": MSG})
+    req = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + run.key.encode() +
+           b"\r\nX-Odd: \xff\xfe\x80\r\nContent-Type: application/json\r\nContent-Length: " +
+           str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+    answer = await _raw_exchange(run.url, req)
+    assert answer.startswith(b"HTTP/1.1 200") or answer.startswith(b"HTTP/1.1 400")
+    answer = await _raw_exchange(run.url, b"\x00\x01GARBAGE \xff\r\n\r\n")
+    assert answer.split(b" ", 2)[1] == b"400"
+    async with openai_client(run) as c:  # still serving
+        assert (await c.chat.completions.create(model="deepseek-reasoner", messages=MSG)).choices
+
+
+async def test_slow_body_gets_a_clean_error(start_proxy, fake):
+    run = await start_proxy({"server": {"read_timeout": "300ms"}})
+    body = orjson.dumps({"model": "deepseek-reasoner", "messages": MSG})
+    req = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + run.key.encode() +
+           b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode() +
+           b"\r\nConnection: close\r\n\r\n" + body)
+    n_before = len(fake.requests)
+    answer = await _raw_exchange(run.url, req, pause_after=len(req) - 10, pause=1.0)
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert b"did not arrive in time" in answer
+    assert len(fake.requests) == n_before  # nothing half-read was forwarded
