@@ -212,11 +212,25 @@ class ProxyApp:
 
 
 def build_filters(app: ProxyApp) -> list[Any]:
-    """The default chain: identify -> validate -> (rules, shaping, redaction once configured)."""
+    """The chain, in request order: identify -> validate -> judge -> shape -> harden -> redact.
+
+    Each optional stage is present only when configured, so an unconfigured feature costs nothing
+    per request or per stream event.
+    """
     from proxy.filters.identify import IdentifyFilter
     from proxy.filters.validate import ValidateFilter
 
-    return [IdentifyFilter(app.config.identity, app.current_accounts), ValidateFilter()]
+    cfg = app.config
+    filters: list[Any] = [IdentifyFilter(cfg.identity, app.current_accounts), ValidateFilter()]
+    limits = cfg.sections.get("limits")
+    if limits:
+        from proxy.filters.shape import ShapeFilter
+        from proxy.state import backend_from_url
+
+        filters.append(ShapeFilter.from_config(
+            limits, backend_from_url("memory://"), registry=app.metrics.registry, clock=app.clock,
+        ))
+    return filters
 
 
 def make_web_app(proxy: ProxyApp) -> web.Application:

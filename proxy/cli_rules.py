@@ -27,14 +27,31 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
     return _emit(toolkit.run_tests(args.paths))
 
 
+def _readable(path: str) -> bool:
+    try:
+        with open(path, "rb"):
+            return True
+    except OSError as e:
+        print(f"{path}: cannot read: {e.strerror or e}", file=sys.stderr)
+        return False
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
-    return _emit(toolkit.replay(args.rules, args.input, args.output, shadow=args.shadow))
+    if not _readable(args.input):
+        return 1
+    try:
+        return _emit(toolkit.replay(args.rules, args.input, args.output, shadow=args.shadow))
+    except ValueError as e:  # a line that is not JSON
+        print(f"{args.input}: {e}", file=sys.stderr)
+        return 1
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
     if not args.request_id and not args.account:
         print("explain: give --request-id or --account", file=sys.stderr)
         return 2
+    if not _readable(args.input):
+        return 1
     return _emit(
         toolkit.explain(
             args.rules,
@@ -47,7 +64,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     )
 
 
-def add_subcommands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_subcommands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r = subparsers.add_parser(
         "rules",
         help="check or test rule files",

@@ -285,6 +285,8 @@ def config_from_flags(
 def _build(
     data: Any, at: At, problems: Problems, env: Mapping[str, str] | None, require_upstream: bool
 ) -> Config:
+    import proxy.sections  # noqa: F401  (registers the optional sections: limits, redaction, rules, ...)
+
     env = os.environ if env is None else env
     top = Fields.of(data, at, problems)
     server = _server(top.map("server"))

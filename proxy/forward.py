@@ -293,7 +293,7 @@ class Relay:
         idle = spec.timeouts.idle
         has_event_hooks = bool(chain.event)
         usage_of = dialect.usage
-        pacer = ex.state.get("pacer")
+        shaping = ex.state.get("shape")  # output pacing and token budgets (proxy.filters.shape)
         first = True
         try:
             while True:
@@ -332,11 +332,18 @@ class Relay:
                 if first:
                     ex.t_first_byte = self.mono()
                     first = False
-                if pacer is not None:
-                    await pacer(ex, events)
+                if shaping is not None and shaping.paced:
+                    await shaping.pace()
                 ex.events_out += len(events)
                 ex.bytes_out += len(data)
                 await out.write(data)
+                if shaping is not None and shaping.cut:
+                    # The batch already ends with the dialect's error event: stop reading upstream.
+                    tail_bytes = framer.epilogue()
+                    if tail_bytes:
+                        await out.write(tail_bytes)
+                    await out.write_eof()
+                    return out
             tail = framer.close()
             try:
                 if tail:

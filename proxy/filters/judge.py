@@ -26,7 +26,7 @@ from proxy.policy.alerts import AlertSink
 from proxy.policy.audit import AuditLog, audit_record
 from proxy.policy.compiler import CompiledRuleSet
 from proxy.policy.engine import Engine, Verdict, merge_control
-from proxy.policy.loader import load_ruleset
+from proxy.policy.loader import load_ruleset, rule_files
 from proxy.policy.signals import RequestMeta, compute_features
 from proxy.policy.spec import Problem, RulesError
 
@@ -68,6 +68,7 @@ class JudgeFilter(Filter):
         alerts: AlertSink | None = None,
         fail_closed: bool = False,
         sweep_every: float = 60.0,
+        watch_every: float | None = None,
     ) -> None:
         self.engine = engine
         self.paths = [Path(p) for p in paths]
@@ -79,8 +80,11 @@ class JudgeFilter(Filter):
         self.last_reload_problems: list[Problem] = []
         self.reloads_ok = 0
         self.reloads_failed = 0
+        self.watch_every = watch_every
         self._sweeper: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self._reload_lock = asyncio.Lock()
+        self._stamp = self._file_stamp()
 
     @classmethod
     def from_paths(
@@ -93,6 +97,7 @@ class JudgeFilter(Filter):
         audit_prompts: bool = False,
         alert_url: str | None = None,
         fail_closed: bool = False,
+        watch_every: float | None = None,
     ) -> JudgeFilter:
         """Load and compile the rule files (``RulesError`` lists every problem) and wire the parts."""
         ruleset = load_ruleset(list(paths))
@@ -103,6 +108,7 @@ class JudgeFilter(Filter):
             audit=AuditLog(audit_path, include_prompt=audit_prompts) if audit_path else None,
             alerts=AlertSink(alert_url) if alert_url else None,
             fail_closed=fail_closed,
+            watch_every=watch_every,
         )
 
     # -- reload ---------------------------------------------------------------------------------
@@ -123,11 +129,40 @@ class JudgeFilter(Filter):
                 log.error("rules reload failed; keeping version %s:\n%s", self.engine.ruleset.version, e)
                 return e.problems
             self.engine.swap(ruleset)  # one assignment on the loop thread: requests see old or new
-            self.paths = use
+            if use != self.paths:
+                self.paths = use
+                self._stamp = await asyncio.to_thread(self._file_stamp)
             self.reloads_ok += 1
             self.last_reload_problems = []
             log.info("rules reloaded: version %s, %d rules", ruleset.version, len(ruleset.rules))
             return []
+
+    def _file_stamp(self) -> tuple[tuple[str, int, int, int], ...]:
+        out = []
+        for p in rule_files(list(self.paths)):
+            try:
+                st = p.stat()
+            except OSError:
+                out.append((str(p), -1, -1, -1))
+            else:
+                out.append((str(p), st.st_mtime_ns, st.st_size, st.st_ino))
+        return tuple(out)
+
+    async def check_files(self) -> list[Problem] | None:
+        """Reload if a rule file changed (mtime, size, inode) or was added/removed; None if unchanged."""
+        stamp = await asyncio.to_thread(self._file_stamp)
+        if stamp == self._stamp:
+            return None
+        self._stamp = stamp
+        return await self.reload()
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.watch_every or 5.0)
+            try:
+                await self.check_files()
+            except Exception:
+                log.exception("rule file watch failed")
 
     # -- hooks ----------------------------------------------------------------------------------
 
@@ -222,20 +257,24 @@ class JudgeFilter(Filter):
                 log.exception("rule state sweep failed")
 
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
         if self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name="judge-sweep")
+            self._sweeper = loop.create_task(self._sweep(), name="judge-sweep")
+        if self._watcher is None and self.watch_every and self.paths:
+            self._watcher = loop.create_task(self._watch(), name="judge-watch")
         for part in (self.audit, self.alerts):
             if part is not None:
                 await part.start()
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            try:
-                await self._sweeper
-            except asyncio.CancelledError:
-                pass
-            self._sweeper = None
+        for task in (self._sweeper, self._watcher):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        self._sweeper = self._watcher = None
         for part in (self.audit, self.alerts):
             if part is not None:
                 await part.stop()

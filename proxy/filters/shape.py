@@ -80,7 +80,10 @@ class ShapeFilter(Filter):
 
     @classmethod
     def from_config(cls, limits: Any, backend: StateBackend | None = None, **kw: Any) -> ShapeFilter:
-        """Build from the raw ``limits:`` list (raises ``LimitSpecError`` listing every problem)."""
+        """Build from ``config.sections["limits"]`` (already parsed ``LimitSpec``s) or a raw ``limits:``
+        list (parsed here; raises ``LimitSpecError`` listing every problem)."""
+        if limits and all(isinstance(x, LimitSpec) for x in limits):
+            return cls(tuple(limits), backend, **kw)
         return cls(parse_limits(limits), backend, **kw)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -151,12 +154,12 @@ class ShapeFilter(Filter):
                     st.streamed_reasoning += k
         u = dialect.usage(obj)
         if u is not None:
-            st.usage.merge(u)
+            st.note_usage(u)
         st.streamed += n
         if st.paced:
             st.pending += n
         if st.budget is not None:
-            seen = max(st.streamed, st.usage.output or 0)
+            seen = max(st.streamed, (st.usage.output if st.usage else None) or 0)
             if seen > st.budget:
                 st.cut = True
                 self.metrics.cut.labels(st.budget_limit).inc()
@@ -180,7 +183,7 @@ class ShapeFilter(Filter):
         if st is not None and st.charges and ex.dialect is not None:
             u = ex.dialect.usage(obj)
             if u is not None:
-                st.usage.merge(u)
+                st.note_usage(u)
         return obj
 
     def on_reply(self, ex: Exchange, reply: Reply) -> None:
@@ -209,6 +212,17 @@ class ShapeFilter(Filter):
         """Persistently scale the request and token limits of one account/key (see
         ``Shaper.set_multiplier``); ``ex.controls["throttle"]`` does the same for one request."""
         await self.shaper.set_multiplier(scope, value, factor, duration, recover)
+
+    async def throttle_for(
+        self, ex: Exchange, factor: float, duration: float, recover: float = 0.0, scope: str = "account"
+    ) -> bool:
+        """``throttle`` for the account (or ``scope``) of this request; False if it has none. Applies
+        from the next request on (this one was already admitted: use ``ex.controls`` for it)."""
+        value = dict(self.shaper.throttle_scopes)[scope](ex)
+        if value is None:
+            return False
+        await self.shaper.set_multiplier(scope, value, factor, duration, recover)
+        return True
 
 
 __all__ = ["SetMultiplier", "ShapeFilter", "multiplier_key"]

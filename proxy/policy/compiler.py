@@ -96,6 +96,9 @@ def compile_spec(spec: RuleSetSpec) -> CompiledRuleSet:
             else:
                 ok.append(pat)
         groups.setdefault(m.source, []).append((m.name, ok))
+    from proxy.policy.signals import BUILTIN_GROUPS
+
+    groups["prompt"] = [*((f"builtin:{n}", list(p)) for n, p in BUILTIN_GROUPS), *groups.get("prompt", [])]
     by_source = {}
     for source, gs in groups.items():
         try:
@@ -113,18 +116,18 @@ def compile_spec(spec: RuleSetSpec) -> CompiledRuleSet:
 
     # Macros are parsed once; type errors surface where they are used (and once here, standalone).
     macros: dict[str, cel.Node] = {}
-    for name, e in spec.macros.items():
+    for name, mexpr in spec.macros.items():
         try:
-            macros[name] = cel.parse(e.src)
+            macros[name] = cel.parse(mexpr.src)
         except CelError as err:
-            where, msg = _loc(e, err)
+            where, msg = _loc(mexpr, err)
             problems.append(Problem(where, f"macros.{name}", msg))
-    for name, e in spec.macros.items():
+    for name, mexpr in spec.macros.items():
         if name in macros:
             try:
-                cel.compile_expr(e.src, Env(base_features, lists, macros), want=None)
+                cel.compile_expr(mexpr.src, Env(base_features, lists, macros), want=None)
             except CelError as err:
-                where, msg = _loc(e, err)
+                where, msg = _loc(mexpr, err)
                 problems.append(Problem(where, f"macros.{name}", msg))
 
     rules: list[CompiledRule] = []
@@ -184,7 +187,7 @@ def _compile_rule(
                 where,
                 "key",
                 f"cannot aggregate by {rs.key!r}: use one of account, key, org, ip, "
-                f"ip_prefix, template, user_agent, model, global, or a string "
+                f"ip_prefix, template, prefix, user_agent, model, global, or a string "
                 f"feature{suggest(rs.key, keys)}",
                 rs.id,
             )

@@ -99,6 +99,7 @@ class Engine:
         self.alerted: dict[tuple[str, str], float] = {}
         self.hit_counts: dict[str, list[int]] = {}  # rule id -> [hits, shadow hits]
         self.errors: dict[str, int] = {}
+        self._score_writes = 0
 
     # -- rule set -------------------------------------------------------------------------------
 
@@ -115,14 +116,15 @@ class Engine:
         """Run request-phase rules on ``ctx`` (mutated: agg.* and score.* keys are added)."""
         v = Verdict()
         rs = self.ruleset
-        scored = False
+        filled_at = -1
         for rule in rs.request_rules:
-            if rule.uses_score and not scored:
-                self._fill_scores(ctx, now)
-                scored = True
+            if rule.uses_score and filled_at < 0:
+                v.scores = self._fill_scores(ctx, now)
+                filled_at = self._score_writes
             self._run(rule, ctx, now, v)
         self._collect(ctx, now, v)
-        v.scores = self._fill_scores(ctx, now)
+        if filled_at != self._score_writes:  # scores changed after they were read (or never read)
+            v.scores = self._fill_scores(ctx, now)
         return v
 
     def evaluate_response(self, ctx: dict[str, Any], now: float) -> Verdict:
@@ -146,6 +148,8 @@ class Engine:
                 per = self.windows[rule.fingerprint]
                 states = per.get(keyval)
                 if states is None:
+                    if len(per) >= rule.spec.max_keys:
+                        del per[next(iter(per))]  # bounded memory under high-cardinality keys
                     states = per[keyval] = [a.new() for a in rule.aggregates]
                 for a, st in zip(rule.aggregates, states, strict=True):
                     values[a.name] = ctx["agg." + a.name] = a.add(st, now, ctx)
@@ -208,6 +212,11 @@ class Engine:
             rec["tag"] = act.param("tag")
             if not shadow:
                 v.tags.add(act.param("tag"))
+                if act.duration is not None:
+                    rec["until"] = now + act.duration
+                    self.active.setdefault(target, {})[("tag", rule.id)] = Active(
+                        "tag", act.param("tag"), now + act.duration, rule.id
+                    )
         elif kind == "alert":
             cooldown = act.duration or ALERT_COOLDOWN
             akey = (rule.id, target)
@@ -298,6 +307,8 @@ class Engine:
                 if a.kind == "block":
                     if v.block is None or a.until > v.block.until:
                         v.block = a
+                elif a.kind == "tag":
+                    v.tags.add(a.value)
                 else:
                     merge_control(v.controls, a.kind, a.value)
             if not entries:
@@ -306,6 +317,7 @@ class Engine:
     # -- scores ---------------------------------------------------------------------------------
 
     def _add_score(self, scope: str, value: str, points: float, now: float) -> None:
+        self._score_writes += 1
         table = self.scores[scope]
         cur = table.get(value)
         if cur is None:

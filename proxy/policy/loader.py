@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ RULE_KEYS = (
     "score",
     "actions",
     "tags",
+    "max_keys",
     "override",
 )
 AGG_KEYS = (
@@ -227,7 +229,7 @@ def _kind(node: yaml.Node) -> str:
 # --------------------------------------------------------------------------- files
 
 
-def rule_files(paths: list[str | Path]) -> list[Path]:
+def rule_files(paths: Sequence[str | Path]) -> list[Path]:
     """Expand directories (sorted ``*.yaml``, tests excluded) and put ``*.local.yaml`` last."""
     out: list[Path] = []
     for p in map(Path, paths):
@@ -251,7 +253,7 @@ class _Merge:
         self.half_life: dict[str, float] = {}
 
 
-def read_files(paths: list[str | Path]) -> tuple[S.RuleSetSpec, list[Problem]]:
+def read_files(paths: Sequence[str | Path]) -> tuple[S.RuleSetSpec, list[Problem]]:
     """Read and validate rule files; returns the merged spec of what read cleanly, and every problem."""
     problems: list[Problem] = []
     merge = _Merge()
@@ -490,6 +492,9 @@ def _read_rule(r: _Reader, node: yaml.Node, merge: _Merge) -> None:
             fields[key] = tuple(a for a in (_read_action(r, x) for x in r.seq(v, key) or []) if a)
         elif key == "tags":
             fields[key] = tuple(r.scalar(x, key) or "" for x in r.seq(v, key) or [])
+        elif key == "max_keys":
+            num = r.number(v, key, integer=True, minimum=1)
+            fields[key] = int(num) if num is not None else None
     fields = {k: v for k, v in fields.items() if v is not None}
     if old is not None:
         if len(r.problems) == n_before:
@@ -511,6 +516,7 @@ def _read_rule(r: _Reader, node: yaml.Node, merge: _Merge) -> None:
         score=fields.get("score"),
         actions=fields.get("actions", ()),
         tags=fields.get("tags", ()),
+        max_keys=fields.get("max_keys", S.DEFAULT_MAX_KEYS),
         where=r.where(node),
     )
 
@@ -670,7 +676,7 @@ def _read_increment(r: _Reader, node: yaml.Node, field: str) -> S.IncrementSpec 
     return S.IncrementSpec(**kw)
 
 
-def load_ruleset(paths: list[str | Path]) -> Any:
+def load_ruleset(paths: Sequence[str | Path]) -> Any:
     """Read, validate and compile; raises ``RulesError`` with every problem. Returns a ``CompiledRuleSet``."""
     spec, problems = read_files(paths)
     return compile_checked(spec, problems)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import re2
 
@@ -69,14 +70,39 @@ class PatternSet:
 
 
 class CompiledMatchers:
-    """Rule-defined matchers, one RE2 set per text source (prompt, last_user, system, user_agent)."""
+    """Rule matchers, one RE2 set per text source (prompt, last_user, system, user_agent).
+
+    The prompt's set also carries the built-in phrase families (group names prefixed ``builtin:``), so
+    the prompt is scanned once for both.
+    """
 
     def __init__(self, by_source: Mapping[str, PatternSet]) -> None:
         self.by_source = dict(by_source)
-        self.names = tuple(n for ps in self.by_source.values() for n in ps.names)
+        self.names = tuple(
+            n for ps in self.by_source.values() for n in ps.names if not n.startswith("builtin:")
+        )
+        self.defaults = {"matchers." + n: 0 for n in self.names}
+        # Per source: the set and, per pattern index, (is_builtin, output name); resolved once here.
+        self._sets = [
+            (source, ps.rset, tuple(
+                (True, o[8:]) if o.startswith("builtin:") else (False, "matchers." + o) for o in ps.owners
+            ))
+            for source, ps in self.by_source.items()
+            if ps.rset is not None
+        ]
 
-    def run(self, texts: Mapping[str, str], out: dict[str, object]) -> None:
-        """Write ``matchers.<name>`` counts into ``out``; ``texts`` maps source -> text."""
-        for source, ps in self.by_source.items():
-            for name, n in ps.hits(texts.get(source, "")).items():
-                out["matchers." + name] = n
+    def run(self, texts: Mapping[str, str], out: dict[str, Any]) -> dict[str, int]:
+        """Write ``matchers.<name>`` counts into ``out``; returns the built-in groups' counts (hits only)."""
+        out.update(self.defaults)
+        builtin: dict[str, int] = {}
+        for source, rset, owners in self._sets:
+            text = texts.get(source)
+            if not text:
+                continue
+            for i in rset.Match(text) or ():
+                is_builtin, name = owners[i]
+                if is_builtin:
+                    builtin[name] = builtin.get(name, 0) + 1
+                else:
+                    out[name] += 1
+        return builtin

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import time
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +49,7 @@ SCHEMA: dict[str, str] = {
     "signals.cot_families": LIST_STRING,
     "signals.grader": BOOL,
     "signals.template": STRING,
+    "signals.prefix": STRING,
     "signals.lang": STRING,
     "signals.hour": INT,
     "signals.weekday": INT,
@@ -150,13 +149,16 @@ GRADER_PATTERNS = (
     r"\b(on a scale (of|from) (1|0) to (5|10|100)|out of (5|10|100) points)\b",
 )
 
-_COT = PatternSet.build([*COT_FAMILIES.items(), ("grader", GRADER_PATTERNS)])
+BUILTIN_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (*COT_FAMILIES.items(), ("grader", GRADER_PATTERNS))
+_COT = PatternSet.build(BUILTIN_GROUPS)
 
-_DIGITS = str.maketrans("123456789", "000000000")
+_SKELETON_TABLE = bytes.maketrans(b"123456789\t\n\r\x0b\x0c", b"000000000     ")
 TEMPLATE_HEAD, TEMPLATE_TAIL = 256, 96
+PREFIX_CHARS = 64
 
-_STOPWORDS: dict[str, str] = {
-    w: lang
+# Frequent function words per Latin-script language.
+_STOPWORDS: tuple[tuple[str, frozenset[str]], ...] = tuple(
+    (lang, frozenset(words.split()))
     for lang, words in (
         ("en", "the and is of to what how you your please with this it"),
         ("es", "el los las que por para una es cómo qué con del"),
@@ -164,8 +166,7 @@ _STOPWORDS: dict[str, str] = {
         ("de", "der die das und ist nicht ein eine mit wie ich sie zu"),
         ("pt", "os não uma para com você como é do da"),
     )
-    for w in words.split()
-}
+)
 _SCRIPTS = PatternSet.build(
     [
         ("ja", (r"[\p{Hiragana}\p{Katakana}]",)),
@@ -231,30 +232,41 @@ def ip_prefix(ip: str) -> str:
     return str(net)
 
 
-def template_skeleton(view: RequestView, last_user: str) -> str:
+def template_skeleton(view: RequestView, last_user: str) -> bytes:
     """Masked head and tail of the system prompt and the last user turn.
 
-    Digits become 0, URLs and e-mail addresses become <u>, whitespace collapses, case folds: what stays
-    is the fixed wording a bulk harvester reuses around its variable payload.
+    Digits runs become 0, URLs and e-mail addresses <u>, whitespace runs one space, case folds: what stays
+    is the fixed wording a bulk harvester reuses around its variable payload. Bytes operations only
+    (each a single C pass): this runs on every request.
     """
-    text = " ".join(
-        (view.system[:TEMPLATE_HEAD], "|", last_user[:TEMPLATE_HEAD], "|", last_user[-TEMPLATE_TAIL:])
-    )
-    text = text.lower().translate(_DIGITS)
-    while "00" in text:  # any run of digits becomes one 0
-        text = text.replace("00", "0")
-    if "://" not in text and "@" not in text:
-        return " ".join(text.split())
-    return " ".join("<u>" if ("://" in w or "@" in w) else w for w in text.split())
+    head, tail = last_user[:TEMPLATE_HEAD], last_user[-TEMPLATE_TAIL:]
+    text = "\x00".join((view.system[:TEMPLATE_HEAD], head, tail))
+    b = text.lower().encode("utf-8", "replace").translate(_SKELETON_TABLE)
+    while b"00" in b:
+        b = b.replace(b"00", b"0")
+    while b"  " in b:
+        b = b.replace(b"  ", b" ")
+    if b"://" in b or b"@" in b:
+        b = b" ".join(b"<u>" if (b"://" in w or b"@" in w) else w for w in b.split(b" "))
+    return b.strip()
 
 
-def template_hash(skeleton: str) -> str:
-    return hashlib.blake2b(skeleton.encode("utf-8", "replace"), digest_size=8).hexdigest()
+def template_hash(skeleton: bytes) -> str:
+    return hashlib.blake2b(skeleton, digest_size=8).hexdigest()
+
+
+def prefix_hash(skeleton: bytes) -> str:
+    """Fingerprint of the system prompt plus the first ``PREFIX_CHARS`` of the last user turn's skeleton:
+    the instruction a harvester puts before a short variable payload (which defeats ``template``)."""
+    sep = skeleton.find(b"\x00")
+    end = skeleton.find(b"\x00", sep + 1) if sep >= 0 else -1
+    cut = skeleton[: min(end, sep + 1 + PREFIX_CHARS)] if end >= 0 else skeleton[: PREFIX_CHARS]
+    return hashlib.blake2b(cut, digest_size=8).hexdigest()
 
 
 def guess_language(text: str) -> str:
     """Script first (non-Latin), else the most frequent stop words; 'und' when unsure."""
-    sample = text[:240]
+    sample = text[:200]
     if not sample:
         return ""
     if not sample.isascii():
@@ -262,12 +274,13 @@ def guess_language(text: str) -> str:
         for lang in _SCRIPTS.names:
             if scripts[lang]:
                 return lang
-    counts = Counter(map(_STOPWORDS.get, sample.lower().split()))
-    counts.pop(None, None)
-    if not counts:
-        return "und"
-    best, n = counts.most_common(1)[0]
-    return str(best) if n >= 2 else "und"
+    words = set(sample.lower().split())
+    best, best_n = "und", 1
+    for lang, stop in _STOPWORDS:
+        n = len(words & stop)
+        if n > best_n:
+            best, best_n = lang, n
+    return best
 
 
 def compute_features(
@@ -279,15 +292,25 @@ def compute_features(
     last_user = users[-1] if users else ""
     prompt = "\n".join([view.system, *users]) if view.system else "\n".join(users)
     assistant = [m for m in msgs if m.role == "assistant"]
-    cot = _COT.hits(prompt)
-    families = [f for f in COT_FAMILIES if cot[f]]
+    if matchers is not None and matchers.by_source:
+        # One RE2 pass per text: the built-in phrase families share the prompt's set with rule matchers.
+        extra: dict[str, Any] = {}
+        cot = matchers.run(
+            {"prompt": prompt, "last_user": last_user, "system": view.system, "user_agent": meta.user_agent},
+            extra,
+        )
+    else:
+        extra = {}
+        cot = _COT.hits(prompt)
+    families = [f for f in COT_FAMILIES if cot.get(f)]
     reasoning = (
         bool(view.reasoning_enabled)
         or bool(view.reasoning_budget)
         or bool(view.reasoning_effort)
         or (bool(view.reasoning_display) and view.reasoning_display not in ("omitted", "none"))
     )
-    tm = time.gmtime(now)
+    day = int(now // 86400)
+    skeleton = template_skeleton(view, last_user) if (last_user or view.system) else b""
     f: dict[str, Any] = {
         "request.model": view.model,
         "request.stream": view.stream,
@@ -316,21 +339,17 @@ def compute_features(
         "client.ua_family": ua_family(meta.user_agent),
         "signals.cot_score": len(families),
         "signals.cot_families": frozenset(families),
-        "signals.grader": bool(cot["grader"]),
-        "signals.template": template_hash(template_skeleton(view, last_user))
-        if (last_user or view.system)
-        else "",
+        "signals.grader": bool(cot.get("grader")),
+        "signals.template": template_hash(skeleton) if skeleton else "",
+        "signals.prefix": prefix_hash(skeleton) if skeleton else "",
         "signals.lang": guess_language(last_user),
-        "signals.hour": tm.tm_hour,
-        "signals.weekday": tm.tm_wday,
+        "signals.hour": int(now // 3600) % 24,
+        "signals.weekday": (day + 3) % 7,  # 1970-01-01 was a Thursday; Monday is 0 as in time.gmtime
         "global": "*",
         **RESPONSE_DEFAULTS,
     }
-    if matchers is not None and matchers.by_source:
-        matchers.run(
-            {"prompt": prompt, "last_user": last_user, "system": view.system, "user_agent": meta.user_agent},
-            f,
-        )
+    if extra:
+        f.update(extra)
     return f
 
 

@@ -26,10 +26,13 @@ SCOPES = {
     "ip": "client.ip",
     "ip_prefix": "client.ip_prefix",
     "template": "signals.template",
+    "prefix": "signals.prefix",
     "user_agent": "client.user_agent",
 }
 # Shorthands accepted by a rule's ``key``.
 KEY_SHORTHANDS = {**SCOPES, "model": "request.model", "global": "global"}
+# Key values with window state kept per rule; past it the least recently created key is dropped.
+DEFAULT_MAX_KEYS = 100_000
 MATCHER_SOURCES = ("prompt", "last_user", "system", "user_agent")
 
 
@@ -122,6 +125,7 @@ class RuleSpec:
     score: ScoreSpec | None = None
     actions: tuple[ActionSpec, ...] = ()
     tags: tuple[str, ...] = ()
+    max_keys: int = 100_000
     where: Where | None = None
 
 

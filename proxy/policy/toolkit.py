@@ -76,8 +76,10 @@ def features_of(rec: dict[str, Any], rs: CompiledRuleSet, ts: float) -> dict[str
     ctx = features_from_json(dict(rec.get("features") or {}))
     for name in rs.matchers.names:
         ctx.setdefault("matchers." + name, 0)
-    if "prompt" in rec and rs.matchers.by_source:
-        rs.matchers.run({"prompt": rec["prompt"], "last_user": rec["prompt"]}, ctx)
+    if "prompt" in rec and rs.matchers.names:
+        extra: dict[str, Any] = {}
+        rs.matchers.run({"prompt": rec["prompt"], "last_user": rec["prompt"]}, extra)
+        ctx.update(extra)
     return ctx
 
 
@@ -422,9 +424,11 @@ def run_tests(paths: list[str]) -> tuple[int, str]:
             lines += [str(p) for p in e.problems]
             failed += 1
             continue
+        covered: set[str] = set()
         for name, start, reqs in case_list:
             engine = Engine(rs, shadow=shadow)
             errs = _run_case(engine, rs, start, reqs)
+            covered |= {rid for rid, counts in engine.hit_counts.items() if sum(counts)}
             if errs:
                 failed += 1
                 lines.append(f"FAIL {tf}: {name}")
@@ -432,6 +436,12 @@ def run_tests(paths: list[str]) -> tuple[int, str]:
             else:
                 passed += 1
                 lines.append(f"ok   {tf}: {name}")
+        live = [r.id for r in rs.rules if r.mode != "off"]
+        missed = [rid for rid in live if rid not in covered]
+        lines.append(
+            f"coverage {tf}: {len(live) - len(missed)}/{len(live)} rules hit by some case"
+            + (f"; never hit: {', '.join(missed)}" if missed else "")
+        )
     lines.append(f"{passed} passed, {failed} failed")
     return (1 if failed else 0), "\n".join(lines)
 
@@ -459,7 +469,7 @@ def _read_test_file(tf: Path, problems: list[Problem]) -> tuple[list[str], bool,
         ]
     shadow = "shadow" in top and top["shadow"][1].value in ("true", "True")
     cases = []
-    for cnode in r.seq(top["cases"][1], "cases") if "cases" in top else []:
+    for cnode in (r.seq(top["cases"][1], "cases") or []) if "cases" in top else []:
         c = r.mapping(cnode, "cases[]", CASE_KEYS, ("name", "requests"))
         if not c or "name" not in c or "requests" not in c:
             continue

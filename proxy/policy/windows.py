@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from proxy.policy.spec import AggregateSpec
 
 Fn = Callable[[Mapping[str, Any]], Any]
+
+
+_ZEROS: dict[tuple[str, int], array[Any]] = {}
 
 
 class Ring:
@@ -27,7 +31,10 @@ class Ring:
     def __init__(self, n: int, typecode: str = "f") -> None:
         self.last = -1
         self.total = 0.0
-        self.slots = array(typecode, bytes(n * array(typecode).itemsize))
+        zero = _ZEROS.get((typecode, n))
+        if zero is None:
+            zero = _ZEROS[(typecode, n)] = array(typecode, bytes(n * array(typecode).itemsize))
+        self.slots = zero[:]
 
     def _advance(self, idx: int) -> None:
         last = self.last
@@ -106,7 +113,7 @@ class Aggregate:
         if k == "ratio":
             return [Ring(self.n, "f"), Ring(self.n, "f")]
         if k == "distinct":
-            return {}
+            return OrderedDict()
         if k == "ewma":
             return [0.0, -1.0]
         return Gaps(self.samples)
@@ -127,7 +134,7 @@ class Aggregate:
         if k == "distinct":
             v = self.of_fn(ctx)  # type: ignore[misc]
             if v in st:
-                del st[v]  # re-insert at the young end
+                st.move_to_end(v)  # the young end; pruning pops from the old end
             st[v] = now
             return float(self._prune(st, now))
         if k == "ewma":
@@ -160,13 +167,13 @@ class Aggregate:
             return float(st[0])
         return st.stat(self.stat)
 
-    def _prune(self, st: dict[Any, float], now: float) -> int:
+    def _prune(self, st: OrderedDict[Any, float], now: float) -> int:
         cutoff = now - self.window
         while st:
             oldest = next(iter(st))
             if st[oldest] >= cutoff and len(st) <= self.max_values:
                 break
-            del st[oldest]
+            st.popitem(last=False)
         return len(st)
 
     def last_seen(self, st: Any) -> float:
@@ -190,7 +197,10 @@ class Gaps:
 
     def __init__(self, size: int) -> None:
         self.last_t = -1.0
-        self.gaps = array("d", bytes(8 * size))
+        zero = _ZEROS.get(("d", size))
+        if zero is None:
+            zero = _ZEROS[("d", size)] = array("d", bytes(8 * size))
+        self.gaps = zero[:]
         self.i = 0
         self.n = 0
         self.s = 0.0

@@ -79,19 +79,19 @@ def limit_headers(readings: list[Reading], now: float, *, anthropic: bool) -> di
         if not rs:
             continue
         r = min(rs, key=lambda x: x.remaining)
-        rem = str(max(0, math.floor(r.remaining + 1e-9)))
+        left = str(max(0, math.floor(r.remaining + 1e-9)))
         limit = _num(r.spec.quota)
         if anthropic:
             h[f"anthropic-ratelimit-{label}-limit"] = limit
-            h[f"anthropic-ratelimit-{label}-remaining"] = rem
+            h[f"anthropic-ratelimit-{label}-remaining"] = left
             h[f"anthropic-ratelimit-{label}-reset"] = rfc3339(now + r.reset)
             if kind == "tokens" and r.spec.count in ("input", "output"):
                 c = r.spec.count
                 h[f"anthropic-ratelimit-{c}-tokens-limit"] = limit
-                h[f"anthropic-ratelimit-{c}-tokens-remaining"] = rem
+                h[f"anthropic-ratelimit-{c}-tokens-remaining"] = left
                 h[f"anthropic-ratelimit-{c}-tokens-reset"] = rfc3339(now + r.reset)
         else:
             h[f"x-ratelimit-limit-{label}"] = limit
-            h[f"x-ratelimit-remaining-{label}"] = rem
+            h[f"x-ratelimit-remaining-{label}"] = left
             h[f"x-ratelimit-reset-{label}"] = openai_duration(r.reset)
     return h

@@ -11,19 +11,17 @@ released — whatever happened to the request.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from proxy.clock import SYSTEM_CLOCK, Clock
-from proxy.exchange import Usage
 from proxy.shaping.headers import Reading, limit_headers
 from proxy.shaping.metrics import ShapeMetrics
 from proxy.shaping.queue import DelayQueues, Sleep
-from proxy.shaping.spec import FEATURE_PREFIX, LimitSpec
+from proxy.shaping.request import Charge, ShapeState, Verdict, actual_usage, is_anthropic
+from proxy.shaping.scopes import SCOPE_GETTERS, CompiledLimit, ip_prefix, multiplier_key
+from proxy.shaping.spec import LimitSpec
 from proxy.state.base import (
     SEP,
     Acquire,
@@ -34,7 +32,6 @@ from proxy.state.base import (
     Result,
     SetMultiplier,
     StateBackend,
-    state_key,
 )
 
 if TYPE_CHECKING:
@@ -43,218 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("distillguard.shaping")
 
 INF = float("inf")
-
-
-# --------------------------------------------------------------------------- scope values
-
-
-@lru_cache(maxsize=65536)
-def ip_prefix(ip: str) -> str:
-    """The /24 (IPv4) or /64 (IPv6) network of an address; the address itself if it does not parse."""
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return ip
-    if addr.version == 6 and addr.ipv4_mapped is not None:  # type: ignore[union-attr]
-        addr = addr.ipv4_mapped  # type: ignore[union-attr]
-    bits = 24 if addr.version == 4 else 64
-    return str(ipaddress.ip_network(f"{addr}/{bits}", strict=False))
-
-
-def _account(ex: Exchange) -> str | None:
-    a = ex.account
-    return a.id if a is not None else None
-
-
-def _org(ex: Exchange) -> str | None:
-    a = ex.account
-    org = getattr(a, "org", None) if a is not None else None
-    return str(org) if org else None
-
-
-def _tier(ex: Exchange) -> str | None:
-    a = ex.account
-    return a.tier if a is not None else None
-
-
-def _model(ex: Exchange) -> str | None:
-    return ex.view.model or None
-
-
-def _route(ex: Exchange) -> str | None:
-    r = ex.route
-    name = getattr(r, "name", None) if r is not None else None
-    return str(name) if name else None
-
-
-SCOPE_GETTERS: dict[str, Callable[[Exchange], str | None]] = {
-    "account": _account,
-    "key": lambda ex: ex.key_id,
-    "org": _org,
-    "tier": _tier,
-    "ip": lambda ex: ex.client_ip or None,
-    "ip_prefix": lambda ex: ip_prefix(ex.client_ip) if ex.client_ip else None,
-    "model": _model,
-    "route": _route,
-}
-
-
-def _feature_getter(name: str) -> Callable[[Exchange], str | None]:
-    def get(ex: Exchange) -> str | None:
-        v = ex.features.get(name)
-        return None if v is None or v == "" else str(v)
-
-    return get
-
-
-def scope_getter(scope: str) -> Callable[[Exchange], str | None]:
-    if scope.startswith(FEATURE_PREFIX):
-        return _feature_getter(scope[len(FEATURE_PREFIX):])
-    return SCOPE_GETTERS[scope]
-
-
-def multiplier_key(scope: str, value: str) -> str:
-    return state_key("mult", scope, value)
-
-
-# --------------------------------------------------------------------------- compiled limits
-
-
-class CompiledLimit:
-    """A ``LimitSpec`` with its key builder, match test, queue and pre-bound metric children."""
-
-    __slots__ = (
-        "counts",
-        "getters",
-        "kind",
-        "m_cut",
-        "m_delay",
-        "m_delayed",
-        "match",
-        "prefix",
-        "queues",
-        "shadow",
-        "spec",
-    )
-
-    def __init__(self, spec: LimitSpec, metrics: ShapeMetrics, queues: DelayQueues | None) -> None:
-        self.spec = spec
-        self.kind = spec.kind
-        self.shadow = spec.shadow
-        self.getters = tuple(scope_getter(s) for s in spec.scope)
-        self.prefix = state_key("lim", spec.name) + SEP
-        self.match = tuple((SCOPE_GETTERS[k], vals) for k, vals in spec.match.items())
-        self.queues = queues
-        self.counts = metrics.hot.cell(spec.name, spec.mode)  # [admitted, rejected]
-        self.m_delayed = metrics.delayed.labels(spec.name)
-        self.m_delay = metrics.delay.labels(spec.name)
-        self.m_cut = metrics.cut.labels(spec.name)
-
-    def key(self, ex: Exchange) -> str | None:
-        """This request's state key, or None when the limit does not apply to it."""
-        for get, vals in self.match:
-            if get(ex) not in vals:
-                return None
-        parts = []
-        for get in self.getters:
-            v = get(ex)
-            if v is None:
-                return None
-            parts.append(v.replace(SEP, "") if SEP in v else v)
-        return self.prefix + SEP.join(parts)
-
-
-# --------------------------------------------------------------------------- per-request state
-
-
-@dataclass(slots=True)
-class _Charge:
-    limit: CompiledLimit
-    key: str
-    charged: float  # units the backend recorded
-    divisor: float  # tokens per recorded unit (throttle x multiplier)
-
-
-class ShapeState:
-    """What shaping knows about one request (``ex.state["shape"]``).
-
-    The relay reads ``cut`` (stop reading the upstream: the stream was ended for its token budget)
-    and awaits ``pace()`` before writing each batch of events (see ``ShapeFilter``).
-    """
-
-    __slots__ = (
-        "budget",
-        "budget_limit",
-        "charges",
-        "count_stream",
-        "cut",
-        "_headers",
-        "anthropic",
-        "done",
-        "hdr_now",
-        "input_estimate",
-        "leases",
-        "pace_due",
-        "pace_interval",
-        "pace_keys",
-        "pending",
-        "readings",
-        "shaper",
-        "streamed",
-        "streamed_reasoning",
-        "usage",
-    )
-
-    def __init__(self, shaper: Shaper) -> None:
-        self.shaper = shaper
-        self.charges: list[_Charge] = []
-        self.leases: list[str] = []
-        self.readings: list[Reading] = []
-        self.count_stream = False
-        self.streamed = 0
-        self.streamed_reasoning = 0
-        self.usage = Usage()
-        self.budget: int | None = None
-        self.budget_limit = ""
-        self.cut = False
-        self.pace_interval = 0.0
-        self.pace_due = 0.0
-        self.pace_keys: list[tuple[CompiledLimit, str]] = []
-        self.pending = 0
-        self.done = False
-        self.input_estimate = 0
-        self._headers: dict[str, str] | None = None
-        self.anthropic = False
-        self.hdr_now = 0.0
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """Limit headers for this request's response, built on first use (off the decision path)."""
-        if self._headers is None:
-            self._headers = (
-                limit_headers(self.readings, self.hdr_now, anthropic=self.anthropic) if self.readings else {}
-            )
-        return self._headers
-
-    @property
-    def paced(self) -> bool:
-        return self.pace_interval > 0.0 or bool(self.pace_keys)
-
-    async def pace(self) -> float:
-        """Wait as long as output pacing requires for the tokens counted since the last call."""
-        return await self.shaper.pace(self)
-
-
-@dataclass(slots=True)
-class Verdict:
-    """The outcome of ``admit``: admitted, or rejected by ``limit`` with ``retry`` seconds to wait."""
-
-    ok: bool
-    state: ShapeState
-    limit: str = ""
-    retry: float = 0.0
-    headers: dict[str, str] | None = None
-    delayed: float = 0.0
 
 
 # --------------------------------------------------------------------------- the shaper
@@ -280,6 +65,7 @@ class Shaper:
         self.sleep = sleep
         self.fail_open = fail_open
         self.throttle_scopes = tuple((s, SCOPE_GETTERS[s]) for s in throttle_scopes)
+        self._mult_prefixes = tuple((multiplier_key(s, ""), get) for s, get in self.throttle_scopes)
         self.limits: list[CompiledLimit] = []
         self.pace_limits: list[CompiledLimit] = []
         for spec in limits:
@@ -290,6 +76,10 @@ class Shaper:
                                      max_queue=spec.queue, on_depth=gauge.set)
             cl = CompiledLimit(spec, self.metrics, queues)
             (self.pace_limits if spec.kind == "pace" else self.limits).append(cl)
+        self.has_shadow = any(cl.shadow for cl in self.limits)
+        self.has_queues = any(cl.queues is not None for cl in self.limits)
+        # A backend whose ``apply`` never awaits may expose it synchronously as ``apply_now``.
+        self._apply_sync = getattr(backend, "apply_now", None)
 
     # -- admission --------------------------------------------------------------------------------
 
@@ -305,15 +95,30 @@ class Shaper:
         throttle = float(controls.get("throttle") or 1.0)
         if throttle <= 0:
             throttle = 1e-6
-        mult_keys = tuple(
-            multiplier_key(s, v) for s, get in self.throttle_scopes if (v := get(ex)) is not None
-        )
+        if getattr(self.backend, "may_have_multipliers", True):
+            mult_keys = tuple(
+                prefix + (v if SEP not in v else v.replace(SEP, ""))
+                for prefix, get in self._mult_prefixes if (v := get(ex)) is not None
+            )
+        else:
+            mult_keys = ()
         ops: list[Op] = []
         applied: list[tuple[CompiledLimit, str, float]] = []  # (limit, key, raw cost)
+        suffixes: dict[tuple[str, ...], str | None] = {}  # limits sharing a scope build its part once
         for cl in self.limits:
-            key = cl.key(ex)
-            if key is None:
-                continue
+            scope = cl.spec.scope
+            if scope in suffixes:
+                suffix = suffixes[scope]
+                if suffix is None or (cl.match and not cl.matches(ex)):
+                    continue
+                key = cl.prefix + suffix
+            else:
+                if cl.match and not cl.matches(ex):
+                    continue
+                suffix = suffixes[scope] = cl.suffix(ex)
+                if suffix is None:
+                    continue
+                key = cl.prefix + suffix
             spec = cl.spec
             kind = cl.kind
             if kind == "requests":
@@ -332,9 +137,9 @@ class Shaper:
                 applied.append((cl, key, 1.0))
                 st.leases.append(key)  # released in finish whatever happens (releasing unheld is a no-op)
         for cl in self.pace_limits:
-            key = cl.key(ex)
-            if key is not None and not cl.shadow:
-                st.pace_keys.append((cl, key))
+            pace_key = cl.key(ex)
+            if pace_key is not None and not cl.shadow:
+                st.pace_keys.append((cl, pace_key))
         tps = controls.get("pace_tps")
         if tps:
             st.pace_interval = 1.0 / float(tps)
@@ -346,12 +151,31 @@ class Shaper:
         if not ops:
             return Verdict(True, st)
         now = self.clock.now()
+        if self.has_queues:
+            # While a key has waiters, newcomers queue behind them (round-robin) instead of racing the
+            # dispatcher for the next free slot.
+            forced = [i for i, (cl, key, _) in enumerate(applied)
+                      if cl.queues is not None and cl.queues.queued(key)]
+            if forced:
+                results = [Result(i not in forced) for i in range(len(ops))]
+                return await self._over(ex, st, applied, results, ops, forced, throttle, now, fresh=True)
         try:
-            results = await self.backend.apply(ops, now, all_or_nothing=True)
+            sync = self._apply_sync
+            if sync is not None:  # the embedded backend: skip a coroutine per decision
+                results = sync(ops, now, all_or_nothing=True)
+            else:
+                results = await self.backend.apply(ops, now, all_or_nothing=True)
         except Exception:
             return self._state_failed(st)
-        blocking = [i for i, (cl, _, _) in enumerate(applied) if not cl.shadow and not results[i].ok]
-        self._count_shadow(applied, results)
+        if self.has_shadow:
+            self._count_shadow(applied, results)
+        for r in results:
+            if not r.ok:
+                break
+        else:  # the common case: every limit admits at once
+            self._admitted(ex, st, applied, results, ops, throttle, now)
+            return Verdict(True, st)
+        blocking = [i for i, r in enumerate(results) if not r.ok and not applied[i][0].shadow]
         if not blocking:
             self._admitted(ex, st, applied, results, ops, throttle, now)
             return Verdict(True, st)
@@ -360,7 +184,11 @@ class Shaper:
     async def _over(
         self, ex: Exchange, st: ShapeState, applied: list[tuple[CompiledLimit, str, float]],
         results: list[Result], ops: list[Op], blocking: list[int], throttle: float, now: float,
+        *, fresh: bool = False,
     ) -> Verdict:
+        """Some limit said no. Queue where the limit allows (each queue takes its slot when it admits
+        us), then take the other limits all or nothing. ``fresh``: nothing was applied yet (shadow
+        limits included), so they are applied with the rest."""
         flow = ex.account_id or ex.key_id or ex.client_ip or "-"
         waits: list[int] = []
         for i in blocking:
@@ -386,7 +214,7 @@ class Shaper:
                     return self._reject(ex, st, applied, results, i)
                 taken.append(op)
             # Every queue admitted us (each took its slot); now take the others, all or nothing.
-            rest = [j for j, (cl, _, _) in enumerate(applied) if j not in waits and not cl.shadow]
+            rest = [j for j, (cl, _, _) in enumerate(applied) if j not in waits and (fresh or not cl.shadow)]
             now = self.clock.now()
             if rest:
                 try:
@@ -395,7 +223,9 @@ class Shaper:
                     return self._state_failed(st)
                 for j, r in zip(rest, again, strict=True):
                     results[j] = r
-                bad = [j for j in rest if not results[j].ok]
+                if fresh and self.has_shadow:
+                    self._count_shadow(applied, results)
+                bad = [j for j in rest if not results[j].ok and not applied[j][0].shadow]
                 if bad:
                     return self._reject(ex, st, applied, results, bad[0])
             taken.clear()
@@ -427,7 +257,7 @@ class Shaper:
                     cl.counts[0] += 1
                 continue
             if kind == "tokens" and r.ok:
-                st.charges.append(_Charge(cl, key, op.cost / r.value, throttle * r.value))  # type: ignore[union-attr]
+                st.charges.append(Charge(cl, key, op.cost / r.value, throttle * r.value))  # type: ignore[union-attr]
                 if cl.spec.cut_stream and not cl.shadow and cl.spec.count != "input":
                     room = int(r.remaining * throttle * r.value + min(raw, cl.spec.capacity))
                     if cl.spec.count == "total":
@@ -440,7 +270,7 @@ class Shaper:
             readings.append(Reading(cl.spec, r.remaining, r.reset, r.wait))
         if readings:
             st.hdr_now = now
-            st.anthropic = _is_anthropic(ex)
+            st.anthropic = is_anthropic(ex)
 
     def _reject(
         self, ex: Exchange, st: ShapeState, applied: list[tuple[CompiledLimit, str, float]],
@@ -453,7 +283,7 @@ class Shaper:
         now = self.clock.now()
         readings = [Reading(c.spec, results[j].remaining, results[j].reset, results[j].wait)
                     for j, (c, _, _) in enumerate(applied) if not c.shadow and c.kind != "concurrency"]
-        headers = limit_headers(readings, now, anthropic=_is_anthropic(ex))
+        headers = limit_headers(readings, now, anthropic=is_anthropic(ex))
         st.charges.clear()  # nothing was reserved (all or nothing); leases are released in finish
         return Verdict(False, st, cl.spec.name, max(retry, 0.001), headers)
 
@@ -500,7 +330,7 @@ class Shaper:
         st.done = True
         ops: list[Op] = [Release(k, ex.request_id) for k in st.leases]
         if st.charges:
-            used = _actual_usage(ex, st)
+            used = actual_usage(ex, st)
             for c in st.charges:
                 actual = used[c.limit.spec.count]
                 units = actual / c.divisor - c.charged
@@ -509,7 +339,11 @@ class Shaper:
         if not ops:
             return
         try:
-            await self.backend.apply(ops, self.clock.now())
+            sync = self._apply_sync
+            if sync is not None:
+                sync(ops, self.clock.now())
+            else:
+                await self.backend.apply(ops, self.clock.now())
         except Exception:
             self.metrics.state_errors.inc()
             log.exception("state backend failed while releasing; leases expire by their TTL")
@@ -559,36 +393,6 @@ class Shaper:
         for cl in self.limits:
             if cl.queues is not None:
                 await cl.queues.close()
-
-
-def _is_anthropic(ex: Exchange) -> bool:
-    d = ex.dialect
-    return d is not None and d.name.startswith("anthropic")
-
-
-def _actual_usage(ex: Exchange, st: ShapeState) -> dict[str, int]:
-    """Tokens this request really used, by count kind: the upstream's figures where it gave them,
-    otherwise what was streamed (a stream cut short) and the input estimate."""
-    u = ex.usage
-    su = st.usage
-    out = _first(u.output, su.output)
-    if out is None:
-        out = st.streamed
-    reasoning = _first(u.reasoning, su.reasoning)
-    if reasoning is None:
-        reasoning = st.streamed_reasoning
-    inp = _first(u.input, su.input)
-    if inp is None:
-        # The upstream read the prompt if it answered at all.
-        inp = st.input_estimate if (st.streamed or 200 <= ex.status < 400) else 0
-    return {"input": inp, "output": out, "reasoning": reasoning, "total": inp + out}
-
-
-def _first(*xs: int | None) -> int | None:
-    for x in xs:
-        if x is not None:
-            return x
-    return None
 
 
 __all__ = ["CompiledLimit", "ShapeState", "Shaper", "Verdict", "ip_prefix", "multiplier_key"]

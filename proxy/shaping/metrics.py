@@ -41,7 +41,7 @@ class ShapeMetrics:
         reg = registry if registry is not None else CollectorRegistry()
         self.registry = reg
         self.hot = _HotCounters()
-        reg.register(self.hot)  # type: ignore[arg-type]
+        reg.register(self.hot)
         self.delayed = Counter(
             "distillguard_shape_delayed", "Requests a limit made wait before admitting them.",
             ["limit"], registry=reg)

@@ -38,12 +38,13 @@ class _Waiter:
 
 
 class _KeyQueue:
-    __slots__ = ("flows", "op", "rr", "size", "task")
+    __slots__ = ("flows", "next_at", "op", "rr", "size", "task")
 
     def __init__(self, op: Gcra) -> None:
         self.flows: dict[str, deque[_Waiter]] = {}
         self.rr: deque[str] = deque()  # flows with waiters, in service order
         self.size = 0
+        self.next_at = 0.0  # when the dispatcher expects the next free slot
         self.task: asyncio.Task[None] | None = None
         self.op = op
 
@@ -128,7 +129,8 @@ class DelayQueues:
             return first_wait
         mine = len(q.flows.get(flow, ()))
         ahead = mine + sum(min(len(d), mine + 1) for f, d in q.flows.items() if f != flow)
-        return max(first_wait, 0.0) + ahead * interval
+        first = max(first_wait, q.next_at - self.clock.now(), 0.0)
+        return first + ahead * interval
 
     async def wait(self, op: Gcra, flow: str) -> bool:
         q = self._queues.get(op.key)
@@ -170,6 +172,7 @@ class DelayQueues:
                             w.fut.set_result(True)
                             break
                     continue
+                q.next_at = now + res.wait
                 first_deadline = min(w.deadline for f in q.flows.values() for w in f)
                 await self.sleep(max(0.0, min(res.wait, first_deadline + 2 * _SLACK - now)))
         except asyncio.CancelledError:

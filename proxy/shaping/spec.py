@@ -43,12 +43,29 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)?\s*(ms|s|m|h|d)\s*$")
 
 
-class LimitSpecError(ValueError):
-    """All problems found in a ``limits`` section, one located message each."""
+@dataclass(frozen=True, slots=True)
+class LimitProblem:
+    """One problem: which limit (index, name if known), the field path inside it, the message."""
 
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = errors
+    index: int | None
+    name: str | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = "limits" if self.index is None else f"limits[{self.index}]"
+        if self.name:
+            where += f" {self.name!r}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class LimitSpecError(ValueError):
+    """All problems found in a ``limits`` section (``errors``: one message each; ``problems``: parts)."""
+
+    def __init__(self, problems: list[LimitProblem]) -> None:
+        self.problems = problems
+        self.errors = [str(p) for p in problems]
+        super().__init__("\n".join(self.errors))
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +126,13 @@ def _fmt(v: Any) -> str:
 
 
 class _Ctx:
-    def __init__(self, where: str) -> None:
-        self.where = where
-        self.errors: list[str] = []
+    def __init__(self, index: int, name: str | None) -> None:
+        self.index = index
+        self.name = name
+        self.errors: list[LimitProblem] = []
 
     def err(self, path: str, msg: str) -> None:
-        self.errors.append(f"{self.where}: {path}: {msg}" if path else f"{self.where}: {msg}")
+        self.errors.append(LimitProblem(self.index, self.name, path, msg))
 
     def keys(self, path: str, d: dict[str, Any], allowed: tuple[str, ...]) -> None:
         for k in d:
@@ -159,18 +177,18 @@ class _Ctx:
 _TOP = ("name", "scope", "mode", "match", "delay", *KINDS)
 
 
-def parse_limits(data: Any, where: str = "limits") -> list[LimitSpec]:
+def parse_limits(data: Any) -> list[LimitSpec]:
     """Validate and compile a ``limits`` list; raises ``LimitSpecError`` listing every problem."""
-    errors: list[str] = []
+    errors: list[LimitProblem] = []
     if data is None:
         return []
     if not isinstance(data, list):
-        raise LimitSpecError([f"{where}: expected a list of limits, got {_fmt(data)}"])
+        raise LimitSpecError([LimitProblem(None, None, "", f"expected a list of limits, got {_fmt(data)}")])
     out: list[LimitSpec] = []
     seen: set[str] = set()
     for i, item in enumerate(data):
         name = item.get("name") if isinstance(item, dict) else None
-        ctx = _Ctx(f"{where}[{i}]" + (f" {name!r}" if isinstance(name, str) else ""))
+        ctx = _Ctx(i, name if isinstance(name, str) else None)
         spec = _parse_one(ctx, item)
         if spec is not None and spec.name in seen:
             ctx.err("name", f"duplicate limit name {spec.name!r}")
@@ -288,3 +306,44 @@ def _parse_match(ctx: _Ctx, v: Any) -> dict[str, frozenset[str]]:
             continue
         out[k] = frozenset(vals)
     return out
+
+
+# --------------------------------------------------------------------------- config section
+
+_PATH_PART = re.compile(r"[^.\[\]]+|\[\d+\]")
+
+
+def limits_section(value: Any, at: Any, problems: Any) -> tuple[LimitSpec, ...]:
+    """The ``limits:`` top-level config section parser (``proxy.config.register_section``): reports
+    every problem into ``problems`` at the line and column of the offending value."""
+    try:
+        return tuple(parse_limits(value))
+    except LimitSpecError as e:
+        for p in e.problems:
+            mark, field_path = _locate(value, at, p)
+            context = f"limit {p.name!r}" if p.name else None
+            problems.add(mark, field_path, p.message, context=context)
+        return ()
+
+
+def _locate(value: Any, at: Any, p: LimitProblem) -> tuple[Any, str]:
+    """The mark of the value a problem is about (YAML-located values know where they sit)."""
+    base = at.field or "limits"
+    if p.index is None:
+        return at.mark, base
+    mark = value.item_mark(p.index) if hasattr(value, "item_mark") else at.mark
+    node: Any = value[p.index]
+    for part in _PATH_PART.findall(p.path):
+        if part.startswith("["):
+            i = int(part[1:-1])
+            if not isinstance(node, list) or i >= len(node):
+                break
+            mark = node.item_mark(i) if hasattr(node, "item_mark") else mark
+            node = node[i]
+        else:
+            if not isinstance(node, dict) or part not in node:
+                break
+            mark = node.value_mark(part) if hasattr(node, "value_mark") else mark
+            node = node[part]
+    field_path = f"{base}[{p.index}]" + (f".{p.path}" if p.path else "")
+    return mark, field_path

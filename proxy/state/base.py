@@ -14,6 +14,12 @@ one pipelined round trip) and the memory backend as one synchronous function. Ki
 Time is passed in (``now``, seconds): the caller owns the clock. A Redis backend may substitute the
 server's ``TIME`` to stay consistent across replicas.
 
+Redis mapping (for the ``redis://`` backend): one EVALSHA per ``apply`` with the ops packed into
+KEYS/ARGV and dispatched by kind inside the script; time from ``redis.call('TIME')``. A GCRA cell is
+a string TAT with ``PEXPIREAT`` at the TAT (idle keys vanish by themselves); leases are a ZSET
+lease -> expiry trimmed with ``ZREMRANGEBYSCORE`` before ``ZCARD``; a multiplier is a small hash
+with ``PEXPIREAT`` at ``until + recover``. ``all_or_nothing``: compute every required op, then write.
+
 Batch semantics: ops run in order. With ``all_or_nothing=True`` the *required* ops are written only if
 every required ``Gcra``/``Acquire`` in the batch succeeds (Lua: compute first, then write); ops with
 ``required=False`` (shadow limits) always run and commit on their own outcome.

@@ -9,6 +9,7 @@ a batch is atomic with respect to other coroutines.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -52,17 +53,36 @@ class MemoryBackend:
         self._base: float | None = None
         self._mk_keys: tuple[str, ...] | None = None
         self._mk_f = 1.0
+        self._has_mult = False  # no multiplier ever set: skip their lookups
 
     def __len__(self) -> int:
         return len(self._d)
+
+    @property
+    def may_have_multipliers(self) -> bool:
+        """False until a multiplier is set: callers may then skip building multiplier keys."""
+        return self._has_mult
 
     # -- protocol ---------------------------------------------------------------------------------
 
     async def apply(self, ops: Sequence[Op], now: float, *, all_or_nothing: bool = False) -> list[Result]:
         return self.apply_now(ops, now, all_or_nothing=all_or_nothing)
 
-    async def sweep(self, now: float) -> int:
-        return self.sweep_now(now, budget=None)
+    async def sweep(self, now: float, *, chunk: int = 20_000) -> int:
+        """Drop idle keys, ``chunk`` at a time, yielding to the event loop in between (a million keys
+        must not stall requests)."""
+        keys = list(self._d)
+        rel = self._rel(now)
+        dropped = 0
+        for start in range(0, len(keys), chunk):
+            d = self._d
+            for k in keys[start:start + chunk]:
+                v = d.get(k)
+                if v is not None and _idle(v, rel):
+                    del d[k]
+                    dropped += 1
+            await asyncio.sleep(0)
+        return dropped
 
     async def close(self) -> None:
         self._d.clear()
@@ -86,20 +106,25 @@ class MemoryBackend:
         failed = False
         d = self._d
         for op in ops:
-            required = getattr(op, "required", False)
-            if required and not failed:
+            t = type(op)
+            if (t is Gcra or t is Acquire) and op.required:  # type: ignore[union-attr]
+                if failed:  # still report what this check would say, write nothing
+                    results.append(self._gcra(op, now, False) if t is Gcra  # type: ignore[arg-type]
+                                   else self._acquire(op, now, False))  # type: ignore[arg-type]
+                    continue
                 key = op.key
-                undo.append((key, d.get(key, _MISSING)))
-                if type(undo[-1][1]) is dict:
-                    undo[-1] = (key, dict(undo[-1][1]))
-            r = self._one(op, now, dry=failed and required)
-            results.append(r)
-            if required and not r.ok and not failed:
-                failed = True
-                for key, old in reversed(undo):
-                    d.pop(key, None)
-                    if old is not _MISSING:
-                        d[key] = old
+                old = d.get(key, _MISSING)
+                undo.append((key, dict(old) if type(old) is dict else old))
+                r = self._gcra(op, now, True) if t is Gcra else self._acquire(op, now, True)  # type: ignore[arg-type]
+                results.append(r)
+                if not r.ok:
+                    failed = True
+                    for k, v in reversed(undo):
+                        d.pop(k, None)
+                        if v is not _MISSING:
+                            d[k] = v
+            else:
+                results.append(self._one(op, now))
         return results
 
     def _one(self, op: Op, now: float, dry: bool = False) -> Result:
@@ -116,10 +141,11 @@ class MemoryBackend:
             return Result()
         if t is SetMultiplier:
             o: SetMultiplier = op  # type: ignore[assignment]
+            self._has_mult = True
             self._put(o.key, (o.factor, self._rel(o.until), o.recover))
             return Result()
         if t is GetMultiplier:
-            return Result(value=self._factor(op.key, now))  # type: ignore[union-attr]
+            return Result(value=self._factor(op.key, now))
         raise TypeError(f"unknown state op {op!r}")
 
     # -- kinds ------------------------------------------------------------------------------------
@@ -133,7 +159,7 @@ class MemoryBackend:
         cost = op.cost
         f = 1.0
         mk = op.mult_keys
-        if mk:
+        if mk and self._has_mult:
             if mk is self._mk_keys:
                 f = self._mk_f
             else:

@@ -1,8 +1,9 @@
 """Limiter decision cost at 100 000 active keys on the memory backend.
 
-Prints µs per decision for: one GCRA op on the backend; one Shaper.admit + finish with 1 and with 3
-limits (requests + tokens + concurrency) on a pool of Exchanges whose accounts cycle over 100k keys;
-and the reject path. Target: <= 5 µs per limit. Run: .venv/bin/python tests/benchmarks/bench_limiter.py
+Prints µs (process CPU time, best of 3 runs) per decision for: one GCRA op on the backend; one
+Shaper.admit + finish with 1 and with 3 limits (requests + tokens + concurrency) on a pool of
+Exchanges whose accounts cycle over 100k keys; and the reject path. Target: <= 5 µs per limit.
+Run: .venv/bin/python tests/benchmarks/bench_limiter.py
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import random
 import sys
 import time
 import tracemalloc
+from typing import Any
 
 import orjson
 
@@ -26,7 +28,7 @@ from proxy.state import MemoryBackend, state_key
 from proxy.state.base import Gcra
 
 KEYS = 100_000
-N = 200_000
+N = 100_000
 
 LIMITS = [
     {"name": "per-account-rpm", "scope": ["account"], "requests": {"rate": "6000/m", "burst": 100}},
@@ -44,11 +46,13 @@ def bench_backend() -> None:
         b.apply_now([Gcra(k, 0.01, 100.0)], now)
     order = [keys[random.randrange(KEYS)] for _ in range(N)]
     ops = [Gcra(k, 0.01, 100.0) for k in order]
-    gc.collect()
-    t0 = time.perf_counter()
-    for op in ops:
-        b.apply_now([op], now)
-    dt = time.perf_counter() - t0
+    dt = float("inf")
+    for _ in range(3):
+        gc.collect()
+        t0 = time.process_time()
+        for op in ops:
+            b.apply_now([op], now)
+        dt = min(dt, time.process_time() - t0)
     print(f"backend gcra op (sync core)          : {dt / N * 1e6:6.2f} µs   ({len(b)} keys)")
     gc.collect()
     tracemalloc.start()
@@ -58,15 +62,26 @@ def bench_backend() -> None:
     cur, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     key_bytes = sum(sys.getsizeof(k) for k in keys) / KEYS
-    print(f"memory per (limit, key)              : {cur / KEYS:6.0f} B incl. key string ({key_bytes:.0f} B)")
+    print(f"memory per (limit, key)              : {cur / KEYS + key_bytes:6.0f} B "
+          f"({cur / KEYS:.0f} B state + {key_bytes:.0f} B key string)")
 
 
-async def bench_shaper(n_limits: int, reject: bool = False) -> None:
+async def bench_shaper(n_limits: int, reject: bool = False, repeat: int = 3) -> None:
+    """Best of ``repeat`` runs (the machine is shared: the minimum is the least disturbed figure)."""
+    best = min([await _run_shaper(n_limits, reject) for _ in range(repeat)], key=sum)
+    a, f = best
+    label = "reject path, 1 limit" if reject else f"{n_limits} limit(s)"
+    print(f"shaper {label:29s} : admit {a:6.2f} µs ({a / n_limits:5.2f} per limit), "
+          f"finish {f:5.2f} µs, total {(a + f) / n_limits:5.2f} µs per limit")
+
+
+async def _run_shaper(n_limits: int, reject: bool) -> tuple[float, float]:
     specs = parse_limits(LIMITS[:n_limits] if not reject else
                          [{"name": "tight", "scope": ["account"], "requests": {"rate": "1/h"}}])
     shaper = Shaper(specs, MemoryBackend(), clock=Clock())
     accounts = [Account(id=f"acct_{i:08d}", tier="standard") for i in range(KEYS)]
-    body = orjson.dumps({"model": "gpt-x", "max_tokens": 256, "messages": [{"role": "user", "content": "hi"}]})
+    msgs = [{"role": "user", "content": "hi"}]
+    body = orjson.dumps({"model": "gpt-x", "max_tokens": 256, "messages": msgs})
     dialect = DIALECTS["openai_chat"]
     pool = [Exchange(path="/v1/chat/completions", body=body, dialect=dialect) for _ in range(1024)]
     for ex in pool:
@@ -79,16 +94,30 @@ async def bench_shaper(n_limits: int, reject: bool = False) -> None:
         await shaper.finish(v.state, ex)
     picks = [accounts[random.randrange(KEYS)] for _ in range(N)]
     gc.collect()
-    t0 = time.perf_counter()
+    # CPU time of this process: the box is shared, wall time would count other jobs' slices.
+    clock = time.process_time
+    t_admit = t_finish = 0.0
     for i, acct in enumerate(picks):
         ex = pool[i & 1023]
         ex.account = acct
+        t0 = clock()
         v = await shaper.admit(ex)
+        t1 = clock()
         await shaper.finish(v.state, ex)
-    dt = time.perf_counter() - t0
-    per = dt / N * 1e6
-    label = "reject path, 1 limit" if reject else f"admit+finish, {n_limits} limit(s)"
-    print(f"shaper {label:29s} : {per:6.2f} µs/request = {per / n_limits:5.2f} µs per limit")
+        t_admit += t1 - t0
+        t_finish += clock() - t1
+    overhead = _timer_overhead(clock)
+    return t_admit / N * 1e6 - overhead, t_finish / N * 1e6 - overhead
+
+
+def _timer_overhead(clock: Any) -> float:
+    """µs one ``clock()`` pair adds to a measured interval (subtracted from the figures)."""
+    n = 100_000
+    acc = 0.0
+    for _ in range(n):
+        t0 = clock()
+        acc += clock() - t0
+    return acc / n * 1e6
 
 
 async def main() -> None:

@@ -124,13 +124,15 @@ GENAI_WARNING = "ignore:Inheritance class AiohttpClientSession:DeprecationWarnin
 def openai_client(run: Running, key: str | None = None, **kw: Any) -> Any:
     import openai
 
-    return openai.AsyncOpenAI(base_url=run.url + "/v1", api_key=key or run.key, max_retries=0, **kw)
+    kw.setdefault("max_retries", 0)
+    return openai.AsyncOpenAI(base_url=run.url + "/v1", api_key=key or run.key, **kw)
 
 
 def anthropic_client(run: Running, key: str | None = None, **kw: Any) -> Any:
     import anthropic
 
-    return anthropic.AsyncAnthropic(base_url=run.url, api_key=key or run.key, max_retries=0, **kw)
+    kw.setdefault("max_retries", 0)
+    return anthropic.AsyncAnthropic(base_url=run.url, api_key=key or run.key, **kw)
 
 
 class GenaiClient:

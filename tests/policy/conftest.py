@@ -13,11 +13,23 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "rules" / "example.yaml"
 
 
-def make_exchange(prompt: str, *, account: str = "a1", tier: str = "free", model: str = "o3",
-                  ip: str = "198.51.100.7", **body: object) -> Exchange:
+def make_exchange(
+    prompt: str,
+    *,
+    account: str = "a1",
+    tier: str = "free",
+    model: str = "o3",
+    ip: str = "198.51.100.7",
+    **body: object,
+) -> Exchange:
     payload = {"model": model, "messages": [{"role": "user", "content": prompt}], **body}
-    ex = Exchange(path="/v1/chat/completions", body=orjson.dumps(payload), dialect=DIALECTS["openai_chat"],
-                  client_ip=ip, headers={"User-Agent": "OpenAI/Python 1.50.0"})
+    ex = Exchange(
+        path="/v1/chat/completions",
+        body=orjson.dumps(payload),
+        dialect=DIALECTS["openai_chat"],
+        client_ip=ip,
+        headers={"User-Agent": "OpenAI/Python 1.50.0"},
+    )
     ex.account = Account(id=account, tier=tier, org="org-" + account)
     ex.key_id = "k-" + account
     return ex
@@ -29,5 +41,5 @@ def example_rules() -> Path:
 
 
 @pytest.fixture
-def new_exchange():  # noqa: ANN201
+def new_exchange():
     return make_exchange

@@ -1,5 +1,6 @@
 """The CEL subset: evaluation, load-time type errors with columns, bounded cost, no escape to Python."""
 
+
 from __future__ import annotations
 
 import pytest
@@ -7,55 +8,77 @@ import pytest
 from proxy.policy.cel import BOOL, DOUBLE, INT, LIST_STRING, STRING, CelError, Env, compile_expr, safe
 
 ENV = Env(
-    {"request.model": STRING, "request.max_tokens": INT, "agg.n": DOUBLE, "request.stream": BOOL,
-     "signals.cot_families": LIST_STRING},
+    {
+        "request.model": STRING,
+        "request.max_tokens": INT,
+        "agg.n": DOUBLE,
+        "request.stream": BOOL,
+        "signals.cot_families": LIST_STRING,
+    },
     {"models": (LIST_STRING, frozenset({"o3", "o4-mini"}))},
     {},
 )
-CTX = {"request.model": "o3-mini", "request.max_tokens": 5000, "agg.n": 2.5, "request.stream": True,
-       "signals.cot_families": frozenset({"verbatim"})}
+CTX = {
+    "request.model": "o3-mini",
+    "request.max_tokens": 5000,
+    "agg.n": 2.5,
+    "request.stream": True,
+    "signals.cot_families": frozenset({"verbatim"}),
+}
 
 
-@pytest.mark.parametrize(("src", "want"), [
-    ("request.max_tokens > 4000 && request.model.startsWith('o')", True),
-    ("request.max_tokens > 4000 && !request.stream", False),
-    ("request.model in lists.models", False),
-    ("request.model in ['o3-mini', 'x']", True),
-    ("'verbatim' in signals.cot_families", True),
-    ("size(signals.cot_families) == 1 && size(request.model) == 7", True),
-    ("agg.n * 2 == 5", True),
-    ("request.max_tokens / 3 == 1666", True),
-    ("-7 / 2 == -3 && 7 % 3 == 1", True),
-    ("request.stream ? agg.n > 2 : false", True),
-    ("request.model.lower().contains('mini') || false", True),
-    ("request.model.matches('^o[0-9]+-mini$')", True),
-    ("int(agg.n) == 2 && double(request.max_tokens) > 4999.5", True),
-    ("request.model.endsWith(\"mini\") && 1_000 < 2e3", True),
-])
+@pytest.mark.parametrize(
+    ("src", "want"),
+    [
+        ("request.max_tokens > 4000 && request.model.startsWith('o')", True),
+        ("request.max_tokens > 4000 && !request.stream", False),
+        ("request.model in lists.models", False),
+        ("request.model in ['o3-mini', 'x']", True),
+        ("'verbatim' in signals.cot_families", True),
+        ("size(signals.cot_families) == 1 && size(request.model) == 7", True),
+        ("agg.n * 2 == 5", True),
+        ("request.max_tokens / 3 == 1666", True),
+        ("-7 / 2 == -3 && 7 % 3 == 1", True),
+        ("request.stream ? agg.n > 2 : false", True),
+        ("request.model.lower().contains('mini') || false", True),
+        ("request.model.matches('^o[0-9]+-mini$')", True),
+        ("int(agg.n) == 2 && double(request.max_tokens) > 4999.5", True),
+        ('request.model.endsWith("mini") && 1_000 < 2e3', True),
+    ],
+)
 def test_evaluates(src: str, want: bool) -> None:
     fn, _ = compile_expr(src, ENV)
     assert fn(CTX) is want
 
 
-@pytest.mark.parametrize(("src", "error"), [
-    ("request.modle == 'x'", "col 1: unknown name 'request.modle'; did you mean 'request.model'?"),
-    ("request.model > 3", "col 15: cannot order string > int"),
-    ("request.max_tokens && true", "col 20: '&&' needs bool operands, got int and bool"),
-    ("request.max_tokens", "col 1: expression must be bool, but it is int"),
-    ("request.model in lists.modelz", "col 18: unknown list 'modelz'; did you mean 'models'?"),
-    ("1 in ['a']", "col 3: 'in' compares int with a list<string>"),
-    ("request.model.split(',') == 1", "col 15: unknown method 'split'"),
-    ("request.model.__class__ == 'x'", "col 1: unknown name 'request.model.__class__'; did you mean 'request.model'?"),
-    ("open('x')", "col 1: unknown function 'open'"),
-    ("request.model.matches('(a)\\\\1')", "col 23: RE2 refuses pattern '(a)\\\\1': invalid escape sequence: \\1"),
-    ("request.model.matches('(?=x)')", "col 23: RE2 refuses pattern '(?=x)': invalid perl operator: (?="),
-    ("a = b", "col 3: unexpected character '='; use '=='"),
-    ("(true", "col 6: expected ')', found end of expression"),
-    ("true false", "col 6: unexpected 'false' after a complete expression"),
-    ("'abc", "col 1: unterminated string"),
-    ("[request.model]", "col 1: list literals may contain only literal values"),
-    ("null == 1", "col 1: null is not supported; every feature has a value"),
-])
+@pytest.mark.parametrize(
+    ("src", "error"),
+    [
+        ("request.modle == 'x'", "col 1: unknown name 'request.modle'; did you mean 'request.model'?"),
+        ("request.model > 3", "col 15: cannot order string > int"),
+        ("request.max_tokens && true", "col 20: '&&' needs bool operands, got int and bool"),
+        ("request.max_tokens", "col 1: expression must be bool, but it is int"),
+        ("request.model in lists.modelz", "col 18: unknown list 'modelz'; did you mean 'models'?"),
+        ("1 in ['a']", "col 3: 'in' compares int with a list<string>"),
+        ("request.model.split(',') == 1", "col 15: unknown method 'split'"),
+        (
+            "request.model.__class__ == 'x'",
+            "col 1: unknown name 'request.model.__class__'; did you mean 'request.model'?",
+        ),
+        ("open('x')", "col 1: unknown function 'open'"),
+        (
+            "request.model.matches('(a)\\\\1')",
+            "col 23: RE2 refuses pattern '(a)\\\\1': invalid escape sequence: \\1",
+        ),
+        ("request.model.matches('(?=x)')", "col 23: RE2 refuses pattern '(?=x)': invalid perl operator: (?="),
+        ("a = b", "col 3: unexpected character '='; use '=='"),
+        ("(true", "col 6: expected ')', found end of expression"),
+        ("true false", "col 6: unexpected 'false' after a complete expression"),
+        ("'abc", "col 1: unterminated string"),
+        ("[request.model]", "col 1: list literals may contain only literal values"),
+        ("null == 1", "col 1: null is not supported; every feature has a value"),
+    ],
+)
 def test_type_and_syntax_errors_at_compile(src: str, error: str) -> None:
     with pytest.raises(CelError) as ei:
         compile_expr(src, ENV)
@@ -80,7 +103,9 @@ def test_runtime_errors_read_as_false() -> None:
 def test_macros_expand_and_cannot_recurse() -> None:
     from proxy.policy.cel import parse
 
-    env = Env(ENV.features, ENV.lists, {"big": parse("request.max_tokens > 4000"), "loop": parse("loop && true")})
+    env = Env(
+        ENV.features, ENV.lists, {"big": parse("request.max_tokens > 4000"), "loop": parse("loop && true")}
+    )
     fn, _ = compile_expr("big && request.stream", env)
     assert fn(CTX) is True
     with pytest.raises(CelError, match="refers to itself"):

@@ -22,11 +22,15 @@ def run(argv: list[str]) -> int:
     return int(args.handler(args))
 
 
-def test_rules_check_exit_codes_and_json(example_rules: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_rules_check_exit_codes_and_json(
+    example_rules: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(["rules", "check", str(example_rules)]) == 0
     assert "ok: 6 rules" in capsys.readouterr().out
     bad = tmp_path / "bad.yaml"
-    bad.write_text("format: 1\nrules:\n  - id: x\n    key: account\n    when: 'request.nn > 1'\n    mode: dryrun\n")
+    bad.write_text(
+        "format: 1\nrules:\n  - id: x\n    key: account\n    when: 'request.nn > 1'\n    mode: dryrun\n"
+    )
     assert run(["rules", "check", str(bad)]) == 1
     err = capsys.readouterr().err
     assert f"{bad}:5:12: rule 'x': when: unknown name 'request.nn'; did you mean 'request.n'?" in err
@@ -39,7 +43,9 @@ def test_rules_check_exit_codes_and_json(example_rules: Path, tmp_path: Path, ca
     assert ei.value.code == 2
 
 
-def test_local_override_layering(example_rules: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_local_override_layering(
+    example_rules: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     local = tmp_path / "site.local.yaml"
     local.write_text(
         "format: 1\nlists:\n  reasoning_models: {append: [my-model]}\n"
@@ -55,9 +61,12 @@ def test_local_override_layering(example_rules: Path, tmp_path: Path, capsys: py
     assert "did you mean 'logprob-harvest'?" in capsys.readouterr().err
 
 
-def test_rules_test_exit_codes(example_rules: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_rules_test_exit_codes(
+    example_rules: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(["rules", "test", str(example_rules)]) == 0
-    assert "7 passed, 0 failed" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "7 passed, 0 failed" in out and "6/6 rules hit by some case" in out
     (tmp_path / "p.yaml").write_text(example_rules.read_text())
     (tmp_path / "p.test.yaml").write_text(
         "format: 1\ncases:\n  - name: wrong expectation\n    requests:\n"
@@ -71,15 +80,19 @@ def test_rules_test_exit_codes(example_rules: Path, tmp_path: Path, capsys: pyte
     assert "unknown key 'requets'; did you mean 'requests'?" in capsys.readouterr().err
 
 
-async def test_replay_reproduces_live_decisions(example_rules: Path, tmp_path: Path, new_exchange,  # noqa: ANN001
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+async def test_replay_reproduces_live_decisions(
+    example_rules: Path, tmp_path: Path, new_exchange, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Golden case: traffic through the live filter on a fake clock, then replayed from its audit log."""
     clock = FakeClock(1_767_225_600.0)
     audit = tmp_path / "audit.jsonl"
     judge = JudgeFilter.from_paths([example_rules], clock=clock, audit_path=audit)
     live: list[tuple[list[str], bool]] = []
-    script = [("alice", "What is 2+2?")] * 3 + [("bob", COT)] * 11 + [
-        (f"h{i:02d}", f"You are a data labeller. Item {i}: label the sentiment.") for i in range(22)]
+    script = (
+        [("alice", "What is 2+2?")] * 3
+        + [("bob", COT)] * 11
+        + [(f"h{i:02d}", f"You are a data labeller. Item {i}: label the sentiment.") for i in range(22)]
+    )
     for account, prompt in script:
         ex = new_exchange(prompt, account=account)
         reply = await judge.on_request(ex)
@@ -96,14 +109,40 @@ async def test_replay_reproduces_live_decisions(example_rules: Path, tmp_path: P
     assert [([h["rule"] for h in d["hits"]], d["blocked"] is not None) for d in decisions] == live
     assert "replayed 36 requests" in summary
     assert "blocked requests: 2" in summary  # bob's 10th and 11th
-    lines = {ln.split()[0]: ln.split()[1:] for ln in summary.splitlines() if ln.startswith(("cot-", "template-"))}
+    lines = {
+        ln.split()[0]: ln.split()[1:] for ln in summary.splitlines() if ln.startswith(("cot-", "template-"))
+    }
     assert lines["template-hydra"][:2] == ["enforce", "3"]  # the 20th, 21st and 22nd labeller
     assert lines["cot-elicitation"][1] == "11"
 
-    assert run(["explain", "--rules", str(example_rules), "--input", str(audit), "--account", "bob",
-                "--limit", "11"]) == 0
+    assert (
+        run(
+            [
+                "explain",
+                "--rules",
+                str(example_rules),
+                "--input",
+                str(audit),
+                "--account",
+                "bob",
+                "--limit",
+                "11",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "HIT high-risk-account" in text
     assert "yes when: score.account >= 20" in text and "score.account=" in text
     assert "yes threshold: agg.cot_1h >= 10   [agg.cot_1h=10.0]" in text
     assert run(["explain", "--rules", str(example_rules), "--input", str(audit), "--account", "nobody"]) == 1
+
+
+def test_replay_input_problems(
+    example_rules: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["replay", "--rules", str(example_rules), "--input", str(tmp_path / "missing.jsonl")]) == 1
+    assert "cannot read" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"ts": 1}\nnot json\n')
+    assert run(["replay", "--rules", str(example_rules), "--input", str(bad)]) == 1

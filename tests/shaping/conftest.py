@@ -114,7 +114,9 @@ def make_ex() -> Callable[..., Exchange]:
 
 
 @pytest.fixture
-def make_filter(clock: FakeClock, timer: FakeTimer, registry: CollectorRegistry) -> Callable[..., ShapeFilter]:
+def make_filter(
+    clock: FakeClock, timer: FakeTimer, registry: CollectorRegistry
+) -> Callable[..., ShapeFilter]:
     def make(limits: list[dict[str, Any]], **kw: Any) -> ShapeFilter:
         kw.setdefault("sweep_interval", 0)
         return ShapeFilter(parse_limits(limits), clock=clock, registry=registry, sleep=timer.sleep, **kw)

@@ -30,7 +30,8 @@ async def admit(f: ShapeFilter, ex: Exchange) -> Any:
 
 
 def chunk(text: str) -> Event:
-    obj = {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": text}}]}
+    choices = [{"index": 0, "delta": {"content": text}}]
+    obj = {"id": "c", "object": "chat.completion.chunk", "choices": choices}
     return Event(orjson.dumps(obj))
 
 
@@ -287,21 +288,27 @@ async def test_on_reply_decorates_local_replies(make_filter: MakeFilter, make_ex
     assert reply.headers["x-ratelimit-remaining-requests"] == "2"
 
 
-async def test_state_failure_fails_open(make_filter: MakeFilter, make_ex: MakeEx, metric: Any) -> None:
-    f = make_filter([RPM])
-
-    async def broken(*a: Any, **k: Any) -> Any:
+class BrokenBackend:
+    async def apply(self, *a: Any, **k: Any) -> Any:
         raise ConnectionError("down")
 
-    f.backend.apply = broken  # type: ignore[method-assign]
+    async def sweep(self, now: float) -> int:
+        return 0
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_state_failure_fails_open(make_ex: MakeEx, clock: Any, registry: Any) -> None:
+    from proxy.shaping.spec import parse_limits
+
+    f = ShapeFilter(parse_limits([RPM, CONC]), BrokenBackend(), clock=clock, registry=registry,
+                    sweep_interval=0)
     ex = make_ex()
     assert await f.on_request(ex) is None
     await f.on_done(ex)
-    assert metric("distillguard_shape_state_errors_total") == 1
-    from proxy.shaping.spec import parse_limits
-
-    g = ShapeFilter(parse_limits([RPM]), fail_open=False, sweep_interval=0)
-    g.backend.apply = broken  # type: ignore[method-assign]
+    assert registry.get_sample_value("distillguard_shape_state_errors_total") == 2
+    g = ShapeFilter(parse_limits([RPM]), BrokenBackend(), fail_open=False, sweep_interval=0)
     r = await g.on_request(make_ex())
     assert r is not None and r.status == 503
 
@@ -315,3 +322,28 @@ async def test_lru_eviction_metric(make_ex: MakeEx, clock: Any, registry: Any) -
     for i in range(25):
         await f.on_request(make_ex(account=f"a{i}"))
     assert registry.get_sample_value("distillguard_state_evictions_total") == 15
+
+
+async def test_throttle_for_request_scope(make_filter: MakeFilter, make_ex: MakeEx) -> None:
+    f = make_filter([{**RPM, "requests": {"rate": "60/m", "burst": 2}}])
+    assert await f.throttle_for(make_ex(account="s"), 0.5, duration=60)
+    assert not await f.throttle_for(make_ex(account=None), 0.5, duration=60)
+    assert await f.on_request(make_ex(account="s")) is None
+    assert await f.on_request(make_ex(account="s")) is not None
+
+
+def test_from_config_takes_parsed_or_raw(make_ex: MakeEx) -> None:
+    from proxy.shaping.spec import parse_limits
+
+    specs = parse_limits([RPM])
+    assert ShapeFilter.from_config(specs).shaper.limits[0].spec is specs[0]
+    assert ShapeFilter.from_config([RPM]).shaper.limits[0].spec.name == "rpm"
+
+
+def test_ip_prefix() -> None:
+    from proxy.shaping.limiter import ip_prefix
+
+    assert ip_prefix("203.0.113.77") == "203.0.113.0/24"
+    assert ip_prefix("2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64"
+    assert ip_prefix("::ffff:198.51.100.9") == "198.51.100.0/24"
+    assert ip_prefix("not-an-ip") == "not-an-ip"

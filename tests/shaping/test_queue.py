@@ -144,3 +144,19 @@ async def test_close_releases_waiters(make_filter: MakeFilter, make_ex: MakeEx, 
     await f.stop()
     await timer.settle()
     assert t.done() and log == ["a", "b:429"]
+
+
+async def test_newcomers_do_not_overtake_waiters(
+    make_filter: MakeFilter, make_ex: MakeEx, timer: Any
+) -> None:
+    f = make_filter([SHARED])
+    log: list[str] = []
+    await _start(f, make_ex(account="a"), log, "a0")
+    await _start(f, make_ex(account="a"), log, "a1")  # waits for the slot at 1 s
+    await timer.settle()
+    # the dispatcher is asleep until 1 s; a newcomer arriving at 1 s must queue behind a1
+    timer.clock.advance(1.0)
+    await _start(f, make_ex(account="b"), log, "b1")
+    await timer.advance(0.0)
+    await timer.advance(1.0)
+    assert log == ["a0", "a1", "b1"]

@@ -88,3 +88,28 @@ def test_not_a_list() -> None:
     with pytest.raises(LimitSpecError, match="limits: expected a list of limits"):
         parse_limits({"name": "x"})
     assert parse_limits(None) == []
+
+
+def test_limits_config_section_is_registered_and_located(tmp_path: Any) -> None:
+    import proxy.shaping  # noqa: F401  (registers the section)
+    from proxy.config import ConfigError, config_from_dict, load_config
+
+    cfg = config_from_dict({"limits": GOOD})
+    assert [s.name for s in cfg.sections["limits"]] == [g["name"] for g in GOOD]
+    assert config_from_dict({}).sections["limits"] == ()
+    path = tmp_path / "proxy.yaml"
+    path.write_text(
+        "limits:\n"
+        "  - name: rpm\n"
+        "    scope: [account]\n"
+        "    requests: {rate: 60 per min}\n"
+        "  - name: tpm\n"
+        "    scope: [acount]\n"
+        "    tokens: {limit: 10, window: 1m}\n"
+    )
+    with pytest.raises(ConfigError) as e:
+        load_config(path, require_upstream=False)
+    text = str(e.value)
+    want = "limits[0].requests.rate: expected a rate like '60/m', got '60 per min'"
+    assert f"{path}:4:22: limit 'rpm': {want}" in text
+    assert f"{path}:6:13: limit 'tpm': limits[1].scope[0]: unknown scope 'acount'" in text

@@ -99,7 +99,8 @@ def test_remaining_and_reset() -> None:
 def test_all_or_nothing_leaves_no_trace_and_shadow_ops_still_count() -> None:
     b = MemoryBackend()
     b.apply_now([gcra("full", burst=1)], T0)
-    ops = [gcra("a"), Acquire("c", "r1", 1, 60.0), gcra("full", burst=1), gcra("shadow", burst=1, required=False)]
+    ops = [gcra("a"), Acquire("c", "r1", 1, 60.0), gcra("full", burst=1),
+           gcra("shadow", burst=1, required=False)]
     res = b.apply_now(ops, T0, all_or_nothing=True)  # type: ignore[arg-type]
     assert [r.ok for r in res] == [True, True, False, True]
     assert "a" not in b._d and "c" not in b._d

@@ -1,0 +1,315 @@
+"""Redaction for the Anthropic Messages API: requests, whole bodies, and streams.
+
+Thinking blocks per mode: ``omit`` keeps the block with ``thinking: ""`` and its signature (the API's own
+``display: "omitted"`` shape); ``seal`` does the same but the signature becomes a seal token holding the
+thinking text and the original signature; ``placeholder`` keeps the block with the marker as its text;
+``drop`` removes thinking and ``redacted_thinking`` blocks and renumbers ``index`` on every later event
+(both SDK accumulators address blocks by position). ``redacted_thinking`` is opaque and kept otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from proxy.exchange import Event
+from proxy.redact.common import Ctx, RedactionFailed, strings_after, zero_keys
+from proxy.redact.seal import KeyRing, is_token
+
+_USAGE_PATH = ("output_tokens_details", "thinking_tokens")
+_REASONING_BLOCKS = frozenset(("thinking", "redacted_thinking"))
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def rewrite_request(
+    body: dict[str, Any], ctx: Ctx | None, keyring: KeyRing, context: str, now: float, suppress: bool
+) -> list[str]:
+    """Restore sealed thinking blocks; ask for ``display: "omitted"`` when hiding. Returns changes made."""
+    changes: list[str] = []
+    restored = 0
+    for m in body.get("messages") or ():
+        if not isinstance(m, dict) or not isinstance(m.get("content"), list):
+            continue
+        for b in m["content"]:
+            if isinstance(b, dict) and b.get("type") == "thinking" and is_token(b.get("signature")):
+                p = keyring.open(b["signature"], context=context, now=now)
+                if not isinstance(p, dict) or not isinstance(p.get("s"), str):
+                    raise RedactionFailed("sealed thinking block has an unexpected payload")
+                b["thinking"] = p.get("t", "")
+                b["signature"] = p["s"]
+                restored += 1
+    if restored:
+        changes.append(f"restored {restored} sealed thinking block(s)")
+    thinking = body.get("thinking")
+    if (
+        suppress
+        and isinstance(thinking, dict)
+        and thinking.get("type") in ("enabled", "adaptive")
+        and thinking.get("display") != "omitted"
+    ):
+        thinking["display"] = "omitted"
+        changes.append("thinking.display=omitted")
+    return changes
+
+
+# --------------------------------------------------------------------------- whole bodies
+
+
+def redact_body(obj: Any, ctx: Ctx) -> bool:
+    """Redact a non-streaming ``message`` body in place. True when it changed."""
+    if not isinstance(obj, dict) or obj.get("type") == "error":
+        return False
+    changed = _redact_content(obj, ctx)
+    if ctx.zero_usage and zero_keys(obj.get("usage"), _USAGE_PATH):
+        changed = True
+    return changed
+
+
+def _redact_content(msg: dict[str, Any], ctx: Ctx) -> bool:
+    content = msg.get("content")
+    if not isinstance(content, list):
+        return False
+    out: list[Any] = []
+    changed = False
+    for b in content:
+        kind = b.get("type") if isinstance(b, dict) else None
+        if kind not in _REASONING_BLOCKS:
+            if kind == "text" and isinstance(b.get("text"), str):
+                ctx.saw_visible(b["text"])
+            out.append(b)
+            continue
+        if ctx.drop:
+            changed = True
+            continue
+        if kind == "redacted_thinking":
+            out.append(b)
+            continue
+        text = b.get("thinking") if isinstance(b.get("thinking"), str) else ""
+        ctx.saw_reasoning(text)
+        sig = b.get("signature") if isinstance(b.get("signature"), str) else ""
+        nb = dict(b)
+        nb["thinking"] = ctx.placeholder or ""
+        if ctx.seal_mode:
+            nb["signature"] = ctx.seal({"t": text, "s": sig})
+        out.append(nb)
+        changed = True
+    if changed:
+        msg["content"] = out
+    return changed
+
+
+# --------------------------------------------------------------------------- streams
+
+
+def _thinking_text(data: bytes, idx: int) -> str | None:
+    """The text of a compact ``thinking_delta`` for block ``idx``, or None (then the event is parsed)."""
+    head = b'{"type":"content_block_delta","index":%d,"delta":{"type":"thinking_delta","thinking":"' % idx
+    if idx < 0 or not data.startswith(head) or not data.endswith(b'"}}'):
+        return None
+    seg = data[len(head) - 1 : -2]
+    if seg.find(b"\\\\") >= 0 or seg.count(b'"') - 2 != seg.count(b'\\"'):
+        return None
+    text = orjson.loads(seg)
+    return text if isinstance(text, str) else None
+
+
+class AnthropicStream:
+    """Per-stream state: block kinds by upstream index, the index map (drop), text collected (seal)."""
+
+    __slots__ = (
+        "ctx",
+        "dropped",
+        "kinds",
+        "next_index",
+        "open_idx",
+        "open_reasoning",
+        "remap",
+        "sig",
+        "text",
+    )
+
+    def __init__(self, ctx: Ctx) -> None:
+        self.ctx = ctx
+        self.kinds: dict[int, str] = {}
+        self.remap: dict[int, int] = {}
+        self.dropped = 0
+        self.open_reasoning = 0  # reasoning blocks started and not yet stopped
+        self.open_idx = -1  # upstream index of the last reasoning block started
+        self.next_index = 0
+        self.text: dict[int, list[str]] = {}
+        self.sig: dict[int, list[str]] = {}
+
+    def on_event(self, ev: Event) -> list[Event]:
+        if ev.comment:
+            return [ev]
+        name = ev.name
+        data = ev.data
+        ctx = self.ctx
+        if name == "content_block_delta":
+            # A text or tool delta that needs no renumbering: relayed unparsed (the leak check reads its
+            # text straight from the bytes).
+            if not self.dropped and not self.open_reasoning:
+                if ctx.stream_check is None or b'"text_delta"' not in data:
+                    return [ev]
+                texts = strings_after(data, b'"text_delta","text":"')
+                if texts:  # else: not the compact form, parsed below
+                    for t in texts:
+                        ctx.saw_visible(t)
+                    return [ev]
+            # A thinking delta is never forwarded; seal and the leak check read its text from the bytes.
+            if b'"type":"thinking_delta"' in data:
+                if not ctx.seal_mode and ctx.index is None:
+                    return []
+                text = _thinking_text(data, self.open_idx)
+                if text is not None:
+                    ctx.saw_reasoning(text)
+                    if ctx.seal_mode:
+                        self.text[self.open_idx].append(text)
+                    return []
+        if name == "ping":
+            return [ev]
+        obj = ev.obj
+        if not isinstance(obj, dict):
+            raise RedactionFailed("unparsable Anthropic stream event")
+        kind = obj.get("type")
+        if kind == "content_block_delta":
+            return self._delta(ev, obj)
+        if kind == "content_block_start":
+            return self._start(ev, obj)
+        if kind == "content_block_stop":
+            return self._stop(ev, obj)
+        if kind == "message_start":
+            msg = obj.get("message")
+            changed = isinstance(msg, dict) and _redact_content(msg, self.ctx)
+            if isinstance(msg, dict) and self.ctx.zero_usage:
+                changed = zero_keys(msg.get("usage"), _USAGE_PATH) or changed
+            if changed:
+                ev.set_obj(obj)
+            return [ev]
+        if kind == "message_delta":
+            if self.ctx.zero_usage and zero_keys(obj.get("usage"), _USAGE_PATH):
+                ev.set_obj(obj)
+            return [ev]
+        if "index" in obj:  # an event type this module does not know, addressed to a block
+            return self._renumbered(ev, obj) if self._keep(obj) else []
+        return [ev]
+
+    def on_end(self) -> list[Event]:
+        return []
+
+    # -- block events -------------------------------------------------------------------------------
+
+    def _idx(self, obj: dict[str, Any]) -> int:
+        i = obj.get("index")
+        if not isinstance(i, int):
+            raise RedactionFailed("Anthropic block event without an integer index")
+        return i
+
+    def _keep(self, obj: dict[str, Any]) -> bool:
+        return self._idx(obj) in self.remap
+
+    def _renumbered(self, ev: Event, obj: dict[str, Any]) -> list[Event]:
+        i = self._idx(obj)
+        j = self.remap.get(i)
+        if j is None:
+            raise RedactionFailed("Anthropic event for a block that never started")
+        if j != i:
+            obj["index"] = j
+            ev.set_obj(obj)
+        return [ev]
+
+    def _start(self, ev: Event, obj: dict[str, Any]) -> list[Event]:
+        i = self._idx(obj)
+        block = obj.get("content_block")
+        kind = block.get("type") if isinstance(block, dict) else None
+        self.kinds[i] = str(kind)
+        ctx = self.ctx
+        if kind in _REASONING_BLOCKS:
+            self.open_reasoning += 1
+            self.open_idx = i
+        if kind in _REASONING_BLOCKS and ctx.drop:
+            self.dropped += 1
+            return []
+        self.remap[i] = self.next_index
+        self.next_index += 1
+        if kind != "thinking":
+            return self._renumbered(ev, obj)
+        assert isinstance(block, dict)
+        text = block.get("thinking")
+        if isinstance(text, str) and text:
+            ctx.saw_reasoning(text)
+            self.text.setdefault(i, []).append(text)
+        sig = block.get("signature")
+        if ctx.seal_mode:
+            self.text.setdefault(i, [])
+            self.sig[i] = [sig] if isinstance(sig, str) and sig else []
+            block["signature"] = ""
+        block["thinking"] = ""
+        if self.remap[i] != i:
+            obj["index"] = self.remap[i]
+        ev.set_obj(obj)
+        out = [ev]
+        if ctx.placeholder:
+            out.append(
+                Event.from_obj(
+                    {
+                        "type": "content_block_delta",
+                        "index": self.remap[i],
+                        "delta": {"type": "thinking_delta", "thinking": ctx.placeholder},
+                    },
+                    name="content_block_delta",
+                )
+            )
+        return out
+
+    def _delta(self, ev: Event, obj: dict[str, Any]) -> list[Event]:
+        i = self._idx(obj)
+        kind = self.kinds.get(i)
+        if kind is None:
+            raise RedactionFailed("Anthropic delta for a block that never started")
+        delta = obj.get("delta")
+        dtype = delta.get("type") if isinstance(delta, dict) else None
+        if kind in _REASONING_BLOCKS:
+            assert isinstance(delta, dict)
+            if dtype == "thinking_delta":
+                t = delta.get("thinking")
+                if isinstance(t, str):
+                    self.ctx.saw_reasoning(t)
+                    if self.ctx.seal_mode:
+                        self.text[i].append(t)
+                return []
+            if dtype == "signature_delta" and i in self.remap:
+                if self.ctx.seal_mode:
+                    s = delta.get("signature")
+                    self.sig[i].append(s if isinstance(s, str) else "")
+                    return []
+                return self._renumbered(ev, obj)
+            return []  # unknown content of a reasoning block: never forwarded
+        if dtype == "text_delta" and isinstance(delta, dict) and isinstance(delta.get("text"), str):
+            self.ctx.saw_visible(delta["text"])
+        return self._renumbered(ev, obj)
+
+    def _stop(self, ev: Event, obj: dict[str, Any]) -> list[Event]:
+        i = self._idx(obj)
+        if self.kinds.get(i) in _REASONING_BLOCKS:
+            self.open_reasoning = max(0, self.open_reasoning - 1)
+        if i not in self.remap:
+            return []
+        out: list[Event] = []
+        if self.ctx.seal_mode and self.kinds.get(i) == "thinking":
+            token = self.ctx.seal({"t": "".join(self.text.pop(i, [])), "s": "".join(self.sig.pop(i, []))})
+            out.append(
+                Event.from_obj(
+                    {
+                        "type": "content_block_delta",
+                        "index": self.remap[i],
+                        "delta": {"type": "signature_delta", "signature": token},
+                    },
+                    name="content_block_delta",
+                )
+            )
+        out.extend(self._renumbered(ev, obj))
+        return out

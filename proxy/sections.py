@@ -1,0 +1,8 @@
+"""Imports every module that registers a top-level config section, so loading a config knows them all.
+
+Kept apart from ``proxy.config`` because those modules import ``proxy.config`` themselves.
+"""
+
+from __future__ import annotations
+
+import proxy.shaping  # noqa: F401  (limits)

@@ -1,0 +1,573 @@
+"""The core proxy benchmark: distillguard against a thin aiohttp pass-through, measured in the same run.
+
+Each server runs in its own process in front of a fast fake upstream (``common.py upstream``); wrk or a
+client process generates the load. With identity on (an accounts file, the client sends its key) and no
+filters beyond the default chain, it prints:
+
+1. throughput (req/s, non-streaming ~1 KB in / ~1 KB out): direct, thin, distillguard; dg/thin >= 0.85
+2. median added latency at concurrency 1 (p50 minus the direct p50): <= 0.5 ms
+3. streaming time-to-first-byte added (median over sequential requests): <= 1 ms
+4. CPU per relayed event on paced streams (100 streams x 200 events, one every 5 ms): dg/thin <= 1.25
+5. RSS per open stream with 5 000 concurrent slow streams: <= 30 KB
+6. RSS after 10k, 50k, 100k requests: flat within noise
+
+Run: ``.venv/bin/python tests/benchmarks/bench_proxy.py [--quick] [--only 1,3] [--json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import platform
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+from common import ServerProc  # noqa: E402
+
+PATH = "/v1/chat/completions"
+ME = str(Path(__file__).resolve())
+
+
+@dataclass
+class Figure:
+    phase: int
+    name: str
+    value: float
+    unit: str
+    target: str = ""
+    ok: bool | None = None  # None: informational
+    detail: str = ""
+
+
+@dataclass
+class Sizes:
+    rounds: int
+    wrk_seconds: int
+    wrk_connections: int
+    ttfb_requests: int
+    paced_streams: int
+    paced_events: int
+    paced_interval: float
+    hold_streams: int
+    hold_interval: float
+    mem_marks: tuple[int, ...]
+    mem_segment: int
+
+
+FULL = Sizes(rounds=3, wrk_seconds=5, wrk_connections=32, ttfb_requests=300, paced_streams=100,
+             paced_events=200, paced_interval=0.005, hold_streams=5000, hold_interval=2.0,
+             mem_marks=(10_000, 50_000, 100_000), mem_segment=2)
+QUICK = Sizes(rounds=1, wrk_seconds=1, wrk_connections=8, ttfb_requests=5, paced_streams=5, paced_events=20,
+              paced_interval=0.005, hold_streams=50, hold_interval=2.0, mem_marks=(200, 500, 1000),
+              mem_segment=1)
+
+
+def med(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+# --------------------------------------------------------------------------- the servers
+
+
+class Bench:
+    """Owns the scratch folder, the client key and the server processes of one run."""
+
+    def __init__(self, sizes: Sizes, workdir: Path, access_log: bool) -> None:
+        self.sizes = sizes
+        self.dir = workdir
+        self.access_log = access_log
+        self.key = "dg-bench-" + secrets.token_urlsafe(24)
+        digest = "sha256:" + hashlib.sha256(self.key.encode()).hexdigest()
+        self.accounts = workdir / "accounts.yaml"
+        self.accounts.write_text(
+            f'accounts:\n  - id: bench-client\n    tier: standard\n    keys: ["{digest}"]\n')
+        self.headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.key}"}
+        self.script = common.wrk_script(workdir / "post.lua", common.chat_request(), self.headers)
+        self.procs: list[ServerProc] = []
+
+    def _log(self, name: str) -> Path:
+        return self.dir / f"{name}.log"
+
+    def upstream(self) -> ServerProc:
+        p = common.start_upstream(self._log("upstream"))
+        self.procs.append(p)
+        return p
+
+    def thin(self, upstream: ServerProc) -> ServerProc:
+        p = common.start_thin(upstream.url, self._log("thin"))
+        self.procs.append(p)
+        return p
+
+    def distillguard(self, upstream: ServerProc, tag: str = "dg") -> ServerProc:
+        port = common.free_port()
+        access = f'"{self.dir / (tag + "-access.log")}"' if self.access_log else "off"
+        cfg = self.dir / f"{tag}.yaml"
+        cfg.write_text(
+            f'server:\n  listen: "127.0.0.1:{port}"\n'
+            f"upstreams:\n  - name: bench\n    url: {upstream.url}\n    max_connections: 20000\n"
+            f'accounts_file: "{self.accounts}"\n'
+            f"logging:\n  level: warning\n  access_log: {access}\n"
+        )
+        argv = [sys.executable, "-m", "proxy", "serve", "--config", str(cfg)]
+        p = common.start_server(tag, argv, port, log=self._log(tag))
+        self.procs.append(p)
+        return p
+
+    def stop(self, *procs: ServerProc) -> None:
+        for p in procs or list(self.procs):
+            p.stop()
+            if p in self.procs:
+                self.procs.remove(p)
+
+    def client(self, role: str, *args: str, timeout: float = 600) -> dict[str, Any]:
+        argv = [sys.executable, ME, role, "--key", self.key, *args]
+        r = subprocess.run(argv, capture_output=True, timeout=timeout, check=False, preexec_fn=common.raise_nofile)
+        if r.returncode != 0:
+            raise RuntimeError(f"{role} failed: {r.stderr.decode()[-2000:]}")
+        return orjson.loads(r.stdout.splitlines()[-1])
+
+    def wrk(self, target: ServerProc, connections: int, seconds: int, latency: bool = False) -> common.WrkResult:
+        res = common.run_wrk(target.url + PATH, self.script, connections=connections, seconds=seconds,
+                             latency=latency)
+        if res.non_2xx or res.socket_errors:
+            raise RuntimeError(f"{target.name}: {res.non_2xx} non-2xx answers, {res.socket_errors} socket errors")
+        return res
+
+
+def rotated(items: list[Any], k: int) -> list[Any]:
+    k %= len(items)
+    return items[k:] + items[:k]
+
+
+# --------------------------------------------------------------------------- phases 1-4: shared servers
+
+
+def phase_throughput(b: Bench, direct: ServerProc, thin: ServerProc, dg: ServerProc) -> list[Figure]:
+    s = b.sizes
+    targets = [direct, thin, dg]
+    for t in targets:  # warm-up: pools filled, code paths hot
+        b.wrk(t, s.wrk_connections, 1)
+    rps: dict[str, list[float]] = {t.name: [] for t in targets}
+    cpu: dict[str, list[float]] = {t.name: [] for t in targets}  # proxy CPU µs per request
+    for r in range(s.rounds):
+        for t in rotated(targets, r):
+            c0 = t.cpu()
+            res = b.wrk(t, s.wrk_connections, s.wrk_seconds)
+            rps[t.name].append(res.rps)
+            cpu[t.name].append((t.cpu() - c0) / res.requests * 1e6)
+    ratios = [d / t for d, t in zip(rps["dg"], rps["thin"], strict=True)]
+    ratio = med(ratios)
+    rounds = ", ".join(f"{x:.2f}" for x in ratios)
+    return [
+        Figure(1, "throughput direct upstream", med(rps["direct"]), "req/s"),
+        Figure(1, "throughput thin pass-through", med(rps["thin"]), "req/s"),
+        Figure(1, "throughput distillguard", med(rps["dg"]), "req/s"),
+        Figure(1, "throughput distillguard / thin", ratio, "x", ">= 0.85", ratio >= 0.85, f"rounds: {rounds}"),
+        Figure(1, "CPU per request thin", med(cpu["thin"]), "us", detail="proxy process utime+stime"),
+        Figure(1, "CPU per request distillguard", med(cpu["dg"]), "us",
+               detail=f"thin/dg {med([t / d for t, d in zip(cpu['thin'], cpu['dg'], strict=True)]):.2f}"),
+    ]
+
+
+def phase_latency(b: Bench, direct: ServerProc, thin: ServerProc, dg: ServerProc) -> list[Figure]:
+    s = b.sizes
+    targets = [direct, thin, dg]
+    p50: dict[str, list[float]] = {t.name: [] for t in targets}
+    for r in range(s.rounds):
+        for t in rotated(targets, r):
+            p50[t.name].append(b.wrk(t, 1, s.wrk_seconds, latency=True).latency_ms["50"])
+    thin_add = med([t - d for t, d in zip(p50["thin"], p50["direct"], strict=True)])
+    dg_add = med([g - d for g, d in zip(p50["dg"], p50["direct"], strict=True)])
+    return [
+        Figure(2, "p50 latency direct (c=1)", med(p50["direct"]), "ms"),
+        Figure(2, "p50 added by thin", thin_add, "ms"),
+        Figure(2, "p50 added by distillguard", dg_add, "ms", "<= 0.5 ms", dg_add <= 0.5,
+               f"dg p50 {med(p50['dg']):.3f} ms"),
+    ]
+
+
+def phase_ttfb(b: Bench, direct: ServerProc, thin: ServerProc, dg: ServerProc) -> list[Figure]:
+    n = b.sizes.ttfb_requests
+    urls = ",".join(f"{t.name}={t.url}{PATH}?events=4&interval=0" for t in (direct, thin, dg))
+    res = b.client("client-ttfb", "--urls", urls, "--n", str(n))
+    ms = {k: v * 1e3 for k, v in res["median"].items()}
+    dg_add = ms["dg"] - ms["direct"]
+    return [
+        Figure(3, "stream TTFB direct", ms["direct"], "ms", detail=f"median of {n} sequential"),
+        Figure(3, "stream TTFB added by thin", ms["thin"] - ms["direct"], "ms"),
+        Figure(3, "stream TTFB added by distillguard", dg_add, "ms", "<= 1 ms", dg_add <= 1.0),
+    ]
+
+
+def paced_run(b: Bench, proxy: ServerProc, upstream: ServerProc) -> tuple[float, int]:
+    s = b.sizes
+    url = f"{proxy.url}{PATH}?events={s.paced_events}&interval={s.paced_interval}"
+    c0 = proxy.cpu()
+    res = b.client("client-streams", "--url", url, "--streams", str(s.paced_streams),
+                   "--interval", str(s.paced_interval))
+    cpu = proxy.cpu() - c0
+    want = s.paced_streams * common.stream_event_count(s.paced_events)
+    if res["events"] != want or res["errors"]:
+        raise RuntimeError(f"{proxy.name}: {res['events']} of {want} events relayed, {res['errors']} errors")
+    return cpu, res["events"]
+
+
+def phase_cpu(b: Bench, direct: ServerProc, thin: ServerProc, dg: ServerProc) -> list[Figure]:
+    per: dict[str, list[float]] = {"thin": [], "dg": []}
+    rounds = max(3, b.sizes.rounds + 2)
+    paced_run(b, thin, direct)  # warm-up
+    paced_run(b, dg, direct)
+    for r in range(rounds):
+        for p in rotated([thin, dg], r):
+            cpu, events = paced_run(b, p, direct)
+            per[p.name].append(cpu / events * 1e6)
+    ratios = [g / t if t else float("inf") for g, t in zip(per["dg"], per["thin"], strict=True)]
+    ratio = med(ratios)
+    s = b.sizes
+    shape = f"{s.paced_streams} streams x {common.stream_event_count(s.paced_events)} events, {rounds} rounds"
+    return [
+        Figure(4, "CPU per event thin", med(per["thin"]), "us", detail=shape),
+        Figure(4, "CPU per event distillguard", med(per["dg"]), "us"),
+        Figure(4, "CPU per event distillguard / thin", ratio, "x", "<= 1.25", ratio <= 1.25,
+               "rounds: " + ", ".join(f"{x:.2f}" for x in ratios)),
+    ]
+
+
+# --------------------------------------------------------------------------- phases 5-6: fresh processes
+
+
+def hold_streams(b: Bench, proxy: ServerProc) -> tuple[int, int, int]:
+    """Open ``hold_streams`` slow streams through ``proxy``; returns (RSS before, RSS while open, n open)."""
+    s = b.sizes
+    url = f"{proxy.url}{PATH}?events=100000&interval={s.hold_interval}"
+    b.client("client-streams", "--url", f"{proxy.url}{PATH}?events=5&interval=0.001", "--streams", "50",
+             "--interval", "0.001")  # warm-up
+    time.sleep(0.5)
+    before = proxy.rss()
+    argv = [sys.executable, ME, "client-hold", "--key", b.key, "--url", url, "--streams", str(s.hold_streams)]
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=common.raise_nofile)
+    try:
+        assert p.stdout is not None and p.stdin is not None
+        line = p.stdout.readline().decode().strip()  # "OPEN n" once every stream got its first event
+        if not line.startswith("OPEN "):
+            p.kill()
+            raise RuntimeError(f"client-hold: {line!r} {p.stderr.read().decode()[-2000:] if p.stderr else ''}")
+        n = int(line.split()[1])
+        time.sleep(1.0)  # let a round of paced events pass through every stream
+        samples = []
+        for _ in range(3):
+            time.sleep(0.3)
+            samples.append(proxy.rss())
+        during = max(samples)
+        p.stdin.write(b"close\n")
+        p.stdin.flush()
+        p.wait(120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    return before, during, n
+
+
+def phase_streams_memory(b: Bench) -> list[Figure]:
+    up = b.upstream()
+    try:
+        out: list[Figure] = []
+        per: dict[str, float] = {}
+        for name in ("dg", "thin"):
+            proxy = b.distillguard(up, "dg-hold") if name == "dg" else b.thin(up)
+            try:
+                before, during, n = hold_streams(b, proxy)
+            finally:
+                b.stop(proxy)
+            per[name] = (during - before) * 1024 / n / 1000  # KB (10^3 bytes), as the target is stated
+            detail = f"{n} open, RSS {before / 1024:.1f} -> {during / 1024:.1f} MiB"
+            if name == "dg":
+                out.append(Figure(5, "RSS per open stream distillguard", per[name], "KB", "<= 30 KB",
+                                  per[name] <= 30, detail))
+            else:
+                out.append(Figure(5, "RSS per open stream thin", per[name], "KB", detail=detail))
+        return out
+    finally:
+        b.stop(up)
+
+
+def phase_memory_flat(b: Bench) -> list[Figure]:
+    s = b.sizes
+    up = b.upstream()
+    dg = b.distillguard(up, "dg-flat")
+    try:
+        b.wrk(dg, s.wrk_connections, 1)  # warm-up, not counted
+        done = 0
+        marks = list(s.mem_marks)
+        seen: dict[int, tuple[int, int]] = {}  # mark -> (requests so far, RSS KiB)
+        deadline = time.monotonic() + 600
+        while marks and time.monotonic() < deadline:
+            done += b.wrk(dg, s.wrk_connections, s.mem_segment).requests
+            while marks and done >= marks[0]:
+                seen[marks.pop(0)] = (done, dg.rss())
+        if marks:
+            raise RuntimeError(f"memory phase: only {done} requests in the time allowed")
+        first, last = seen[s.mem_marks[0]], seen[s.mem_marks[-1]]
+        growth = last[1] - first[1]
+        per_req = growth * 1024 / max(1, last[0] - first[0])
+        out = [Figure(6, f"RSS after {k // 1000 if k >= 1000 else k}{'k' if k >= 1000 else ''} requests",
+                      rss / 1024, "MiB", detail=f"at {n} requests") for k, (n, rss) in seen.items()]
+        # "Flat": under 2 MiB over 90k requests (~23 B/request), the size of allocator noise.
+        out.append(Figure(6, "RSS growth first -> last mark", growth, "KiB", "flat (<= 2048 KiB)",
+                          growth <= 2048, f"{per_req:.1f} B/request"))
+        return out
+    finally:
+        b.stop(dg, up)
+
+
+# --------------------------------------------------------------------------- clients (own processes)
+
+
+def _client_session(limit: int) -> Any:
+    import aiohttp
+
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=limit), timeout=aiohttp.ClientTimeout(total=None),
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
+
+
+async def client_ttfb(args: argparse.Namespace) -> dict[str, Any]:
+    """Sequential streamed requests, targets interleaved; seconds from send to the first body bytes."""
+    body = common.chat_request(stream=True)
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {args.key}"}
+    targets = [tuple(x.split("=", 1)) for x in args.urls.split(",")]
+    sessions = {name: _client_session(1) for name, _ in targets}
+    times: dict[str, list[float]] = {name: [] for name, _ in targets}
+    try:
+        for i in range(args.n + 10):
+            for name, url in rotated(targets, i):
+                t0 = time.perf_counter()
+                async with sessions[name].post(url, data=body, headers=headers) as r:
+                    first = await r.content.readany()
+                    dt = time.perf_counter() - t0
+                    rest = await r.read()
+                if r.status != 200 or not first or not (first + rest).endswith(b"[DONE]\n\n"):
+                    raise RuntimeError(f"{name}: status {r.status}, bad stream")
+                if i >= 10:  # the first ten are warm-up
+                    times[name].append(dt)
+    finally:
+        for s in sessions.values():
+            await s.close()
+    return {"median": {k: med(v) for k, v in times.items()}, "n": args.n}
+
+
+async def _one_stream(session: Any, url: str, body: bytes, headers: dict[str, str],
+                      opened: asyncio.Event | None = None) -> int:
+    events = 0
+    last = b""
+    try:
+        async with session.post(url, data=body, headers=headers) as r:
+            if r.status != 200:
+                raise RuntimeError(f"status {r.status}: {(await r.read())[:200]!r}")
+            async for chunk in r.content.iter_any():
+                events += (last + chunk[:1]).count(b"\n\n") + chunk.count(b"\n\n")
+                last = chunk[-1:]
+                if opened is not None and events and not opened.is_set():
+                    opened.set()
+    finally:
+        if opened is not None:
+            opened.set()  # a stream that failed must not hold up the others
+    return events
+
+
+async def client_streams(args: argparse.Namespace) -> dict[str, Any]:
+    """``--streams`` concurrent streams, their starts spread over one event interval; counts events."""
+    body = common.chat_request(stream=True)
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {args.key}"}
+    session = _client_session(0)
+
+    async def one(i: int) -> int:
+        await asyncio.sleep(args.interval * i / args.streams)
+        return await _one_stream(session, args.url, body, headers)
+
+    t0 = time.perf_counter()
+    try:
+        async with asyncio.timeout(300):
+            results = await asyncio.gather(*(one(i) for i in range(args.streams)), return_exceptions=True)
+    finally:
+        await session.close()
+    errors = [r for r in results if isinstance(r, BaseException)]
+    return {"events": sum(r for r in results if isinstance(r, int)), "errors": len(errors),
+            "error": repr(errors[0]) if errors else None, "seconds": time.perf_counter() - t0}
+
+
+async def client_hold(args: argparse.Namespace) -> dict[str, Any]:
+    """Open ``--streams`` slow streams in batches, print ``OPEN n`` once each got an event, hold them until
+    a line arrives on stdin (or 300 s pass), then close them all."""
+    body = common.chat_request(stream=True)
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {args.key}"}
+    session = _client_session(0)
+    tasks: list[asyncio.Task[int]] = []
+    try:
+        async with asyncio.timeout(240):
+            for start in range(0, args.streams, 250):
+                batch = []
+                for _ in range(start, min(args.streams, start + 250)):
+                    ev = asyncio.Event()
+                    tasks.append(asyncio.ensure_future(_one_stream(session, args.url, body, headers, ev)))
+                    batch.append(ev)
+                await asyncio.gather(*(e.wait() for e in batch))
+        failed = [t for t in tasks if t.done()]
+        if failed:
+            err = failed[0].exception() if not failed[0].cancelled() else None
+            print(f"{len(failed)} streams failed or ended early, e.g. {err!r}", file=sys.stderr)
+        print(f"OPEN {len(tasks) - len(failed)}", flush=True)
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(300):
+            await loop.run_in_executor(None, sys.stdin.readline)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await session.close()
+    return {"held": len(tasks)}
+
+
+CLIENTS: dict[str, Callable[[argparse.Namespace], Any]] = {
+    "client-ttfb": client_ttfb, "client-streams": client_streams, "client-hold": client_hold,
+}
+
+
+def run_client(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(prog=f"bench_proxy.py {argv[0]}")
+    p.add_argument("--key", required=True)
+    p.add_argument("--url")
+    p.add_argument("--urls")
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--streams", type=int, default=100)
+    p.add_argument("--interval", type=float, default=0.005)
+    args = p.parse_args(argv[1:])
+    import uvloop
+
+    result = uvloop.run(CLIENTS[argv[0]](args))
+    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+
+
+# --------------------------------------------------------------------------- report
+
+
+def machine() -> str:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {model or platform.machine()}, Linux {platform.release()}"
+
+
+def versions() -> str:
+    import aiohttp
+    import uvloop
+
+    return (f"python {platform.python_version()}, aiohttp {aiohttp.__version__}, uvloop {uvloop.__version__}, "
+            f"orjson {orjson.__version__}")
+
+
+def fmt(v: float, unit: str) -> str:
+    if unit in ("req/s",):
+        return f"{v:,.0f} {unit}"
+    if unit == "x":
+        return f"{v:.2f}x"
+    if unit in ("ms",):
+        return f"{v:.3f} ms"
+    return f"{v:.1f} {unit}"
+
+
+def print_table(figs: list[Figure]) -> None:
+    rows = [("#", "figure", "value", "target", "result", "detail")]
+    for f in figs:
+        verdict = "" if f.ok is None else ("PASS" if f.ok else "FAIL")
+        rows.append((str(f.phase), f.name, fmt(f.value, f.unit), f.target, verdict, f.detail))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for i, r in enumerate(rows):
+        print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5])
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+PHASES: dict[int, Callable[..., list[Figure]]] = {
+    1: phase_throughput, 2: phase_latency, 3: phase_ttfb, 4: phase_cpu,
+    5: phase_streams_memory, 6: phase_memory_flat,
+}
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] in CLIENTS:
+        run_client(sys.argv[1:])
+        return 0
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny counts (seconds): checks the benchmark runs")
+    p.add_argument("--only", default="", help="comma-separated phase numbers to run, e.g. 1,4")
+    p.add_argument("--json", action="store_true", help="also print the figures as one JSON document")
+    p.add_argument("--rounds", type=int, help="interleaved rounds for phases 1, 2 and 4")
+    p.add_argument("--no-access-log", action="store_true", help="run distillguard with access_log: off")
+    p.add_argument("--keep", action="store_true", help="keep the scratch folder (configs, server logs)")
+    args = p.parse_args()
+    if shutil.which("wrk") is None and not Path("/usr/bin/wrk").exists():
+        print("wrk is required (apt-get install wrk)", file=sys.stderr)
+        return 2
+    common.raise_nofile()
+    sizes = QUICK if args.quick else FULL
+    if args.rounds:
+        sizes.rounds = args.rounds
+    only = sorted({int(x) for x in args.only.split(",") if x.strip()}) or sorted(PHASES)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
+    b = Bench(sizes, workdir, access_log=not args.no_access_log)
+    figs: list[Figure] = []
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    t0 = time.monotonic()
+    print(f"bench_proxy {started}; {machine()}; {versions()}", flush=True)
+    try:
+        shared = [n for n in only if n <= 4]
+        if shared:
+            up = b.upstream()
+            direct = ServerProc("direct", up.port, up.proc)
+            thin, dg = b.thin(up), b.distillguard(up)
+            for n in shared:
+                print(f"phase {n} ...", file=sys.stderr, flush=True)
+                figs += PHASES[n](b, direct, thin, dg)
+            b.stop(dg, thin, up)
+        for n in (n for n in only if n > 4):
+            print(f"phase {n} ...", file=sys.stderr, flush=True)
+            figs += PHASES[n](b)
+    finally:
+        b.stop()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print_table(figs)
+    print(f"({time.monotonic() - t0:.0f} s{'; quick mode: counts too small for meaningful figures' if args.quick else ''})")
+    if args.json:
+        doc = {"date": started, "machine": machine(), "versions": versions(), "quick": args.quick,
+               "access_log": not args.no_access_log, "figures": [asdict(f) for f in figs]}
+        print(orjson.dumps(doc).decode())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
