@@ -11,8 +11,6 @@ rule (``override: true``). ``load_ruleset`` then compiles the merged spec (see `
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,14 +18,10 @@ from typing import Any
 import yaml
 
 from proxy.policy import spec as S
+from proxy.policy.reader import ID_PATTERN, CLoader, NodeReader, node_kind, parse_duration, suggest
 from proxy.policy.spec import Problem, RulesError, Where
 
-_CLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
-_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_STR = "tag:yaml.org,2002:str"
+__all__ = ["load_ruleset", "load_text", "parse_duration", "read_files", "read_text", "rule_files", "suggest"]
 
 RULE_KEYS = (
     "id",
@@ -69,161 +63,6 @@ ACTION_KEYS = {
     "alert": ("channel",),
 }
 INCREMENT_KEYS = ("factor", "multipliers", "max", "jitter", "forget")
-
-
-def parse_duration(text: str) -> float | None:
-    m = _DURATION.match(text.strip())
-    return float(m.group(1)) * _UNITS[m.group(2)] if m else None
-
-
-def suggest(word: str, options: Any) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
-class _Reader:
-    """Typed reads from nodes of one file; errors go to the shared problem list and return None."""
-
-    def __init__(self, file: str, problems: list[Problem]) -> None:
-        self.file = file
-        self.problems = problems
-        self.rule: str | None = None
-
-    def where(self, node: yaml.Node) -> Where:
-        return Where(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
-
-    def err(self, node: yaml.Node, field: str, message: str) -> None:
-        self.problems.append(Problem(self.where(node), field, message, self.rule))
-
-    def mapping(
-        self, node: yaml.Node, field: str, allowed: tuple[str, ...] | None, required: tuple[str, ...] = ()
-    ) -> dict[str, tuple[yaml.Node, yaml.Node]] | None:
-        if not isinstance(node, yaml.MappingNode):
-            self.err(node, field, f"expected a mapping, got {_kind(node)}")
-            return None
-        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-        for knode, vnode in node.value:
-            if not isinstance(knode, yaml.ScalarNode):
-                self.err(knode, field, "keys must be plain strings")
-                continue
-            key = str(knode.value)
-            sub = f"{field}.{key}" if field else key
-            if key in out:
-                self.err(
-                    knode, sub, f"duplicate key '{key}' (first at line {out[key][0].start_mark.line + 1})"
-                )
-                continue
-            if allowed is not None and key not in allowed:
-                self.err(knode, sub, f"unknown key '{key}'{suggest(key, allowed)}")
-                continue
-            out[key] = (knode, vnode)
-        for key in required:
-            if key not in out:
-                self.err(node, field, f"missing required key '{key}'")
-        return out
-
-    def scalar(self, node: yaml.Node, field: str) -> str | None:
-        if not isinstance(node, yaml.ScalarNode):
-            self.err(node, field, f"expected a scalar, got {_kind(node)}")
-            return None
-        return str(node.value)
-
-    def string(self, node: yaml.Node, field: str) -> str | None:
-        text = self.scalar(node, field)
-        if (
-            text is not None
-            and node.tag != _STR
-            and node.style is None
-            and text.lower() in ("yes", "no", "on", "off", "true", "false", "null", "~", "")
-        ):
-            self.err(node, field, f"expected a string, got {text!r} (a YAML boolean or null); quote it")
-            return None
-        return text
-
-    def number(
-        self,
-        node: yaml.Node,
-        field: str,
-        *,
-        integer: bool = False,
-        minimum: float | None = None,
-        above: float | None = None,
-    ) -> float | None:
-        text = self.scalar(node, field)
-        if text is None:
-            return None
-        try:
-            val: float = int(text) if integer else float(text)
-        except ValueError:
-            what = "an integer" if integer else "a number"
-            self.err(node, field, f"expected {what}, got {text!r}")
-            return None
-        if node.tag == _STR and node.style is not None:
-            self.err(node, field, f"expected a number, got the string {text!r}; remove the quotes")
-            return None
-        if minimum is not None and val < minimum:
-            self.err(node, field, f"must be at least {minimum:g}, got {text}")
-            return None
-        if above is not None and val <= above:
-            self.err(node, field, f"must be greater than {above:g}, got {text}")
-            return None
-        return val
-
-    def duration(self, node: yaml.Node, field: str) -> float | None:
-        text = self.scalar(node, field)
-        if text is None:
-            return None
-        secs = parse_duration(text)
-        if secs is None or secs <= 0:
-            hint = " (unquoted 1:30 is a YAML 1.1 number)" if ":" in text else ""
-            self.err(node, field, f"expected a duration like '30s', '5m', '1h', '7d', got {text!r}{hint}")
-            return None
-        return secs
-
-    def enum(self, node: yaml.Node, field: str, options: tuple[str, ...]) -> str | None:
-        text = self.scalar(node, field)  # raw text: 'off' stays 'off', not False
-        if text is None:
-            return None
-        if text not in options:
-            self.err(
-                node, field, f"expected one of {', '.join(options)}, got {text!r}{suggest(text, options)}"
-            )
-            return None
-        return text
-
-    def expr(self, node: yaml.Node, field: str) -> S.Expr | None:
-        text = self.scalar(node, field)
-        if text is None:
-            return None
-        if node.tag != _STR and node.style is None:
-            # Plain true/false/numbers are fine as expressions; keep their text.
-            text = str(node.value)
-        shift = 1 if node.style in ("'", '"') else 0
-        return S.Expr(text, self.where(node), shift)
-
-    def seq(self, node: yaml.Node, field: str) -> list[yaml.Node] | None:
-        if not isinstance(node, yaml.SequenceNode):
-            self.err(node, field, f"expected a list, got {_kind(node)}")
-            return None
-        return list(node.value)
-
-    def name(self, node: yaml.Node, field: str, pattern: re.Pattern[str] = _NAME) -> str | None:
-        text = self.scalar(node, field)
-        if text is not None and not pattern.match(text):
-            want = (
-                "lower-case letters, digits, '_', '-', '.'" if pattern is _ID else "a lower-case identifier"
-            )
-            self.err(node, field, f"invalid name {text!r}: use {want}")
-            return None
-        return text
-
-
-def _kind(node: yaml.Node) -> str:
-    if isinstance(node, yaml.MappingNode):
-        return "a mapping"
-    if isinstance(node, yaml.SequenceNode):
-        return "a list"
-    return repr(node.value)
 
 
 # --------------------------------------------------------------------------- files
@@ -288,7 +127,7 @@ def read_text(file: str, text: str) -> tuple[S.RuleSetSpec, list[Problem]]:
 
 def _read_one(file: str, text: str, merge: _Merge, problems: list[Problem]) -> None:
     try:
-        root = yaml.compose(text, Loader=_CLoader)
+        root = yaml.compose(text, Loader=CLoader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = Where(file, mark.line + 1, mark.column + 1) if mark else Where(file, 1, 1)
@@ -297,7 +136,7 @@ def _read_one(file: str, text: str, merge: _Merge, problems: list[Problem]) -> N
     except yaml.YAMLError as e:
         problems.append(Problem(Where(file, 1, 1), "", f"YAML error: {e}"))
         return
-    r = _Reader(file, problems)
+    r = NodeReader(file, problems)
     if root is None:
         problems.append(Problem(Where(file, 1, 1), "", "empty file; expected 'format: 1'"))
         return
@@ -331,7 +170,7 @@ def _read_one(file: str, text: str, merge: _Merge, problems: list[Problem]) -> N
             r.rule = None
 
 
-def _read_lists(r: _Reader, node: yaml.Node, merge: _Merge) -> None:
+def _read_lists(r: NodeReader, node: yaml.Node, merge: _Merge) -> None:
     for name, (knode, vnode) in (r.mapping(node, "lists", None) or {}).items():
         field = f"lists.{name}"
         if r.name(knode, field) is None:
@@ -375,7 +214,7 @@ def _read_lists(r: _Reader, node: yaml.Node, merge: _Merge) -> None:
             merge.lists[name] = (tuple(items), r.where(knode))
 
 
-def _read_macros(r: _Reader, node: yaml.Node, merge: _Merge) -> None:
+def _read_macros(r: NodeReader, node: yaml.Node, merge: _Merge) -> None:
     for name, (knode, vnode) in (r.mapping(node, "macros", None) or {}).items():
         field = f"macros.{name}"
         if r.name(knode, field) is None:
@@ -401,7 +240,7 @@ def _read_macros(r: _Reader, node: yaml.Node, merge: _Merge) -> None:
             merge.macros[name] = e
 
 
-def _read_matchers(r: _Reader, node: yaml.Node, merge: _Merge) -> None:
+def _read_matchers(r: NodeReader, node: yaml.Node, merge: _Merge) -> None:
     for name, (knode, vnode) in (r.mapping(node, "matchers", None) or {}).items():
         field = f"matchers.{name}"
         if r.name(knode, field) is None:
@@ -436,7 +275,7 @@ def _read_matchers(r: _Reader, node: yaml.Node, merge: _Merge) -> None:
             merge.matchers[name] = S.MatcherSpec(name, source, patterns, r.where(knode))
 
 
-def _read_rule(r: _Reader, node: yaml.Node, merge: _Merge) -> None:
+def _read_rule(r: NodeReader, node: yaml.Node, merge: _Merge) -> None:
     if isinstance(node, yaml.MappingNode):  # name the rule in every error, even those about its keys
         id_node = next((v for k, v in node.value if getattr(k, "value", None) == "id"), None)
         if isinstance(id_node, yaml.ScalarNode):
@@ -445,7 +284,7 @@ def _read_rule(r: _Reader, node: yaml.Node, merge: _Merge) -> None:
     m = r.mapping(node, "", RULE_KEYS, ("id",))
     if m is None or "id" not in m:
         return
-    rid = r.name(m["id"][1], "id", _ID)
+    rid = r.name(m["id"][1], "id", ID_PATTERN)
     if rid is None:
         return
     r.rule = rid
@@ -521,7 +360,7 @@ def _read_rule(r: _Reader, node: yaml.Node, merge: _Merge) -> None:
     )
 
 
-def _read_aggregates(r: _Reader, node: yaml.Node) -> tuple[S.AggregateSpec, ...]:
+def _read_aggregates(r: NodeReader, node: yaml.Node) -> tuple[S.AggregateSpec, ...]:
     out = []
     for name, (knode, vnode) in (r.mapping(node, "aggregates", None) or {}).items():
         field = f"aggregates.{name}"
@@ -578,7 +417,7 @@ def _read_aggregates(r: _Reader, node: yaml.Node) -> tuple[S.AggregateSpec, ...]
     return tuple(out)
 
 
-def _read_score(r: _Reader, node: yaml.Node) -> S.ScoreSpec | None:
+def _read_score(r: NodeReader, node: yaml.Node) -> S.ScoreSpec | None:
     if isinstance(node, yaml.ScalarNode):
         pts = r.number(node, "score")
         return None if pts is None else S.ScoreSpec(pts)
@@ -596,12 +435,12 @@ def _read_score(r: _Reader, node: yaml.Node) -> S.ScoreSpec | None:
     return None if pts is None else S.ScoreSpec(pts, tuple(to))
 
 
-def _read_action(r: _Reader, node: yaml.Node) -> S.ActionSpec | None:
+def _read_action(r: NodeReader, node: yaml.Node) -> S.ActionSpec | None:
     if not isinstance(node, yaml.MappingNode):
         r.err(
             node,
             "actions[]",
-            f"expected a mapping like {{do: throttle, factor: 0.5, for: 1h}}, got {_kind(node)}",
+            f"expected a mapping like {{do: throttle, factor: 0.5, for: 1h}}, got {node_kind(node)}",
         )
         return None
     do_node = next((v for k, v in node.value if getattr(k, "value", None) == "do"), None)
@@ -658,7 +497,7 @@ def _read_action(r: _Reader, node: yaml.Node) -> S.ActionSpec | None:
     return S.ActionSpec(kind, duration, on or "key", tuple(params), increment, r.where(node))
 
 
-def _read_increment(r: _Reader, node: yaml.Node, field: str) -> S.IncrementSpec | None:
+def _read_increment(r: NodeReader, node: yaml.Node, field: str) -> S.IncrementSpec | None:
     m = r.mapping(node, field, INCREMENT_KEYS)
     if m is None:
         return None

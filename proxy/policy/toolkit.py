@@ -19,7 +19,8 @@ import yaml
 from proxy.policy import cel
 from proxy.policy.compiler import CompiledRule, CompiledRuleSet
 from proxy.policy.engine import Engine, Verdict
-from proxy.policy.loader import _CLoader, _Reader, load_ruleset, parse_duration, rule_files
+from proxy.policy.loader import load_ruleset, parse_duration, rule_files
+from proxy.policy.reader import CLoader, NodeReader
 from proxy.policy.signals import RequestMeta, compute_features, features_from_json, view_from_record
 from proxy.policy.spec import Problem, RulesError, Where
 
@@ -447,9 +448,9 @@ def run_tests(paths: list[str]) -> tuple[int, str]:
 
 
 def _read_test_file(tf: Path, problems: list[Problem]) -> tuple[list[str], bool, list[Any]] | None:
-    r = _Reader(str(tf), problems)
+    r = NodeReader(str(tf), problems)
     try:
-        root = yaml.compose(tf.read_text(encoding="utf-8"), Loader=_CLoader)
+        root = yaml.compose(tf.read_text(encoding="utf-8"), Loader=CLoader)
     except (OSError, yaml.YAMLError) as e:
         problems.append(Problem(Where(str(tf), 1, 1), "", f"cannot read test file: {e}"))
         return None
