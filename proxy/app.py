@@ -222,6 +222,13 @@ def build_filters(app: ProxyApp) -> list[Any]:
 
     cfg = app.config
     filters: list[Any] = [IdentifyFilter(cfg.identity, app.current_accounts), ValidateFilter()]
+    rules = cfg.sections.get("rules")
+    if rules is not None:
+        from proxy.policy.settings import build_judge
+
+        judge = build_judge(rules, clock=app.clock)
+        if judge is not None:
+            filters.append(judge)
     limits = cfg.sections.get("limits")
     if limits:
         from proxy.filters.shape import ShapeFilter
@@ -242,6 +249,7 @@ def make_web_app(proxy: ProxyApp) -> web.Application:
     app[APP_KEY] = proxy
     metrics_path = proxy.config.metrics.path if proxy.config.metrics.enabled else None
     app.router.add_get("/healthz", proxy.healthz)
+    _add_admin(app, proxy)
     app.router.add_get("/readyz", proxy.readyz)
     if metrics_path:
         app.router.add_get(metrics_path, proxy.metrics_endpoint)
@@ -256,6 +264,20 @@ def make_web_app(proxy: ProxyApp) -> web.Application:
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     return app
+
+
+def _add_admin(app: web.Application, proxy: ProxyApp) -> None:
+    """The admin API (rules, account state, pardon, reload): only with rules and a token configured."""
+    rules = proxy.config.sections.get("rules")
+    judge = next((f for f in proxy.filters if getattr(f, "name", "") == "judge"), None)
+    if rules is None or judge is None:
+        return
+    token = rules.admin_token()
+    if not token:
+        return
+    from proxy.admin import add_admin_routes
+
+    add_admin_routes(app.router, judge, token, prefix=rules.admin_prefix)
 
 
 class Server:

@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--upstream", metavar="URL", help="a single upstream for every path (replaces the file's)")
     s.add_argument("--allow-anonymous", action="store_true",
                    help="let requests without a key through as the 'anonymous' account")
+    s.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="run N processes on one port (SO_REUSEPORT); N > 1 needs a redis state.url")
+    s.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # set for each worker
 
     c = sub.add_parser("check-config", help="validate a config file and list every error",
                        description="Validate a config file; exit 0 when valid, 1 otherwise.")
@@ -155,13 +158,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(p.format(), file=sys.stderr)
         return 1
     _setup_logging(cfg.logging.level)
-    loop_name = _use_uvloop()
     if not cfg.upstreams:
         print("distillguard: no upstream configured (give --upstream URL or a config file)", file=sys.stderr)
         return 1
+    if args.workers != 1:
+        from proxy.workers import check_workers, supervise
+
+        problem = check_workers(args.workers, cfg)
+        if problem is not None:
+            print(f"distillguard: {problem}", file=sys.stderr)
+            return 2
+        log.info("distillguard %s starting %d workers on %s", __version__, args.workers, cfg.server.listen)
+        return supervise(args.workers, _worker_args(args))
+    loop_name = _use_uvloop()
     log.info("distillguard %s starting on %s (%s)", __version__, cfg.server.listen, loop_name)
     try:
-        asyncio.run(serve(cfg))
+        asyncio.run(serve(cfg, reuse_port=args.reuse_port))
     except KeyboardInterrupt:
         pass
     except ConfigError as e:  # the accounts file (or a section's own file) is invalid at start-up
@@ -174,7 +186,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def serve(cfg, ready: asyncio.Event | None = None) -> None:  # type: ignore[no-untyped-def]
+def _worker_args(args: argparse.Namespace) -> list[str]:
+    """The ``serve`` arguments each worker re-parses (everything but ``--workers``)."""
+    out = ["serve"]
+    for flag, value in (("--config", args.config), ("--accounts", args.accounts), ("--listen", args.listen),
+                        ("--upstream", args.upstream)):
+        if value:
+            out += [flag, value]
+    if args.allow_anonymous:
+        out.append("--allow-anonymous")
+    return out
+
+
+async def serve(cfg, ready: asyncio.Event | None = None, *, reuse_port: bool = False) -> None:  # type: ignore[no-untyped-def]
     """Run until SIGTERM/SIGINT; SIGHUP reloads the accounts file (and rules, when configured)."""
     from proxy.app import ProxyApp, Server
     from proxy.accounts import AccountsWatcher
@@ -183,7 +207,12 @@ async def serve(cfg, ready: asyncio.Event | None = None) -> None:  # type: ignor
     proxy = ProxyApp(cfg, accounts=watcher)
     if watcher is None and not cfg.identity.allow_anonymous and not cfg.identity.account_header:
         log.warning("no accounts file and anonymous access is off: every request will get 401")
-    server = Server(proxy)
+    if reuse_port:
+        from proxy.workers import ReusePortServer
+
+        server: Server = ReusePortServer(proxy)
+    else:
+        server = Server(proxy)
     await server.start()
     log.info("listening on %s", server.url)
     stop = asyncio.Event()

@@ -143,6 +143,7 @@ def content_text(content: Any, types: frozenset[str] = _TEXT_PART_TYPES) -> str:
     out = [
         p["text"]
         for p in content
-        if isinstance(p, dict) and p.get("type") in types and isinstance(p.get("text"), str)
+        if isinstance(p, dict) and isinstance(p.get("type"), str) and p["type"] in types
+        and isinstance(p.get("text"), str)
     ]
     return "\n".join(out) if len(out) != 1 else out[0]

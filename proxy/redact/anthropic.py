@@ -167,7 +167,7 @@ class AnthropicStream:
                 if text is not None:
                     ctx.saw_reasoning(text)
                     if ctx.seal_mode:
-                        self.text[self.open_idx].append(text)
+                        self.text[self.open_idx].append(ctx.hold(text))
                     return []
         if name == "ping":
             return [ev]
@@ -279,7 +279,7 @@ class AnthropicStream:
                 if isinstance(t, str):
                     self.ctx.saw_reasoning(t)
                     if self.ctx.seal_mode:
-                        self.text[i].append(t)
+                        self.text[i].append(self.ctx.hold(t))
                 return []
             if dtype == "signature_delta" and i in self.remap:
                 if self.ctx.seal_mode:

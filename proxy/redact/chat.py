@@ -195,7 +195,7 @@ class _Choice:
 class ChatStream:
     """Per-stream state: one ``_Choice`` per choice index, and a chunk template for synthetic chunks."""
 
-    __slots__ = ("choices", "ctx", "done", "fast_ok", "head", "prefilled", "tail", "template")
+    __slots__ = ("choices", "ctx", "done", "fast_ok", "head", "prefilled", "shapes", "template")
 
     def __init__(self, ctx: Ctx) -> None:
         self.ctx = ctx
@@ -204,8 +204,9 @@ class ChatStream:
         self.prefilled = prefilled(ctx)
         self.done = False
         self.fast_ok = False
-        self.head: bytes | None = None  # this stream's bytes before the first delta key, and after choices
-        self.tail = b""
+        self.head: bytes | None = None  # this stream's bytes before the first delta key
+        # (prefix, suffix, reasoning field or None) of the compact chunk shapes, with this stream's bytes
+        self.shapes: list[tuple[bytes, bytes, str | None]] = []
 
     def _update_fast(self) -> None:
         """Chunks may skip parsing once the stream's shape is known, unless every chunk must be read (a
@@ -224,22 +225,19 @@ class ChatStream:
         k = data.find(_CHOICE0)
         m = data.rfind(_NULL_END)
         if k > 0 and m > k and data.count(_CHOICE0) == 1:
-            self.head = data[: k + len(_CHOICE0)]
-            self.tail = data[m + len(_NULL_END) :]
+            head = data[: k + len(_CHOICE0)]
+            tail = data[m + len(_NULL_END) :]
+            self.shapes = [(head + dh, dt + tail, key) for dh, dt, key in _SHAPES]
+            self.head = head
 
     def _fast(self, data: bytes) -> bool | None:
         """On bytes alone: True = relay unchanged, False = drop, None = parse and look.
 
         Only the compact shapes in ``_SHAPES`` qualify, with this stream's own prefix and suffix, and a
         string value free of quotes (so nothing else can hide in the delta) and of ``<`` (no tags)."""
-        head = self.head
-        assert head is not None
-        if not data.startswith(head) or not data.endswith(self.tail):
-            return None
-        rest = data[len(head) : len(data) - len(self.tail)]
-        for dh, dt, key in _SHAPES:
-            if rest.startswith(dh) and rest.endswith(dt):
-                value = rest[len(dh) : len(rest) - len(dt)]
+        for pre, suf, key in self.shapes:
+            if data.startswith(pre) and data.endswith(suf):
+                value = data[len(pre) : len(data) - len(suf)]
                 if b'"' in value:
                     return None
                 ctx = self.ctx
@@ -255,7 +253,7 @@ class ChatStream:
                     text = orjson.loads(b'"' + value + b'"')
                     ctx.saw_reasoning(text)
                     if ctx.seal_mode:
-                        self.choices[0].fields.setdefault(key, []).append(text)
+                        self.choices[0].fields.setdefault(key, []).append(ctx.hold(text))
                 return False
         return None
 
@@ -328,10 +326,11 @@ class ChatStream:
             ctx.saw_reasoning(_reasoning_text(key, v))
             if ctx.seal_mode:
                 if key == "reasoning_details":
+                    ctx.hold(_reasoning_text(key, v))
                     _merge_details(st.details, v)
                     st.fields[key] = st.details
                 elif isinstance(v, str):
-                    st.fields.setdefault(key, []).append(v)
+                    st.fields.setdefault(key, []).append(ctx.hold(v))
             self._placeholder(st, delta, key)
         content = delta.get("content")
         if isinstance(content, str) and content:

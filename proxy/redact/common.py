@@ -27,9 +27,9 @@ class Ctx:
     __slots__ = (
         "context",
         "dialect",
+        "held",
         "index",
         "keyring",
-        "leak",
         "mode",
         "model",
         "now",
@@ -59,6 +59,7 @@ class Ctx:
         self.now = now
         self.model = model.lower()
         self.reasoning_chars = 0
+        self.held = 0  # reasoning characters held for sealing (bounded by seal.max_bytes)
         self.sealed = 0
         self.index: ReasoningIndex | None = None
         self.stream_check: StreamLeakCheck | None = None
@@ -106,11 +107,19 @@ class Ctx:
         if self.stream_check is not None and text:
             self.stream_check.feed(text)
 
+    def hold(self, text: str) -> str:
+        """Account for reasoning kept until its block ends (seal); past ``seal.max_bytes`` fail closed."""
+        self.held += len(text)
+        if self.held > self.spec.seal_max_bytes:
+            raise RedactionFailed("reasoning to seal exceeds seal.max_bytes")
+        return text
+
     def seal(self, payload: Any) -> str:
         size = _approx_size(payload)
         if size > self.spec.seal_max_bytes:
             raise RedactionFailed(f"reasoning of {size} bytes exceeds seal.max_bytes")
         self.sealed += 1
+        self.held = 0
         return self.keyring.seal(payload, context=self.context, now=self.now, ttl=self.spec.seal_ttl)
 
 

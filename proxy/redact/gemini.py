@@ -132,11 +132,12 @@ class GeminiRedactor:
 
 
 class GeminiStream:
-    __slots__ = ("ctx", "redactor")
+    __slots__ = ("ctx", "redactor", "rest_shape")
 
     def __init__(self, ctx: Ctx) -> None:
         self.ctx = ctx
         self.redactor = GeminiRedactor(ctx)
+        self.rest_shape = b"-"
 
     def on_event(self, ev: Event) -> list[Event]:
         if ev.comment:
@@ -181,8 +182,12 @@ class GeminiStream:
         if j < 0 or data.find(b"\\\\", i, j) >= 0 or data.count(b'"', i, j) != data.count(b'\\"', i, j):
             return False
         rest = data[j + len(_TO_TAIL) :]
-        if not (set(_KEY.findall(rest)) <= _REST_KEYS and data[-1:] == b"}"):
-            return False
+        # The keys after the candidates: checked once per shape (numbers aside), then by comparison.
+        shape = rest.translate(None, b"0123456789")
+        if shape != self.rest_shape:
+            if not (set(_KEY.findall(rest)) <= _REST_KEYS and data[-1:] == b"}"):
+                return False
+            self.rest_shape = shape
         if ctx.index is not None:
             ctx.saw_reasoning(orjson.loads(data[i - 1 : j + 1]))
         return True

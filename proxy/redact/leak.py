@@ -34,6 +34,9 @@ import binascii
 import codecs
 import re
 import string
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 _B64 = re.compile(r"[A-Za-z0-9+/_-]{24,}={0,2}")
@@ -47,6 +50,46 @@ def _words(text: str) -> list[str]:
 
 def _ngrams(words: list[str], n: int, step: int = 1) -> list[int]:
     return [hash(" ".join(words[i : i + n])) for i in range(0, len(words) - n + 1, step)]
+
+
+class _HashSet:
+    """A set of 64-bit hashes in a sorted ``array`` (8 bytes each, against ~70 for a Python set entry):
+    appended in batches, sorted lazily, looked up by bisection."""
+
+    __slots__ = ("_a", "_sorted")
+
+    def __init__(self) -> None:
+        self._a = array("q")
+        self._sorted = True
+
+    def update(self, items: Iterable[int]) -> None:
+        n = len(self._a)
+        self._a.extend(items)
+        if len(self._a) != n:
+            self._sorted = False
+
+    def _ready(self) -> array[int]:
+        if not self._sorted:
+            self._a = array("q", sorted(set(self._a)))
+            self._sorted = True
+        return self._a
+
+    def __contains__(self, h: int) -> bool:
+        a = self._ready()
+        i = bisect_left(a, h)
+        return i < len(a) and a[i] == h
+
+    def isdisjoint(self, items: Iterable[int]) -> bool:
+        a = self._ready()
+        n = len(a)
+        for h in items:
+            i = bisect_left(a, h)
+            if i < n and a[i] == h:
+                return False
+        return True
+
+    def __len__(self) -> int:
+        return len(self._a)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +107,8 @@ class ReasoningIndex:
         self.n = n
         self.stride = max(1, n // 2)
         self.max_ngrams = max_ngrams
-        self.hashes: set[int] = set()  # plain, ROT13 and reversed n-grams
-        self.plain: set[int] = set()  # plain only (to name the encoding of a hit)
+        self.hashes = _HashSet()  # plain, ROT13 and reversed n-grams
+        self.plain = _HashSet()  # plain only (to name the encoding of a hit)
         self._tail: list[str] = []  # the last n-1 words, so n-grams spanning two batches are indexed
         self._pending: list[str] = []  # pieces not indexed yet (indexing runs in batches)
         self._size = 0
@@ -104,7 +147,7 @@ class ReasoningIndex:
             self._index(final=True)
 
     def __bool__(self) -> bool:
-        return bool(self.hashes) or bool(self._pending)
+        return len(self.hashes) > 0 or bool(self._pending)
 
     def check(self, answer: str) -> LeakFinding | None:
         """The encoding under which ``answer`` shares an n-gram with the reasoning, if any.
@@ -113,12 +156,11 @@ class ReasoningIndex:
         ``n + stride - 1`` words or more is caught for sure, shorter ones down to ``n`` words by chance.
         """
         self.flush()
-        if not self.hashes or not answer:
+        if not len(self.hashes) or not answer:
             return None
         hs = self.hashes
         n, step = self.n, self.stride
-        hits = [h for h in _ngrams(_words(answer), n, step) if h in hs]
-        if hits:
+        if not hs.isdisjoint(_ngrams(_words(answer), n, step)):
             return LeakFinding(self._encoding_of(answer), n)
         for m in _B64.finditer(answer):
             decoded = _b64_text(m.group(0))

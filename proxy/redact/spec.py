@@ -13,6 +13,15 @@ Modes (per account tier, overridable per request by a rule action through ``ex.c
 ``auto``         the safest mode that keeps tool loops working: ``omit`` where omitting is round-trip safe
                  (Anthropic, Responses, Gemini), ``seal`` where the API needs the reasoning back (Chat
                  Completions: DeepSeek ``reasoning_content``, OpenRouter ``reasoning_details``).
+
+Config keys (every one documented with its default in ``config.example.redaction.yaml``):
+``redaction``: ``tiers.{trusted,standard,restricted}`` (mode), ``default_mode``, ``placeholder``,
+``usage_reasoning_tokens`` (keep|zero), ``suppress_upstream``, ``strip_logprobs``, ``prefilled_models``,
+``seal.{keys_env,ttl,cipher,max_bytes}``, ``leak.{action,min_words,max_reasoning_bytes}``.
+``hardening``: ``tiers.<tier>`` (profile name), ``default_profile``, ``profiles.<name>.{logprobs,
+top_logprobs_max,logit_bias,n_max,max_tokens_max,thinking_budget_max,effort_max}``.
+The seal key ring is read from the environment variable named by ``seal.keys_env`` when the config is
+loaded (``"kid:base64key,kid2:base64key"``, first = active); errors name key ids, never key material.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ class _Acct:
     tier = "standard"
 
 
-def _stream(api: str, chunks: int = CHUNKS) -> tuple[str, bytes, dict[str, Any]]:
+def _stream(api: str, chunks: int = CHUNKS, *, split: bool = False) -> tuple[str, Any, dict[str, Any]]:
     st, k = FakeState(), Knobs(chunks=chunks)
     if api == "openai_chat":
         body = {
@@ -71,7 +71,7 @@ def _stream(api: str, chunks: int = CHUNKS) -> tuple[str, bytes, dict[str, Any]]
         }
         ev = gemini.render(gemini.parse(body, st, k, "gemini-2.5-flash", True, True), st)  # type: ignore[arg-type]
     assert isinstance(ev, list)
-    return api, b"".join(ev), body
+    return api, (ev if split else b"".join(ev)), body
 
 
 PATHS = {
@@ -89,15 +89,18 @@ def _exchange(api: str, body: dict[str, Any], chain: Chain) -> Exchange:
     return ex
 
 
-def _relay(ex: Exchange, chain: Chain, data: bytes) -> tuple[int, int]:
-    """What Relay._relay_stream does per read, minus the socket. Returns (events in, bytes out)."""
+def _relay(ex: Exchange, chain: Chain, data: bytes | list[bytes]) -> tuple[int, int]:
+    """What Relay._relay_stream does per read, minus the socket. ``data``: the stream cut in ``READ``
+    byte reads, or a list of reads (one event each, as a model streaming in real time delivers them).
+    Returns (events in, bytes out)."""
     assert ex.dialect is not None
     framer = ex.dialect.framer(ex, "text/event-stream")
     assert framer is not None
     n = out = 0
     hooks = bool(chain.event)
-    for i in range(0, len(data), READ):
-        events = framer.feed(data[i : i + READ])
+    reads = data if isinstance(data, list) else (data[i : i + READ] for i in range(0, len(data), READ))
+    for chunk in reads:
+        events = framer.feed(chunk)
         if not events:
             continue
         n += len(events)
@@ -131,11 +134,13 @@ def _chain(mode: str | None, leak: str = "off") -> Chain:
     return Chain([RedactFilter(spec, keyring=RING)])
 
 
-def bench_streams(rounds: int = 25) -> None:
+def bench_streams(rounds: int = 25, *, split: bool = False) -> None:
     """Modes are timed interleaved, best of ``rounds`` each, so machine noise hits all of them alike."""
+    how = "one event per read" if split else f"{READ} B reads"
+    print(f"-- {how}")
     print(f"{'api':20s} {'mode':12s} {'events':>7s} {'ev/s':>10s} {'vs pass':>8s} {'µs/event':>9s}")
     for api in PATHS:
-        _, data, body = _stream(api)
+        _, data, body = _stream(api, split=split)
         chains = {None: _chain(None), **{m: _chain(*m) for m in MODES}}
         best: dict[Any, float] = dict.fromkeys(chains, float("inf"))
         n = 0
@@ -201,11 +206,9 @@ def main() -> None:
         import uvloop  # noqa: F401 - the relay's own loop does not matter here (no I/O)
     except ImportError:
         pass
-    print(
-        f"python {sys.version.split()[0]}, {CHUNKS} reasoning + {CHUNKS} answer deltas per stream, "
-        f"{READ} B reads"
-    )
+    print(f"python {sys.version.split()[0]}, {CHUNKS} reasoning + {CHUNKS} answer deltas per stream")
     bench_streams()
+    bench_streams(split=True)
     bench_leak()
     bench_memory()
 

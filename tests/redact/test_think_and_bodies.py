@@ -152,3 +152,21 @@ def test_usage_reasoning_tokens_zeroed_when_configured() -> None:
     g = orjson.loads((WIRE / "gemini.thoughts.nonstream.json").read_bytes())
     BODIES["gemini"](g, make_ctx("gemini", "omit", spec=spec))
     assert g["usageMetadata"]["thoughtsTokenCount"] == 0
+
+
+def test_seal_holds_bounded_reasoning_then_fails_closed() -> None:
+    from proxy.redact.common import RedactionFailed
+
+    s = ChatStream(make_ctx("openai_chat", "seal", spec=RedactionSpec(seal_max_bytes=1024)))
+    s.on_event(_chunk({"role": "assistant", "content": None, "reasoning_content": ""}))
+    with pytest.raises(RedactionFailed):
+        for _ in range(100):
+            s.on_event(_chunk({"content": None, "reasoning_content": "x" * 50}))
+
+
+def test_unparsable_chunk_fails_closed() -> None:
+    from proxy.redact.common import RedactionFailed
+
+    s = ChatStream(make_ctx("openai_chat", "omit"))
+    with pytest.raises(RedactionFailed):
+        s.on_event(Event(b'{"choices":[{"delta":{"reasoning_content":"sec', raw=b"x"))

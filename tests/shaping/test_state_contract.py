@@ -1,28 +1,59 @@
 """The contract every state backend keeps, through the async protocol only.
 
-Backends are listed in ``BACKENDS`` below; the Redis backend adds its factory (a server the suite
-starts itself) and must pass the same tests.
+Run on every backend in ``BACKENDS``: the embedded memory store and Redis (a real ``redis-server``
+the suite starts itself on a free loopback port, see ``tests/state/redis_server.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import importlib.util
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from proxy.state import MemoryBackend, StateBackend
+from proxy.state import MemoryBackend, StateBackend, backend_from_url
 from proxy.state.base import Acquire, Adjust, Gcra, GetMultiplier, Release, SetMultiplier
 
 T0 = 1_700_000_000.0
 
-BACKENDS: dict[str, Callable[[], StateBackend]] = {
-    "memory": MemoryBackend,
+
+def _redis_server_module() -> Any:
+    mod = sys.modules.get("redis_server")
+    if mod is None:
+        path = Path(__file__).resolve().parents[1] / "state" / "redis_server.py"
+        spec = importlib.util.spec_from_file_location("redis_server", path)
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["redis_server"] = mod
+        spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def contract_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    server = _redis_server_module().RedisServer(tmp_path_factory.mktemp("contract-redis")).start()
+    yield server
+    server.stop()
+
+
+def _redis(request: pytest.FixtureRequest) -> StateBackend:
+    server = request.getfixturevalue("contract_redis")
+    server.command("FLUSHALL")
+    return backend_from_url(server.url, namespace="contract")
+
+
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest], StateBackend]] = {
+    "memory": lambda request: MemoryBackend(),
+    "redis": _redis,
 }
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[StateBackend]:
-    b = BACKENDS[request.param]()
+    b = BACKENDS[request.param](request)
     yield b
     await b.close()
 

@@ -1,0 +1,169 @@
+"""The ``redis://`` / ``rediss://`` state backend: every ``apply`` is one EVALSHA of ``lua/apply.lua``.
+
+One request's ops are packed into one script call (KEYS and ARGV, see the script's header), so the hot
+path costs exactly one round trip and the read-modify-write is atomic on the server. The script is
+loaded lazily: the first EVALSHA that meets ``NOSCRIPT`` (a fresh server, a restart, ``SCRIPT FLUSH``)
+is retried once as ``EVAL`` with the body, which also puts it back in the server's script cache.
+
+Keys. The limiter builds state keys with ``state_key``; here each gets the prefix ``{<namespace>}`` +
+SEP. The braces make the namespace the Redis Cluster hash tag: one request's batch touches keys of
+several scopes (account, key, ip, org...), and a script may only touch keys of one slot, so every key
+of a namespace shares one slot. Hash-tagging by a request's primary scope cannot work (an ip or org
+key is shared by many accounts). Cluster URLs are refused for now (see ``proxy.state``); the key
+layout is ready for it, at the cost of one slot per namespace.
+
+Time. By default (``clock="caller"``) the script uses the ``now`` the caller passes, from the injected
+clock, like the memory backend: the contract suite, fake clocks and replays behave the same on both,
+and the fail-open fallback shares the time base. Replicas' clocks must then agree (NTP keeps them
+within milliseconds, far below any configured interval). ``clock="server"`` makes the script use the
+server's ``TIME`` instead (immune to replica clock skew; absolute times such as a multiplier's
+``until`` are shifted by the caller-server offset). Times are sent relative to ``TIME_BASE`` so a
+double keeps sub-microsecond resolution; cells and lease sets carry a PX expiry so idle keys vanish.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+from proxy.state.base import (
+    SEP,
+    Acquire,
+    Adjust,
+    Gcra,
+    GetMultiplier,
+    Op,
+    Release,
+    Result,
+    SetMultiplier,
+)
+
+TIME_BASE = 1_600_000_000  # epoch seconds; every replica must use the same base
+_INF = 1e300  # the script's numbers are doubles; "inf" is not portable through tonumber
+_EMPTY = Result()
+
+
+def load_script(name: str = "apply.lua") -> str:
+    """A Lua script shipped as package data (``proxy/state/lua/*.lua``)."""
+    return resources.files("proxy.state").joinpath("lua", name).read_text(encoding="utf-8")
+
+
+def key_prefix(namespace: str) -> str:
+    """The prefix of every Redis key of ``namespace``: ``{namespace}`` (the Cluster hash tag) + SEP."""
+    if not namespace or any(c in namespace for c in "{}" + SEP):
+        raise ValueError(f"state: namespace must be non-empty without '{{', '}}' or \\x1f, got {namespace!r}")
+    return "{" + namespace + "}" + SEP
+
+
+class RedisBackend:
+    """State in Redis, shared by every process and replica using the same URL and namespace.
+
+    ``client`` is a ``redis.asyncio.Redis`` (built from the URL by the factory in ``proxy.state``).
+    ``round_trips`` counts script calls (one per ``apply``, two when a ``NOSCRIPT`` forced a reload);
+    ``reloads`` counts those reloads.
+    """
+
+    may_have_multipliers = True  # another replica may have set one: always read them
+
+    def __init__(self, client: Any, *, namespace: str = "distillguard", clock: str = "caller") -> None:
+        if clock not in ("caller", "server"):
+            raise ValueError(f"state: clock must be 'caller' or 'server', got {clock!r}")
+        self.client = client
+        self.namespace = namespace
+        self.prefix = key_prefix(namespace)
+        self.server_time = clock == "server"
+        self.script = load_script()
+        self.sha = hashlib.sha1(self.script.encode()).hexdigest()
+        self.round_trips = 0
+        self.reloads = 0
+
+    def redis_key(self, key: str) -> str:
+        return self.prefix + key
+
+    # -- protocol ---------------------------------------------------------------------------------
+
+    async def apply(self, ops: Sequence[Op], now: float, *, all_or_nothing: bool = False) -> list[Result]:
+        if not ops:
+            return []
+        keys, args = self._pack(ops, now, all_or_nothing)
+        from redis.exceptions import NoScriptError
+
+        self.round_trips += 1
+        try:
+            out = await self.client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            self.reloads += 1
+            self.round_trips += 1
+            out = await self.client.eval(self.script, len(keys), *keys, *args)
+        return [_parse(x) for x in out]
+
+    async def sweep(self, now: float) -> int:
+        """Nothing to do: every key carries its own expiry (PX at the TAT / the last lease)."""
+        return 0
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def ping(self) -> bool:
+        return bool(await self.client.ping())
+
+    # -- packing ----------------------------------------------------------------------------------
+
+    def _pack(self, ops: Sequence[Op], now: float, aon: bool) -> tuple[list[str], list[Any]]:
+        p = self.prefix
+        keys: list[str] = []
+        args: list[Any] = [repr(now - TIME_BASE), "1" if self.server_time else "0", "1" if aon else "0",
+                           TIME_BASE]
+        for op in ops:
+            t = type(op)
+            keys.append(p + op.key)
+            if t is Gcra:
+                g: Gcra = op  # type: ignore[assignment]
+                mk = g.mult_keys
+                if mk:
+                    keys.extend(p + k for k in mk)
+                args += ("G", repr(g.interval), repr(g.capacity), repr(g.cost),
+                         repr(min(g.max_wait, _INF)), "1" if g.commit else "0", "1" if g.required else "0",
+                         len(mk))
+            elif t is Acquire:
+                a: Acquire = op  # type: ignore[assignment]
+                args += ("L", a.lease, a.limit, repr(a.ttl), "1" if a.required else "0")
+            elif t is Release:
+                args += ("R", op.lease)  # type: ignore[union-attr]
+            elif t is Adjust:
+                j: Adjust = op  # type: ignore[assignment]
+                args += ("A", repr(j.interval), repr(j.capacity), repr(j.units))
+            elif t is SetMultiplier:
+                s: SetMultiplier = op  # type: ignore[assignment]
+                args += ("S", repr(s.factor), repr(s.until - TIME_BASE), repr(s.recover))
+            elif t is GetMultiplier:
+                args.append("M")
+            else:
+                raise TypeError(f"unknown state op {op!r}")
+        return keys, args
+
+
+def _parse(raw: bytes | str) -> Result:
+    if not raw:
+        return Result()
+    ok, wait, remaining, reset, value = raw.split()
+    return Result(ok == b"1" or ok == "1", float(wait), float(remaining), float(reset), float(value))
+
+
+def redis_client(url: str, *, timeout: float = 0.25, max_connections: int = 512) -> Any:
+    """A ``redis.asyncio`` client for ``url`` that fails fast: no client-side retries (the fault
+    layer decides what a failure means), socket timeouts at ``timeout``."""
+    from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    return Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        max_connections=max_connections,
+        decode_responses=False,
+    )
