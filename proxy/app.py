@@ -237,6 +237,9 @@ def build_filters(app: ProxyApp) -> list[Any]:
         filters.append(ShapeFilter.from_config(
             limits, backend_from_url("memory://"), registry=app.metrics.registry, clock=app.clock,
         ))
+    from proxy.redact import build_redaction_filters
+
+    filters += build_redaction_filters(cfg, clock=app.clock)
     return filters
 
 

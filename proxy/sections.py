@@ -6,5 +6,6 @@ Kept apart from ``proxy.config`` because those modules import ``proxy.config`` t
 from __future__ import annotations
 
 import proxy.policy.settings  # noqa: F401  (rules)
+import proxy.redact  # noqa: F401  (redaction, hardening)
 import proxy.shaping  # noqa: F401  (limits)
 import proxy.state.config  # noqa: F401  (state)

@@ -13,6 +13,7 @@ import pytest
 BENCH = Path(__file__).resolve().parent / "benchmarks" / "bench_proxy.py"
 
 
+@pytest.mark.slow  # ~30 s: it starts a dozen server and client processes
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
 def test_bench_proxy_quick_runs_and_prints_its_figures() -> None:
     r = subprocess.run([sys.executable, str(BENCH), "--quick", "--json"], capture_output=True, text=True,

@@ -50,6 +50,7 @@ SCHEMA: dict[str, str] = {
     "signals.grader": BOOL,
     "signals.template": STRING,
     "signals.prefix": STRING,
+    "signals.prefix_net": STRING,
     "signals.lang": STRING,
     "signals.hour": INT,
     "signals.weekday": INT,
@@ -264,6 +265,16 @@ def prefix_hash(skeleton: bytes) -> str:
     return hashlib.blake2b(cut, digest_size=8).hexdigest()
 
 
+def prefix_net(skeleton: bytes, ip: str) -> str:
+    """``signals.prefix`` scoped to the client's /24 (/48): one instruction prefix sent from one network.
+    A cluster key for "many accounts, same template, same address range" (S1 + S10) that a common prompt
+    sent by unrelated users on different networks does not share."""
+    sep = skeleton.find(b"\x00")
+    end = skeleton.find(b"\x00", sep + 1) if sep >= 0 else -1
+    cut = skeleton[: min(end, sep + 1 + PREFIX_CHARS)] if end >= 0 else skeleton[:PREFIX_CHARS]
+    return hashlib.blake2b(cut + b"\x00" + ip_prefix(ip).encode(), digest_size=8).hexdigest()
+
+
 def guess_language(text: str) -> str:
     """Script first (non-Latin), else the most frequent stop words; 'und' when unsure."""
     sample = text[:200]
@@ -342,6 +353,7 @@ def compute_features(
         "signals.grader": bool(cot.get("grader")),
         "signals.template": template_hash(skeleton) if skeleton else "",
         "signals.prefix": prefix_hash(skeleton) if skeleton else "",
+        "signals.prefix_net": prefix_net(skeleton, meta.ip) if skeleton else "",
         "signals.lang": guess_language(last_user),
         "signals.hour": int(now // 3600) % 24,
         "signals.weekday": (day + 3) % 7,  # 1970-01-01 was a Thursday; Monday is 0 as in time.gmtime

@@ -7,10 +7,11 @@ decoded and checked as text). N-grams that also occur in the client's own prompt
 answer may quote the question, and so may the reasoning.
 
 The index holds the reasoning's n-grams as written, ROT13-encoded and reversed, so an answer is scanned
-once (plus a decode of each base64 run). Answer n-grams are sampled every ``stride = n // 2`` words: a
-copy of ``n + stride - 1`` words or more (14 with the default ``min_words: 10``) is always caught, a copy
-of ``n`` to ``n + stride - 2`` words depending on where it starts. Cost: well under 1 ms per 10 KB answer
-(figures in tests/benchmarks/bench_redact.py). Memory: at most ``max_ngrams`` hashes per reasoning.
+once (plus a decode of each base64 run). Reasoning n-grams are indexed at every 2nd word and answer
+n-grams sampled at every 3rd (coprime steps): a copy of ``n + 5`` words or more (15 with the default
+``min_words: 10``) is always caught, a copy of ``n`` to ``n + 4`` words depending on where it starts.
+Cost: under 1 ms per 10 KB answer; indexing the reasoning costs ~1.5 hashes per reasoning word (figures
+in tests/benchmarks/bench_redact.py). Memory: at most ``max_ngrams`` hashes (8 bytes each) per response.
 
 What streams can and cannot catch (``StreamLeakCheck``):
 
@@ -18,11 +19,13 @@ What streams can and cannot catch (``StreamLeakCheck``):
   characters after its last word arrived, or at the end of the stream; copies spanning the check
   windows are seen whole thanks to the overlap (a base64 run longer than ``overlap`` is checked only
   in pieces, and is caught only if a piece decodes on its own).
-* not caught before it is sent: the words of the first matching n-gram are already on the wire when it
-  is detected (the check never holds visible text back); ``withhold`` then ends the stream with the
-  dialect's error event, so the rest of the copy is not sent.
+* not caught before it is sent: the check never holds visible text back, so when it fires, the copy and
+  up to ``every`` characters after it are already on the wire; ``withhold`` then ends the stream with
+  the dialect's error event, so the rest of the answer is not sent. (Bodies are checked whole before
+  anything is sent: ``withhold`` answers 403 ``policy_blocked`` instead.)
 * never caught: paraphrase, translation, copies shorter than ``min_words`` words, encodings other than
-  the three above (hex, URL-encoding, a custom cipher), copies split across several responses, and
+  the three above (hex, URL-encoding, a custom cipher), copies split across several responses, reasoning
+  past ``leak.max_reasoning_bytes`` / ``max_ngrams`` (not indexed), and
   reasoning the proxy never saw (omitted upstream by request suppression: nothing to compare with, but
   then nothing to leak either).
 """
@@ -32,6 +35,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import heapq
 import re
 import string
 from array import array
@@ -48,48 +52,48 @@ def _words(text: str) -> list[str]:
     return text.lower().translate(_BREAKS).split()
 
 
-def _ngrams(words: list[str], n: int, step: int = 1) -> list[int]:
-    return [hash(" ".join(words[i : i + n])) for i in range(0, len(words) - n + 1, step)]
+def _ngrams(words: list[str], n: int, step: int = 1, start: int = 0) -> list[int]:
+    return [hash(" ".join(words[i : i + n])) for i in range(start, len(words) - n + 1, step)]
+
+
+# Reasoning n-grams are indexed at every INDEX_STEP-th word (by position in the whole reasoning), answer
+# n-grams are taken every QUERY_STEP-th word. The steps are coprime, so within any INDEX_STEP*QUERY_STEP
+# consecutive starts of a copied passage one is both indexed and queried (Chinese remainder theorem):
+# a copy of n + INDEX_STEP*QUERY_STEP - 1 words or more is always caught.
+INDEX_STEP = 2
+QUERY_STEP = 3
 
 
 class _HashSet:
-    """A set of 64-bit hashes in a sorted ``array`` (8 bytes each, against ~70 for a Python set entry):
-    appended in batches, sorted lazily, looked up by bisection."""
+    """A set of 64-bit hashes kept mostly in a sorted ``array`` (8 bytes each, against ~70 for a Python
+    set entry), with recent additions in a small Python set merged in once it grows past a quarter of
+    the array (a streaming merge: no large temporary copies)."""
 
-    __slots__ = ("_a", "_sorted")
+    __slots__ = ("_a", "_new")
 
     def __init__(self) -> None:
         self._a = array("q")
-        self._sorted = True
+        self._new: set[int] = set()
 
     def update(self, items: Iterable[int]) -> None:
-        n = len(self._a)
-        self._a.extend(items)
-        if len(self._a) != n:
-            self._sorted = False
-
-    def _ready(self) -> array[int]:
-        if not self._sorted:
-            self._a = array("q", sorted(set(self._a)))
-            self._sorted = True
-        return self._a
-
-    def __contains__(self, h: int) -> bool:
-        a = self._ready()
-        i = bisect_left(a, h)
-        return i < len(a) and a[i] == h
+        self._new.update(items)
+        if len(self._new) > max(2048, len(self._a) // 4):
+            self._a = array("q", heapq.merge(self._a, sorted(self._new)))
+            self._new = set()
 
     def isdisjoint(self, items: Iterable[int]) -> bool:
-        a = self._ready()
+        a, new = self._a, self._new
         n = len(a)
         for h in items:
+            if h in new:
+                return False
             i = bisect_left(a, h)
             if i < n and a[i] == h:
                 return False
         return True
 
     def __len__(self) -> int:
-        return len(self._a)
+        return len(self._a) + len(self._new)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +105,23 @@ class LeakFinding:
 class ReasoningIndex:
     """The n-gram hashes of hidden reasoning, built incrementally and bounded."""
 
-    __slots__ = ("_pending", "_size", "_tail", "hashes", "max_ngrams", "n", "plain", "prompt", "stride")
+    __slots__ = (
+        "_pending",
+        "_pos",
+        "_size",
+        "_tail",
+        "hashes",
+        "max_ngrams",
+        "n",
+        "plain",
+        "prompt",
+        "stride",
+    )
 
     def __init__(self, n: int = 10, *, max_ngrams: int = 40_000, prompt: str = "") -> None:
         self.n = n
-        self.stride = max(1, n // 2)
+        self.stride = QUERY_STEP
+        self._pos = 0  # position in the whole reasoning of the first word of ``_tail``
         self.max_ngrams = max_ngrams
         self.hashes = _HashSet()  # plain, ROT13 and reversed n-grams
         self.plain = _HashSet()  # plain only (to name the encoding of a hit)
@@ -133,14 +149,20 @@ class ReasoningIndex:
         self._size = len(rest)
         words = self._tail + _words(done)
         n = self.n
-        new = _ngrams(words, n)
+        first = -self._pos % INDEX_STEP  # the first start in this batch that is indexed
+        new = _ngrams(words, n, INDEX_STEP, first)
         self.plain.update(new)
         # The same passage ROT13-encoded and reversed (characters reversed: words reversed, in reverse
-        # order), so the answer is scanned once whatever the encoding.
-        new += _ngrams(_words(codecs.encode(" ".join(words), "rot13")), n)
-        new += _ngrams([w[::-1] for w in reversed(words)], n)
+        # order), so the answer is scanned once whatever the encoding. A reversed n-gram starting at j
+        # covers the words of the plain one starting at len(words) - n - j: same parity rule.
+        new += _ngrams(_words(codecs.encode(" ".join(words), "rot13")), n, INDEX_STEP, first)
+        m = len(words) - n
+        if m >= 0:
+            new += _ngrams([w[::-1] for w in reversed(words)], n, INDEX_STEP, (m - first) % INDEX_STEP)
         self.hashes.update(h for h in new if h not in self.prompt)
-        self._tail = words[-(n - 1) :] if n > 1 else []
+        keep = min(len(words), n - 1)
+        self._pos += len(words) - keep
+        self._tail = words[len(words) - keep :]
 
     def flush(self) -> None:
         if self._pending:
@@ -152,8 +174,8 @@ class ReasoningIndex:
     def check(self, answer: str) -> LeakFinding | None:
         """The encoding under which ``answer`` shares an n-gram with the reasoning, if any.
 
-        Answer n-grams are taken every ``stride`` words (the index holds every position), so any copy of
-        ``n + stride - 1`` words or more is caught for sure, shorter ones down to ``n`` words by chance.
+        Answer n-grams are taken every ``QUERY_STEP`` words, reasoning ones every ``INDEX_STEP``: any copy
+        of ``n + INDEX_STEP * QUERY_STEP - 1`` words or more is caught for sure, shorter ones by chance.
         """
         self.flush()
         if not len(self.hashes) or not answer:

@@ -23,12 +23,12 @@ def _memory(url: str, **kw: Any) -> StateBackend:
 
 
 def _redis(url: str, *, namespace: str = "distillguard", clock: str = "caller", timeout: float = 0.25,
-           max_connections: int = 512) -> StateBackend:
+           connections: int = 1) -> StateBackend:
     """``redis://[:password@]host[:port][/db]`` or ``rediss://`` (TLS). Options come from the
     ``state:`` config section, not the URL (the URL's own query goes to redis-py)."""
     from proxy.state.redis import RedisBackend, redis_client
 
-    return RedisBackend(redis_client(url, timeout=timeout, max_connections=max_connections),
+    return RedisBackend(redis_client(url, timeout=timeout, connections=connections),
                         namespace=namespace, clock=clock)
 
 
@@ -76,7 +76,8 @@ def backend_from_url(url: str, **kw: Any) -> StateBackend:
     if factory is None:
         known = ", ".join(sorted(f"{s}://" for s in BACKENDS if "+" not in s and "-" not in s
                                  and s != "sentinel"))
-        raise ValueError(f"state: unknown backend URL scheme {scheme!r} in {redact_url(url)!r} (known: {known})")
+        raise ValueError(
+            f"state: unknown backend URL scheme {scheme!r} in {redact_url(url)!r} (known: {known})")
     return factory(url, **kw)
 
 

@@ -8,7 +8,7 @@ state:
   on_failure: open                     # open: local in-memory limits, loudly | closed: 503 state_unavailable
   timeout: 250ms                       # per state call; a dead store adds at most this to a request
   clock: caller                        # caller: the proxy's clock | server: Redis TIME
-  max_connections: 512                 # connection pool size per process
+  connections: 1                       # pipelined connections per process (one carries ~50k calls/s)
   breaker:
     failures: 3                        # consecutive failures that open the circuit
     open_for: 5s                       # then one probe call; success closes it (automatic recovery)
@@ -39,7 +39,7 @@ class StateSpec:
     on_failure: str = "open"
     timeout: float = 0.25
     clock: str = "caller"
-    max_connections: int = 512
+    connections: int = 1
     breaker_failures: int = 3
     breaker_open_for: float = 5.0
 
@@ -60,7 +60,8 @@ def state_section(value: Any, at: At, problems: Problems) -> StateSpec:
     if f.has("url") and isinstance(url, str):
         scheme = urlsplit(url).scheme
         if scheme not in BACKENDS:
-            f.report("url", f"expected a memory://, redis://, rediss:// or unix:// URL, got '{redact_url(url)}'")
+            f.report("url", "expected a memory://, redis://, rediss:// or unix:// URL, "
+                            f"got '{redact_url(url)}'")
             url = d.url
         else:
             try:
@@ -73,13 +74,13 @@ def state_section(value: Any, at: At, problems: Problems) -> StateSpec:
     on_failure = f.enum("on_failure", ("open", "closed"), d.on_failure)
     timeout = f.duration("timeout", d.timeout, min=0.001, max=60.0)
     clock = f.enum("clock", ("caller", "server"), d.clock)
-    max_connections = f.integer("max_connections", d.max_connections, min=1, max=100_000)
+    connections = f.integer("connections", d.connections, min=1, max=64)
     b = f.map("breaker")
     failures = b.integer("failures", d.breaker_failures, min=1, max=1000)
     open_for = b.duration("open_for", d.breaker_open_for, min=0.01, max=3600.0)
     b.done()
     f.done()
-    return StateSpec(url, namespace, on_failure, timeout, clock, max_connections, failures, open_for)
+    return StateSpec(url, namespace, on_failure, timeout, clock, connections, failures, open_for)
 
 
 def backend_check(url: str) -> None:
@@ -104,7 +105,7 @@ def backend_from_config(cfg: Any, *, registry: Any = None, clock: Clock = SYSTEM
     from proxy.state.faults import FaultTolerantBackend
 
     primary = backend_from_url(spec.url, namespace=spec.namespace, clock=spec.clock, timeout=spec.timeout,
-                               max_connections=spec.max_connections)
+                               connections=spec.connections)
     return FaultTolerantBackend(
         primary, on_failure=spec.on_failure, timeout=spec.timeout, failures=spec.breaker_failures,
         open_for=spec.breaker_open_for, clock=clock, registry=registry, name=spec.scheme,

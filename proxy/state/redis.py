@@ -39,6 +39,7 @@ from proxy.state.base import (
     Result,
     SetMultiplier,
 )
+from proxy.state.resp import RespClient, RespError
 
 TIME_BASE = 1_600_000_000  # epoch seconds; every replica must use the same base
 _INF = 1e300  # the script's numbers are doubles; "inf" is not portable through tonumber
@@ -60,14 +61,14 @@ def key_prefix(namespace: str) -> str:
 class RedisBackend:
     """State in Redis, shared by every process and replica using the same URL and namespace.
 
-    ``client`` is a ``redis.asyncio.Redis`` (built from the URL by the factory in ``proxy.state``).
+    ``client`` is a ``RespClient`` (built from the URL by the factory in ``proxy.state``).
     ``round_trips`` counts script calls (one per ``apply``, two when a ``NOSCRIPT`` forced a reload);
     ``reloads`` counts those reloads.
     """
 
     may_have_multipliers = True  # another replica may have set one: always read them
 
-    def __init__(self, client: Any, *, namespace: str = "distillguard", clock: str = "caller") -> None:
+    def __init__(self, client: RespClient, *, namespace: str = "distillguard", clock: str = "caller") -> None:
         if clock not in ("caller", "server"):
             raise ValueError(f"state: clock must be 'caller' or 'server', got {clock!r}")
         self.client = client
@@ -88,15 +89,15 @@ class RedisBackend:
         if not ops:
             return []
         keys, args = self._pack(ops, now, all_or_nothing)
-        from redis.exceptions import NoScriptError
-
         self.round_trips += 1
         try:
-            out = await self.client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
+            out = await self.client.call("EVALSHA", self.sha, len(keys), *keys, *args)
+        except RespError as e:
+            if not str(e).startswith("NOSCRIPT"):
+                raise
             self.reloads += 1
             self.round_trips += 1
-            out = await self.client.eval(self.script, len(keys), *keys, *args)
+            out = await self.client.call("EVAL", self.script, len(keys), *keys, *args)
         return [_parse(x) for x in out]
 
     async def sweep(self, now: float) -> int:
@@ -107,7 +108,7 @@ class RedisBackend:
         await self.client.aclose()
 
     async def ping(self) -> bool:
-        return bool(await self.client.ping())
+        return await self.client.call("PING") == b"PONG"
 
     # -- packing ----------------------------------------------------------------------------------
 
@@ -152,18 +153,7 @@ def _parse(raw: bytes | str) -> Result:
     return Result(ok == b"1" or ok == "1", float(wait), float(remaining), float(reset), float(value))
 
 
-def redis_client(url: str, *, timeout: float = 0.25, max_connections: int = 512) -> Any:
-    """A ``redis.asyncio`` client for ``url`` that fails fast: no client-side retries (the fault
-    layer decides what a failure means), socket timeouts at ``timeout``."""
-    from redis.asyncio import Redis
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
-
-    return Redis.from_url(
-        url,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
-        max_connections=max_connections,
-        decode_responses=False,
-    )
+def redis_client(url: str, *, timeout: float = 0.25, connections: int = 1) -> RespClient:
+    """The pipelining client for ``url`` (see ``proxy.state.resp``). It never retries: the fault
+    layer decides what a failure means."""
+    return RespClient(url, connect_timeout=timeout, stall=max(timeout, 0.5), connections=connections)

@@ -36,8 +36,8 @@ from typing import Any
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-from common import ServerProc  # noqa: E402
+import common
+from common import ServerProc
 
 PATH = "/v1/chat/completions"
 ME = str(Path(__file__).resolve())
@@ -69,7 +69,7 @@ class Sizes:
     mem_segment: int
 
 
-FULL = Sizes(rounds=3, wrk_seconds=5, wrk_connections=32, ttfb_requests=300, paced_streams=100,
+FULL = Sizes(rounds=5, wrk_seconds=5, wrk_connections=32, ttfb_requests=300, paced_streams=100,
              paced_events=200, paced_interval=0.005, hold_streams=5000, hold_interval=2.0,
              mem_marks=(10_000, 50_000, 100_000), mem_segment=2)
 QUICK = Sizes(rounds=1, wrk_seconds=1, wrk_connections=8, ttfb_requests=5, paced_streams=5, paced_events=20,
@@ -114,17 +114,19 @@ class Bench:
         return p
 
     def distillguard(self, upstream: ServerProc, tag: str = "dg") -> ServerProc:
-        port = common.free_port()
         access = f'"{self.dir / (tag + "-access.log")}"' if self.access_log else "off"
         cfg = self.dir / f"{tag}.yaml"
-        cfg.write_text(
-            f'server:\n  listen: "127.0.0.1:{port}"\n'
-            f"upstreams:\n  - name: bench\n    url: {upstream.url}\n    max_connections: 20000\n"
-            f'accounts_file: "{self.accounts}"\n'
-            f"logging:\n  level: warning\n  access_log: {access}\n"
-        )
-        argv = [sys.executable, "-m", "proxy", "serve", "--config", str(cfg)]
-        p = common.start_server(tag, argv, port, log=self._log(tag))
+
+        def argv(port: int) -> list[str]:
+            cfg.write_text(
+                f'server:\n  listen: "127.0.0.1:{port}"\n'
+                f"upstreams:\n  - name: bench\n    url: {upstream.url}\n    max_connections: 20000\n"
+                f'accounts_file: "{self.accounts}"\n'
+                f"logging:\n  level: warning\n  access_log: {access}\n"
+            )
+            return [sys.executable, "-m", "proxy", "serve", "--config", str(cfg)]
+
+        p = common.start_on_free_port(tag, argv, log=self._log(tag))
         self.procs.append(p)
         return p
 
@@ -136,16 +138,20 @@ class Bench:
 
     def client(self, role: str, *args: str, timeout: float = 600) -> dict[str, Any]:
         argv = [sys.executable, ME, role, "--key", self.key, *args]
-        r = subprocess.run(argv, capture_output=True, timeout=timeout, check=False, preexec_fn=common.raise_nofile)
+        r = subprocess.run(argv, capture_output=True, timeout=timeout, check=False,
+                           preexec_fn=common.raise_nofile)
         if r.returncode != 0:
             raise RuntimeError(f"{role} failed: {r.stderr.decode()[-2000:]}")
         return orjson.loads(r.stdout.splitlines()[-1])
 
-    def wrk(self, target: ServerProc, connections: int, seconds: int, latency: bool = False) -> common.WrkResult:
+    def wrk(
+        self, target: ServerProc, connections: int, seconds: int, latency: bool = False
+    ) -> common.WrkResult:
         res = common.run_wrk(target.url + PATH, self.script, connections=connections, seconds=seconds,
                              latency=latency)
         if res.non_2xx or res.socket_errors:
-            raise RuntimeError(f"{target.name}: {res.non_2xx} non-2xx answers, {res.socket_errors} socket errors")
+            raise RuntimeError(
+                f"{target.name}: {res.non_2xx} non-2xx answers, {res.socket_errors} socket errors")
         return res
 
 
@@ -177,7 +183,8 @@ def phase_throughput(b: Bench, direct: ServerProc, thin: ServerProc, dg: ServerP
         Figure(1, "throughput direct upstream", med(rps["direct"]), "req/s"),
         Figure(1, "throughput thin pass-through", med(rps["thin"]), "req/s"),
         Figure(1, "throughput distillguard", med(rps["dg"]), "req/s"),
-        Figure(1, "throughput distillguard / thin", ratio, "x", ">= 0.85", ratio >= 0.85, f"rounds: {rounds}"),
+        Figure(1, "throughput distillguard / thin", ratio, "x", ">= 0.85", ratio >= 0.85,
+               f"rounds: {rounds}"),
         Figure(1, "CPU per request thin", med(cpu["thin"]), "us", detail="proxy process utime+stime"),
         Figure(1, "CPU per request distillguard", med(cpu["dg"]), "us",
                detail=f"thin/dg {med([t / d for t, d in zip(cpu['thin'], cpu['dg'], strict=True)]):.2f}"),
@@ -229,7 +236,7 @@ def paced_run(b: Bench, proxy: ServerProc, upstream: ServerProc) -> tuple[float,
 
 def phase_cpu(b: Bench, direct: ServerProc, thin: ServerProc, dg: ServerProc) -> list[Figure]:
     per: dict[str, list[float]] = {"thin": [], "dg": []}
-    rounds = max(3, b.sizes.rounds + 2)
+    rounds = max(3, 2 * b.sizes.rounds - 1)  # cheap rounds, and the noisiest figure on a shared box
     paced_run(b, thin, direct)  # warm-up
     paced_run(b, dg, direct)
     for r in range(rounds):
@@ -267,7 +274,8 @@ def hold_streams(b: Bench, proxy: ServerProc) -> tuple[int, int, int]:
         line = p.stdout.readline().decode().strip()  # "OPEN n" once every stream got its first event
         if not line.startswith("OPEN "):
             p.kill()
-            raise RuntimeError(f"client-hold: {line!r} {p.stderr.read().decode()[-2000:] if p.stderr else ''}")
+            err = p.stderr.read().decode()[-2000:] if p.stderr else ""
+            raise RuntimeError(f"client-hold: {line!r} {err}")
         n = int(line.split()[1])
         time.sleep(1.0)  # let a round of paced events pass through every stream
         samples = []
@@ -485,8 +493,8 @@ def versions() -> str:
     import aiohttp
     import uvloop
 
-    return (f"python {platform.python_version()}, aiohttp {aiohttp.__version__}, uvloop {uvloop.__version__}, "
-            f"orjson {orjson.__version__}")
+    return (f"python {platform.python_version()}, aiohttp {aiohttp.__version__}, "
+            f"uvloop {uvloop.__version__}, orjson {orjson.__version__}")
 
 
 def fmt(v: float, unit: str) -> str:
@@ -561,7 +569,8 @@ def main() -> int:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     print_table(figs)
-    print(f"({time.monotonic() - t0:.0f} s{'; quick mode: counts too small for meaningful figures' if args.quick else ''})")
+    note = "; quick mode: counts too small for meaningful figures" if args.quick else ""
+    print(f"({time.monotonic() - t0:.0f} s{note})")
     if args.json:
         doc = {"date": started, "machine": machine(), "versions": versions(), "quick": args.quick,
                "access_log": not args.no_access_log, "figures": [asdict(f) for f in figs]}

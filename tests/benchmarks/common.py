@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -75,6 +76,26 @@ def rss_kb(pid: int) -> int:
 # --------------------------------------------------------------------------- server processes
 
 
+def owns_listener(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds the socket listening on 127.0.0.1:``port`` (not some other
+    process that took the port first)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        f = line.split()
+        if f[3] == "0A" and int(f[1].split(":")[1], 16) == port:  # 0A: LISTEN
+            inodes.add(f[9])
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if link.startswith("socket:[") and link[8:-1] in inodes:
+                return True
+    return False
+
+
 @dataclass
 class ServerProc:
     """A server in a child process, listening on ``127.0.0.1:port``."""
@@ -113,7 +134,7 @@ def start_server(
     timeout: float = 30.0,
 ) -> ServerProc:
     """Start ``argv`` (which must listen on ``port``) and wait until ``GET probe`` answers."""
-    out = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115
+    out = open(log, "ab") if log is not None else subprocess.DEVNULL
     proc = subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
         preexec_fn=raise_nofile, cwd=str(HERE),
@@ -129,24 +150,42 @@ def start_server(
         try:
             with urllib.request.urlopen(f"{sp.url}{probe}", timeout=2) as r:
                 r.read()
-            return sp
+            if owns_listener(proc.pid, port):
+                return sp
+            # Another process answered on that port: ours will fail to bind and exit (checked above).
         except OSError:
-            if time.monotonic() > deadline:
-                sp.stop()
-                raise RuntimeError(f"{name} did not answer on port {port} within {timeout:.0f}s") from None
-            time.sleep(0.05)
+            pass
+        if time.monotonic() > deadline:
+            sp.stop()
+            raise RuntimeError(f"{name} did not answer on port {port} within {timeout:.0f}s")
+        time.sleep(0.05)
+
+
+def start_on_free_port(
+    name: str, argv_for: Callable[[int], list[str]], *, log: Path | None = None, attempts: int = 3
+) -> ServerProc:
+    """``start_server`` on a fresh free port, retried: another process may take the port between the
+    probe for a free one and the child's bind (other benchmarks run on the same box)."""
+    for attempt in range(attempts):
+        port = free_port()
+        try:
+            return start_server(name, argv_for(port), port, log=log)
+        except RuntimeError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def start_upstream(log: Path | None = None) -> ServerProc:
-    port = free_port()
-    return start_server("upstream", [sys.executable, str(HERE / "common.py"), "upstream", "--port", str(port)],
-                        port, log=log)
+    return start_on_free_port(
+        "upstream", lambda port: [sys.executable, str(HERE / "common.py"), "upstream", "--port", str(port)],
+        log=log)
 
 
 def start_thin(upstream_url: str, log: Path | None = None) -> ServerProc:
-    port = free_port()
-    argv = [sys.executable, str(HERE / "common.py"), "thin", "--port", str(port), "--upstream", upstream_url]
-    return start_server("thin", argv, port, log=log)
+    return start_on_free_port("thin", lambda port: [
+        sys.executable, str(HERE / "common.py"), "thin", "--port", str(port), "--upstream", upstream_url],
+        log=log)
 
 
 # --------------------------------------------------------------------------- wrk
@@ -180,7 +219,8 @@ def parse_wrk(out: str) -> WrkResult:
     res = WrkResult(int(m.group(1)), _ms(m.group(2) + m.group(3)) / 1e3, float(rps.group(1)))
     if (n := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) is not None:
         res.non_2xx = int(n.group(1))
-    if (s := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)) is not None:
+    s = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if s is not None:
         res.socket_errors = sum(int(x) for x in s.groups())
     for pct, val in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+(?:us|ms|s|m))\s*$", out, re.M):
         res.latency_ms[pct] = _ms(val)
@@ -204,7 +244,7 @@ def run_wrk(
     argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script)]
     if latency:
         argv.append("--latency")
-    p = subprocess.run(argv + [url], capture_output=True, text=True, timeout=seconds + 30, check=False)
+    p = subprocess.run([*argv, url], capture_output=True, text=True, timeout=seconds + 30, check=False)
     if p.returncode != 0:
         raise RuntimeError(f"wrk failed ({p.returncode}): {p.stderr or p.stdout}")
     return parse_wrk(p.stdout)
@@ -235,7 +275,8 @@ def chat_request(stream: bool = False) -> bytes:
 
 def chat_answer() -> bytes:
     """A ~1 KB Chat Completions answer."""
-    content = ("The pump on line 3 was replaced and tested; pressure readings are back within range. " * 9)[:800]
+    sentence = "The pump on line 3 was replaced and tested; pressure readings are back within range. "
+    content = (sentence * 9)[:800]
     return orjson.dumps({
         "id": "chatcmpl-bench0000000000000000000000",
         "object": "chat.completion",
@@ -264,7 +305,8 @@ def _chunk(delta: dict[str, object], finish: str | None = None, usage: dict[str,
         "created": 1_764_000_000,
         "model": MODEL,
         "system_fingerprint": "fp_bench",
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}] if choices else [],
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+        if choices else [],
     }
     if usage is not None or not choices:
         obj["usage"] = usage

@@ -15,9 +15,7 @@ import openai
 import pytest
 from google.genai import types as gt
 
-import proxy.app
 from proxy.fake import REASONING_MARKER, answer_for, reasoning_for
-from proxy.redact import build_redaction_filters
 from proxy.redact.seal import KeyRing, new_key_text, parse_keyring
 
 from .conftest import GENAI_WARNING, GenaiClient, anthropic_client, openai_client
@@ -36,15 +34,9 @@ THINK = {"type": "enabled", "budget_tokens": 2048}
 
 
 @pytest.fixture(autouse=True)
-def _wire_redaction(monkeypatch):
-    """The chain the lead wires in app.build_filters: identify -> validate -> harden -> redact."""
+def _seal_keys(monkeypatch):
+    """A fixed seal key ring for the proxies these tests start (app.build_filters wires redaction)."""
     monkeypatch.setenv("DISTILLGUARD_SEAL_KEYS", KEYS)
-    base = proxy.app.build_filters
-
-    def build(app):
-        return [*base(app), *build_redaction_filters(app.config)]
-
-    monkeypatch.setattr(proxy.app, "build_filters", build)
 
 
 def _cfg(mode: str, **extra) -> dict:

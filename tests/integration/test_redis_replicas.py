@@ -90,7 +90,7 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: floa
 
 
 def _spawn(argv: list[str], port: int, log: Path, probe: str = "/healthz") -> Proc:
-    out = open(log, "ab")  # noqa: SIM115
+    out = open(log, "ab")
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     out.close()
@@ -147,6 +147,12 @@ limits:
                 f"127.0.0.1:{port}", *extra]
         p = _spawn(argv, port, self.tmp / f"proxy-{len(self.procs)}.log")
         self.procs.append(p)
+        import urllib.request
+
+        with urllib.request.urlopen(p.url + "/metrics", timeout=5) as r:
+            wired = b"distillguard_state_up" in r.read()
+        assert wired, ("the proxy ignores the state: section: proxy/app.py build_filters must pass "
+                       "**shape_state(cfg, ...) to ShapeFilter.from_config (see docs/redis.md)")
         return p
 
     def close(self) -> None:
@@ -216,7 +222,9 @@ async def test_two_replicas_enforce_one_global_limit(fleet: Fleet) -> None:
     assert RS.info_stats(fleet.redis)["evalsha"]["calls"] >= 1200
 
 
-async def _load_until(stop: asyncio.Event, urls: list[str], key: str, out: list[tuple[float, Answer]]) -> None:
+async def _load_until(
+    stop: asyncio.Event, urls: list[str], key: str, out: list[tuple[float, Answer]]
+) -> None:
     conn = aiohttp.TCPConnector(limit=64)
     async with aiohttp.ClientSession(connector=conn) as s:
         async def worker(i: int) -> None:
@@ -293,14 +301,47 @@ async def test_workers_share_one_port(fleet: Fleet) -> None:
     answers = await _burst([p.url], fleet.keys["alice"], 500, concurrency=64)
     statuses = Counter(x.status for x in answers)
     assert statuses == {200: 200, 429: 300}, statuses
-    pids = set()
-    for _ in range(40):  # new connections land on both workers
-        async with aiohttp.ClientSession() as s, s.get(p.url + "/metrics") as r:
-            text = await r.text()
-        pids.update(line for line in text.splitlines() if line.startswith("process_start_time_seconds"))
-    assert len(pids) == 2, pids
+    # hold 32 fresh connections open: the kernel spreads them over both workers
+    conn = aiohttp.TCPConnector(limit=64, force_close=False)
+    async with aiohttp.ClientSession(connector=conn) as s:
+        gate = asyncio.Event()
+
+        async def hold() -> None:
+            async with s.get(p.url + "/healthz") as r:
+                await r.read()
+            await gate.wait()
+
+        tasks = [asyncio.ensure_future(hold()) for _ in range(32)]
+        await asyncio.sleep(0.5)
+        per_worker = _established_by_child(p.proc.pid, port)
+        gate.set()
+        await asyncio.gather(*tasks)
+    assert len(per_worker) == 2 and all(n > 0 for n in per_worker.values()), per_worker
     p.stop()
     assert p.proc.returncode == 0
+
+
+def _established_by_child(parent: int, port: int) -> dict[int, int]:
+    """Established connections on ``port`` per child process of ``parent`` (from /proc)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            f = line.split()
+            if int(f[1].rsplit(":", 1)[1], 16) == port and f[3] == "01":
+                inodes.add(f[9])
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    out: dict[int, int] = {}
+    for pid in map(int, children):
+        n = 0
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                n += 1
+        out[pid] = n
+    return out
 
 
 def test_workers_refuse_memory_state(tmp_path: Path) -> None:

@@ -29,8 +29,8 @@ def _user(text: str = PROMPT) -> list[dict]:
     ("deepseek-reasoner", "reasoning_content"), ("vllm-qwen3", "reasoning"), ("openrouter-claude", "reasoning"),
 ])
 async def test_chat_nonstream_all_flavours(start_proxy, fake, model, field):
-    run = await start_proxy(config={"redaction": {"default_mode": "pass"}} if False else None)
-    async with openai_client(run) as c:
+    run = await start_proxy()
+    async with openai_client(run, key=run.keys["tina"]) as c:  # trusted: reasoning passes
         r = await c.chat.completions.create(model=model, messages=_user())
     msg = r.choices[0].message
     assert msg.content == answer_for(PROMPT)
@@ -88,7 +88,7 @@ THINK = {"type": "enabled", "budget_tokens": 2048}
 
 async def test_anthropic_nonstream_and_stream(start_proxy):
     run = await start_proxy()
-    async with anthropic_client(run) as c:
+    async with anthropic_client(run, key=run.keys["tina"]) as c:
         m = await c.messages.create(model="claude-test-model", max_tokens=4096, thinking=THINK, messages=_user())
         assert [b.type for b in m.content] == ["thinking", "text"]
         assert m.content[0].thinking == reasoning_for(PROMPT) and m.content[0].signature
@@ -105,7 +105,7 @@ async def test_anthropic_nonstream_and_stream(start_proxy):
 async def test_gemini_nonstream_and_stream(start_proxy):
     run = await start_proxy()
     cfg = gt.GenerateContentConfig(thinking_config=gt.ThinkingConfig(include_thoughts=True))
-    async with GenaiClient(run) as g:
+    async with GenaiClient(run, key=run.keys["tina"]) as g:
         r = await g.models.generate_content(model="gemini-2.5-flash", contents=PROMPT, config=cfg)
         assert r.text == answer_for(PROMPT)
         thoughts = [p.text for p in r.candidates[0].content.parts if p.thought]

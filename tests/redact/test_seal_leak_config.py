@@ -8,6 +8,8 @@ import os
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from proxy.config import ConfigError, config_from_dict
 from proxy.exchange import Exchange
@@ -249,3 +251,30 @@ async def test_harden_anthropic_gemini_responses_and_trusted() -> None:
 
 def test_env_untouched() -> None:
     assert "DG_TEST_KEYS" not in os.environ
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    start=st.integers(0, 150),
+    prefix=st.integers(0, 30),
+    cuts=st.lists(st.integers(0, 3000), max_size=12),
+    encoding=st.sampled_from(["plain", "rot13", "reversed", "base64"]),
+)
+def test_leak_guarantee_any_alignment(start: int, prefix: int, cuts: list[int], encoding: str) -> None:
+    """A copy of min_words + 5 words is caught whatever its offset, however the reasoning was chunked."""
+    words = [f"w{(i * 7919) % 1000}x{i}" for i in range(200)]
+    text = " ".join(words)
+    idx = ReasoningIndex(10)
+    prev = 0
+    for c in [*sorted(c for c in cuts if c < len(text)), len(text)]:
+        idx.add(text[prev:c])
+        prev = c
+    copy = " ".join(words[start : start + 15])
+    enc = {
+        "plain": lambda s: s,
+        "rot13": lambda s: codecs.encode(s, "rot13"),
+        "reversed": lambda s: s[::-1],
+        "base64": lambda s: base64.b64encode(s.encode()).decode(),
+    }[encoding](copy)
+    answer = " ".join(f"pre{i}" for i in range(prefix)) + " " + enc + " tail words here"
+    assert idx.check(answer) is not None

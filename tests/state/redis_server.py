@@ -42,12 +42,13 @@ def free_port() -> int:
 class RedisServer:
     """One ``redis-server`` process. ``kill()`` is SIGKILL (a crash); ``start()`` again reuses the port."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, extra: tuple[str, ...] = ()) -> None:
         self.binary = find_server()
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.extra = extra
 
     @property
     def url(self) -> str:
@@ -56,7 +57,7 @@ class RedisServer:
     def start(self, timeout: float = 10.0) -> RedisServer:
         argv = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
                 "--save", "", "--appendonly", "no", "--protected-mode", "yes", "--daemonize", "no",
-                "--loglevel", "warning", "--logfile", str(self.workdir / "redis.log")]
+                "--loglevel", "warning", "--logfile", str(self.workdir / "redis.log"), *self.extra]
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
@@ -66,7 +67,7 @@ class RedisServer:
                 tail = log.read_text()[-1500:] if log.exists() else ""
                 raise RuntimeError(f"redis-server exited with {self.proc.returncode}\n{tail}")
             try:
-                if self.command("PING") == "PONG":
+                if self.command("PING") in ("PONG", "NOAUTH Authentication required."):
                     return self
             except OSError:
                 pass

@@ -30,10 +30,10 @@ def test_defaults_are_memory(tmp_path: Path) -> None:
 
 async def test_every_key(tmp_path: Path) -> None:
     cfg = _load(tmp_path, "state:\n  url: redis://:pw@127.0.0.1:6390/2\n  namespace: eu-1\n"
-                          "  on_failure: closed\n  timeout: 50ms\n  clock: server\n  max_connections: 64\n"
+                          "  on_failure: closed\n  timeout: 50ms\n  clock: server\n  connections: 2\n"
                           "  breaker: {failures: 5, open_for: 2s}\n")
     spec = state_spec(cfg)
-    assert spec == StateSpec("redis://:pw@127.0.0.1:6390/2", "eu-1", "closed", 0.05, "server", 64, 5, 2.0)
+    assert spec == StateSpec("redis://:pw@127.0.0.1:6390/2", "eu-1", "closed", 0.05, "server", 2, 5, 2.0)
     opts = shape_state(cfg)
     b = opts["backend"]
     assert isinstance(b, FaultTolerantBackend) and opts["fail_open"] is False

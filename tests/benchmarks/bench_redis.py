@@ -1,0 +1,216 @@
+"""Redis-backed shaping vs memory-backed shaping through the real proxy, on loopback.
+
+Prints, for the same limits and the same load (wrk, POST Chat Completions, keep-alive):
+
+1. throughput with ``state: memory://`` and with ``state: redis://`` (one worker each), and the ratio
+   (target: Redis >= 0.70 x memory), for a requests limit alone and for requests + tokens +
+   concurrency limits on the same account;
+2. Redis round trips per request, counted on the server (``INFO commandstats``: EVALSHA calls /
+   requests answered, and every other command the clients sent): a requests limit costs exactly one
+   round trip (admission); with tokens or concurrency, ``on_done`` sends one more batch (lease
+   release + token reconciliation), after the response is written;
+3. ``--workers 1`` vs ``--workers 2`` throughput on the Redis backend (the load generator, upstream
+   and Redis share the same cores: read it as what this machine gives, not a scaling law).
+
+    .venv/bin/python tests/benchmarks/bench_redis.py [--seconds 5] [--rounds 2] [--connections 64]
+
+Needs ``wrk`` and ``redis-server`` (apt-get install wrk redis-server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import os
+import secrets
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
+from common import ServerProc
+
+PATH = "/v1/chat/completions"
+# Commands the script runs inside the server: they appear in commandstats but are not round trips.
+SCRIPT_INTERNAL = {"get", "set", "del", "pttl", "pexpire", "hmget", "hset", "zadd", "zrem", "zcard", "zscore",
+                   "zremrangebyscore", "time"}
+LIMITS = {
+    "requests": """
+  - name: rps
+    scope: [account]
+    requests: {rate: 1000000/s, burst: 1000000}
+""",
+    "all": """
+  - name: rps
+    scope: [account]
+    requests: {rate: 1000000/s, burst: 1000000}
+  - name: tpm
+    scope: [account]
+    tokens: {limit: 1000000000, window: 1m, count: total, reserve: 256}
+  - name: inflight
+    scope: [account]
+    concurrency: {max: 100000, ttl: 10m}
+""",
+}
+
+
+def _redis_module() -> Any:
+    path = Path(__file__).resolve().parents[1] / "state" / "redis_server.py"
+    spec = importlib.util.spec_from_file_location("redis_server", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class Run:
+    def __init__(self, workdir: Path, args: argparse.Namespace) -> None:
+        self.dir = workdir
+        self.args = args
+        key = "dg-bench-" + secrets.token_urlsafe(24)
+        digest = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+        self.accounts = workdir / "accounts.yaml"
+        self.accounts.write_text(f'accounts:\n  - id: bench\n    tier: standard\n    keys: ["{digest}"]\n')
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+        self.script = common.wrk_script(workdir / "post.lua", common.chat_request(), headers)
+        self.rs = _redis_module()
+        self.redis = self.rs.RedisServer(workdir / "redis").start()
+        self.upstream = common.start_upstream(workdir / "upstream.log")
+        self.procs: list[ServerProc] = [self.upstream]
+
+    def proxy(self, tag: str, state: str, limits: str, workers: int = 1) -> ServerProc:
+        port = common.free_port()
+        cfg = self.dir / f"{tag}.yaml"
+        cfg.write_text(
+            f'server:\n  listen: "127.0.0.1:{port}"\n'
+            f"upstreams:\n  - name: bench\n    url: {self.upstream.url}\n    max_connections: 20000\n"
+            f'accounts_file: "{self.accounts}"\n'
+            f"logging:\n  level: warning\n  access_log: off\n"
+            f"state:\n  url: {state}\n  timeout: 1s\n"
+            f"limits:{LIMITS[limits]}"
+        )
+        argv = [sys.executable, "-m", "proxy", "serve", "--config", str(cfg), "--workers", str(workers)]
+        p = common.start_server(tag, argv, port, log=self.dir / f"{tag}.log")
+        self.procs.append(p)
+        return p
+
+    def wrk(self, p: ServerProc, seconds: int) -> common.WrkResult:
+        res = common.run_wrk(p.url + PATH, self.script, connections=self.args.connections, seconds=seconds)
+        if res.non_2xx or res.socket_errors:
+            raise RuntimeError(f"{p.name}: {res.non_2xx} non-2xx, {res.socket_errors} socket errors "
+                               f"(see {self.dir / (p.name + '.log')})")
+        return res
+
+    def commands(self) -> dict[str, float]:
+        stats = self.rs.info_stats(self.redis)
+        return {k: v["calls"] for k, v in stats.items()}
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.stop()
+        self.redis.stop()
+
+
+def measure(run: Run, targets: dict[str, ServerProc], rounds: int, seconds: int) -> dict[str, list[float]]:
+    for p in targets.values():  # warm-up: pools filled, script loaded
+        run.wrk(p, 1)
+    rps: dict[str, list[float]] = {name: [] for name in targets}
+    names = list(targets)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            rps[name].append(run.wrk(targets[name], seconds).rps)
+    return rps
+
+
+def answered(p: ServerProc) -> float:
+    """Requests the proxy has finished (its own counter: wrk does not count those in flight at the end)."""
+    import urllib.request
+
+    with urllib.request.urlopen(p.url + "/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("distillguard_requests_total{"))
+
+
+def round_trips(run: Run, p: ServerProc, seconds: int) -> tuple[float, dict[str, float]]:
+    time.sleep(0.3)
+    n0 = answered(p)
+    run.redis.command("CONFIG", "RESETSTAT")
+    run.wrk(p, seconds)
+    time.sleep(0.5)  # let the last requests (and their on_done batches) finish
+    cmds = run.commands()
+    n = answered(p) - n0
+    other = {k: v for k, v in cmds.items()
+             if k not in SCRIPT_INTERNAL and k not in ("evalsha", "info", "config|resetstat")}
+    return cmds.get("evalsha", 0.0) / n, other
+
+
+def _r(xs: list[float]) -> list[int]:
+    return [round(x) for x in xs]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is required (apt-get install wrk)", file=sys.stderr)
+        return 2
+    common.raise_nofile()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-redis-"))
+    run = Run(workdir, args)
+    lines: list[str] = []
+    ok = True
+    try:
+        print(f"bench_redis {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} CPUs; "
+              f"wrk -c{args.connections} {args.seconds}s x {args.rounds} rounds", flush=True)
+        for limits in ("requests", "all"):
+            mem = run.proxy(f"mem-{limits}", "memory://", limits)
+            red = run.proxy(f"redis-{limits}", run.redis.url, limits)
+            rps = measure(run, {"memory": mem, "redis": red}, args.rounds, args.seconds)
+            per_req, other = round_trips(run, red, args.seconds)
+            if per_req == 0:
+                raise RuntimeError("no EVALSHA reached Redis: is the state: section wired in app.py?")
+            m, r = statistics.median(rps["memory"]), statistics.median(rps["redis"])
+            ratio = r / m
+            ok &= ratio >= 0.70
+            lines += [
+                f"[{limits}] memory-backed          {m:10.0f} req/s   rounds {_r(rps['memory'])}",
+                f"[{limits}] redis-backed           {r:10.0f} req/s   rounds {_r(rps['redis'])}",
+                f"[{limits}] redis / memory         {ratio:10.2f} x       target >= 0.70 "
+                f"{'OK' if ratio >= 0.70 else 'MISSED'}",
+                f"[{limits}] EVALSHA per request    {per_req:10.3f}         other client commands: "
+                f"{other or 'none'}",
+            ]
+            run.procs.remove(mem)
+            run.procs.remove(red)
+            mem.stop()
+            red.stop()
+        w1 = run.proxy("workers-1", run.redis.url, "requests", workers=1)
+        w2 = run.proxy("workers-2", run.redis.url, "requests", workers=2)
+        rps = measure(run, {"w1": w1, "w2": w2}, args.rounds, args.seconds)
+        a, b = statistics.median(rps["w1"]), statistics.median(rps["w2"])
+        lines += [
+            f"[workers] --workers 1 (redis)   {a:10.0f} req/s   rounds {_r(rps['w1'])}",
+            f"[workers] --workers 2 (redis)   {b:10.0f} req/s   rounds {_r(rps['w2'])}",
+            f"[workers] scaling 1 -> 2        {b / a:10.2f} x",
+        ]
+    finally:
+        run.stop()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print("\n".join(lines))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
