@@ -40,8 +40,7 @@ def access_record(ex: Exchange) -> dict[str, Any]:
         "bytes_out": ex.bytes_out,
     }
     if ex.dialect is not None:
-        v = ex.view
-        rec["model"] = v.model or None
+        rec["model"] = ex.model
         rec["usage"] = {"input": u.input, "output": u.output, "reasoning": u.reasoning}
     if ex.upstream_request_id:
         rec["upstream_request_id"] = ex.upstream_request_id

@@ -60,10 +60,20 @@ def export_jsonl(path: str, seed: int, accounts: int, days: float, mix: dict[str
         for ev in generate(seed, accts, days):
             a = by_id[ev.account]
             n += 1
-            f.write(orjson.dumps({
-                "ts": ev.ts, "request_id": f"sim-{n}", "account": {"id": a.id, "tier": a.tier, "org": a.org},
-                "ip": a.ip, "user_agent": a.user_agent, "persona": a.persona, "request": ev.request,
-            }, option=orjson.OPT_APPEND_NEWLINE))
+            f.write(
+                orjson.dumps(
+                    {
+                        "ts": ev.ts,
+                        "request_id": f"sim-{n}",
+                        "account": {"id": a.id, "tier": a.tier, "org": a.org},
+                        "ip": a.ip,
+                        "user_agent": a.user_agent,
+                        "persona": a.persona,
+                        "request": ev.request,
+                    },
+                    option=orjson.OPT_APPEND_NEWLINE,
+                )
+            )
     return n
 
 
@@ -77,7 +87,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print(f"distillguard simulate: {e}", file=sys.stderr)
         return 2
     rules = args.rules or [str(DEFAULT_RULES)]
-    accounts = max(1, int(round(args.accounts * args.scale)))
+    accounts = max(1, round(args.accounts * args.scale))
     if args.export:
         n = export_jsonl(args.export, args.seed, accounts, args.days, mix)
         print(f"wrote {n} requests to {args.export}")
@@ -88,21 +98,33 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         held, benign = ph["heldout"], ph["benign"]
         out["phrasings"] = {
             "dev": {"caught": ph["dev"].caught, "total": ph["dev"].total, "rate": round(ph["dev"].rate, 4)},
-            "heldout": {"caught": held.caught, "total": held.total, "rate": round(held.rate, 4),
-                        "per_family": {k: list(v) for k, v in held.per_family.items()}},
+            "heldout": {
+                "caught": held.caught,
+                "total": held.total,
+                "rate": round(held.rate, 4),
+                "per_family": {k: list(v) for k, v in held.per_family.items()},
+            },
             "benign": {k: v for k, v in benign.items() if k != "hits"},
             "targets": {
-                "cot_heldout_caught": {"value": round(held.rate, 4), "target": ">= 0.90",
-                                       "met": held.rate >= TARGETS["cot_heldout_caught"]},
-                "cot_benign_fp": {"value": round(benign["rate"], 4), "target": "<= 0.01",
-                                  "met": benign["rate"] <= TARGETS["cot_benign_fp_max"]},
+                "cot_heldout_caught": {
+                    "value": round(held.rate, 4),
+                    "target": ">= 0.90",
+                    "met": held.rate >= TARGETS["cot_heldout_caught"],
+                },
+                "cot_benign_fp": {
+                    "value": round(benign["rate"], 4),
+                    "target": "<= 0.01",
+                    "met": benign["rate"] <= TARGETS["cot_benign_fp_max"],
+                },
             },
         }
         if not args.json:
             print("CoT-elicitation phrasings (rule cot-elicit-request, one request each on a fresh engine):")
             print(format_eval(ph))
             for name, t in out["phrasings"]["targets"].items():
-                print(f"  {'MET ' if t['met'] else 'MISS'} {name:<24} {t['value']!s:<10} target {t['target']}")
+                print(
+                    f"  {'MET ' if t['met'] else 'MISS'} {name:<24} {t['value']!s:<10} target {t['target']}"
+                )
             print()
     if not args.phrasings:
         if args.through == "proxy":
@@ -116,8 +138,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 runner: Any = uvloop.run
             except ImportError:  # pragma: no cover
                 runner = asyncio.run
-            summary = runner(run_through_proxy(seed=args.seed, accounts=accounts, days=args.days, mix=mix,
-                                               rules=rules, max_requests=args.max_requests))
+            summary = runner(
+                run_through_proxy(
+                    seed=args.seed,
+                    accounts=accounts,
+                    days=args.days,
+                    mix=mix,
+                    rules=rules,
+                    max_requests=args.max_requests,
+                )
+            )
         else:
             from proxy.sim.runner_replay import run_replay
 
@@ -136,19 +166,28 @@ def add_subcommands(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     s = subparsers.add_parser(
         "simulate",
         help="simulate distillation campaigns and benign traffic against a rule pack",
-        description="Generate seeded, reproducible event-time traffic from benign and attacker personas, run it "
-        "through the rule engine (replay, long horizons) or the real proxy against the fake model, and report "
-        "per persona: accounts acted on, requests and time to first action, reasoning tokens delivered before "
-        "and after, benign accounts impacted, added latency; plus the CoT phrasing evaluation.",
+        description="Generate seeded, reproducible event-time traffic from benign and attacker personas, "
+        "run it through the rule engine (replay, long horizons) or the real proxy against the fake model, "
+        "and report per persona: accounts acted on, requests and time to first action, reasoning tokens "
+        "delivered before and after, benign accounts impacted, added latency; plus the CoT phrasing "
+        "evaluation.",
     )
     s.add_argument("--seed", type=int, default=7, help="random seed (default 7); same seed, same traffic")
     s.add_argument("--accounts", type=int, default=1000, help="accounts in the population (default 1000)")
     s.add_argument("--scale", type=float, default=1.0, help="multiply --accounts by this factor")
     s.add_argument("--days", type=float, default=7.0, help="simulated days (default 7)")
-    s.add_argument("--mix", nargs="+", metavar="PERSONA=WEIGHT",
-                   help="persona weights (only those named); default: the built-in mix")
-    s.add_argument("--through", choices=("replay", "proxy"), default="replay",
-                   help="replay: the engine directly on event time (default); proxy: the real proxy + fake model")
+    s.add_argument(
+        "--mix",
+        nargs="+",
+        metavar="PERSONA=WEIGHT",
+        help="persona weights (only those named); default: the built-in mix",
+    )
+    s.add_argument(
+        "--through",
+        choices=("replay", "proxy"),
+        default="replay",
+        help="replay: the engine directly on event time (default); proxy: the real proxy + fake model",
+    )
     s.add_argument("--rules", nargs="+", help=f"rule files or directories (default {DEFAULT_RULES})")
     s.add_argument("--max-requests", type=int, help="proxy mode: stop after this many requests")
     s.add_argument("--phrasings", action="store_true", help="only the CoT phrasing evaluation")

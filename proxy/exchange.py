@@ -6,6 +6,7 @@ per-filter scratch dict keyed by the filter's name).
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -167,8 +168,13 @@ class Part:
 # --------------------------------------------------------------------------- the exchange
 
 
+_ID_PREFIX = "dg-" + os.urandom(6).hex()
+_id_counter = itertools.count(1)
+
+
 def new_request_id() -> str:
-    return "dg-" + os.urandom(12).hex()
+    """Unique per process run: a random per-process prefix and a counter (cheaper than urandom per id)."""
+    return f"{_ID_PREFIX}{next(_id_counter):010x}"
 
 
 class Exchange:
@@ -186,7 +192,7 @@ class Exchange:
         "account", "key_id", "status", "response_headers", "streaming", "usage", "decisions", "tags",
         "state", "error_code", "started", "t_upstream", "t_first_byte", "t_end", "bytes_in",
         "bytes_out", "events_in", "events_out", "client_gone", "reply_headers", "user_agent", "features",
-        "controls", "t0", "t_headers", "response_changed", "upstream_request_id",
+        "controls", "t0", "t_headers", "waited", "response_changed", "upstream_request_id",
     )
 
     def __init__(
@@ -235,6 +241,7 @@ class Exchange:
         self.t0 = 0.0  # monotonic arrival time; the t_* fields below are monotonic too
         self.t_upstream = 0.0
         self.t_headers = 0.0  # upstream response headers arrived
+        self.waited = 0.0  # seconds spent waiting on purpose (shaping delay queues), not overhead
         self.t_first_byte = 0.0
         self.t_end = 0.0
         self.bytes_in = len(body)
@@ -302,6 +309,15 @@ class Exchange:
         if headers:
             reply.headers.update(headers)
         return reply
+
+    @property
+    def model(self) -> str | None:
+        """The model asked for, without building the full view when nothing else needed it."""
+        if self._view is None and self.dialect is not None and self.dialect.name != "gemini":
+            body = self.json
+            m = body.get("model") if isinstance(body, dict) else None
+            return m if isinstance(m, str) else None
+        return self.view.model or None if self.dialect is not None else None
 
     @property
     def tier(self) -> str:

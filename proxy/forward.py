@@ -215,10 +215,6 @@ class Relay:
             return await self._relay_buffered(ex, request, resp, spec)
         return await self._relay_raw(ex, request, resp, spec)
 
-    async def _read_timed(self, resp: aiohttp.ClientResponse, idle: float) -> bytes:
-        async with asyncio.timeout(idle):
-            return await resp.content.readany()
-
     async def _relay_buffered(
         self, ex: Exchange, request: web.Request, resp: aiohttp.ClientResponse, spec: UpstreamSpec
     ) -> web.StreamResponse:
@@ -257,11 +253,21 @@ class Relay:
         """Unrecognised paths and upstream errors: relay bytes untouched, chunk by chunk."""
         out = web.StreamResponse(status=resp.status, headers=client_headers(ex, resp.headers, self.rid_header))
         await out.prepare(request)
-        idle = spec.timeouts.idle
+        watch = IdleWatch(resp, spec.timeouts.idle)
+        read = resp.content.readany
         first = True
         try:
             while True:
-                chunk = await self._read_timed(resp, idle)
+                watch.touch()
+                try:
+                    chunk = await read()
+                except (aiohttp.ClientError, OSError) as e:
+                    ex.error_code = errors.UPSTREAM_TIMEOUT if watch.fired else errors.UPSTREAM_STREAM_ERROR
+                    log.warning("upstream %s broke off a raw body: %s (%s)", spec.name,
+                                "idle timeout" if watch.fired else type(e).__name__, ex.request_id)
+                    # The status is already sent: the only signal left is an abrupt end of the body.
+                    _abort(request)
+                    return out
                 if not chunk:
                     break
                 if first:
@@ -269,16 +275,11 @@ class Relay:
                     first = False
                 ex.bytes_out += len(chunk)
                 await out.write(chunk)
-        except (TimeoutError, aiohttp.ClientError, OSError) as e:
-            if isinstance(e, ConnectionResetError) and request.transport is None:
-                ex.client_gone = True
-                raise
-            ex.error_code = errors.UPSTREAM_STREAM_ERROR
-            log.warning("upstream %s broke off a raw body: %s (%s)", spec.name, type(e).__name__, ex.request_id)
-            # The status is already sent: the only signal left is an abrupt end of the body.
-            _abort(request)
-            return out
-        await out.write_eof()
+            await out.write_eof()
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            ex.client_gone = True
+        finally:
+            watch.cancel()
         return out
 
     async def _relay_stream(
@@ -290,22 +291,25 @@ class Relay:
         assert dialect is not None
         out = web.StreamResponse(status=resp.status, headers=client_headers(ex, resp.headers, self.rid_header))
         await out.prepare(request)
-        idle = spec.timeouts.idle
         has_event_hooks = bool(chain.event)
         usage_of = dialect.usage
         shaping = ex.state.get("shape")  # output pacing and token budgets (proxy.filters.shape)
+        watch = IdleWatch(resp, spec.timeouts.idle)
+        read = resp.content.readany
+        encode = framer.encode
         first = True
         try:
             while True:
+                watch.touch()
                 try:
-                    chunk = await self._read_timed(resp, idle)
-                except TimeoutError:
-                    await self._end_with_error(ex, out, framer, errors.UPSTREAM_TIMEOUT,
-                                               "upstream stalled mid-stream")
-                    return out
+                    chunk = await read()
                 except (aiohttp.ClientError, OSError) as e:
-                    await self._end_with_error(ex, out, framer, errors.UPSTREAM_STREAM_ERROR,
-                                               f"upstream stream broke off ({type(e).__name__})")
+                    if watch.fired:
+                        await self._end_with_error(ex, out, framer, errors.UPSTREAM_TIMEOUT,
+                                                   "upstream stalled mid-stream")
+                    else:
+                        await self._end_with_error(ex, out, framer, errors.UPSTREAM_STREAM_ERROR,
+                                                   f"upstream stream broke off ({type(e).__name__})")
                     return out
                 if not chunk:
                     break
@@ -326,9 +330,9 @@ class Relay:
                         await self._end_with_error(ex, out, framer, errors.REDACTION_FAILED,
                                                    "the proxy could not process this stream")
                         return out
-                if not events:
-                    continue
-                data = b"".join([framer.encode(ev) for ev in events])
+                    if not events:
+                        continue
+                data = b"".join([encode(ev) for ev in events]) if len(events) > 1 else encode(events[0])
                 if first:
                     ex.t_first_byte = self.mono()
                     first = False
@@ -336,6 +340,7 @@ class Relay:
                     await shaping.pace()
                 ex.events_out += len(events)
                 ex.bytes_out += len(data)
+                events = []  # hold nothing while waiting for the next chunk
                 await out.write(data)
                 if shaping is not None and shaping.cut:
                     # The batch already ends with the dialect's error event: stop reading upstream.
@@ -366,8 +371,11 @@ class Relay:
                 await out.write(data)
             await out.write_eof()
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            # The client went away mid-stream: nothing to answer; the upstream response is closed by
+            # the caller, which cancels the generation upstream.
             ex.client_gone = True
-            raise
+        finally:
+            watch.cancel()
         return out
 
     async def _end_with_error(
@@ -383,6 +391,39 @@ class Relay:
             await out.write_eof()
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             ex.client_gone = True
+
+
+class IdleWatch:
+    """Ends an upstream read that has been silent for ``idle`` seconds.
+
+    One timer per response instead of a timeout context per chunk: ``touch()`` only stores the time;
+    the timer re-arms itself for the last touch plus ``idle``, and on expiry closes the upstream
+    response, which makes the pending read fail; ``fired`` tells that failure apart from a real one.
+    """
+
+    __slots__ = ("_handle", "_loop", "fired", "idle", "last", "resp")
+
+    def __init__(self, resp: aiohttp.ClientResponse, idle: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.resp = resp
+        self.idle = idle
+        self.fired = False
+        self.last = self._loop.time()
+        self._handle = self._loop.call_at(self.last + idle, self._check)
+
+    def touch(self) -> None:
+        self.last = self._loop.time()
+
+    def _check(self) -> None:
+        due = self.last + self.idle
+        if self._loop.time() >= due:
+            self.fired = True
+            self.resp.close()
+        else:
+            self._handle = self._loop.call_at(due, self._check)
+
+    def cancel(self) -> None:
+        self._handle.cancel()
 
 
 def _abort(request: web.Request) -> None:

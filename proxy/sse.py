@@ -35,7 +35,7 @@ class Framer:
 class SSEFramer(Framer):
     """Server-sent events. Keeps partial events across chunks; remembers the upstream's line ending."""
 
-    __slots__ = ("_buf", "_eol_known", "_scan", "eol")
+    __slots__ = ("_buf", "_cr", "_eol_known", "_scan", "eol")
 
     def __init__(self, eol: bytes = b"\n") -> None:
         self._buf = b""
@@ -44,12 +44,30 @@ class SSEFramer(Framer):
         # Where the search for the end of the held event resumes: a large event arriving in many small
         # chunks is then scanned once, not once per chunk.
         self._scan = 0
+        self._cr = False  # a CR was seen: line endings may be CRLF or CR, use the general search
 
     def feed(self, chunk: bytes) -> list[Event]:
         buf = self._buf + chunk if self._buf else chunk
         events: list[Event] = []
         start = 0
         n = len(buf)
+        if not self._cr and b"\r" not in chunk:
+            # Fast path for LF-only streams (OpenAI, Anthropic): a plain substring search.
+            find = buf.find
+            pos = self._scan
+            while True:
+                i = find(b"\n\n", pos)
+                if i < 0:
+                    break
+                end = i + 2
+                if not self._eol_known:
+                    self._eol_known = True
+                events.append(_parse_block(buf[start:i], buf[start:end]))
+                start = pos = end
+            self._buf = buf[start:] if start < n else b""
+            self._scan = max(0, len(self._buf) - 1)
+            return events
+        self._cr = True
         while start < n:
             m = _EVENT_END.search(buf, max(start, self._scan))
             if m is None:

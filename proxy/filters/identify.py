@@ -52,8 +52,9 @@ class IdentifyFilter(Filter):
         return ip is not None and any(ip in net for net in self.trusted)
 
     def _client_ip(self, ex: Exchange, peer: str) -> str:
-        peer_ip = _ip(peer)
-        if not self.trusted or not self._is_trusted(peer_ip):
+        if not self.trusted:
+            return peer
+        if not self._is_trusted(_ip(peer)):
             return peer
         ex.state["peer_trusted"] = True
         xff = ex.headers.get("X-Forwarded-For")

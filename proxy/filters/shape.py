@@ -120,6 +120,7 @@ class ShapeFilter(Filter):
         if v.ok:
             if v.delayed > 0:
                 ex.decisions.append({"filter": "shape", "delayed_s": round(v.delayed, 3)})
+                ex.waited += v.delayed
             return None
         headers = dict(v.headers or {})
         headers.update(retry_after(v.retry))

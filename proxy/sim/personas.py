@@ -40,23 +40,48 @@ DEFAULT_MIX: dict[str, float] = {
 }
 
 TOPICS = (
-    "photosynthesis", "the French revolution", "binary search trees", "compound interest", "the Krebs cycle",
-    "TCP congestion control", "Roman aqueducts", "supply and demand", "quantum tunnelling", "sourdough baking",
-    "the Pythagorean theorem", "vector databases", "medieval trade routes", "the water cycle", "Rust lifetimes",
-    "marathon training", "plate tectonics", "GDPR compliance", "jazz harmony", "the immune system",
+    "photosynthesis",
+    "the French revolution",
+    "binary search trees",
+    "compound interest",
+    "the Krebs cycle",
+    "TCP congestion control",
+    "Roman aqueducts",
+    "supply and demand",
+    "quantum tunnelling",
+    "sourdough baking",
+    "the Pythagorean theorem",
+    "vector databases",
+    "medieval trade routes",
+    "the water cycle",
+    "Rust lifetimes",
+    "marathon training",
+    "plate tectonics",
+    "GDPR compliance",
+    "jazz harmony",
+    "the immune system",
 )
 ASKS = (
-    "Explain {t} to a beginner.", "What are the main ideas behind {t}?", "Give me three facts about {t}.",
-    "Write a short summary of {t} for my notes.", "How would you teach {t} to a 12 year old?",
-    "What are common misconceptions about {t}?", "Compare {t} with something from everyday life.",
-    "Draft an email to my team about {t}.", "Make a quiz with {n} questions on {t}.",
+    "Explain {t} to a beginner.",
+    "What are the main ideas behind {t}?",
+    "Give me three facts about {t}.",
+    "Write a short summary of {t} for my notes.",
+    "How would you teach {t} to a 12 year old?",
+    "What are common misconceptions about {t}?",
+    "Compare {t} with something from everyday life.",
+    "Draft an email to my team about {t}.",
+    "Make a quiz with {n} questions on {t}.",
     "What is {n} times {m}, and how does that relate to {t}?",
 )
 SHORT = ("hi", "thanks!", "hello", "ok", "can you help me?", "thank you so much")
 MULTI = (
-    "¿Puedes explicarme {t} de forma sencilla?", "Explique-moi {t} en quelques phrases.",
-    "Kannst du mir {t} einfach erklären?", "Você pode explicar {t} de forma simples?",
-    "请简单解释一下{t}。", "{t}について簡単に説明してください。", "{t}에 대해 쉽게 설명해 주세요.",
+    "¿Puedes explicarme {t} de forma sencilla?",
+    "Explique-moi {t} en quelques phrases.",
+    "Kannst du mir {t} einfach erklären?",
+    "Você pode explicar {t} de forma simples?",
+    "请简单解释一下{t}。",
+    "{t}について簡単に説明してください。",
+    "{t}에 대해 쉽게 설명해 주세요.",
     "Объясни, пожалуйста, {t} простыми словами.",
 )
 OSS_TOOL_SYSTEM = "You are commitgen, an assistant that writes conventional commit messages from diffs."
@@ -66,12 +91,15 @@ OSS_TOOL_ASK = (
 )
 AGENT_SYSTEMS = (
     "You are CodePilot, an autonomous coding agent. Use the tools to read, edit and test the repository.",
-    "You are an expert software engineer working in the user's terminal. Use tools to inspect files and run commands.",
+    "You are an expert software engineer working in the user's terminal. Use tools to inspect files and run commands.",  # noqa: E501
     "You are Devbot. Plan, then call tools. Never edit files you have not read.",
 )
 AGENT_TASKS = (
-    "Fix the failing test in tests/test_{f}.py", "Add type hints to src/{f}.py", "Refactor {f} into smaller functions",
-    "Why does {f} raise KeyError on line {n}?", "Write a migration for the {f} table",
+    "Fix the failing test in tests/test_{f}.py",
+    "Add type hints to src/{f}.py",
+    "Refactor {f} into smaller functions",
+    "Why does {f} raise KeyError on line {n}?",
+    "Write a migration for the {f} table",
 )
 FILES = ("parser", "billing", "auth", "cache", "router", "models", "schema", "worker", "queue", "views")
 CAMPAIGN_SYSTEMS = (
@@ -81,15 +109,18 @@ CAMPAIGN_SYSTEMS = (
     "You are a precise analyst. Consider all cases carefully and reason step by step.",
 )
 CAMPAIGN_ASKS = (
-    "Solve the following problem. Think through every step carefully and give the final answer in a box. Problem: {p}",
-    "Implement the following function and reason about edge cases and complexity before writing code. Task: {p}",
-    "Answer the question below with a complete derivation; consider alternative approaches first. Question: {p}",
-    "Work through this exercise thoroughly, checking each intermediate result before moving on. Exercise: {p}",
+    "Solve the following problem. Think through every step carefully and give the final answer in a box. Problem: {p}",  # noqa: E501
+    "Implement the following function and reason about edge cases and complexity before writing code. Task: {p}",  # noqa: E501
+    "Answer the question below with a complete derivation; consider alternative approaches first. Question: {p}",  # noqa: E501
+    "Work through this exercise thoroughly, checking each intermediate result before moving on. Exercise: {p}",  # noqa: E501
 )
 PROBLEMS = (
-    "find all integers x with x^2 - {n}x + {m} = 0", "how many paths of length {n} exist on a {m}x{m} grid",
-    "parse a CSV line with quoted fields of up to {n} columns", "prove that {n}^{m} - 1 is divisible by {n} - 1",
-    "merge {n} sorted lists of total length {m} efficiently", "the probability that {n} dice sum to {m}",
+    "find all integers x with x^2 - {n}x + {m} = 0",
+    "how many paths of length {n} exist on a {m}x{m} grid",
+    "parse a CSV line with quoted fields of up to {n} columns",
+    "prove that {n}^{m} - 1 is divisible by {n} - 1",
+    "merge {n} sorted lists of total length {m} efficiently",
+    "the probability that {n} dice sum to {m}",
 )
 # low-and-slow campaigns run their own templates (not the hydra clusters')
 SLOW_SYSTEMS = (
@@ -107,7 +138,7 @@ AUTOMATION_TEMPLATES = (
     "Question {n}: what is {m} plus {n}? Answer:",
 )
 BATCH_TEMPLATES = (
-    "Classify the following support ticket as billing, bug or feature request. Ticket #{n}: my invoice shows {m} seats.",
+    "Classify the following support ticket as billing, bug or feature request. Ticket #{n}: my invoice shows {m} seats.",  # noqa: E501
     "Extract the company name and amount from this invoice line: ACME-{n} paid {m} EUR.",
 )
 
@@ -135,6 +166,9 @@ def pick_tier(rng: random.Random, weights: tuple[float, float, float]) -> str:
 
 def fill(rng: random.Random, s: str) -> str:
     return s.format(
-        t=rng.choice(TOPICS), n=rng.randint(2, 999), m=rng.randint(2, 999), f=rng.choice(FILES),
+        t=rng.choice(TOPICS),
+        n=rng.randint(2, 999),
+        m=rng.randint(2, 999),
+        f=rng.choice(FILES),
         p=rng.choice(PROBLEMS).format(n=rng.randint(2, 99), m=rng.randint(2, 99)),
     )

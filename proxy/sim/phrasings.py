@@ -1,10 +1,11 @@
 """CoT-elicitation phrasing evaluation: does the pack's per-request elicitation rule fire?
 
-Data in ``proxy/sim/data/phrasings``: ``dev.yaml`` (families the pack's matchers were written against),
-``heldout.yaml`` (families never used while writing them) and ``benign.yaml`` (prompts that mention
-reasoning innocently). Each phrasing is sent as one request on a fresh engine, through the real feature
-extraction and the whole rule set, to a reasoning model; "caught" means the rule ``cot-elicit-request``
-hit (enforce or shadow).
+Data in ``proxy/sim/data/phrasings``: development split ``dev.yaml`` + ``dev2.yaml`` (families the pack's
+matchers were written against; ``dev2`` was the first held-out split, measured once at 73.1 % before it
+was used), held-out split ``heldout2.yaml`` (families never used while writing them) and
+``benign.yaml`` (prompts that mention reasoning innocently). Each phrasing is sent as one request on a
+fresh engine, through the real feature extraction and the whole rule set, to a reasoning model; "caught"
+means the rule ``cot-elicit-request`` hit (enforce or shadow).
 """
 
 from __future__ import annotations
@@ -21,12 +22,17 @@ from proxy.policy.signals import RequestMeta, compute_features, view_from_record
 
 DATA = Path(__file__).parent / "data" / "phrasings"
 RULE = "cot-elicit-request"
+SPLITS: dict[str, tuple[str, ...]] = {"dev": ("dev", "dev2"), "heldout": ("heldout2",)}
 T0 = 1_767_225_600.0
 
 
 def load_families(name: str) -> dict[str, list[str]]:
-    doc = yaml.safe_load((DATA / f"{name}.yaml").read_text(encoding="utf-8"))
-    return {k: [str(p) for p in v] for k, v in doc["families"].items()}
+    """Families of one split (``dev``, ``heldout``) or one data file (``dev2``, ``heldout2``)."""
+    out: dict[str, list[str]] = {}
+    for f in SPLITS.get(name, (name,)):
+        doc = yaml.safe_load((DATA / f"{f}.yaml").read_text(encoding="utf-8"))
+        out.update({k: [str(p) for p in v] for k, v in doc["families"].items()})
+    return out
 
 
 def load_benign() -> list[str]:
@@ -56,7 +62,9 @@ class Detector:
     def hits(self, prompt: str, model: str = "o3") -> bool:
         engine = Engine(self.rs)
         meta = RequestMeta(account_id="eval", tier="standard", ip="198.51.100.7", user_agent="eval")
-        ctx = compute_features(view_from_record({"model": model, "prompt": prompt}), meta, T0, self.rs.matchers)
+        ctx = compute_features(
+            view_from_record({"model": model, "prompt": prompt}), meta, T0, self.rs.matchers
+        )
         return self.rule in engine.evaluate(ctx, T0).hit_ids
 
 
@@ -74,7 +82,12 @@ def evaluate(rules: list[str]) -> dict[str, Any]:
         out[split] = res
     benign = load_benign()
     fps = [p for p in benign if det.hits(p)]
-    out["benign"] = {"total": len(benign), "false_positives": len(fps), "rate": len(fps) / len(benign), "hits": fps}
+    out["benign"] = {
+        "total": len(benign),
+        "false_positives": len(fps),
+        "rate": len(fps) / len(benign),
+        "hits": fps,
+    }
     return out
 
 

@@ -46,7 +46,13 @@ class Recorder:
     rule_hits: dict[str, list[int]] = field(default_factory=dict)  # rule -> [enforce, shadow]
 
     def record(
-        self, account: str, ts: float, acted: bool, blocked: bool, reasoning: int, latency: float | None,
+        self,
+        account: str,
+        ts: float,
+        acted: bool,
+        blocked: bool,
+        reasoning: int,
+        latency: float | None,
         hits: list[tuple[str, str]] = (),  # type: ignore[assignment]
     ) -> None:
         a = self.accounts[account]
@@ -143,7 +149,9 @@ def summarize(rec: Recorder, *, latency_unit: str, meta: dict[str, Any]) -> dict
         "personas": personas,
         "rules": {r: {"enforce": c[0], "shadow": c[1]} for r, c in sorted(rec.rule_hits.items())},
         "impacted_benign_accounts": sorted(
-            f"{aid} ({t.flag_reason})" for aid, t in rec.tracks.items() if t.persona in BENIGN and t.flag_index is not None
+            f"{aid} ({t.flag_reason})"
+            for aid, t in rec.tracks.items()
+            if t.persona in BENIGN and t.flag_index is not None
         )[:50],
     }
 
@@ -156,7 +164,8 @@ def format_report(s: dict[str, Any]) -> str:
     m = s["meta"]
     unit = m.get("latency_unit", "ms")
     lines = [
-        f"distillguard simulate: seed={m['seed']} accounts={m['accounts']} days={m['days']} through={m['through']} "
+        f"distillguard simulate: seed={m['seed']} accounts={m['accounts']} days={m['days']} "
+        f"through={m['through']} "
         f"requests={m['requests']} rules={','.join(m['rules'])}",
         "",
         f"{'persona':<18} {'kind':<8} {'accts':>5} {'reqs':>8} {'acted':>7} {'<=200':>6} {'req#1st':>7} "
@@ -164,15 +173,20 @@ def format_report(s: dict[str, Any]) -> str:
     ]
     for p, d in s["personas"].items():
         lines.append(
-            f"{p:<18} {d['kind']:<8} {d['active_accounts']:>5} {d['requests']:>8} {d['accounts_acted_on']:>7} "
+            f"{p:<18} {d['kind']:<8} {d['active_accounts']:>5} {d['requests']:>8} "
+            f"{d['accounts_acted_on']:>7} "
             f"{d['acted_within_200']:>6} {_fmt(d['requests_to_first_action_median']):>7} "
             f"{_fmt(d['hours_to_first_action_median']):>8} {d['reasoning_tokens_before_action']:>14} "
             f"{d['reasoning_tokens_after_action']:>6} {d['blocked_requests']:>7} "
-            f"{_fmt(d[f'latency_p50_{unit}']):>9}  {' '.join(f'{k}={v}' for k, v in d['by_tier_acted'].items())}"
+            f"{_fmt(d[f'latency_p50_{unit}']):>9}  "
+            + " ".join(f"{k}={v}" for k, v in d["by_tier_acted"].items())
         )
     lines += ["", "targets:"]
     for name, t in s["targets"].items():
-        lines.append(f"  {'MET ' if t['met'] else 'MISS'} {name:<24} {t['value']!s:<10} target {t['target']:<8} ({t['detail']})")
+        lines.append(
+            f"  {'MET ' if t['met'] else 'MISS'} {name:<24} {t['value']!s:<10} "
+            f"target {t['target']:<8} ({t['detail']})"
+        )
     if s.get("impacted_benign_accounts"):
         lines.append("  impacted benign accounts: " + ", ".join(s["impacted_benign_accounts"]))
     if "latency_note" in m:

@@ -35,14 +35,26 @@ PATH = "/v1/chat/completions"
 def sim_config(upstream_url: str, accounts_path: Path, rules: list[str]) -> dict[str, Any]:
     return {
         "server": {"listen": "127.0.0.1:0", "drain_timeout": "2s"},
-        "upstreams": [{"name": "fake-model", "url": upstream_url, "api_key": "upstream-secret",
-                       "timeouts": {"connect": "2s", "first_byte": "10s", "idle": "10s"}}],
+        "upstreams": [
+            {
+                "name": "fake-model",
+                "url": upstream_url,
+                "api_key": "upstream-secret",
+                "timeouts": {"connect": "2s", "first_byte": "10s", "idle": "10s"},
+            }
+        ],
         "accounts_file": str(accounts_path),
         "logging": {"access_log": "off"},
         "identity": {"trusted_proxies": ["127.0.0.1/32", "::1/128"]},
         "rules": {"paths": [str(Path(p).resolve()) for p in rules], "watch_every": None},
-        "redaction": {"tiers": {"trusted": "pass", "standard": "pass", "restricted": "pass"}, "default_mode": "pass"},
-        "hardening": {"tiers": {"trusted": "off", "standard": "off", "restricted": "off"}, "default_profile": "off"},
+        "redaction": {
+            "tiers": {"trusted": "pass", "standard": "pass", "restricted": "pass"},
+            "default_mode": "pass",
+        },
+        "hardening": {
+            "tiers": {"trusted": "off", "standard": "off", "restricted": "off"},
+            "default_profile": "off",
+        },
     }
 
 
@@ -77,7 +89,10 @@ def chat_body(req: dict[str, Any]) -> dict[str, Any]:
         body["n"] = int(req["n"])
     if req.get("tools"):
         body["tools"] = [
-            {"type": "function", "function": {"name": f"tool_{i}", "parameters": {"type": "object", "properties": {}}}}
+            {
+                "type": "function",
+                "function": {"name": f"tool_{i}", "parameters": {"type": "object", "properties": {}}},
+            }
             for i in range(int(req["tools"]))
         ]
     return body
@@ -125,17 +140,39 @@ def _ensure_redaction(app: Any, clock: FakeClock, tap: dict[str, Any]) -> list[A
 
 
 async def run_through_proxy(
-    *, seed: int, accounts: int, days: float, mix: dict[str, float] | None, rules: list[str],
-    events: list[Event] | None = None, max_requests: int | None = None, baseline: int = 200,
+    *,
+    seed: int,
+    accounts: int,
+    days: float,
+    mix: dict[str, float] | None,
+    rules: list[str],
+    events: list[Event] | None = None,
+    max_requests: int | None = None,
+    baseline: int = 200,
 ) -> dict[str, Any]:
-    rec, meta = await run_proxy_recorded(seed=seed, accounts=accounts, days=days, mix=mix, rules=rules,
-                                         events=events, max_requests=max_requests, baseline=baseline)
+    rec, meta = await run_proxy_recorded(
+        seed=seed,
+        accounts=accounts,
+        days=days,
+        mix=mix,
+        rules=rules,
+        events=events,
+        max_requests=max_requests,
+        baseline=baseline,
+    )
     return summarize(rec, latency_unit="ms", meta=meta)
 
 
 async def run_proxy_recorded(
-    *, seed: int, accounts: int, days: float, mix: dict[str, float] | None, rules: list[str],
-    events: list[Event] | None = None, max_requests: int | None = None, baseline: int = 200,
+    *,
+    seed: int,
+    accounts: int,
+    days: float,
+    mix: dict[str, float] | None,
+    rules: list[str],
+    events: list[Event] | None = None,
+    max_requests: int | None = None,
+    baseline: int = 200,
     population: list[Account] | None = None,
 ) -> tuple[Recorder, dict[str, Any]]:
     """Run the events through the proxy; the per-account record and the run's metadata."""
@@ -172,8 +209,12 @@ async def run_proxy_recorded(
                     a = by_id[ev.account]
                     clock.set(ev.ts)
                     body = orjson.dumps(chat_body(ev.request))
-                    headers = {"authorization": f"Bearer {keys[a.id]}", "content-type": "application/json",
-                               "x-forwarded-for": a.ip, "user-agent": a.user_agent}
+                    headers = {
+                        "authorization": f"Bearer {keys[a.id]}",
+                        "content-type": "application/json",
+                        "x-forwarded-for": a.ip,
+                        "user-agent": a.user_agent,
+                    }
                     t0 = time.perf_counter()
                     async with http.post(server.url + PATH, data=body, headers=headers) as r:
                         raw = await r.read()
@@ -188,9 +229,14 @@ async def run_proxy_recorded(
                 for ev in evs[:baseline]:
                     body = orjson.dumps(chat_body(ev.request))
                     t0 = time.perf_counter()
-                    async with http.post(fake.url + PATH, data=body,
-                                         headers={"authorization": "Bearer upstream-secret",
-                                                  "content-type": "application/json"}) as r:
+                    async with http.post(
+                        fake.url + PATH,
+                        data=body,
+                        headers={
+                            "authorization": "Bearer upstream-secret",
+                            "content-type": "application/json",
+                        },
+                    ) as r:
                         await r.read()
                     direct.append((time.perf_counter() - t0) * 1000)
     finally:
@@ -199,8 +245,14 @@ async def run_proxy_recorded(
         await fake.close()
     direct.sort()
     meta = {
-        "seed": seed, "accounts": accounts, "days": days, "through": "proxy", "requests": len(evs),
-        "rules": [str(r) for r in rules], "mix": mix or "default", "latency_unit": "ms",
+        "seed": seed,
+        "accounts": accounts,
+        "days": days,
+        "through": "proxy",
+        "requests": len(evs),
+        "rules": [str(r) for r in rules],
+        "mix": mix or "default",
+        "latency_unit": "ms",
         "direct_p50_ms": round(direct[len(direct) // 2], 2) if direct else None,
         "direct_p99_ms": round(direct[int(0.99 * (len(direct) - 1))], 2) if direct else None,
     }

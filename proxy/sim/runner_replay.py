@@ -37,7 +37,12 @@ def reasoning_tokens(req: dict[str, Any]) -> int:
 
 
 def run_replay(
-    *, seed: int, accounts: int, days: float, mix: dict[str, float] | None, rules: list[str],
+    *,
+    seed: int,
+    accounts: int,
+    days: float,
+    mix: dict[str, float] | None,
+    rules: list[str],
     base_redaction: str = "pass",
 ) -> dict[str, Any]:
     rs = load_ruleset(rules)
@@ -54,8 +59,15 @@ def run_replay(
             engine.sweep(ev.ts)
             last_sweep = ev.ts
         a = by_id[ev.account]
-        meta = RequestMeta(account_id=a.id, tier=a.tier, org=a.org, key_id=a.id + "-key", ip=a.ip,
-                           user_agent=a.user_agent, path="/v1/chat/completions")
+        meta = RequestMeta(
+            account_id=a.id,
+            tier=a.tier,
+            org=a.org,
+            key_id=a.id + "-key",
+            ip=a.ip,
+            user_agent=a.user_agent,
+            path="/v1/chat/completions",
+        )
         t0 = time.perf_counter()
         ctx = compute_features(view_from_record(ev.request), meta, ev.ts, rs.matchers)
         v = engine.evaluate(ctx, ev.ts)
@@ -67,8 +79,14 @@ def run_replay(
         rec.record(a.id, ev.ts, acted, blocked, got, us, [(h.rule, h.mode) for h in v.hits])
         n += 1
     meta_out = {
-        "seed": seed, "accounts": accounts, "days": days, "through": "replay", "requests": n,
-        "rules": [str(r) for r in rules], "mix": mix or "default", "latency_unit": "us",
+        "seed": seed,
+        "accounts": accounts,
+        "days": days,
+        "through": "replay",
+        "requests": n,
+        "rules": [str(r) for r in rules],
+        "mix": mix or "default",
+        "latency_unit": "us",
         "latency_note": "latency (replay): feature extraction + rule evaluation per request, microseconds",
     }
     return summarize(rec, latency_unit="us", meta=meta_out)

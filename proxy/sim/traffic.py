@@ -38,7 +38,7 @@ def allocate(total: int, mix: dict[str, float]) -> dict[str, int]:
     w = {k: v for k, v in mix.items() if v > 0}
     s = sum(w.values())
     raw = {k: total * v / s for k, v in w.items()}
-    n = {k: max(1, int(math.floor(r))) for k, r in raw.items()}
+    n = {k: max(1, math.floor(r)) for k, r in raw.items()}
     rest = total - sum(n.values())
     for k in sorted(raw, key=lambda k: raw[k] - math.floor(raw[k]), reverse=True)[: max(0, rest)]:
         n[k] += 1
@@ -70,7 +70,11 @@ def _account(seed: int, persona: str, i: int) -> P.Account:
         tier = P.pick_tier(rng, (0.15, 0.6, 0.25))
         org, ip = "", _home_ip(rng)
         if rng.random() < 0.15:  # campus / coworking NAT: many unrelated users on one /24
-            ip = f"192.0.2.{rng.randint(2, 254)}" if rng.random() < 0.5 else f"198.18.{rng.randint(0, 3)}.{rng.randint(2, 254)}"
+            ip = (
+                f"192.0.2.{rng.randint(2, 254)}"
+                if rng.random() < 0.5
+                else f"198.18.{rng.randint(0, 3)}.{rng.randint(2, 254)}"
+            )
         elif rng.random() < 0.2:  # company NAT
             k = rng.randint(0, 29)
             org, ip = f"corp{k:02d}", f"172.16.{k}.{rng.randint(2, 254)}"
@@ -78,34 +82,81 @@ def _account(seed: int, persona: str, i: int) -> P.Account:
         return P.Account(aid, persona, tier, org, ip, ua, rate, extra={"oss_tool": rng.random() < 0.1})
     if persona == "coding_agent":
         tier = P.pick_tier(rng, (0.3, 0.6, 0.1))
-        return P.Account(aid, persona, tier, rng.choice(("", f"dev{i % 40:02d}")), _home_ip(rng),
-                         "openai-python/1.54 agent", rng.uniform(40, 250), extra={"system": rng.randrange(3)})
+        return P.Account(
+            aid,
+            persona,
+            tier,
+            rng.choice(("", f"dev{i % 40:02d}")),
+            _home_ip(rng),
+            "openai-python/1.54 agent",
+            rng.uniform(40, 250),
+            extra={"system": rng.randrange(3)},
+        )
     if persona == "automation":
         k = i // 8  # fleets of up to 8 CI/eval accounts per org, one /24 per org
-        return P.Account(aid, persona, rng.choice(("trusted", "standard")), f"evalco{k:02d}",
-                         f"172.20.{k}.{10 + i % 8}", "python-httpx/0.27", rng.uniform(200, 1500),
-                         extra={"logprobs": i % 3 == 0, "period": rng.uniform(0.9, 1.1)})
+        return P.Account(
+            aid,
+            persona,
+            rng.choice(("trusted", "standard")),
+            f"evalco{k:02d}",
+            f"172.20.{k}.{10 + i % 8}",
+            "python-httpx/0.27",
+            rng.uniform(200, 1500),
+            extra={"logprobs": i % 3 == 0, "period": rng.uniform(0.9, 1.1)},
+        )
     if persona == "batch":
-        return P.Account(aid, persona, "standard", f"batchco{i:02d}", f"172.24.{i % 250}.5", "python-requests/2.31",
-                         rng.uniform(300, 2000), extra={"hour": rng.randint(0, 23)})
+        return P.Account(
+            aid,
+            persona,
+            "standard",
+            f"batchco{i:02d}",
+            f"172.24.{i % 250}.5",
+            "python-requests/2.31",
+            rng.uniform(300, 2000),
+            extra={"hour": rng.randint(0, 23)},
+        )
     if persona in ("hydra", "release_chaser"):
         size = 40 if persona == "hydra" else 25
         c = i // size
         base = 30 + c * 4 if persona == "hydra" else 200 + c * 4
         # a proxy service's egress pool: two /24s per cluster (sim parameter; see docs/rules-pack.md)
         ip = f"203.{base}.{rng.randint(0, 1)}.{rng.randint(2, 254)}"
-        return P.Account(aid, persona, P.pick_tier(rng, (0.25, 0.5, 0.25)), "", ip, "python-httpx/0.27",
-                         rng.uniform(26, 150), start=rng.uniform(0, 0.5 * P.DAY),
-                         extra={"cluster": c, "templates": rng.sample(range(4), 2), "resold": 0.3})
+        return P.Account(
+            aid,
+            persona,
+            P.pick_tier(rng, (0.25, 0.5, 0.25)),
+            "",
+            ip,
+            "python-httpx/0.27",
+            rng.uniform(26, 150),
+            start=rng.uniform(0, 0.5 * P.DAY),
+            extra={"cluster": c, "templates": rng.sample(range(4), 2), "resold": 0.3},
+        )
     if persona == "low_slow":
-        return P.Account(aid, persona, P.pick_tier(rng, (0.25, 0.5, 0.25)), "", _home_ip(rng), ua,
-                         rng.uniform(22, 30), extra={"templates": [i % 4]})
+        return P.Account(
+            aid,
+            persona,
+            P.pick_tier(rng, (0.25, 0.5, 0.25)),
+            "",
+            _home_ip(rng),
+            ua,
+            rng.uniform(22, 30),
+            extra={"templates": [i % 4]},
+        )
     if persona == "jailbreaker":
-        return P.Account(aid, persona, P.pick_tier(rng, (0.25, 0.5, 0.25)), "", _home_ip(rng), ua,
-                         rng.uniform(10, 40))
+        return P.Account(
+            aid, persona, P.pick_tier(rng, (0.25, 0.5, 0.25)), "", _home_ip(rng), ua, rng.uniform(10, 40)
+        )
     if persona == "logprob":
-        return P.Account(aid, persona, P.pick_tier(rng, (0.2, 0.4, 0.4)), "", _home_ip(rng), "python-httpx/0.27",
-                         rng.uniform(150, 600))
+        return P.Account(
+            aid,
+            persona,
+            P.pick_tier(rng, (0.2, 0.4, 0.4)),
+            "",
+            _home_ip(rng),
+            "python-httpx/0.27",
+            rng.uniform(150, 600),
+        )
     raise ValueError(persona)
 
 
@@ -123,7 +174,7 @@ def _times(rng: random.Random, a: P.Account, days: float) -> list[float]:
             t += gap * rng.uniform(0.98, 1.02)  # scheduled: metronome-regular
         return out
     if a.persona == "batch":
-        for d in range(int(math.ceil(days))):
+        for d in range(math.ceil(days)):
             n = int(a.rate)
             t0 = d * P.DAY + a.extra["hour"] * 3600.0
             out += [t0 + k * (7200.0 / n) for k in range(n) if t0 + k * (7200.0 / n) < end]
@@ -154,13 +205,19 @@ class _Corpus:
 
 def _chat_req(rng: random.Random, a: P.Account) -> dict[str, Any]:
     if a.extra.get("oss_tool") and rng.random() < 0.3:
-        return {"model": P.REASONING_MODEL, "system": P.OSS_TOOL_SYSTEM, "prompt": P.fill(rng, P.OSS_TOOL_ASK)}
+        return {
+            "model": P.REASONING_MODEL,
+            "system": P.OSS_TOOL_SYSTEM,
+            "prompt": P.fill(rng, P.OSS_TOOL_ASK),
+        }
     prompt = rng.choice(P.SHORT) if rng.random() < 0.08 else P.fill(rng, rng.choice(P.ASKS))
     model = P.REASONING_MODEL if rng.random() < 0.6 else P.PLAIN_MODEL
     return {"model": model, "prompt": prompt}
 
 
-def request_for(rng: random.Random, a: P.Account, t: float, corpus: _Corpus, release_at: float) -> dict[str, Any]:
+def request_for(
+    rng: random.Random, a: P.Account, t: float, corpus: _Corpus, release_at: float
+) -> dict[str, Any]:
     p = a.persona
     if p == "chat":
         return _chat_req(rng, a)
@@ -176,13 +233,26 @@ def request_for(rng: random.Random, a: P.Account, t: float, corpus: _Corpus, rel
         turns = rng.randint(1, 12)
         msgs: list[dict[str, Any]] = []
         for k in range(turns):
-            msgs.append({"role": "user", "text": P.fill(rng, rng.choice(P.AGENT_TASKS)) + " " + "x = 1\n" * rng.randint(5, 200)})
+            msgs.append(
+                {
+                    "role": "user",
+                    "text": P.fill(rng, rng.choice(P.AGENT_TASKS)) + " " + "x = 1\n" * rng.randint(5, 200),
+                }
+            )
             if k < turns - 1:
                 msgs.append({"role": "assistant", "text": "Calling the tool.", "has_reasoning": True})
-        return {"model": P.REASONING_MODEL, "system": P.AGENT_SYSTEMS[a.extra["system"]], "messages": msgs,
-                "tools": 12, "reasoning": True}
+        return {
+            "model": P.REASONING_MODEL,
+            "system": P.AGENT_SYSTEMS[a.extra["system"]],
+            "messages": msgs,
+            "tools": 12,
+            "reasoning": True,
+        }
     if p == "automation":
-        req: dict[str, Any] = {"model": P.REASONING_MODEL, "prompt": P.fill(rng, P.AUTOMATION_TEMPLATES[int(a.id[-4:]) % 4])}
+        req: dict[str, Any] = {
+            "model": P.REASONING_MODEL,
+            "prompt": P.fill(rng, P.AUTOMATION_TEMPLATES[int(a.id[-4:]) % 4]),
+        }
         if a.extra["logprobs"]:
             req.update(logprobs=True, top_logprobs=5)
         return req
@@ -196,23 +266,41 @@ def request_for(rng: random.Random, a: P.Account, t: float, corpus: _Corpus, rel
         model = P.REASONING_MODEL
         if p == "release_chaser" and t >= release_at and rng.random() < 0.7:
             model = P.NEW_MODEL
-        return {"model": model, "system": P.CAMPAIGN_SYSTEMS[(k + c) % 4],
-                "prompt": P.fill(rng, P.CAMPAIGN_ASKS[k]), "reasoning": True}
+        return {
+            "model": model,
+            "system": P.CAMPAIGN_SYSTEMS[(k + c) % 4],
+            "prompt": P.fill(rng, P.CAMPAIGN_ASKS[k]),
+            "reasoning": True,
+        }
     if p == "low_slow":
         k = a.extra["templates"][0] % 2
-        return {"model": P.REASONING_MODEL, "system": P.SLOW_SYSTEMS[k], "prompt": P.fill(rng, P.SLOW_ASKS[k]),
-                "reasoning": True}
+        return {
+            "model": P.REASONING_MODEL,
+            "system": P.SLOW_SYSTEMS[k],
+            "prompt": P.fill(rng, P.SLOW_ASKS[k]),
+            "reasoning": True,
+        }
     if p == "jailbreaker":
         if rng.random() < 0.4:
-            return {"model": P.REASONING_MODEL, "prompt": P.fill(rng, rng.choice(P.PROBLEMS)) + ". " + rng.choice(corpus.elicit)}
+            return {
+                "model": P.REASONING_MODEL,
+                "prompt": P.fill(rng, rng.choice(P.PROBLEMS)) + ". " + rng.choice(corpus.elicit),
+            }
         return _chat_req(rng, a)
     if p == "logprob":
-        return {"model": P.REASONING_MODEL, "prompt": "Continue the text: " + P.fill(rng, rng.choice(P.ASKS)),
-                "logprobs": True, "top_logprobs": 20, "n": rng.choice((1, 1, 5))}
+        return {
+            "model": P.REASONING_MODEL,
+            "prompt": "Continue the text: " + P.fill(rng, rng.choice(P.ASKS)),
+            "logprobs": True,
+            "top_logprobs": 20,
+            "n": rng.choice((1, 1, 5)),
+        }
     raise ValueError(p)
 
 
-def generate(seed: int, accounts: list[P.Account], days: float, *, release_day: float = 1.0) -> Iterator[Event]:
+def generate(
+    seed: int, accounts: list[P.Account], days: float, *, release_day: float = 1.0
+) -> Iterator[Event]:
     """All events of all accounts over ``days``, merged in timestamp order (deterministic for a seed)."""
     corpus = _Corpus()
     release_at = START + release_day * P.DAY

@@ -34,8 +34,19 @@ def test_targets_through_the_proxy(summary: dict) -> None:
 
 def test_report_has_every_persona_and_measure(summary: dict) -> None:
     p = summary["personas"]
-    assert {"chat", "coding_agent", "automation", "batch", "multilingual", "reasoning_curious", "hydra",
-            "low_slow", "jailbreaker", "logprob", "release_chaser"} <= set(p)
+    assert {
+        "chat",
+        "coding_agent",
+        "automation",
+        "batch",
+        "multilingual",
+        "reasoning_curious",
+        "hydra",
+        "low_slow",
+        "jailbreaker",
+        "logprob",
+        "release_chaser",
+    } <= set(p)
     hydra = p["hydra"]
     assert hydra["reasoning_tokens_before_action"] > 0  # reasoning was granted before detection ...
     assert hydra["reasoning_tokens_after_action"] == 0  # ... and withheld after, as received by the client

@@ -33,7 +33,9 @@ def test_every_rule_is_hit_by_some_case_and_documented() -> None:
     code, text = run_tests([str(PACK)])
     assert code == 0
     cov = [line for line in text.splitlines() if line.startswith("coverage")]
-    never = [set(line.split("never hit: ", 1)[1].split(", ")) if "never hit: " in line else set() for line in cov]
+    never = [
+        set(line.split("never hit: ", 1)[1].split(", ")) if "never hit: " in line else set() for line in cov
+    ]
     rs = load_ruleset([str(PACK)])
     for r in rs.rules:
         assert any(r.id not in s for s in never), f"rule {r.id} is hit by no test case"
@@ -43,6 +45,14 @@ def test_every_rule_is_hit_by_some_case_and_documented() -> None:
 def test_shadow_by_default_where_false_positives_are_plausible() -> None:
     rs = load_ruleset([str(PACK)])
     modes = {r.id: r.mode for r in rs.rules}
-    for rid in ("hydra-prefix", "hydra-ip-prefix", "logprob-harvest-verified", "grader-use", "templated-bulk",
-                "scripted-timing", "release-chase", "cot-elicit-multilingual"):
+    for rid in (
+        "hydra-prefix",
+        "hydra-ip-prefix",
+        "logprob-harvest-verified",
+        "grader-use",
+        "templated-bulk",
+        "scripted-timing",
+        "release-chase",
+        "cot-elicit-multilingual",
+    ):
         assert modes[rid] == "shadow", rid
