@@ -126,7 +126,15 @@ class AccountStore:
         stored, account = hit
         return account if hmac.compare_digest(stored, d.encode()) else None
 
-    lookup = by_key  # the name the identify filter calls
+    lookup = by_key
+
+    def by_digest(self, d: str) -> Account | None:
+        """The account owning a key whose ``key_digest`` the caller already computed."""
+        hit = self._by_digest.get(d)
+        if hit is None:
+            return None
+        stored, account = hit
+        return account if hmac.compare_digest(stored, d.encode()) else None
 
     def by_id(self, account_id: str) -> Account | None:
         return self._by_id.get(account_id)

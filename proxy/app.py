@@ -41,6 +41,8 @@ class ProxyApp:
         self.clock = clock
         self.metrics = ProxyMetrics()
         self.accounts_watcher = accounts
+        if accounts is not None:
+            self.metrics.accounts_reloads = lambda: (accounts.reloads_ok, accounts.reloads_failed)
         self.filters = filters if filters is not None else build_filters(self)
         self.chain = Chain(self.filters)
         self.upstreams = Upstreams(config.upstreams)
@@ -54,9 +56,6 @@ class ProxyApp:
         self.max_body = config.server.max_body_size
         self.read_timeout = config.server.read_timeout
         self._on_stop: list[Callable[[], Any]] = []
-        # Metric children by label values: prometheus_client's labels() lookup is slow on the hot path.
-        self._request_counters: dict[tuple[Any, ...], Any] = {}
-        self._route_metrics: dict[str, tuple[Any, ...]] = {}
 
     # -- accounts -------------------------------------------------------------------------------
 
@@ -107,7 +106,7 @@ class ProxyApp:
         ex.t0 = clock.mono()
         self.in_flight += 1
         self._idle.clear()
-        self.metrics.in_flight.inc()
+        self.metrics.in_flight += 1
         try:
             return await self._handle(ex, request)
         except asyncio.CancelledError:
@@ -120,7 +119,7 @@ class ProxyApp:
             finally:
                 self._record(ex)
                 self.in_flight -= 1
-                self.metrics.in_flight.dec()
+                self.metrics.in_flight -= 1
                 if self.in_flight == 0:
                     self._idle.set()
 
@@ -177,33 +176,21 @@ class ProxyApp:
     def _record(self, ex: Exchange) -> None:
         m = self.metrics
         route = ex.route.name if ex.route is not None else "-"
-        dialect = ex.dialect.name if ex.dialect is not None else "-"
         status = ex.status or (499 if ex.client_gone else 0)
         ex.status = status
-        labels = (route, dialect, status, ex.tier)
-        counter = self._request_counters.get(labels)
-        if counter is None:
-            counter = self._request_counters[labels] = m.requests.labels(route, dialect, str(status), ex.tier)
-        counter.inc()
+        m.count_request(ex.dialect.name if ex.dialect is not None else "-", route, status, ex.tier)
         if ex.error_code:
-            m.local_errors.labels(ex.error_code).inc()
+            m.count_error(ex.error_code)
         if ex.t_upstream:
-            per_route = self._route_metrics.get(route)
-            if per_route is None:
-                per_route = self._route_metrics[route] = (
-                    m.ttfb.labels(route), m.overhead.labels(route), m.upstream_latency.labels(route),
-                    m.events.labels(route),
-                )
-            ttfb, overhead, upstream_latency, events = per_route
+            rm = m.route(route)
             if ex.t_first_byte:
-                ttfb.observe(ex.t_first_byte - ex.t0)
-            overhead.observe(ex.t_upstream - ex.t0 - ex.waited)
+                rm.ttfb.observe(ex.t_first_byte - ex.t0)
+            rm.overhead.observe(ex.t_upstream - ex.t0 - ex.waited)
             if ex.t_headers:
-                upstream_latency.observe(ex.t_headers - ex.t_upstream)
-            if ex.events_out:
-                events.inc(ex.events_out)
-        m._bytes_in.inc(ex.bytes_in)
-        m._bytes_out.inc(ex.bytes_out)
+                rm.upstream_latency.observe(ex.t_headers - ex.t_upstream)
+            rm.events += ex.events_out
+        m.bytes_in += ex.bytes_in
+        m.bytes_out += ex.bytes_out
         self.access_log.write(ex)
 
     # -- operations endpoints -------------------------------------------------------------------------

@@ -174,13 +174,28 @@ class Relay:
         body = ex.outgoing_body()
         t = spec.timeouts
         ex.t_upstream = self.mono()
+        # Deadline for the response headers: one timer that cancels this task (cheaper than a timeout
+        # context); its own cancellation is told apart from a client disconnect by ``fired``.
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        fired = False
+
+        def _expire() -> None:
+            nonlocal fired
+            fired = True
+            if task is not None:
+                task.cancel()
+
+        deadline = loop.call_at(loop.time() + t.connect + t.first_byte, _expire)
         try:
-            async with asyncio.timeout(t.connect + t.first_byte):
-                resp = await session.request(
-                    ex.method, url, headers=headers, data=body if body else None,
-                    allow_redirects=False, compress=None,
-                )
-        except TimeoutError as e:
+            resp = await session.request(
+                ex.method, url, headers=headers, data=body if body else None,
+                allow_redirects=False, compress=None,
+            )
+        except asyncio.CancelledError as e:
+            if not fired or task is None:
+                raise
+            task.uncancel()
             log.warning("upstream %s timed out before responding (%s)", spec.name, ex.request_id)
             raise ProxyError(errors.UPSTREAM_TIMEOUT, f"upstream '{spec.name}' did not answer in time") from e
         except (aiohttp.ClientError, OSError) as e:
@@ -188,6 +203,8 @@ class Relay:
             raise ProxyError(
                 errors.UPSTREAM_UNAVAILABLE, f"upstream '{spec.name}' is unavailable ({type(e).__name__})"
             ) from e
+        finally:
+            deadline.cancel()
         ex.t_headers = self.mono()
         try:
             return await self._relay_response(ex, request, resp, spec)
@@ -218,13 +235,15 @@ class Relay:
     async def _relay_buffered(
         self, ex: Exchange, request: web.Request, resp: aiohttp.ClientResponse, spec: UpstreamSpec
     ) -> web.StreamResponse:
+        watch = IdleWatch(resp, spec.timeouts.idle)
         try:
-            async with asyncio.timeout(spec.timeouts.idle):
-                raw = await resp.read()
-        except TimeoutError as e:
-            raise ProxyError(errors.UPSTREAM_TIMEOUT, f"upstream '{spec.name}' stalled mid-body") from e
+            raw = await resp.read()
         except (aiohttp.ClientError, OSError) as e:
+            if watch.fired:
+                raise ProxyError(errors.UPSTREAM_TIMEOUT, f"upstream '{spec.name}' stalled mid-body") from e
             raise ProxyError(errors.UPSTREAM_UNAVAILABLE, f"upstream '{spec.name}' broke off the body") from e
+        finally:
+            watch.cancel()
         ex.t_first_byte = self.mono()
         body = raw
         try:

@@ -6,13 +6,13 @@ Keys are looked up by digest and never logged; the exchange keeps only a short k
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from proxy import errors
+from proxy.accounts import key_digest
 from proxy.errors import Reply
 from proxy.pipeline import Filter
 
@@ -108,11 +108,12 @@ class IdentifyFilter(Filter):
                     return None
         key = self._presented_key(ex)
         if key is not None and store is not None:
-            account = store.by_key(key)
+            d = key_digest(key)
+            account = store.by_digest(d)
             if account is not None:
                 ex.account = account
                 # A short, stable, non-reversible id for logs and per-key limits.
-                ex.key_id = "k_" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+                ex.key_id = "k_" + d[7:19]
                 return None
         if self.spec.allow_anonymous:
             ex.account = _adhoc("anonymous", self.spec.anonymous_tier)

@@ -123,6 +123,10 @@ class Bench:
                 f"upstreams:\n  - name: bench\n    url: {upstream.url}\n    max_connections: 20000\n"
                 f'accounts_file: "{self.accounts}"\n'
                 f"logging:\n  level: warning\n  access_log: {access}\n"
+                # Identity on and no other filters (the issue's baseline): no redaction, no hardening.
+                "redaction:\n  tiers: {trusted: pass, standard: pass, restricted: pass}\n  default_mode: pass\n"
+                "hardening:\n  tiers: {trusted: 'off', standard: 'off', restricted: 'off'}\n"
+                "  default_profile: 'off'\n"
             )
             return [sys.executable, "-m", "proxy", "serve", "--config", str(cfg)]
 

@@ -320,6 +320,8 @@ async def test_health_ready_metrics(start_proxy):
     assert 'distillguard_requests_total{dialect="openai_chat",route="fake",status="200",tier="standard"} 1.0' in text
     assert "distillguard_proxy_overhead_seconds_bucket" in text
     assert "distillguard_in_flight_requests 0.0" in text
+    assert 'distillguard_accounts_reloads_total{result="failed"} 0.0' in text
+    assert 'distillguard_bytes_total{direction="in"}' in text
 
 
 async def test_readyz_fails_when_upstream_down(start_proxy):
