@@ -20,7 +20,7 @@ from multidict import CIMultiDict
 from proxy import errors
 from proxy.errors import ProxyError, Reply
 from proxy.exchange import Event, Exchange
-from proxy.sse import Framer
+from proxy.sse import Framer, SSEFramer
 
 if TYPE_CHECKING:
     from proxy.config import UpstreamSpec
@@ -317,6 +317,13 @@ class Relay:
         read = resp.content.readany
         encode = framer.encode
         first = True
+        # Plain mode: no filter transforms events, so complete events go out as the very bytes that
+        # came in, cut only at event boundaries (a partial event is never sent, so an error event can
+        # still end the stream cleanly); only events that carry usage are parsed. Falls back to framed
+        # mode for mixed line endings.
+        plain = not has_event_hooks and isinstance(framer, SSEFramer)
+        sep: bytes | None = None
+        held = b""
         try:
             while True:
                 watch.touch()
@@ -332,6 +339,41 @@ class Relay:
                     return out
                 if not chunk:
                     break
+                if plain:
+                    if held:
+                        chunk, held = held + chunk, b""
+                    if sep is None:
+                        if b"\r\n\r\n" in chunk:
+                            sep = b"\r\n\r\n"
+                            framer.eol = b"\r\n"  # type: ignore[attr-defined]
+                        elif b"\r" in chunk:
+                            plain = False
+                        elif b"\n\n" in chunk:
+                            sep = b"\n\n"
+                    elif sep == b"\n\n" and b"\r" in chunk:
+                        plain = False
+                    if plain:
+                        cut = chunk.rfind(sep) if sep is not None else -1
+                        if cut < 0:
+                            held = chunk
+                            continue
+                        cut += len(sep)  # type: ignore[arg-type]
+                        data, held = (chunk, b"") if cut == len(chunk) else (chunk[:cut], chunk[cut:])
+                        if b"sage" in data:  # "usage" / "usageMetadata"
+                            for ev in framer.feed(data):
+                                if b"sage" in ev.data:
+                                    u = usage_of(ev.obj)
+                                    if u is not None:
+                                        ex.usage.merge(u)
+                        n = data.count(sep)  # type: ignore[arg-type]
+                        ex.events_in += n
+                        ex.events_out += n
+                        ex.bytes_out += len(data)
+                        if first:
+                            ex.t_first_byte = self.mono()
+                            first = False
+                        await out.write(data)
+                        continue
                 events = framer.feed(chunk)
                 if not events:
                     continue
@@ -368,6 +410,17 @@ class Relay:
                         await out.write(tail_bytes)
                     await out.write_eof()
                     return out
+            if held:
+                # The stream ended on an event without its blank line: send it as it came.
+                for ev in framer.feed(held) + framer.close():
+                    if b"sage" in ev.data:
+                        u = usage_of(ev.obj)
+                        if u is not None:
+                            ex.usage.merge(u)
+                ex.events_in += 1
+                ex.events_out += 1
+                ex.bytes_out += len(held)
+                await out.write(held)
             tail = framer.close()
             try:
                 if tail:
