@@ -14,7 +14,7 @@ Modes (per account tier, overridable per request by a rule action through ``ex.c
                  (Anthropic, Responses, Gemini), ``seal`` where the API needs the reasoning back (Chat
                  Completions: DeepSeek ``reasoning_content``, OpenRouter ``reasoning_details``).
 
-Config keys (every one documented with its default in ``config.example.redaction.yaml``):
+Config keys (every one documented with its default in ``config.example.yaml``):
 ``redaction``: ``tiers.{trusted,standard,restricted}`` (mode), ``default_mode``, ``placeholder``,
 ``usage_reasoning_tokens`` (keep|zero), ``suppress_upstream``, ``strip_logprobs``, ``prefilled_models``,
 ``seal.{keys_env,ttl,cipher,max_bytes}``, ``leak.{action,min_words,max_reasoning_bytes}``.

@@ -69,6 +69,31 @@ def _redis_module() -> Any:
     return mod
 
 
+def start(name: str, argv: list[str], port: int, log: Path, timeout: float = 30.0) -> ServerProc:
+    """Start a proxy and wait for ``/healthz`` (with ``--workers`` the listeners are the children's,
+    so ``common.start_server``'s check that the started process owns the socket does not apply)."""
+    import subprocess
+    import urllib.request
+
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=common.raise_nofile)
+    sp = ServerProc(name, port, proc, log)
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}\n{log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{sp.url}/healthz", timeout=2) as r:
+                r.read()
+            return sp
+        except OSError:
+            if time.monotonic() > deadline:
+                sp.stop()
+                raise RuntimeError(f"{name} did not answer:\n{log.read_text()[-2000:]}") from None
+            time.sleep(0.05)
+
+
 class Run:
     def __init__(self, workdir: Path, args: argparse.Namespace) -> None:
         self.dir = workdir
@@ -96,7 +121,7 @@ class Run:
             f"limits:{LIMITS[limits]}"
         )
         argv = [sys.executable, "-m", "proxy", "serve", "--config", str(cfg), "--workers", str(workers)]
-        p = common.start_server(tag, argv, port, log=self.dir / f"{tag}.log")
+        p = start(tag, argv, port, self.dir / f"{tag}.log")
         self.procs.append(p)
         return p
 

@@ -34,7 +34,8 @@ async def test_replies_split_at_every_byte() -> None:
 
 
 def test_encode() -> None:
-    assert encode(("SET", "k\x1f", 1.5, b"\x00")) == b"*4\r\n$3\r\nSET\r\n$2\r\nk\x1f\r\n$3\r\n1.5\r\n$1\r\n\x00\r\n"
+    want = b"*4\r\n$3\r\nSET\r\n$2\r\nk\x1f\r\n$3\r\n1.5\r\n$1\r\n\x00\r\n"
+    assert encode(("SET", "k\x1f", 1.5, b"\x00")) == want
 
 
 async def test_password_and_db_from_the_url(tmp_path: Path) -> None:
@@ -46,7 +47,7 @@ async def test_password_and_db_from_the_url(tmp_path: Path) -> None:
         assert b"db=3" in await c.call("CLIENT", "INFO")
         await c.aclose()
         bad = RespClient(f"redis://:wrong@127.0.0.1:{server.port}/0")
-        with pytest.raises(RespError, match="WRONGPASS|invalid"):
+        with pytest.raises(RespError, match=r"WRONGPASS|invalid"):
             await bad.call("PING")
         await bad.aclose()
     finally:
