@@ -205,6 +205,9 @@ class Relay:
             ) from e
         finally:
             deadline.cancel()
+        # The request bytes are sent: do not hold them for the life of a long stream.
+        ex.body = b""
+        body = b""
         ex.t_headers = self.mono()
         try:
             return await self._relay_response(ex, request, resp, spec)
