@@ -240,10 +240,11 @@ def build_filters(app: ProxyApp) -> list[Any]:
     limits = cfg.sections.get("limits")
     if limits:
         from proxy.filters.shape import ShapeFilter
-        from proxy.state import backend_from_url
+        from proxy.state.config import shape_state
 
         filters.append(ShapeFilter.from_config(
-            limits, backend_from_url("memory://"), registry=app.metrics.registry, clock=app.clock,
+            limits, registry=app.metrics.registry, clock=app.clock,
+            **shape_state(cfg, registry=app.metrics.registry, clock=app.clock),
         ))
     from proxy.redact import build_redaction_filters
 
