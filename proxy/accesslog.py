@@ -72,7 +72,7 @@ class AccessLog:
     async def start(self) -> None:
         if not self.enabled:
             return
-        self._fh = sys.stdout.buffer if self.target == "-" else open(self.target, "ab")  # noqa: SIM115
+        self._fh = sys.stdout.buffer if self.target == "-" else open(self.target, "ab")
         self._task = asyncio.get_running_loop().create_task(self._run(), name="accesslog-flush")
 
     def write(self, ex: Exchange) -> None:

@@ -126,9 +126,8 @@ class ProxyApp:
     async def _handle(self, ex: Exchange, request: web.Request) -> web.StreamResponse:
         routed = self.config.route(ex.path)
         if routed is None:
-            return await send_reply(
-                ex, request, ex.error(errors.NOT_FOUND, f"No upstream is configured for {ex.path}"), self.chain, self.rid_header
-            )
+            missing = ex.error(errors.NOT_FOUND, f"No upstream is configured for {ex.path}")
+            return await send_reply(ex, request, missing, self.chain, self.rid_header)
         ex.route, ex.upstream_path = routed
         ex.dialect = detect(ex.method, ex.upstream_path, ex.route.dialect)
         try:

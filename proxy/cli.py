@@ -7,11 +7,16 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from proxy import __version__
 
+if TYPE_CHECKING:
+    from proxy.config import Config
+
 log = logging.getLogger("distillguard")
+_reloads: set[asyncio.Task[None]] = set()
 
 
 def _setup_logging(level: str = "info") -> None:
@@ -136,7 +141,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def load_serve_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def load_serve_config(args: argparse.Namespace) -> Config:
     from proxy.config import Config, load_config
 
     cfg = load_config(args.config) if args.config else Config.default()
@@ -198,10 +203,10 @@ def _worker_args(args: argparse.Namespace) -> list[str]:
     return out
 
 
-async def serve(cfg, ready: asyncio.Event | None = None, *, reuse_port: bool = False) -> None:  # type: ignore[no-untyped-def]
+async def serve(cfg: Config, ready: asyncio.Event | None = None, *, reuse_port: bool = False) -> None:
     """Run until SIGTERM/SIGINT; SIGHUP reloads the accounts file (and rules, when configured)."""
-    from proxy.app import ProxyApp, Server
     from proxy.accounts import AccountsWatcher
+    from proxy.app import ProxyApp, Server
 
     watcher = AccountsWatcher(cfg.accounts_file) if cfg.accounts_file else None  # ConfigError: see cmd_serve
     proxy = ProxyApp(cfg, accounts=watcher)
@@ -225,7 +230,9 @@ async def serve(cfg, ready: asyncio.Event | None = None, *, reuse_port: bool = F
         for target in [watcher, *proxy.filters]:
             fn = getattr(target, "reload", None)
             if fn is not None:
-                loop.create_task(_run_reload(fn))
+                task = loop.create_task(_run_reload(fn))
+                _reloads.add(task)  # keep a reference until it is done
+                task.add_done_callback(_reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, _reload)
     if ready is not None:
@@ -236,7 +243,7 @@ async def serve(cfg, ready: asyncio.Event | None = None, *, reuse_port: bool = F
     log.info("stopped")
 
 
-async def _run_reload(fn) -> None:  # type: ignore[no-untyped-def]
+async def _run_reload(fn: Callable[[], Any]) -> None:
     try:
         result = fn()
         if asyncio.iscoroutine(result):

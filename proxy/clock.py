@@ -20,7 +20,7 @@ class Clock:
 class FakeClock(Clock):
     """A clock that only moves when told to; ``now`` and ``mono`` advance together."""
 
-    __slots__ = ("_t", "_offset")
+    __slots__ = ("_offset", "_t")
 
     def __init__(self, start: float = 1_700_000_000.0) -> None:
         self._t = start

@@ -30,7 +30,7 @@ class Event:
     changed the event. ``set_obj`` replaces the payload and clears ``raw`` so the framer re-encodes it.
     """
 
-    __slots__ = ("name", "data", "raw", "comment", "_obj", "_parsed")
+    __slots__ = ("_obj", "_parsed", "comment", "data", "name", "raw")
 
     def __init__(
         self,
@@ -187,12 +187,49 @@ class Exchange:
     """
 
     __slots__ = (
-        "request_id", "method", "path", "upstream_path", "query", "headers", "client_ip", "route",
-        "dialect", "body", "_json", "_json_error", "_view", "body_changed", "upstream_headers",
-        "account", "key_id", "status", "response_headers", "streaming", "usage", "decisions", "tags",
-        "state", "error_code", "started", "t_upstream", "t_first_byte", "t_end", "bytes_in",
-        "bytes_out", "events_in", "events_out", "client_gone", "reply_headers", "user_agent", "features",
-        "controls", "t0", "t_headers", "waited", "response_changed", "upstream_request_id",
+        "_json",
+        "_json_error",
+        "_view",
+        "account",
+        "body",
+        "body_changed",
+        "bytes_in",
+        "bytes_out",
+        "client_gone",
+        "client_ip",
+        "controls",
+        "decisions",
+        "dialect",
+        "error_code",
+        "events_in",
+        "events_out",
+        "features",
+        "headers",
+        "key_id",
+        "method",
+        "path",
+        "query",
+        "reply_headers",
+        "request_id",
+        "response_changed",
+        "response_headers",
+        "route",
+        "started",
+        "state",
+        "status",
+        "streaming",
+        "t0",
+        "t_end",
+        "t_first_byte",
+        "t_headers",
+        "t_upstream",
+        "tags",
+        "upstream_headers",
+        "upstream_path",
+        "upstream_request_id",
+        "usage",
+        "user_agent",
+        "waited",
     )
 
     def __init__(

@@ -5,7 +5,7 @@ Kept apart from ``proxy.config`` because those modules import ``proxy.config`` t
 
 from __future__ import annotations
 
-import proxy.policy.settings  # noqa: F401  (rules)
-import proxy.redact  # noqa: F401  (redaction, hardening)
-import proxy.shaping  # noqa: F401  (limits)
+import proxy.policy.settings
+import proxy.redact
+import proxy.shaping
 import proxy.state.config  # noqa: F401  (state)

@@ -145,7 +145,7 @@ class JSONArrayFramer(Framer):
     ``[`` before the first element sent, ``,\\r\\n`` between elements and ``]`` in ``epilogue``.
     """
 
-    __slots__ = ("_buf", "_scan", "_depth", "_in_str", "_esc", "_elem_start", "_opened", "_sent_any")
+    __slots__ = ("_buf", "_depth", "_elem_start", "_esc", "_in_str", "_opened", "_scan", "_sent_any")
 
     _INTERESTING = re.compile(rb'[\[\]{}"\\]')
     _IN_STRING = re.compile(rb'["\\]')

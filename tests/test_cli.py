@@ -59,7 +59,8 @@ def test_check_config_validates_accounts_file(tmp_path, capsys):
     cfg.write_text("upstreams: [{name: u, url: 'http://127.0.0.1:1'}]\naccounts_file: a.yaml\n")
     acc.write_text("accounts:\n  - id: x\n    tier: gold\n")
     assert main(["check-config", str(cfg)]) == 1
-    assert f"{acc}:3:11: account 'x': tier: expected one of trusted, standard, restricted, got 'gold'" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"{acc}:3:11: account 'x': tier: expected one of trusted, standard, restricted, got 'gold'" in out
 
 
 def test_keys_new_prints_key_once_and_digest_line(capsys):

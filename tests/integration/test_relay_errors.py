@@ -183,7 +183,7 @@ async def test_gzip_upstream_body_is_decoded(start_proxy):
 async def test_gzip_request_body_is_accepted(start_proxy, fake):
     run = await start_proxy()
     raw = orjson.dumps({"model": "deepseek-reasoner", "messages": MSG})
-    status, headers, body = await _post(
+    status, _, body = await _post(
         run.url + "/v1/chat/completions", gzip.compress(raw),
         {"Authorization": f"Bearer {run.key}", "Content-Encoding": "gzip", "Content-Type": "application/json"},
     )

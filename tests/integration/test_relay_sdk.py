@@ -11,7 +11,7 @@ from google.genai import types as gt
 
 from proxy.fake import answer_for, reasoning_for
 
-from .conftest import UPSTREAM_KEY, GENAI_WARNING, GenaiClient, anthropic_client, openai_client
+from .conftest import GENAI_WARNING, UPSTREAM_KEY, GenaiClient, anthropic_client, openai_client
 
 pytestmark = pytest.mark.filterwarnings(GENAI_WARNING)
 
