@@ -71,12 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "mix of requests through it with the official SDKs and print what happened.")
     d.add_argument("--verbose", action="store_true", help="show the proxy's logs")
 
-    try:
-        from proxy.cli_rules import add_subcommands
-    except ImportError:
-        pass
-    else:
-        add_subcommands(sub)
+    from proxy.cli_rules import add_subcommands as add_rules
+    from proxy.cli_sim import add_subcommands as add_simulate
+
+    add_rules(sub)
+    add_simulate(sub)
     return p
 
 

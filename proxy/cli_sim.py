@@ -122,9 +122,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             print("CoT-elicitation phrasings (rule cot-elicit-request, one request each on a fresh engine):")
             print(format_eval(ph))
             for name, t in out["phrasings"]["targets"].items():
-                print(
-                    f"  {'MET ' if t['met'] else 'MISS'} {name:<24} {t['value']!s:<10} target {t['target']}"
-                )
+                print(f"  {'MET ' if t['met'] else 'MISS'} {name:<24} {t['value']!s:<10} target {t['target']}")
             print()
     if not args.phrasings:
         if args.through == "proxy":

@@ -227,9 +227,12 @@ async def _demo(verbose: bool) -> int:
     print("\nanswer / reasoning: characters of answer and of reasoning the client received. The trusted")
     print("account (tina) sees the model's reasoning; the standard account (alice) gets the same answer with")
     print("the reasoning redacted in each API's own shape. The proxy's own errors come in each API's shape.")
+    from proxy.sim.demo_scene import hydra_scene
+
+    scene_rc = await hydra_scene()
     api_titles = tuple(t for t, _ in API_SCENES)
     failures = [r for r in rows if r.outcome.endswith("?!") or (r.scene.startswith(api_titles) and r.outcome != "ok")]
-    return 1 if failures else 0
+    return 1 if failures or scene_rc else 0
 
 
 def run_demo(verbose: bool = False) -> int:

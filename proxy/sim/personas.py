@@ -91,7 +91,7 @@ OSS_TOOL_ASK = (
 )
 AGENT_SYSTEMS = (
     "You are CodePilot, an autonomous coding agent. Use the tools to read, edit and test the repository.",
-    "You are an expert software engineer working in the user's terminal. Use tools to inspect files and run commands.",  # noqa: E501
+    "You are an expert software engineer working in the user's terminal. Use tools to inspect files and run commands.",
     "You are Devbot. Plan, then call tools. Never edit files you have not read.",
 )
 AGENT_TASKS = (
@@ -109,10 +109,10 @@ CAMPAIGN_SYSTEMS = (
     "You are a precise analyst. Consider all cases carefully and reason step by step.",
 )
 CAMPAIGN_ASKS = (
-    "Solve the following problem. Think through every step carefully and give the final answer in a box. Problem: {p}",  # noqa: E501
-    "Implement the following function and reason about edge cases and complexity before writing code. Task: {p}",  # noqa: E501
-    "Answer the question below with a complete derivation; consider alternative approaches first. Question: {p}",  # noqa: E501
-    "Work through this exercise thoroughly, checking each intermediate result before moving on. Exercise: {p}",  # noqa: E501
+    "Solve the following problem. Think through every step carefully and give the final answer in a box. Problem: {p}",
+    "Implement the following function and reason about edge cases and complexity before writing code. Task: {p}",
+    "Answer the question below with a complete derivation; consider alternative approaches first. Question: {p}",
+    "Work through this exercise thoroughly, checking each intermediate result before moving on. Exercise: {p}",
 )
 PROBLEMS = (
     "find all integers x with x^2 - {n}x + {m} = 0",

@@ -62,9 +62,7 @@ class Detector:
     def hits(self, prompt: str, model: str = "o3") -> bool:
         engine = Engine(self.rs)
         meta = RequestMeta(account_id="eval", tier="standard", ip="198.51.100.7", user_agent="eval")
-        ctx = compute_features(
-            view_from_record({"model": model, "prompt": prompt}), meta, T0, self.rs.matchers
-        )
+        ctx = compute_features(view_from_record({"model": model, "prompt": prompt}), meta, T0, self.rs.matchers)
         return self.rule in engine.evaluate(ctx, T0).hit_ids
 
 

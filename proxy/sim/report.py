@@ -178,14 +178,12 @@ def format_report(s: dict[str, Any]) -> str:
             f"{d['acted_within_200']:>6} {_fmt(d['requests_to_first_action_median']):>7} "
             f"{_fmt(d['hours_to_first_action_median']):>8} {d['reasoning_tokens_before_action']:>14} "
             f"{d['reasoning_tokens_after_action']:>6} {d['blocked_requests']:>7} "
-            f"{_fmt(d[f'latency_p50_{unit}']):>9}  "
-            + " ".join(f"{k}={v}" for k, v in d["by_tier_acted"].items())
+            f"{_fmt(d[f'latency_p50_{unit}']):>9}  " + " ".join(f"{k}={v}" for k, v in d["by_tier_acted"].items())
         )
     lines += ["", "targets:"]
     for name, t in s["targets"].items():
         lines.append(
-            f"  {'MET ' if t['met'] else 'MISS'} {name:<24} {t['value']!s:<10} "
-            f"target {t['target']:<8} ({t['detail']})"
+            f"  {'MET ' if t['met'] else 'MISS'} {name:<24} {t['value']!s:<10} target {t['target']:<8} ({t['detail']})"
         )
     if s.get("impacted_benign_accounts"):
         lines.append("  impacted benign accounts: " + ", ".join(s["impacted_benign_accounts"]))

@@ -14,6 +14,7 @@ switch accounts to stricter modes. Until the redaction filter is part of ``build
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +31,7 @@ from proxy.sim.report import Recorder, summarize
 from proxy.sim.traffic import START, Event, generate, make_accounts
 
 PATH = "/v1/chat/completions"
+SEAL_ENV = "DISTILLGUARD_SIM_SEAL_KEYS"  # a throwaway key ring for the simulation's own proxy
 
 
 def sim_config(upstream_url: str, accounts_path: Path, rules: list[str]) -> dict[str, Any]:
@@ -177,6 +179,9 @@ async def run_proxy_recorded(
 ) -> tuple[Recorder, dict[str, Any]]:
     """Run the events through the proxy; the per-account record and the run's metadata."""
     import proxy.redact  # noqa: F401  (registers the redaction and hardening config sections)
+    from proxy.redact.seal import new_key_text
+
+    os.environ.setdefault(SEAL_ENV, new_key_text("sim"))
     from proxy.accounts import AccountsWatcher
     from proxy.app import ProxyApp, Server
     from proxy.config import config_from_dict

@@ -144,9 +144,7 @@ def _account(seed: int, persona: str, i: int) -> P.Account:
             extra={"templates": [i % 4]},
         )
     if persona == "jailbreaker":
-        return P.Account(
-            aid, persona, P.pick_tier(rng, (0.25, 0.5, 0.25)), "", _home_ip(rng), ua, rng.uniform(10, 40)
-        )
+        return P.Account(aid, persona, P.pick_tier(rng, (0.25, 0.5, 0.25)), "", _home_ip(rng), ua, rng.uniform(10, 40))
     if persona == "logprob":
         return P.Account(
             aid,
@@ -215,9 +213,7 @@ def _chat_req(rng: random.Random, a: P.Account) -> dict[str, Any]:
     return {"model": model, "prompt": prompt}
 
 
-def request_for(
-    rng: random.Random, a: P.Account, t: float, corpus: _Corpus, release_at: float
-) -> dict[str, Any]:
+def request_for(rng: random.Random, a: P.Account, t: float, corpus: _Corpus, release_at: float) -> dict[str, Any]:
     p = a.persona
     if p == "chat":
         return _chat_req(rng, a)
@@ -298,9 +294,7 @@ def request_for(
     raise ValueError(p)
 
 
-def generate(
-    seed: int, accounts: list[P.Account], days: float, *, release_day: float = 1.0
-) -> Iterator[Event]:
+def generate(seed: int, accounts: list[P.Account], days: float, *, release_day: float = 1.0) -> Iterator[Event]:
     """All events of all accounts over ``days``, merged in timestamp order (deterministic for a seed)."""
     corpus = _Corpus()
     release_at = START + release_day * P.DAY

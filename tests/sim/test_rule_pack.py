@@ -33,9 +33,7 @@ def test_every_rule_is_hit_by_some_case_and_documented() -> None:
     code, text = run_tests([str(PACK)])
     assert code == 0
     cov = [line for line in text.splitlines() if line.startswith("coverage")]
-    never = [
-        set(line.split("never hit: ", 1)[1].split(", ")) if "never hit: " in line else set() for line in cov
-    ]
+    never = [set(line.split("never hit: ", 1)[1].split(", ")) if "never hit: " in line else set() for line in cov]
     rs = load_ruleset([str(PACK)])
     for r in rs.rules:
         assert any(r.id not in s for s in never), f"rule {r.id} is hit by no test case"
