@@ -189,6 +189,7 @@ class Exchange:
     __slots__ = (
         "_json",
         "_json_error",
+        "_model",
         "_view",
         "account",
         "body",
@@ -261,6 +262,7 @@ class Exchange:
         self._json: Any = None
         self._json_error: str | None = None
         self._view: RequestView | None = None
+        self._model: str | None = None  # kept by release_request() when the parsed body is dropped
         self.body_changed = False
         self.upstream_headers: dict[str, str] = {}
         self.account: Account | None = None
@@ -347,9 +349,20 @@ class Exchange:
             reply.headers.update(headers)
         return reply
 
+    def release_request(self) -> None:
+        """Called once the request has been sent upstream: drop the raw and parsed body (a long stream
+        would otherwise hold them to its end). The view, if a filter built one, stays."""
+        if self._view is None and self._json is not None:
+            self._model = self.model or ""
+        self._json = None
+        self._json_error = "released"
+        self.body = b""
+
     @property
     def model(self) -> str | None:
         """The model asked for, without building the full view when nothing else needed it."""
+        if self._model is not None:
+            return self._model or None
         if self._view is None and self.dialect is not None and self.dialect.name != "gemini":
             body = self.json
             m = body.get("model") if isinstance(body, dict) else None

@@ -205,8 +205,8 @@ class Relay:
             ) from e
         finally:
             deadline.cancel()
-        # The request bytes are sent: do not hold them for the life of a long stream.
-        ex.body = b""
+        # The request is sent: do not hold its bytes and parsed body for the life of a long stream.
+        ex.release_request()
         body = b""
         ex.t_headers = self.mono()
         try:
