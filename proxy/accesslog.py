@@ -50,8 +50,8 @@ def access_record(ex: Exchange) -> dict[str, Any]:
         rec["client_gone"] = True
     if ex.decisions:
         rec["decisions"] = ex.decisions
-    if ex.tags:
-        rec["tags"] = sorted(ex.tags)
+    if ex._tags:
+        rec["tags"] = sorted(ex._tags)
     return rec
 
 

@@ -108,7 +108,25 @@ class ProxyApp:
         self._idle.clear()
         self.metrics.in_flight += 1
         try:
-            return await self._handle(ex, request)
+            routed = self.config.route(ex.path)
+            if routed is None:
+                missing = ex.error(errors.NOT_FOUND, f"No upstream is configured for {ex.path}")
+                return await send_reply(ex, request, missing, self.chain, self.rid_header)
+            ex.route, ex.upstream_path = routed
+            ex.dialect = detect(ex.method, ex.upstream_path, ex.route.dialect)
+            try:
+                if self.draining:
+                    raise ProxyError(errors.SHUTTING_DOWN, "The proxy is shutting down; retry shortly.")
+                ex.body = await self._read_body(request)
+                ex.bytes_in = len(ex.body)
+                reply = await self.chain.run_request(ex)
+                if reply is not None:
+                    return await send_reply(ex, request, reply, self.chain, self.rid_header)
+                # Awaited from here, not through a helper coroutine: one frame less per open stream.
+                return await self.relay(ex, request)
+            except ProxyError as e:
+                reply = ex.error(e.code, e.message, headers=e.headers)
+                return await send_reply(ex, request, reply, self.chain, self.rid_header)
         except asyncio.CancelledError:
             ex.client_gone = True
             raise
@@ -122,26 +140,6 @@ class ProxyApp:
                 self.metrics.in_flight -= 1
                 if self.in_flight == 0:
                     self._idle.set()
-
-    async def _handle(self, ex: Exchange, request: web.Request) -> web.StreamResponse:
-        routed = self.config.route(ex.path)
-        if routed is None:
-            missing = ex.error(errors.NOT_FOUND, f"No upstream is configured for {ex.path}")
-            return await send_reply(ex, request, missing, self.chain, self.rid_header)
-        ex.route, ex.upstream_path = routed
-        ex.dialect = detect(ex.method, ex.upstream_path, ex.route.dialect)
-        try:
-            if self.draining:
-                raise ProxyError(errors.SHUTTING_DOWN, "The proxy is shutting down; retry shortly.")
-            ex.body = await self._read_body(request)
-            ex.bytes_in = len(ex.body)
-            reply = await self.chain.run_request(ex)
-            if reply is not None:
-                return await send_reply(ex, request, reply, self.chain, self.rid_header)
-            return await self.relay(ex, request)
-        except ProxyError as e:
-            reply = ex.error(e.code, e.message, headers=e.headers)
-            return await send_reply(ex, request, reply, self.chain, self.rid_header)
 
     async def _read_body(self, request: web.Request) -> bytes:
         limit = self.max_body

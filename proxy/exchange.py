@@ -190,6 +190,7 @@ class Exchange:
         "_json",
         "_json_error",
         "_model",
+        "_tags",
         "_view",
         "account",
         "body",
@@ -224,7 +225,6 @@ class Exchange:
         "t_first_byte",
         "t_headers",
         "t_upstream",
-        "tags",
         "upstream_headers",
         "upstream_path",
         "upstream_request_id",
@@ -273,7 +273,7 @@ class Exchange:
         self.streaming = False
         self.usage = Usage()
         self.decisions: list[dict[str, Any]] = []
-        self.tags: set[str] = set()
+        self._tags: set[str] | None = None  # created on first use (memory per open stream)
         self.state: dict[str, Any] = {}
         self.error_code: str | None = None
         self.started = started
@@ -348,6 +348,17 @@ class Exchange:
         if headers:
             reply.headers.update(headers)
         return reply
+
+    @property
+    def tags(self) -> set[str]:
+        """Labels filters attach to this request (access and audit logs)."""
+        if self._tags is None:
+            self._tags = set()
+        return self._tags
+
+    @tags.setter
+    def tags(self, value: set[str]) -> None:
+        self._tags = value
 
     def release_request(self) -> None:
         """Called once the request has been sent upstream: drop the raw and parsed body (a long stream

@@ -210,30 +210,28 @@ class Relay:
         body = b""
         ex.t_headers = self.mono()
         try:
-            return await self._relay_response(ex, request, resp, spec)
+            # Dispatch here rather than in a helper coroutine: every suspended coroutine level is a
+            # frame held for the whole life of a stream (memory per open stream).
+            ex.status = resp.status
+            ex.response_headers = resp.headers  # type: ignore[assignment]
+            ctype = resp.headers.get("Content-Type", "")
+            dialect = ex.dialect
+            framer: Framer | None = None
+            ok = 200 <= resp.status < 300
+            if dialect is not None and ok:
+                framer = dialect.framer(ex, ctype)
+            ex.streaming = framer is not None
+            if self.chain.response_headers:
+                reply = await self.chain.run_response_headers(ex)
+                if reply is not None:
+                    return await send_reply(ex, request, reply, self.chain, self.rid_header)
+            if framer is not None:
+                return await self._relay_stream(ex, request, resp, spec, framer)
+            if dialect is not None and ok and "json" in ctype:
+                return await self._relay_buffered(ex, request, resp, spec)
+            return await self._relay_raw(ex, request, resp, spec)
         finally:
             resp.close()
-
-    async def _relay_response(
-        self, ex: Exchange, request: web.Request, resp: aiohttp.ClientResponse, spec: UpstreamSpec
-    ) -> web.StreamResponse:
-        ex.status = resp.status
-        ex.response_headers = resp.headers  # type: ignore[assignment]
-        ctype = resp.headers.get("Content-Type", "")
-        dialect = ex.dialect
-        framer: Framer | None = None
-        ok = 200 <= resp.status < 300
-        if dialect is not None and ok:
-            framer = dialect.framer(ex, ctype)
-        ex.streaming = framer is not None
-        reply = await self.chain.run_response_headers(ex)
-        if reply is not None:
-            return await send_reply(ex, request, reply, self.chain, self.rid_header)
-        if framer is not None:
-            return await self._relay_stream(ex, request, resp, spec, framer)
-        if dialect is not None and ok and "json" in ctype:
-            return await self._relay_buffered(ex, request, resp, spec)
-        return await self._relay_raw(ex, request, resp, spec)
 
     async def _relay_buffered(
         self, ex: Exchange, request: web.Request, resp: aiohttp.ClientResponse, spec: UpstreamSpec
