@@ -113,7 +113,7 @@ class Bench:
         self.procs.append(p)
         return p
 
-    def distillguard(self, upstream: ServerProc, tag: str = "dg") -> ServerProc:
+    def distillguard(self, upstream: ServerProc, tag: str = "dg", extra: str = "") -> ServerProc:
         access = f'"{self.dir / (tag + "-access.log")}"' if self.access_log else "off"
         cfg = self.dir / f"{tag}.yaml"
 
@@ -127,6 +127,7 @@ class Bench:
                 "redaction:\n  tiers: {trusted: pass, standard: pass, restricted: pass}\n  default_mode: pass\n"
                 "hardening:\n  tiers: {trusted: 'off', standard: 'off', restricted: 'off'}\n"
                 "  default_profile: 'off'\n"
+                + extra
             )
             return [sys.executable, "-m", "proxy", "serve", "--config", str(cfg)]
 
@@ -523,9 +524,47 @@ def print_table(figs: list[Figure]) -> None:
             print("  ".join("-" * w for w in widths))
 
 
+THREE_LIMITS = """limits:
+  - name: rpm
+    scope: [account]
+    requests: {rate: 100000000/m, burst: 100000}
+  - name: tpm
+    scope: [account, model]
+    tokens: {limit: 1000000000000, window: 1m, count: total}
+  - name: conc
+    scope: [account]
+    concurrency: {max: 100000}
+"""
+
+
+def phase_limits(b: Bench) -> list[Figure]:
+    """Throughput with three limits per request (rate, tokens, concurrency; never reached) against the
+    same proxy with none, interleaved in one run (issue 4's budget: >= 0.95)."""
+    s = b.sizes
+    up = b.upstream()
+    none, three = b.distillguard(up, "dg"), b.distillguard(up, "dg3", THREE_LIMITS)
+    try:
+        for t in (none, three):
+            b.wrk(t, s.wrk_connections, 1)
+        rps: dict[str, list[float]] = {"dg": [], "dg3": []}
+        for r in range(s.rounds):
+            for t in rotated([none, three], r):
+                rps[t.name].append(b.wrk(t, s.wrk_connections, s.wrk_seconds).rps)
+    finally:
+        b.stop(three, none, up)
+    ratios = [x / y for x, y in zip(rps["dg3"], rps["dg"], strict=True)]
+    ratio = med(ratios)
+    return [
+        Figure(7, "throughput, no limits", med(rps["dg"]), "req/s"),
+        Figure(7, "throughput, three limits", med(rps["dg3"]), "req/s"),
+        Figure(7, "three limits / none", ratio, "x", ">= 0.95", ratio >= 0.95,
+               "rounds: " + ", ".join(f"{x:.2f}" for x in ratios)),
+    ]
+
+
 PHASES: dict[int, Callable[..., list[Figure]]] = {
     1: phase_throughput, 2: phase_latency, 3: phase_ttfb, 4: phase_cpu,
-    5: phase_streams_memory, 6: phase_memory_flat,
+    5: phase_streams_memory, 6: phase_memory_flat, 7: phase_limits,
 }
 
 
