@@ -13,6 +13,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
+from proxy.tasks import cancel_and_wait, spawn
+
 if TYPE_CHECKING:
     from proxy.exchange import Exchange
 
@@ -73,7 +75,7 @@ class AccessLog:
         if not self.enabled:
             return
         self._fh = sys.stdout.buffer if self.target == "-" else open(self.target, "ab")
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="accesslog-flush")
+        self._task = spawn(self._run(), "accesslog-flush")
 
     def write(self, ex: Exchange) -> None:
         if self._fh is None:
@@ -101,12 +103,8 @@ class AccessLog:
             self.flush()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
+        self._task = None
         self.flush()
         if self._fh is not None and self.target != "-":
             self._fh.close()

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from proxy.exchange import Exchange
 
 _ROLES = {"developer": "system"}
-_LIFECYCLE = frozenset(
+LIFECYCLE = frozenset(
     (
         "response.created",
         "response.in_progress",
@@ -142,7 +142,7 @@ class OpenAIResponsesDialect(Dialect):
             out.append(Part(_PART_KINDS.get(ptype, OTHER), text, idx))
         elif kind == "response.output_item.added" or kind == "response.output_item.done":
             _item_parts(obj.get("item"), idx, out)
-        elif kind in _LIFECYCLE:
+        elif kind in LIFECYCLE:
             _response_parts(as_dict(obj.get("response")), out)
         elif kind == "response":
             _response_parts(obj, out)  # a whole non-streaming body

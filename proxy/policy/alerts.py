@@ -13,6 +13,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from proxy.tasks import cancel_and_wait, spawn
+
 log = logging.getLogger("distillguard.alerts")
 
 Post = Callable[[list[dict[str, Any]]], Awaitable[None]]
@@ -81,23 +83,14 @@ class AlertSink:
 
     async def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._loop(), name="alert-sender")
-            self._task.add_done_callback(_log_failure)
+            self._task = spawn(self._loop(), "alert-sender")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self.flush()
         if self._session is not None:
             await self._session.close()
             self._session = None
 
 
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("background task %s failed", task.get_name(), exc_info=task.exception())

@@ -17,6 +17,7 @@ import orjson
 
 from proxy.policy.engine import Verdict
 from proxy.policy.signals import SCHEMA, features_to_json
+from proxy.tasks import cancel_and_wait, spawn
 
 log = logging.getLogger("distillguard.audit")
 
@@ -111,14 +112,9 @@ class AuditLog:
 
     async def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._loop(), name="audit-flush")
+            self._task = spawn(self._loop(), "audit-flush")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self.flush()

@@ -14,21 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from proxy.dialects.openai_responses import LIFECYCLE
 from proxy.exchange import Event
 from proxy.redact.common import Ctx, RedactionFailed, strings_after, zero_keys
 from proxy.redact.seal import KeyRing, is_token
 
 _USAGE_PATH = ("output_tokens_details", "reasoning_tokens")
-_LIFECYCLE = frozenset(
-    (
-        "response.created",
-        "response.in_progress",
-        "response.queued",
-        "response.completed",
-        "response.incomplete",
-        "response.failed",
-    )
-)
+_LIFECYCLE = LIFECYCLE  # the events that carry the whole response object
 _FAST = frozenset(("response.output_text.delta", "response.function_call_arguments.delta"))
 
 
