@@ -106,7 +106,7 @@ def summarize(rec: Recorder, *, latency_unit: str, meta: dict[str, Any]) -> dict
             "acted_within_200": sum(1 for i in idx if i <= HYDRA_WITHIN),
             "requests_to_first_action_median": _pct([float(i) for i in idx], 0.5),
             "requests_to_first_action_max": max(idx) if idx else None,
-            "hours_to_first_action_median": round(_pct(secs, 0.5) / 3600, 2) if secs else None,
+            "hours_to_first_action_median": round((_pct(secs, 0.5) or 0.0) / 3600, 2) if secs else None,
             "reasoning_tokens_before_action": sum(t.reasoning_before for t in trs),
             "reasoning_tokens_after_action": sum(t.reasoning_after for t in trs),
             "blocked_requests": sum(t.blocked for t in trs),

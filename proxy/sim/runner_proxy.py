@@ -133,7 +133,7 @@ def _ensure_redaction(app: Any, clock: FakeClock, tap: dict[str, Any]) -> list[A
             tap["verdict"] = st[2]
         return out
 
-    judge.on_request = on_request  # type: ignore[method-assign]
+    judge.on_request = on_request
     if not any(getattr(f, "name", "") == "redact" for f in filters):
         from proxy.redact import build_redaction_filters
 
