@@ -29,6 +29,7 @@ from proxy.policy.engine import Engine, Verdict, merge_control
 from proxy.policy.loader import load_ruleset, rule_files
 from proxy.policy.signals import RequestMeta, compute_features
 from proxy.policy.spec import Problem, RulesError
+from proxy.tasks import cancel_and_wait, spawn
 
 log = logging.getLogger("distillguard.judge")
 _KIND_OF_CONTROL = {
@@ -257,23 +258,17 @@ class JudgeFilter(Filter):
                 log.exception("rule state sweep failed")
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
         if self._sweeper is None:
-            self._sweeper = loop.create_task(self._sweep(), name="judge-sweep")
+            self._sweeper = spawn(self._sweep(), "judge-sweep")
         if self._watcher is None and self.watch_every and self.paths:
-            self._watcher = loop.create_task(self._watch(), name="judge-watch")
+            self._watcher = spawn(self._watch(), "judge-watch")
         for part in (self.audit, self.alerts):
             if part is not None:
                 await part.start()
 
     async def stop(self) -> None:
         for task in (self._sweeper, self._watcher):
-            if task is not None:
-                task.cancel()
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    pass
+            await cancel_and_wait(task)
         self._sweeper = self._watcher = None
         for part in (self.audit, self.alerts):
             if part is not None:
