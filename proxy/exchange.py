@@ -381,6 +381,15 @@ class Exchange:
         return self.view.model or None if self.dialect is not None else None
 
     @property
+    def max_tokens(self) -> int | None:
+        """The output-token cap asked for, read directly when no view was built."""
+        if self._view is None and self.dialect is not None:
+            body = self.json
+            if isinstance(body, dict):
+                return self.dialect.max_tokens_of(body, self)
+        return self.view.max_tokens
+
+    @property
     def tier(self) -> str:
         return self.account.tier if self.account is not None else "none"
 

@@ -54,6 +54,10 @@ class AnthropicMessagesDialect(Dialect):
         path = path.rstrip("/")
         return method == "POST" and path.endswith("/messages") and "/threads/" not in path
 
+    def max_tokens_of(self, body: dict[str, Any], ex: Exchange) -> int | None:
+        v = as_int(body.get("max_tokens"))
+        return v
+
     def parse_request(self, body: dict[str, Any], ex: Exchange) -> RequestView:
         view = RequestView(model=as_str(body.get("model")), stream=body.get("stream") is True)
         view.system = content_text(body.get("system"))

@@ -37,6 +37,11 @@ class Dialect:
         """*override*: the neutral view of a request body (called once, lazily, through ``ex.view``)."""
         return RequestView()
 
+    def max_tokens_of(self, body: dict[str, Any], ex: Exchange) -> int | None:
+        """The output-token cap the request asks for. Dialects override it with a direct read, so
+        callers that need only this (rate shaping) do not pay for the whole view."""
+        return ex.view.max_tokens
+
     def is_stream_request(self, ex: Exchange) -> bool:
         """Whether the client asked for a streamed answer (from the body, or the path for Gemini)."""
         return ex.view.stream

@@ -41,6 +41,10 @@ class OpenAIChatDialect(Dialect):
     def match(self, method: str, path: str) -> bool:
         return method == "POST" and path.rstrip("/").endswith("/chat/completions")
 
+    def max_tokens_of(self, body: dict[str, Any], ex: Exchange) -> int | None:
+        v = as_int(body.get("max_completion_tokens"))
+        return v if v is not None else as_int(body.get("max_tokens"))
+
     def parse_request(self, body: dict[str, Any], ex: Exchange) -> RequestView:
         view = RequestView(model=as_str(body.get("model")), stream=body.get("stream") is True)
         system: list[str] = []

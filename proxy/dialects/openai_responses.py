@@ -72,6 +72,10 @@ class OpenAIResponsesDialect(Dialect):
     def match(self, method: str, path: str) -> bool:
         return method == "POST" and path.rstrip("/").endswith("/responses")
 
+    def max_tokens_of(self, body: dict[str, Any], ex: Exchange) -> int | None:
+        v = as_int(body.get("max_output_tokens"))
+        return v
+
     def parse_request(self, body: dict[str, Any], ex: Exchange) -> RequestView:
         view = RequestView(model=as_str(body.get("model")), stream=body.get("stream") is True)
         system = [as_str(body.get("instructions"))] if as_str(body.get("instructions")) else []

@@ -313,10 +313,9 @@ class Shaper:
         count = spec.count
         if count == "input":
             return st.input_estimate
-        view = ex.view
-        out = view.max_tokens or spec.reserve
+        out = ex.max_tokens or spec.reserve
         if count == "reasoning":
-            return view.reasoning_budget or out
+            return ex.view.reasoning_budget or out
         if count == "output":
             return out
         return st.input_estimate + out

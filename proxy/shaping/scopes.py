@@ -50,7 +50,7 @@ def _tier(ex: Exchange) -> str | None:
 
 
 def _model(ex: Exchange) -> str | None:
-    return ex.view.model or None
+    return ex.model
 
 
 def _route(ex: Exchange) -> str | None:
