@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -15,7 +14,7 @@ from proxy.accesslog import AccessLog
 from proxy.clock import SYSTEM_CLOCK, Clock
 from proxy.config import Config
 from proxy.dialects import detect
-from proxy.errors import ProxyError, Reply
+from proxy.errors import ProxyError
 from proxy.exchange import Exchange
 from proxy.forward import Relay, Upstreams, send_reply
 from proxy.metrics import ProxyMetrics
@@ -55,7 +54,6 @@ class ProxyApp:
         self._idle.set()
         self.max_body = config.server.max_body_size
         self.read_timeout = config.server.read_timeout
-        self._on_stop: list[Callable[[], Any]] = []
 
     # -- accounts -------------------------------------------------------------------------------
 
@@ -330,6 +328,3 @@ class Server:
         await self.runner.cleanup()
         self.runner = None
 
-
-def reply_for(ex: Exchange, code: str, message: str) -> Reply:
-    return ex.error(code, message)

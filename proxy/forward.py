@@ -38,7 +38,8 @@ HOP_BY_HOP = frozenset(
 _REQUEST_DROP = HOP_BY_HOP | {"host", "content-length", "content-encoding", "expect"}
 # Client credentials are distillguard keys: they never reach the upstream.
 _CREDENTIALS = frozenset(("authorization", "x-api-key", "x-goog-api-key", "api-key"))
-_RESPONSE_DROP = HOP_BY_HOP | {"content-length", "content-encoding", "server", "date"}
+# The upstream's own Server header is relayed; the framework's would otherwise announce its version.
+_RESPONSE_DROP = HOP_BY_HOP | {"content-length", "content-encoding", "date"}
 
 
 def _connection_listed(headers: Any) -> set[str]:
@@ -87,6 +88,7 @@ def client_headers(ex: Exchange, upstream: Any, rid_header: str = "x-request-id"
     for k, v in upstream.items():
         if k.lower() not in drop:
             out.add(k, v)
+    out.setdefault("Server", "distillguard")
     upstream_id = out.pop("x-request-id", None)
     if upstream_id is not None:
         ex.upstream_request_id = upstream_id
@@ -148,6 +150,7 @@ async def send_reply(
     headers = dict(reply.headers)
     headers.pop("x-request-id", None)
     headers[rid_header] = ex.request_id
+    headers.setdefault("Server", "distillguard")
     for k, v in ex.reply_headers.items():
         headers.setdefault(k, v)
     resp = web.Response(status=reply.status, body=reply.body, headers=headers)

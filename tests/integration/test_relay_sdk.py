@@ -199,3 +199,4 @@ async def test_missing_key_is_401(start_proxy):
             assert body["type"] == "error" and body["error"]["type"] == "authentication_error"
             assert r.headers["x-request-id"].startswith("dg-")
             assert r.headers["x-distillguard-error"] == "unauthenticated"
+            assert r.headers["Server"] == "distillguard"  # no framework version announced
