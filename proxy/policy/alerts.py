@@ -8,6 +8,7 @@ A failed post is logged and its batch dropped: alerts are best effort, enforceme
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -74,10 +75,8 @@ class AlertSink:
 
     async def _loop(self) -> None:
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):  # woken early, or the interval passed
                 await asyncio.wait_for(self._wake.wait(), self.interval)
-            except TimeoutError:
-                pass
             self._wake.clear()
             await self.flush()
 

@@ -7,6 +7,7 @@ controls, tags, blocked. Test files are read as strictly as rule files (unknown 
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Iterable
 from datetime import datetime
@@ -74,10 +75,8 @@ def test_files_for(paths: list[str]) -> list[Path]:
 
 
 def _start(text: str) -> float | None:
-    try:
+    with contextlib.suppress(ValueError):
         return float(text)
-    except ValueError:
-        pass
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:

@@ -9,7 +9,6 @@ reloaded on NOSCRIPT without losing state; ``--workers 2`` serves on one port.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import signal
 import subprocess
@@ -19,30 +18,20 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import orjson
 import pytest
+import redis_server as RS  # tests/state, on the pytest pythonpath
 
 from .conftest import write_accounts
 
 pytestmark = pytest.mark.slow
 
 
-def _redis_server_module() -> Any:
-    mod = sys.modules.get("redis_server")
-    if mod is None:
-        path = Path(__file__).resolve().parents[1] / "state" / "redis_server.py"
-        spec = importlib.util.spec_from_file_location("redis_server", path)
-        assert spec is not None and spec.loader is not None
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["redis_server"] = mod
-        spec.loader.exec_module(mod)
-    return mod
 
 
-RS = _redis_server_module()
+
 BODY = orjson.dumps({"model": "deepseek-reasoner", "messages": [{"role": "user", "content": "hi"}]})
 
 

@@ -6,13 +6,11 @@ the suite starts itself on a free loopback port, see ``tests/state/redis_server.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+import redis_server
 
 from proxy.state import MemoryBackend, StateBackend, backend_from_url
 from proxy.state.base import Acquire, Adjust, Gcra, GetMultiplier, Release, SetMultiplier
@@ -20,21 +18,11 @@ from proxy.state.base import Acquire, Adjust, Gcra, GetMultiplier, Release, SetM
 T0 = 1_700_000_000.0
 
 
-def _redis_server_module() -> Any:
-    mod = sys.modules.get("redis_server")
-    if mod is None:
-        path = Path(__file__).resolve().parents[1] / "state" / "redis_server.py"
-        spec = importlib.util.spec_from_file_location("redis_server", path)
-        assert spec is not None and spec.loader is not None
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["redis_server"] = mod
-        spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
 def contract_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    server = _redis_server_module().RedisServer(tmp_path_factory.mktemp("contract-redis")).start()
+    server = redis_server.RedisServer(tmp_path_factory.mktemp("contract-redis")).start()
     yield server
     server.stop()
 
