@@ -35,7 +35,6 @@ from proxy.shaping.metrics import ShapeMetrics
 from proxy.shaping.queue import Sleep
 from proxy.shaping.spec import LimitSpec, parse_limits
 from proxy.state import MemoryBackend, StateBackend
-from proxy.state.base import SetMultiplier
 
 _COUNTED = (TEXT, REASONING, TOOL)
 
@@ -44,8 +43,8 @@ class ShapeFilter(Filter):
     """Request-rate, token and concurrency limits with delay queues, headers and stream control.
 
     ``on_request`` admits, waits (fair delay queue) or returns a 429 in the caller's dialect with
-    ``Retry-After`` and limit headers; ``on_response_headers`` puts the limit headers of admitted
-    requests into ``ex.reply_headers`` before the first byte, ``on_reply`` onto local replies.
+    ``Retry-After`` and limit headers; the limit headers of admitted requests go into
+    ``ex.reply_headers`` (the response and any later local reply carry them).
     ``on_event`` counts streamed tokens (for pacing, budgets and reconciliation of cut streams) and
     ends a stream past its token budget with the dialect's error event. ``on_done`` releases and
     reconciles. Rule actions steer it through ``ex.controls`` (``throttle``, ``pace_tps``,
@@ -113,17 +112,26 @@ class ShapeFilter(Filter):
     # -- hooks ----------------------------------------------------------------------------------
 
     async def on_request(self, ex: Exchange) -> Reply | None:
-        """Admit, delay or reject. Runs after identify (it needs the account) and before judge."""
-        st = self.shaper.new_state()
+        """Admit, delay or reject. Runs after identify (it needs the account) and the rules (their
+        controls). An admitted request's limit headers go into ``ex.reply_headers`` here, so they are
+        on the response before its first byte, and on any later local reply too."""
+        shaper = self.shaper
+        st = ShapeState(shaper)
         ex.state["shape"] = st
-        v = await self.shaper.admit(ex, st)
+        if shaper.admit_now(ex, st):  # the common case, without a coroutine on the embedded backend
+            if st.results is not None:
+                shaper.write_headers(ex, st)
+            return None
+        v = st.verdict or await shaper.admit(ex, st)  # a plain rejection is already decided
         if v.ok:
             if v.delayed > 0:
                 ex.decisions.append({"filter": "shape", "delayed_s": round(v.delayed, 3)})
                 ex.waited += v.delayed
+            shaper.write_headers(ex, st)
             return None
-        headers = dict(v.headers or {})
-        headers.update(retry_after(v.retry))
+        headers = v.headers or {}
+        if v.limit == "state_unavailable":
+            headers.update(retry_after(v.retry))
         ex.decisions.append({"filter": "shape", "rejected": v.limit, "retry_s": round(v.retry, 3)})
         if v.limit == "state_unavailable":
             return ex.error(STATE_UNAVAILABLE, "Rate limit state is unavailable; retry shortly.",
@@ -170,34 +178,11 @@ class ShapeFilter(Filter):
                     ex.request_id, ex)
         return [event]
 
-    async def on_response_headers(self, ex: Exchange) -> Reply | None:
-        """Before the first byte goes out: put this request's limit headers into ``ex.reply_headers``
-        (built here, not in ``on_request``, to keep the admission decision cheap)."""
-        st: ShapeState | None = ex.state.get("shape")
-        if st is not None and st.readings:
-            ex.reply_headers.update(st.headers)
-        return None
-
-    def on_response(self, ex: Exchange, obj: Any) -> Any:
-        """Buffered bodies: remember the usage for reconciliation; the body passes unchanged."""
-        st: ShapeState | None = ex.state.get("shape")
-        if st is not None and st.charges and ex.dialect is not None:
-            u = ex.dialect.usage(obj)
-            if u is not None:
-                st.note_usage(u)
-        return obj
-
-    def on_reply(self, ex: Exchange, reply: Reply) -> None:
-        """Local replies (errors from any filter) carry the limit headers too."""
-        st: ShapeState | None = ex.state.get("shape")
-        if st is not None:
-            for k, v in st.headers.items():
-                reply.headers.setdefault(k, v)
-
     async def on_done(self, ex: Exchange) -> None:
-        """Always: release concurrency leases, reconcile token reservations with real usage."""
+        """Always: release concurrency leases, reconcile token reservations with real usage (the
+        app has merged the response's usage into ``ex.usage``, streamed or buffered)."""
         st: ShapeState | None = ex.state.get("shape")
-        if st is not None:
+        if st is not None and not self.shaper.finish_now(st, ex):
             await self.shaper.finish(st, ex)
 
     # -- for the relay and for rule actions ------------------------------------------------------
@@ -226,4 +211,4 @@ class ShapeFilter(Filter):
         return True
 
 
-__all__ = ["SetMultiplier", "ShapeFilter", "multiplier_key"]
+__all__ = ["ShapeFilter", "multiplier_key"]

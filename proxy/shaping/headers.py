@@ -9,20 +9,14 @@ requests limit and the most constrained tokens limit (lowest remaining).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
+from math import ceil
+from typing import Any
 
 from proxy.shaping.spec import LimitSpec
-
-
-@dataclass(slots=True)
-class Reading:
-    """One limit's state as seen by this request."""
-
-    spec: LimitSpec
-    remaining: float
-    reset: float  # seconds until full
-    retry: float = 0.0  # seconds until the next unit conforms (when remaining < 1)
+from proxy.state.base import Result
 
 
 def policy_item(spec: LimitSpec) -> str:
@@ -30,6 +24,7 @@ def policy_item(spec: LimitSpec) -> str:
     return f'"{spec.name}";q={_num(spec.quota)};w={_num(math.ceil(spec.window))}'
 
 
+@lru_cache(maxsize=1024)
 def _num(x: float) -> str:
     return str(int(x)) if x == int(x) else f"{x:g}"
 
@@ -37,7 +32,7 @@ def _num(x: float) -> str:
 def openai_duration(seconds: float) -> str:
     """The reset format of OpenAI's headers: ``20ms``, ``1s``, ``6m0s``, ``1h2m3s``."""
     if seconds < 1.0:
-        return f"{max(0, math.ceil(seconds * 1000))}ms"
+        return f"{math.ceil(seconds * 1000)}ms" if seconds > 0 else "0ms"
     s = math.ceil(seconds)
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
@@ -49,7 +44,12 @@ def openai_duration(seconds: float) -> str:
 
 
 def rfc3339(epoch: float) -> str:
-    return datetime.fromtimestamp(math.ceil(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _rfc3339(math.ceil(epoch))
+
+
+@lru_cache(maxsize=256)
+def _rfc3339(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def retry_after(seconds: float) -> dict[str, str]:
@@ -59,39 +59,130 @@ def retry_after(seconds: float) -> dict[str, str]:
     }
 
 
-def limit_headers(readings: list[Reading], now: float, *, anthropic: bool) -> dict[str, str]:
-    """All limit headers for these readings (shadow limits are never shown)."""
-    if not readings:
-        return {}
-    h: dict[str, str] = {}
-    policy = []
-    state = []
-    for r in readings:
-        name = r.spec.name
-        policy.append(policy_item(r.spec))
-        rem = max(0, math.floor(r.remaining + 1e-9))
-        t = r.reset if rem > 0 else max(r.retry, 0.0)
-        state.append(f'"{name}";r={rem};t={math.ceil(t - 1e-9)}')
-    h["RateLimit-Policy"] = ", ".join(policy)
-    h["RateLimit"] = ", ".join(state)
-    for kind, label in (("requests", "requests"), ("tokens", "tokens")):
-        rs = [r for r in readings if r.spec.kind == kind]
-        if not rs:
-            continue
-        r = min(rs, key=lambda x: x.remaining)
-        left = str(max(0, math.floor(r.remaining + 1e-9)))
-        limit = _num(r.spec.quota)
+class HeaderPlan:
+    """The constant parts of the limit headers for one set of applied limits, built once per set:
+    the whole ``RateLimit-Policy`` value, each shown limit's ``RateLimit`` item prefix and position
+    in the request's results, the vendor header names and quotas. Per request only the
+    remaining/reset numbers are formatted."""
+
+    __slots__ = ("_cache", "anthropic", "cacheable", "items", "openai", "policy")
+
+    def __init__(self, shown: Sequence[tuple[LimitSpec, int]]) -> None:
+        """``shown``: each limit shown to clients with its position in the results."""
+        self.policy = ", ".join(policy_item(s) for s, _ in shown)
+        self.items = tuple((f'"{s.name}";r=', pos) for s, pos in shown)
+        openai = []
+        anthropic = []
+        for label in ("requests", "tokens"):
+            # (index into items, quota, count) of this kind's limits; the headers show the lowest
+            mine = tuple((j, _num(s.quota), s.count) for j, (s, _) in enumerate(shown) if s.kind == label)
+            if mine:
+                openai.append((mine, *_OPENAI[label]))
+                anthropic.append((mine, f"anthropic-ratelimit-{label}-", label == "tokens"))
+        self.openai = tuple(openai)
+        self.anthropic = tuple(anthropic)
+        # one limit per kind: the shown figures are a function of the cache key (see ``write``)
+        self.cacheable = all(len(mine) == 1 for mine, *_ in openai)
+        self._cache: dict[tuple[Any, ...], dict[str, str]] = {}
+
+    def write(self, h: dict[str, str], results: Sequence[Result], now: float, anthropic: bool) -> None:
+        """Put the headers for ``results`` (this request's, in plan order) into ``h``.
+
+        What the headers show is a function of a few integers per limit: remaining (floored), the
+        ``RateLimit`` seconds, and the vendor reset (ms for OpenAI, the absolute second for
+        Anthropic). Requests far from their limits see the same figures again and again, so the
+        formatted headers are cached by them (a bounded dict, cleared when full)."""
+        if not self.cacheable:
+            self.format(h, results, now, anthropic)
+            return
+        key: list[Any] = [anthropic]
+        for _, pos in self.items:
+            r = results[pos]
+            remaining = r[2]
+            reset = r[3]
+            if remaining >= _ALMOST_ONE:
+                key.append(int(remaining + 1e-9))
+                key.append(ceil(reset - 1e-9))
+            else:
+                retry = r[1]
+                key.append(0)
+                key.append(ceil(retry - 1e-9) if retry > 0 else 0)
+            key.append(ceil(now + reset) if anthropic else ceil(reset * 1000))
+        k = tuple(key)
+        cached = self._cache.get(k)
+        if cached is None:
+            cached = {}
+            self.format(cached, results, now, anthropic)
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            self._cache[k] = cached
+        h.update(cached)
+
+    def format(self, h: dict[str, str], results: Sequence[Result], now: float, anthropic: bool) -> None:
+        """``write`` without the cache: format every value of this request."""
+        h["RateLimit-Policy"] = self.policy
+        items = []
+        lefts = []  # remaining, formatted once for RateLimit and the vendor headers
+        for pre, pos in self.items:
+            r = results[pos]
+            remaining = r[2]
+            if remaining >= _ALMOST_ONE:
+                left = str(int(remaining + 1e-9))
+                items.append(pre + left + ";t=" + str(ceil(r[3] - 1e-9)))
+            else:
+                left = "0"
+                retry = r[1]
+                items.append(pre + "0;t=" + (str(ceil(retry - 1e-9)) if retry > 0 else "0"))
+            lefts.append(left)
+        h["RateLimit"] = items[0] if len(items) == 1 else ", ".join(items)
         if anthropic:
-            h[f"anthropic-ratelimit-{label}-limit"] = limit
-            h[f"anthropic-ratelimit-{label}-remaining"] = left
-            h[f"anthropic-ratelimit-{label}-reset"] = rfc3339(now + r.reset)
-            if kind == "tokens" and r.spec.count in ("input", "output"):
-                c = r.spec.count
-                h[f"anthropic-ratelimit-{c}-tokens-limit"] = limit
-                h[f"anthropic-ratelimit-{c}-tokens-remaining"] = left
-                h[f"anthropic-ratelimit-{c}-tokens-reset"] = rfc3339(now + r.reset)
-        else:
-            h[f"x-ratelimit-limit-{label}"] = limit
-            h[f"x-ratelimit-remaining-{label}"] = left
-            h[f"x-ratelimit-reset-{label}"] = openai_duration(r.reset)
+            self._anthropic(h, results, now, lefts)
+            return
+        for mine, n_limit, n_remaining, n_reset in self.openai:
+            j, quota, _ = mine[0] if len(mine) == 1 else _lowest(results, self.items, mine)
+            h[n_limit] = quota
+            h[n_remaining] = lefts[j]
+            ms = ceil(results[self.items[j][1]][3] * 1000)  # what the cache key holds
+            h[n_reset] = (str(ms) + "ms" if ms > 0 else "0ms") if ms < 1000 else openai_duration(ms / 1000)
+
+    def _anthropic(self, h: dict[str, str], results: Sequence[Result], now: float, lefts: list[str]) -> None:
+        for mine, prefix, tokens in self.anthropic:
+            j, quota, count = mine[0] if len(mine) == 1 else _lowest(results, self.items, mine)
+            left = lefts[j]
+            at = rfc3339(now + results[self.items[j][1]][3])
+            h[prefix + "limit"] = quota
+            h[prefix + "remaining"] = left
+            h[prefix + "reset"] = at
+            if tokens and count in ("input", "output"):
+                h[f"anthropic-ratelimit-{count}-tokens-limit"] = quota
+                h[f"anthropic-ratelimit-{count}-tokens-remaining"] = left
+                h[f"anthropic-ratelimit-{count}-tokens-reset"] = at
+
+
+_ALMOST_ONE = 1.0 - 1e-9
+_CACHE_MAX = 1024
+_OPENAI = {
+    label: (f"x-ratelimit-limit-{label}", f"x-ratelimit-remaining-{label}", f"x-ratelimit-reset-{label}")
+    for label in ("requests", "tokens")
+}
+
+
+def _lowest(results: Sequence[Result], items: tuple[tuple[str, int], ...],
+            mine: tuple[tuple[int, str, str], ...]) -> tuple[int, str, str]:
+    """The most constrained of ``mine``: the lowest remaining, the first on ties."""
+    best = mine[0]
+    low = results[items[best[0]][1]][2]
+    for m in mine[1:]:
+        rem = results[items[m[0]][1]][2]
+        if rem < low:
+            best, low = m, rem
+    return best
+
+
+def limit_headers(specs: Sequence[LimitSpec], results: Sequence[Result], now: float, *,
+                  anthropic: bool) -> dict[str, str]:
+    """All limit headers for these (shown) limits and their results, in the same order."""
+    h: dict[str, str] = {}
+    if specs:
+        HeaderPlan([(s, i) for i, s in enumerate(specs)]).write(h, results, now, anthropic)
     return h

@@ -1,37 +1,51 @@
 """The shaper: compiled limits, one batched state call per request, fair delays, reconciliation, pacing.
 
-Per request (``admit``): pick the limits whose ``match`` fits, build each one's state key from its
-scope, and send every check in **one** ``backend.apply`` (all or nothing for enforced limits, shadow
-limits counted alongside). Over a requests limit that may delay, the request waits in that key's
-fair queue (``queue.DelayQueues``). After the response (``finish``) token reservations are reconciled
-with the real usage (or with what was streamed, for streams cut short) and concurrency leases are
-released — whatever happened to the request.
+Per request: pick the limits whose ``match`` fits, build each one's state key from its scope, and send
+every check in **one** ``apply`` (all or nothing for enforced limits, shadow limits counted
+alongside). On the embedded backend this happens synchronously (``admit_now``: no coroutine, no
+awaits); ``admit`` is the general path (a remote backend, or a limit said no). A request over a limit
+that may delay waits in that key's fair queue (``queue.DelayQueues``). After the response
+(``finish_now`` / ``finish``) token reservations are reconciled with the real usage (or with what was
+streamed, for streams cut short) and concurrency leases are released — whatever happened to the
+request — and a queue waiting for one of those slots is told.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from proxy.clock import SYSTEM_CLOCK, Clock
-from proxy.shaping.headers import Reading, limit_headers
+from proxy.shaping.headers import HeaderPlan, retry_after
 from proxy.shaping.metrics import ShapeMetrics
 from proxy.shaping.queue import DelayQueues, Sleep
-from proxy.shaping.request import Charge, ShapeState, Verdict, actual_usage, is_anthropic
-from proxy.shaping.scopes import SCOPE_GETTERS, CompiledLimit, ip_prefix, multiplier_key
+from proxy.shaping.request import ShapeState, Verdict, actual_usage, is_anthropic
+from proxy.shaping.scopes import (
+    CONCURRENCY,
+    PACE,
+    REQUESTS,
+    SCOPE_GETTERS,
+    TOKENS,
+    CompiledLimit,
+    ip_prefix,
+    multiplier_key,
+)
+from proxy.shaping.slow import over_limit
 from proxy.shaping.spec import LimitSpec
 from proxy.state.base import (
+    ACQUIRE,
+    ADJUST,
+    GCRA,
+    RELEASE,
     SEP,
-    Acquire,
-    Adjust,
-    Gcra,
     Op,
-    Release,
     Result,
-    SetMultiplier,
     StateBackend,
+    gcra,
+    set_multiplier,
 )
 
 if TYPE_CHECKING:
@@ -40,9 +54,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("distillguard.shaping")
 
 INF = float("inf")
-
-
-# --------------------------------------------------------------------------- the shaper
+_NO_PLAN: Any = object()
+_UNBUILT = "\x00unbuilt"  # a scope part not built yet (None: built, the request has no such value)
+_QUEUED_KINDS = (REQUESTS, TOKENS, CONCURRENCY)
 
 
 class Shaper:
@@ -61,6 +75,8 @@ class Shaper:
     ) -> None:
         self.backend = backend
         self.clock = clock
+        # the system clock read without its method's frame (an injected clock is always asked)
+        self._now = time.time if type(clock) is Clock else clock.now
         self.metrics = metrics or ShapeMetrics()
         self.sleep = sleep
         self.fail_open = fail_open
@@ -68,248 +84,290 @@ class Shaper:
         self._mult_prefixes = tuple((multiplier_key(s, ""), get) for s, get in self.throttle_scopes)
         self.limits: list[CompiledLimit] = []
         self.pace_limits: list[CompiledLimit] = []
+        scopes: dict[tuple[str, ...], int] = {}
         for spec in limits:
             queues = None
-            if spec.kind == "requests" and spec.delay_max > 0 and not spec.shadow:
+            if spec.kind in _QUEUED_KINDS and spec.delay_max > 0 and not spec.shadow:
                 gauge = self.metrics.queue_depth.labels(spec.name)
                 queues = DelayQueues(spec.name, backend, clock, sleep, max_delay=spec.delay_max,
                                      max_queue=spec.queue, on_depth=gauge.set)
-            cl = CompiledLimit(spec, self.metrics, queues)
-            (self.pace_limits if spec.kind == "pace" else self.limits).append(cl)
+            if spec.kind == PACE:
+                self.pace_limits.append(CompiledLimit(spec, self.metrics, None))
+            else:
+                sid = scopes.setdefault(spec.scope, len(scopes))
+                self.limits.append(CompiledLimit(spec, self.metrics, queues, 1 << len(self.limits), sid))
+        self._unbuilt: list[str | None] = [_UNBUILT] * len(scopes)
         self.has_shadow = any(cl.shadow for cl in self.limits)
         self.has_queues = any(cl.queues is not None for cl in self.limits)
         # A backend whose ``apply`` never awaits may expose it synchronously as ``apply_now``.
         self._apply_sync = getattr(backend, "apply_now", None)
+        # a backend that knows no multiplier was ever set saves building their keys per request
+        self._mult_hint = backend if hasattr(backend, "may_have_multipliers") else None
+        # admissions by the set of enforced limits that admitted a request (one count per request)
+        self._admits = self.metrics.hot.by_mask([(cl.spec.name, cl.spec.mode) for cl in self.limits])
+        self._enforced = sum(cl.bit for cl in self.limits if not cl.shadow)
+        # header plans by the set (bit mask) of limits a request applied
+        self._header_plans: dict[int, HeaderPlan | None] = {}
+        self._all_mask = (1 << len(self.limits)) - 1
 
     # -- admission --------------------------------------------------------------------------------
 
     def new_state(self) -> ShapeState:
         return ShapeState(self)
 
+    def admit_now(self, ex: Exchange, st: ShapeState) -> bool:
+        """Plan and, on the embedded backend, decide synchronously. True: admitted at once (``st``
+        holds what ``finish`` needs). False: not decided here (a remote backend, a key with waiters,
+        or a limit said no): await ``admit(ex, st)``, which goes on from where this stopped."""
+        ops = self._plan(ex, st)
+        if not ops:
+            return True
+        sync = self._apply_sync
+        if sync is None:
+            return False
+        if self.has_queues and self._queued(st):
+            return False
+        now = st.now = self._now()
+        try:
+            results = sync(ops, now, all_or_nothing=True)
+        except Exception:
+            return False  # ``admit`` retries through ``apply`` and reports the failure
+        st.results = results
+        if self.has_shadow:
+            self.count_shadow(st.plan, results)
+        for r in results:
+            if not r[0]:
+                break
+        else:
+            self.admitted(st, results)
+            return True
+        plan = st.plan
+        for i, r in enumerate(results):
+            if not r[0] and not plan[i][0].shadow:  # the first limit that says no
+                if plan[i][0].queues is None:  # no queue to wait in: rejected (``admit`` returns it)
+                    st.verdict = self.reject(ex, st, results, i)
+                break
+        return False
+
     async def admit(self, ex: Exchange, st: ShapeState | None = None) -> Verdict:
         """Decide (and if need be wait) for one request. Pass ``st`` already stored in ``ex.state`` so
         a cancellation at any await still lets ``finish`` release what was taken."""
         if st is None:
             st = ShapeState(self)
+        if st.ops is None and self.admit_now(ex, st):
+            return Verdict(True, st)
+        if st.verdict is not None:
+            return st.verdict
+        ops = st.ops
+        assert ops is not None
+        if not ops:
+            return Verdict(True, st)
+        plan = st.plan
+        results = st.results
+        if results is None:
+            now = st.now = self.clock.now()
+            if self.has_queues:
+                # While a key has waiters, newcomers queue behind them (round-robin) instead of racing
+                # the dispatcher for the next free slot.
+                forced = [i for i, (cl, key, _) in enumerate(plan)
+                          if cl.queues is not None and cl.queues.queued(key)]
+                if forced:
+                    results = [(i not in forced, 0.0, 0.0, 0.0, 1.0) for i in range(len(ops))]
+                    return await over_limit(self, ex, st, results, forced, fresh=True)
+            try:
+                results = st.results = await self.backend.apply(ops, now, all_or_nothing=True)
+            except Exception:
+                return self.state_failed(st)
+            if self.has_shadow:
+                self.count_shadow(plan, results)
+        blocking = [i for i, r in enumerate(results) if not r[0] and not plan[i][0].shadow]
+        if not blocking:
+            self.admitted(st, results)
+            return Verdict(True, st)
+        return await over_limit(self, ex, st, list(results), blocking)
+
+    def _plan(self, ex: Exchange, st: ShapeState) -> list[Op]:
+        """The state ops of this request (also kept in ``st.ops``; ``st.plan`` says whose they are)."""
+        throttle = 1.0
         controls = ex.controls
-        throttle = float(controls.get("throttle") or 1.0)
-        if throttle <= 0:
-            throttle = 1e-6
-        if getattr(self.backend, "may_have_multipliers", True):
-            mult_keys = tuple(
+        if controls:
+            t = controls.get("throttle")
+            if t:
+                throttle = max(float(t), 1e-6)
+            tps = controls.get("pace_tps")
+            if tps:
+                st.pace_interval = 1.0 / float(tps)
+                st.paced = st.count_stream = True
+            cut = controls.get("cut_tokens")
+            if cut is not None:
+                st.budget, st.budget_limit = int(cut), "cut_tokens"
+                st.count_stream = True
+        st.throttle = throttle
+        hint = self._mult_hint
+        if self._mult_prefixes and (hint is None or hint.may_have_multipliers):
+            mult_keys: tuple[str, ...] = tuple(
                 prefix + (v if SEP not in v else v.replace(SEP, ""))
                 for prefix, get in self._mult_prefixes if (v := get(ex)) is not None
             )
         else:
             mult_keys = ()
+        cost1 = 1.0 / throttle
         ops: list[Op] = []
-        applied: list[tuple[CompiledLimit, str, float]] = []  # (limit, key, raw cost)
-        suffixes: dict[tuple[str, ...], str | None] = {}  # limits sharing a scope build its part once
+        plan = st.plan
+        leases = None
+        built: list[str | None] = self._unbuilt.copy()  # per distinct scope: limits sharing it build once
         for cl in self.limits:
-            scope = cl.spec.scope
-            if scope in suffixes:
-                suffix = suffixes[scope]
-                if suffix is None or (cl.match and not cl.matches(ex)):
-                    continue
-                key = cl.prefix + suffix
-            else:
-                if cl.match and not cl.matches(ex):
-                    continue
-                suffix = suffixes[scope] = cl.suffix(ex)
-                if suffix is None:
-                    continue
-                key = cl.prefix + suffix
-            spec = cl.spec
+            if cl.match and not cl.matches(ex):
+                continue
+            suffix = built[cl.sid]
+            if suffix is _UNBUILT:
+                suffix = built[cl.sid] = cl.build(ex)
+            if suffix is None:
+                continue
+            key = cl.prefix + suffix
             kind = cl.kind
-            if kind == "requests":
-                ops.append(Gcra(key, spec.interval, spec.capacity, 1.0 / throttle,
-                                spec.delay_max if cl.shadow else 0.0, mult_keys, True, not cl.shadow))
-                applied.append((cl, key, 1.0))
-            elif kind == "tokens":
-                raw = float(self._reservation(ex, st, spec))
-                cost = min(raw, spec.capacity) / throttle
-                ops.append(Gcra(key, spec.interval, spec.capacity, cost, 0.0, mult_keys, True,
-                                not cl.shadow))
-                applied.append((cl, key, raw))
+            if kind is REQUESTS:
+                ops.append((GCRA, key, cl.interval, cl.capacity, cost1, cl.shadow_wait, mult_keys, True,
+                            cl.required))
+                plan.append((cl, key, 1.0))
+            elif kind is TOKENS:
+                if not st.input_estimate:
+                    st.input_estimate = max(1, len(ex.body) // 4)
+                raw = float(self._reservation(ex, st, cl.spec))
+                if st.tokens:
+                    st.tokens.append(len(ops))
+                else:
+                    st.tokens = [len(ops)]
+                ops.append((GCRA, key, cl.interval, cl.capacity, min(raw, cl.capacity) * cost1,
+                            cl.shadow_wait, mult_keys, True, cl.required))
+                plan.append((cl, key, raw))
                 st.count_stream = True
             else:
-                ops.append(Acquire(key, ex.request_id, spec.max_inflight, spec.lease_ttl, not cl.shadow))
-                applied.append((cl, key, 1.0))
-                st.leases.append(key)  # released in finish whatever happens (releasing unheld is a no-op)
-        for cl in self.pace_limits:
-            pace_key = cl.key(ex)
-            if pace_key is not None and not cl.shadow:
-                st.pace_keys.append((cl, pace_key))
-        tps = controls.get("pace_tps")
-        if tps:
-            st.pace_interval = 1.0 / float(tps)
-        cut = controls.get("cut_tokens")
-        if cut is not None:
-            st.budget, st.budget_limit = int(cut), "cut_tokens"
-        if st.paced or st.budget is not None:
-            st.count_stream = True
-        if not ops:
-            return Verdict(True, st)
-        now = self.clock.now()
-        if self.has_queues:
-            # While a key has waiters, newcomers queue behind them (round-robin) instead of racing the
-            # dispatcher for the next free slot.
-            forced = [i for i, (cl, key, _) in enumerate(applied)
-                      if cl.queues is not None and cl.queues.queued(key)]
-            if forced:
-                results = [Result(i not in forced) for i in range(len(ops))]
-                return await self._over(ex, st, applied, results, ops, forced, throttle, now, fresh=True)
-        try:
-            sync = self._apply_sync
-            if sync is not None:  # the embedded backend: skip a coroutine per decision
-                results = sync(ops, now, all_or_nothing=True)
+                ops.append((ACQUIRE, key, ex.request_id, cl.max_inflight, cl.lease_ttl, cl.required))
+                plan.append((cl, key, 1.0))
+                # released in finish whatever happens (releasing a lease not held is a no-op)
+                if leases is None:
+                    leases = st.leases = [(cl, key)]
+                else:
+                    leases.append((cl, key))
+        if self.pace_limits:
+            pace_keys = [(cl, k) for cl in self.pace_limits if not cl.shadow and (k := cl.key(ex)) is not None]
+            if pace_keys:
+                st.pace_keys = pace_keys
+                st.paced = st.count_stream = True
+        st.ops = ops
+        return ops
+
+    def _queued(self, st: ShapeState) -> bool:
+        for cl, key, _ in st.plan:
+            if cl.queues is not None and cl.queues.queued(key):
+                return True
+        return False
+
+    def admitted(self, st: ShapeState, results: Sequence[Result]) -> None:
+        plan = st.plan
+        if len(plan) == len(self.limits):  # every limit applied: the usual case
+            mask = self._all_mask
+        else:
+            mask = 0
+            for cl, _, _ in plan:
+                mask |= cl.bit
+        st.mask = mask
+        mask &= self._enforced
+        if mask:
+            admits = self._admits
+            admits[mask] = admits.get(mask, 0) + 1
+        if not st.tokens:
+            return
+        ops = st.ops
+        assert ops is not None
+        for i in st.tokens:
+            cl, key, raw = plan[i]
+            r = results[i]
+            if not r[0]:
+                continue
+            f = r[4]
+            charge = (cl, key, ops[i][4] / f, st.throttle * f)
+            if st.charges:
+                st.charges.append(charge)
             else:
-                results = await self.backend.apply(ops, now, all_or_nothing=True)
-        except Exception:
-            return self._state_failed(st)
-        if self.has_shadow:
-            self._count_shadow(applied, results)
-        for r in results:
-            if not r.ok:
-                break
-        else:  # the common case: every limit admits at once
-            self._admitted(ex, st, applied, results, ops, throttle, now)
-            return Verdict(True, st)
-        blocking = [i for i, r in enumerate(results) if not r.ok and not applied[i][0].shadow]
-        if not blocking:
-            self._admitted(ex, st, applied, results, ops, throttle, now)
-            return Verdict(True, st)
-        return await self._over(ex, st, applied, results, ops, blocking, throttle, now)
+                st.charges = [charge]
+            spec = cl.spec
+            if spec.cut_stream and not cl.shadow and spec.count != "input":
+                room = int(r[2] * st.throttle * f + min(raw, spec.capacity))
+                if spec.count == "total":
+                    room -= st.input_estimate
+                if st.budget is None or room < st.budget:
+                    st.budget, st.budget_limit = max(0, room), spec.name
 
-    async def _over(
-        self, ex: Exchange, st: ShapeState, applied: list[tuple[CompiledLimit, str, float]],
-        results: list[Result], ops: list[Op], blocking: list[int], throttle: float, now: float,
-        *, fresh: bool = False,
-    ) -> Verdict:
-        """Some limit said no. Queue where the limit allows (each queue takes its slot when it admits
-        us), then take the other limits all or nothing. ``fresh``: nothing was applied yet (shadow
-        limits included), so they are applied with the rest."""
-        flow = ex.account_id or ex.key_id or ex.client_ip or "-"
-        waits: list[int] = []
-        for i in blocking:
-            cl, key, _ = applied[i]
-            q = cl.queues
-            op = ops[i]
-            if q is None or not isinstance(op, Gcra):
-                return self._reject(ex, st, applied, results, i)
-            est = q.estimate(key, flow, results[i].wait, op.interval * op.cost)
-            if est > cl.spec.delay_max:
-                return self._reject(ex, st, applied, results, i)
-            waits.append(i)
-        t0 = self.clock.now()
-        taken: list[Gcra] = []
-        try:
-            for i in waits:
-                cl, key, _ = applied[i]
-                assert cl.queues is not None
-                op = ops[i]
-                assert isinstance(op, Gcra)
-                if not await cl.queues.wait(op, flow):
-                    results[i] = Result(False, op.interval, 0.0, op.interval)
-                    return self._reject(ex, st, applied, results, i)
-                taken.append(op)
-            # Every queue admitted us (each took its slot); now take the others, all or nothing.
-            rest = [j for j, (cl, _, _) in enumerate(applied) if j not in waits and (fresh or not cl.shadow)]
-            now = self.clock.now()
-            if rest:
-                try:
-                    again = await self.backend.apply([ops[j] for j in rest], now, all_or_nothing=True)
-                except Exception:
-                    return self._state_failed(st)
-                for j, r in zip(rest, again, strict=True):
-                    results[j] = r
-                if fresh and self.has_shadow:
-                    self._count_shadow(applied, results)
-                bad = [j for j in rest if not results[j].ok and not applied[j][0].shadow]
-                if bad:
-                    return self._reject(ex, st, applied, results, bad[0])
-            taken.clear()
-        finally:
-            if taken:  # rejected or cancelled after some queue gave us its slot: give it back
-                refund: list[Op] = [Adjust(o.key, o.interval, o.capacity, -o.cost) for o in taken]
-                try:
-                    await self.backend.apply(refund, self.clock.now())
-                except Exception:
-                    log.exception("state backend failed while refunding a queue slot")
-        waited = now - t0
-        for i in waits:
-            cl = applied[i][0]
-            cl.m_delayed.inc()
-            cl.m_delay.observe(waited)
-            results[i] = Result(True, 0.0, 0.0, applied[i][0].spec.interval)
-        self._admitted(ex, st, applied, results, ops, throttle, now)
-        return Verdict(True, st, delayed=waited)
-
-    def _admitted(
-        self, ex: Exchange, st: ShapeState, applied: list[tuple[CompiledLimit, str, float]],
-        results: list[Result], ops: list[Op], throttle: float, now: float,
-    ) -> None:
-        readings = st.readings
-        for (cl, key, raw), r, op in zip(applied, results, ops, strict=True):
-            kind = cl.kind
-            if kind == "concurrency":
-                if not cl.shadow:
-                    cl.counts[0] += 1
-                continue
-            if kind == "tokens" and r.ok:
-                st.charges.append(Charge(cl, key, op.cost / r.value, throttle * r.value))  # type: ignore[union-attr]
-                if cl.spec.cut_stream and not cl.shadow and cl.spec.count != "input":
-                    room = int(r.remaining * throttle * r.value + min(raw, cl.spec.capacity))
-                    if cl.spec.count == "total":
-                        room -= st.input_estimate
-                    if st.budget is None or room < st.budget:
-                        st.budget, st.budget_limit = max(0, room), cl.spec.name
-            if cl.shadow:
-                continue
-            cl.counts[0] += 1
-            readings.append(Reading(cl.spec, r.remaining, r.reset, r.wait))
-        if readings:
-            st.hdr_now = now
-            st.anthropic = is_anthropic(ex)
-
-    def _reject(
-        self, ex: Exchange, st: ShapeState, applied: list[tuple[CompiledLimit, str, float]],
-        results: list[Result], i: int,
-    ) -> Verdict:
-        cl = applied[i][0]
+    def reject(self, ex: Exchange, st: ShapeState, results: Sequence[Result], i: int) -> Verdict:
+        """The verdict for limit ``i`` of the plan saying no (nothing was taken: all or nothing)."""
+        cl = st.plan[i][0]
         cl.counts[1] += 1
         r = results[i]
-        retry = r.wait if cl.kind != "concurrency" else 1.0
-        now = self.clock.now()
-        readings = [Reading(c.spec, results[j].remaining, results[j].reset, results[j].wait)
-                    for j, (c, _, _) in enumerate(applied) if not c.shadow and c.kind != "concurrency"]
-        headers = limit_headers(readings, now, anthropic=is_anthropic(ex))
-        st.charges.clear()  # nothing was reserved (all or nothing); leases are released in finish
+        retry = r[1] if cl.kind is not CONCURRENCY else 1.0
+        headers: dict[str, str] = {}
+        # formatted afresh: a rejection's retry time rarely repeats, caching it would only churn
+        self._write_headers(headers, st, results, self._now(), is_anthropic(ex), cache=False)
+        headers.update(retry_after(retry))
+        st.charges = []
         return Verdict(False, st, cl.spec.name, max(retry, 0.001), headers)
 
-    def _count_shadow(self, applied: list[tuple[CompiledLimit, str, float]], results: list[Result]) -> None:
-        for (cl, key, _), r in zip(applied, results, strict=True):
+    def write_headers(self, ex: Exchange, st: ShapeState) -> None:
+        """Put this admitted request's limit headers into ``ex.reply_headers`` (before the first byte)."""
+        results = st.results
+        if results is None:
+            return
+        d = ex.dialect
+        anthropic = d is not None and d.name.startswith("anthropic")
+        hp = self._header_plans.get(st.mask, _NO_PLAN)
+        if hp is _NO_PLAN:  # first request with this set of limits
+            self._write_headers(ex.reply_headers, st, results, st.now, anthropic)
+        elif hp is not None:
+            hp.write(ex.reply_headers, results, st.now, anthropic)
+
+    def _write_headers(self, h: dict[str, str], st: ShapeState, results: Sequence[Result], now: float,
+                       anthropic: bool, *, cache: bool = True) -> None:
+        plan = st.plan
+        mask = st.mask
+        if mask < 0:  # not admitted (a rejection): the set of limits this request applied
+            mask = 0
+            for cl, _, _ in plan:
+                mask |= cl.bit
+        hp = self._header_plans.get(mask, _NO_PLAN)
+        if hp is _NO_PLAN:
+            shown = [(cl.spec, i) for i, (cl, _, _) in enumerate(plan) if cl.shows]
+            hp = self._header_plans[mask] = HeaderPlan(shown) if shown else None
+        if hp is not None:
+            if cache:
+                hp.write(h, results, now, anthropic)
+            else:
+                hp.format(h, results, now, anthropic)
+
+    def count_shadow(self, plan: list[tuple[CompiledLimit, str, float]], results: Sequence[Result]) -> None:
+        for (cl, key, _), r in zip(plan, results, strict=True):
             if not cl.shadow:
                 continue
-            if not r.ok:
+            if not r[0]:
                 cl.counts[1] += 1
-                log.info("shadow limit %s would reject %s (retry in %.3fs)", cl.spec.name, key, r.wait)
+                log.info("shadow limit %s would reject %s (retry in %.3fs)", cl.spec.name, key, r[1])
             else:
                 cl.counts[0] += 1
-                if r.wait > 0:
+                if r[1] > 0:
                     cl.m_delayed.inc()
-                    cl.m_delay.observe(r.wait)
+                    cl.m_delay.observe(r[1])
 
-    def _state_failed(self, st: ShapeState) -> Verdict:
+    def state_failed(self, st: ShapeState) -> Verdict:
+        """The verdict when the backend failed (call from an ``except`` block: it logs the error)."""
         self.metrics.state_errors.inc()
         log.exception("state backend failed; shaping %s", "skipped" if self.fail_open else "refused")
+        st.results = None  # no headers from a decision that was not taken
         if self.fail_open:
             return Verdict(True, st)
         return Verdict(False, st, "state_unavailable", 1.0)
 
     def _reservation(self, ex: Exchange, st: ShapeState, spec: LimitSpec) -> int:
-        if not st.input_estimate:
-            st.input_estimate = max(1, len(ex.body) // 4)
+        """Tokens reserved before the request (``st.input_estimate`` is set)."""
         count = spec.count
         if count == "input":
             return st.input_estimate
@@ -322,30 +380,54 @@ class Shaper:
 
     # -- after the response -------------------------------------------------------------------------
 
+    def _finish_ops(self, st: ShapeState, ex: Exchange) -> list[Op]:
+        st.done = True
+        ops: list[Op] = []
+        if st.leases:
+            rid = ex.request_id
+            for _, key in st.leases:
+                ops.append((RELEASE, key, rid))
+        for cl, key, charged, divisor in st.charges:
+            units = actual_usage(ex, st, cl.spec.count) / divisor - charged
+            if units > 1e-9 or units < -1e-9:
+                ops.append((ADJUST, key, cl.interval, cl.capacity, units))
+        return ops
+
+    def finish_now(self, st: ShapeState, ex: Exchange) -> bool:
+        """``finish`` without a coroutine on the embedded backend; False when ``finish`` must run."""
+        if st.done:
+            return True
+        sync = self._apply_sync
+        if sync is None and (st.leases or st.charges):
+            return False
+        ops = self._finish_ops(st, ex)
+        if ops and sync is not None:
+            try:
+                sync(ops, self._now())
+            except Exception:
+                self.metrics.state_errors.inc()
+                log.exception("state backend failed while releasing; leases expire by their TTL")
+        if self.has_queues:
+            self._notify(st)
+        return True
+
     async def finish(self, st: ShapeState, ex: Exchange) -> None:
         """Reconcile token reservations with real usage and release leases. Idempotent."""
-        if st.done:
+        if st.done or self.finish_now(st, ex):
             return
-        st.done = True
-        ops: list[Op] = [Release(k, ex.request_id) for k in st.leases]
-        if st.charges:
-            used = actual_usage(ex, st)
-            for c in st.charges:
-                actual = used[c.limit.spec.count]
-                units = actual / c.divisor - c.charged
-                if abs(units) > 1e-9:
-                    ops.append(Adjust(c.key, c.limit.spec.interval, c.limit.spec.capacity, units))
-        if not ops:
-            return
+        ops = self._finish_ops(st, ex)
         try:
-            sync = self._apply_sync
-            if sync is not None:
-                sync(ops, self.clock.now())
-            else:
-                await self.backend.apply(ops, self.clock.now())
+            await self.backend.apply(ops, self.clock.now())
         except Exception:
             self.metrics.state_errors.inc()
             log.exception("state backend failed while releasing; leases expire by their TTL")
+        self._notify(st)
+
+    @staticmethod
+    def _notify(st: ShapeState) -> None:
+        for cl, key in st.leases:
+            if cl.queues is not None:
+                cl.queues.notify(key)
 
     # -- pacing ----------------------------------------------------------------------------------------
 
@@ -360,10 +442,10 @@ class Shaper:
             st.pace_due = max(st.pace_due, now) + n * st.pace_interval
             delay = st.pace_due - now
         if st.pace_keys:
-            ops = [Gcra(k, cl.spec.interval, cl.spec.capacity, float(n), INF) for cl, k in st.pace_keys]
+            ops = [gcra(k, cl.spec.interval, cl.spec.capacity, float(n), INF) for cl, k in st.pace_keys]
             try:
                 for r in await self.backend.apply(ops, now):
-                    delay = max(delay, r.wait)
+                    delay = max(delay, r[1])
             except Exception:
                 self.metrics.state_errors.inc()
                 log.exception("state backend failed while pacing")
@@ -385,7 +467,7 @@ class Shaper:
         if not factor > 0:
             raise ValueError("a throttle factor must be > 0")
         now = self.clock.now()
-        op = SetMultiplier(multiplier_key(scope, value), float(factor), now + duration, recover)
+        op = set_multiplier(multiplier_key(scope, value), float(factor), now + duration, recover)
         await self.backend.apply([op], now)
 
     async def close(self) -> None:

@@ -16,9 +16,29 @@ class _HotCounters:
 
     def __init__(self) -> None:
         self.cells: dict[tuple[str, str], list[int]] = {}
+        # admissions counted once per request by the set of limits that admitted it: (counts by bit
+        # mask, the (limit, mode) of each bit), expanded at scrape time
+        self.masks: list[tuple[dict[int, int], list[tuple[str, str]]]] = []
 
     def cell(self, limit: str, mode: str) -> list[int]:
         return self.cells.setdefault((limit, mode), [0, 0])
+
+    def by_mask(self, bits: list[tuple[str, str]]) -> dict[int, int]:
+        """A dict to count admissions in by bit mask over ``bits`` (the (limit, mode) of bit i)."""
+        counts: dict[int, int] = {}
+        self.masks.append((counts, bits))
+        for limit, mode in bits:
+            self.cell(limit, mode)
+        return counts
+
+    def totals(self) -> dict[tuple[str, str], list[int]]:
+        out = {k: list(v) for k, v in list(self.cells.items())}
+        for counts, bits in self.masks:
+            for mask, n in list(counts.items()):
+                for i, key in enumerate(bits):
+                    if mask >> i & 1:
+                        out[key][0] += n
+        return out
 
     def collect(self) -> Iterator[Metric]:
         admitted = CounterMetricFamily(
@@ -27,7 +47,7 @@ class _HotCounters:
         rejected = CounterMetricFamily(
             "distillguard_shape_rejected", "Requests a limit rejected (mode=shadow: would have).",
             labels=["limit", "mode"])
-        for (limit, mode), (a, r) in list(self.cells.items()):
+        for (limit, mode), (a, r) in self.totals().items():
             admitted.add_metric([limit, mode], a)
             rejected.add_metric([limit, mode], r)
         yield admitted

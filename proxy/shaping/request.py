@@ -1,97 +1,69 @@
-"""What shaping keeps about one request (``ex.state["shape"]``): reservations to reconcile, leases
-to release, limit readings for headers, stream counters for budgets and pacing."""
+"""What shaping keeps about one request (``ex.state["shape"]``): its plan and the backend's results
+(for the limit headers), reservations to reconcile, leases to release, stream counters for budgets
+and pacing."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from proxy.exchange import Usage
-from proxy.shaping.headers import Reading, limit_headers
 from proxy.shaping.scopes import CompiledLimit
+from proxy.state.base import Op, Result
 
 if TYPE_CHECKING:
     from proxy.exchange import Exchange
     from proxy.shaping.limiter import Shaper
 
 
-@dataclass(slots=True)
-class Charge:
-    limit: CompiledLimit
-    key: str
-    charged: float  # units the backend recorded
-    divisor: float  # tokens per recorded unit (throttle x multiplier)
+_NONE: list[Any] = []  # a shared empty default: never appended to (code assigns a new list)
 
 
 class ShapeState:
     """What shaping knows about one request (``ex.state["shape"]``).
 
     The relay reads ``cut`` (stop reading the upstream: the stream was ended for its token budget)
-    and awaits ``pace()`` before writing each batch of events (see ``ShapeFilter``).
+    and ``paced``, and then awaits ``pace()`` before writing each batch of events (see ``ShapeFilter``).
+    ``plan`` holds (limit, key, raw cost) per applied limit and ``results`` the backend's answer for
+    each (``proxy.state.base.Result``); ``charges`` (limit, key, units recorded, tokens per unit) are
+    reconciled and ``leases`` (limit, key) released by ``Shaper.finish``.
+
+    No ``__slots__``: the class attributes are the defaults (all immutable, or never mutated in
+    place), so a request sets only the few fields it uses.
     """
 
-    __slots__ = (
-        "_headers",
-        "anthropic",
-        "budget",
-        "budget_limit",
-        "charges",
-        "count_stream",
-        "cut",
-        "done",
-        "hdr_now",
-        "input_estimate",
-        "leases",
-        "pace_due",
-        "pace_interval",
-        "pace_keys",
-        "pending",
-        "readings",
-        "shaper",
-        "streamed",
-        "streamed_reasoning",
-        "usage",
-    )
+    ops: list[Op] | None = None  # None until planned
+    results: list[Result] | None = None
+    verdict: Verdict | None = None  # a rejection ``admit_now`` already decided
+    now = 0.0
+    mask = -1  # the set (bit mask) of limits an admitted request applied
+    throttle = 1.0
+    tokens: list[int] = _NONE  # positions of token limits in the plan
+    charges: list[tuple[CompiledLimit, str, float, float]] = _NONE
+    leases: list[tuple[CompiledLimit, str]] = _NONE
+    count_stream = False
+    streamed = 0
+    streamed_reasoning = 0
+    usage: Usage | None = None  # usage seen in the response (created on first report)
+    budget: int | None = None
+    budget_limit = ""
+    cut = False
+    paced = False
+    pace_interval = 0.0
+    pace_due = 0.0
+    pace_keys: list[tuple[CompiledLimit, str]] = _NONE
+    pending = 0
+    done = False
+    input_estimate = 0
 
     def __init__(self, shaper: Shaper) -> None:
         self.shaper = shaper
-        self.charges: list[Charge] = []
-        self.leases: list[str] = []
-        self.readings: list[Reading] = []
-        self.count_stream = False
-        self.streamed = 0
-        self.streamed_reasoning = 0
-        self.usage: Usage | None = None  # usage seen in the response (created on first report)
-        self.budget: int | None = None
-        self.budget_limit = ""
-        self.cut = False
-        self.pace_interval = 0.0
-        self.pace_due = 0.0
-        self.pace_keys: list[tuple[CompiledLimit, str]] = []
-        self.pending = 0
-        self.done = False
-        self.input_estimate = 0
-        self._headers: dict[str, str] | None = None
-        self.anthropic = False
-        self.hdr_now = 0.0
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """Limit headers for this request's response, built on first use (off the decision path)."""
-        if self._headers is None:
-            self._headers = (
-                limit_headers(self.readings, self.hdr_now, anthropic=self.anthropic) if self.readings else {}
-            )
-        return self._headers
+        self.plan: list[tuple[CompiledLimit, str, float]] = []
 
     def note_usage(self, u: Usage) -> None:
         if self.usage is None:
             self.usage = Usage()
         self.usage.merge(u)
-
-    @property
-    def paced(self) -> bool:
-        return self.pace_interval > 0.0 or bool(self.pace_keys)
 
     async def pace(self) -> float:
         """Wait as long as output pacing requires for the tokens counted since the last call."""
@@ -110,34 +82,32 @@ class Verdict:
     delayed: float = 0.0
 
 
-_NO_USAGE = Usage()
-
-
 def is_anthropic(ex: Exchange) -> bool:
     d = ex.dialect
     return d is not None and d.name.startswith("anthropic")
 
 
-def actual_usage(ex: Exchange, st: ShapeState) -> dict[str, int]:
-    """Tokens this request really used, by count kind: the upstream's figures where it gave them,
-    otherwise what was streamed (a stream cut short) and the input estimate."""
+def actual_usage(ex: Exchange, st: ShapeState, count: str) -> int:
+    """Tokens of kind ``count`` this request really used: the upstream's figures where it gave them
+    (the app merges them into ``ex.usage``; ``st.usage`` is what the stream showed), otherwise what
+    was streamed (a stream cut short) and the input estimate."""
     u = ex.usage
-    su = st.usage or _NO_USAGE
-    out = _first(u.output, su.output)
-    if out is None:
-        out = st.streamed
-    reasoning = _first(u.reasoning, su.reasoning)
-    if reasoning is None:
-        reasoning = st.streamed_reasoning
-    inp = _first(u.input, su.input)
-    if inp is None:
+    su = st.usage
+    if count == "reasoning":
+        v = u.reasoning
+        if v is None and su is not None:
+            v = su.reasoning
+        return st.streamed_reasoning if v is None else v
+    inp = 0
+    if count != "output":
+        i = u.input
+        if i is None and su is not None:
+            i = su.input
         # The upstream read the prompt if it answered at all.
-        inp = st.input_estimate if (st.streamed or 200 <= ex.status < 400) else 0
-    return {"input": inp, "output": out, "reasoning": reasoning, "total": inp + out}
-
-
-def _first(*xs: int | None) -> int | None:
-    for x in xs:
-        if x is not None:
-            return x
-    return None
+        inp = (st.input_estimate if (st.streamed or 200 <= ex.status < 400) else 0) if i is None else i
+        if count == "input":
+            return inp
+    out = u.output
+    if out is None and su is not None:
+        out = su.output
+    return inp + (st.streamed if out is None else out)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ipaddress
+import sys
 from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -89,34 +90,128 @@ def multiplier_key(scope: str, value: str) -> str:
     return state_key("mult", scope, value)
 
 
+def _account_suffix(ex: Exchange) -> str | None:
+    a = ex.account
+    if a is None:
+        return None
+    v = a.id
+    return v if SEP not in v else v.replace(SEP, "")
+
+
+def _account_model_suffix(ex: Exchange) -> str | None:
+    a = ex.account
+    m = ex.model
+    if a is None or m is None:
+        return None
+    v = a.id
+    if SEP in v:
+        v = v.replace(SEP, "")
+    if SEP in m:
+        m = m.replace(SEP, "")
+    return v + SEP + m
+
+
+def suffix_builder(scope: tuple[str, ...]) -> Callable[[Exchange], str | None]:
+    """The function giving the scope part of a state key (None when a scope value is missing: the
+    limit is skipped). Specialised for the common single scopes: it runs for every limit of every
+    request."""
+    if scope == ("account",):
+        return _account_suffix
+    if scope == ("account", "model"):
+        return _account_model_suffix
+    getters = tuple(scope_getter(s) for s in scope)
+    if len(getters) == 1:
+        get = getters[0]
+
+        def one(ex: Exchange) -> str | None:
+            v = get(ex)
+            return None if v is None else v if SEP not in v else v.replace(SEP, "")
+
+        return one
+
+    if len(getters) == 2:
+        get_a, get_b = getters
+
+        def two(ex: Exchange) -> str | None:
+            a = get_a(ex)
+            if a is None:
+                return None
+            b = get_b(ex)
+            if b is None:
+                return None
+            if SEP in a:
+                a = a.replace(SEP, "")
+            if SEP in b:
+                b = b.replace(SEP, "")
+            return a + SEP + b
+
+        return two
+
+    def many(ex: Exchange) -> str | None:
+        parts = []
+        for g in getters:
+            v = g(ex)
+            if v is None:
+                return None
+            parts.append(v if SEP not in v else v.replace(SEP, ""))
+        return SEP.join(parts)
+
+    return many
+
+
 # --------------------------------------------------------------------------- compiled limits
+
+REQUESTS, TOKENS, CONCURRENCY, PACE = "requests", "tokens", "concurrency", "pace"
 
 
 class CompiledLimit:
-    """A ``LimitSpec`` with its key builder, match test, queue and pre-bound metric children."""
+    """A ``LimitSpec`` with its key builder, match test, queue, pre-bound metric children and the
+    fields of its state op at hand (one attribute load each on the hot path)."""
 
     __slots__ = (
+        "bit",
+        "build",
+        "capacity",
         "counts",
-        "getters",
+        "interval",
         "kind",
+        "lease_ttl",
         "m_cut",
         "m_delay",
         "m_delayed",
         "match",
+        "max_inflight",
         "prefix",
         "queues",
+        "required",
+        "scope",
         "shadow",
+        "shadow_wait",
+        "shows",
+        "sid",
         "spec",
     )
 
-    def __init__(self, spec: LimitSpec, metrics: ShapeMetrics, queues: DelayQueues | None) -> None:
+    def __init__(self, spec: LimitSpec, metrics: ShapeMetrics, queues: DelayQueues | None, bit: int = 0,
+                 sid: int = 0) -> None:
         self.spec = spec
-        self.kind = spec.kind
+        self.kind = sys.intern(spec.kind)  # compared by identity on the hot path
         self.shadow = spec.shadow
-        self.getters = tuple(scope_getter(s) for s in spec.scope)
+        self.required = not spec.shadow
+        self.scope = spec.scope
+        self.build = suffix_builder(spec.scope)
         self.prefix = state_key("lim", spec.name) + SEP
         self.match = tuple((SCOPE_GETTERS[k], vals) for k, vals in spec.match.items())
         self.queues = queues
+        self.interval = spec.interval
+        self.capacity = spec.capacity
+        # a shadow limit reports the delay it would impose (the backend reserves like nginx's delay)
+        self.shadow_wait = spec.delay_max if spec.shadow else 0.0
+        self.max_inflight = spec.max_inflight
+        self.lease_ttl = spec.lease_ttl
+        self.shows = not spec.shadow and spec.kind in (REQUESTS, TOKENS)  # in the limit headers
+        self.bit = bit  # this limit's bit in a mask of the limits a request applied
+        self.sid = sid  # index of this limit's scope among the distinct scopes of all limits
         self.counts = metrics.hot.cell(spec.name, spec.mode)  # [admitted, rejected]
         self.m_delayed = metrics.delayed.labels(spec.name)
         self.m_delay = metrics.delay.labels(spec.name)
@@ -128,24 +223,9 @@ class CompiledLimit:
                 return False
         return True
 
-    def suffix(self, ex: Exchange) -> str | None:
-        """The scope part of the state key, or None when a scope value is missing (limit skipped)."""
-        if len(self.getters) == 1:
-            v = self.getters[0](ex)
-            if v is None:
-                return None
-            return v.replace(SEP, "") if SEP in v else v
-        parts = []
-        for get in self.getters:
-            v = get(ex)
-            if v is None:
-                return None
-            parts.append(v.replace(SEP, "") if SEP in v else v)
-        return SEP.join(parts)
-
     def key(self, ex: Exchange) -> str | None:
         """This request's state key, or None when the limit does not apply to it."""
         if self.match and not self.matches(ex):
             return None
-        suffix = self.suffix(ex)
+        suffix = self.build(ex)
         return None if suffix is None else self.prefix + suffix

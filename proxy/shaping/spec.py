@@ -5,7 +5,8 @@ limits:
   - name: per-account-rpm
     scope: [account]              # combine: [account, model]; [ip_prefix]; [feature:template_fp]
     requests: {rate: 60/m, burst: 10}
-    delay: {max: 2s, queue: 16}   # wait (nginx limit_req delay) before rejecting
+    delay: {max: 2s, queue: 16}   # wait (nginx limit_req delay) before rejecting; also for tokens and
+                                  # concurrency limits (wait for the reservation / a free slot)
     mode: enforce                 # or shadow: count and log, never delay or reject
     match: {tier: [standard, restricted]}
   - name: per-account-tpm
@@ -255,8 +256,8 @@ def _parse_one(ctx: _Ctx, item: Any) -> LimitSpec | None:
         burst = ctx.pos_int("pace.burst", body.get("burst", max(1, int(tps))))
         fields.update(interval=1.0 / tps, capacity=float(burst), quota=tps, window=1.0)
     if "delay" in d:
-        if kind != "requests":
-            ctx.err("delay", "only a requests limit can delay (shape) requests")
+        if kind == "pace":
+            ctx.err("delay", "a pace limit cannot delay requests (only requests, tokens and concurrency limits)")
         delay = ctx.mapping("delay", d["delay"])
         if delay is not None:
             ctx.keys("delay", delay, ("max", "queue"))

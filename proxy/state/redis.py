@@ -29,21 +29,21 @@ from importlib import resources
 from typing import Any
 
 from proxy.state.base import (
+    ACQUIRE,
+    ADJUST,
+    DONE,
+    GCRA,
+    GET_MULT,
+    RELEASE,
     SEP,
-    Acquire,
-    Adjust,
-    Gcra,
-    GetMultiplier,
+    SET_MULT,
     Op,
-    Release,
     Result,
-    SetMultiplier,
 )
 from proxy.state.resp import RespClient, RespError
 
 TIME_BASE = 1_600_000_000  # epoch seconds; every replica must use the same base
 _INF = 1e300  # the script's numbers are doubles; "inf" is not portable through tonumber
-_EMPTY = Result()
 
 
 def load_script(name: str = "apply.lua") -> str:
@@ -118,28 +118,26 @@ class RedisBackend:
         args: list[Any] = [repr(now - TIME_BASE), "1" if self.server_time else "0", "1" if aon else "0",
                            TIME_BASE]
         for op in ops:
-            t = type(op)
-            keys.append(p + op.key)
-            if t is Gcra:
-                g: Gcra = op  # type: ignore[assignment]
-                mk = g.mult_keys
+            kind = op[0]
+            keys.append(p + op[1])
+            if kind == GCRA:
+                _, _, interval, capacity, cost, max_wait, mk, commit, required = op
                 if mk:
                     keys.extend(p + k for k in mk)
-                args += ("G", repr(g.interval), repr(g.capacity), repr(g.cost),
-                         repr(min(g.max_wait, _INF)), "1" if g.commit else "0", "1" if g.required else "0",
-                         len(mk))
-            elif t is Acquire:
-                a: Acquire = op  # type: ignore[assignment]
-                args += ("L", a.lease, a.limit, repr(a.ttl), "1" if a.required else "0")
-            elif t is Release:
-                args += ("R", op.lease)  # type: ignore[union-attr]
-            elif t is Adjust:
-                j: Adjust = op  # type: ignore[assignment]
-                args += ("A", repr(j.interval), repr(j.capacity), repr(j.units))
-            elif t is SetMultiplier:
-                s: SetMultiplier = op  # type: ignore[assignment]
-                args += ("S", repr(s.factor), repr(s.until - TIME_BASE), repr(s.recover))
-            elif t is GetMultiplier:
+                args += ("G", repr(interval), repr(capacity), repr(cost), repr(min(max_wait, _INF)),
+                         "1" if commit else "0", "1" if required else "0", len(mk))
+            elif kind == ACQUIRE:
+                _, _, lease, limit, ttl, required = op
+                args += ("L", lease, limit, repr(ttl), "1" if required else "0")
+            elif kind == RELEASE:
+                args += ("R", op[2])
+            elif kind == ADJUST:
+                _, _, interval, capacity, units = op
+                args += ("A", repr(interval), repr(capacity), repr(units))
+            elif kind == SET_MULT:
+                _, _, factor, until, recover = op
+                args += ("S", repr(factor), repr(until - TIME_BASE), repr(recover))
+            elif kind == GET_MULT:
                 args.append("M")
             else:
                 raise TypeError(f"unknown state op {op!r}")
@@ -148,9 +146,9 @@ class RedisBackend:
 
 def _parse(raw: bytes | str) -> Result:
     if not raw:
-        return Result()
+        return DONE
     ok, wait, remaining, reset, value = raw.split()
-    return Result(ok == b"1" or ok == "1", float(wait), float(remaining), float(reset), float(value))
+    return (ok == b"1" or ok == "1", float(wait), float(remaining), float(reset), float(value))
 
 
 def redis_client(url: str, *, timeout: float = 0.25, connections: int = 1) -> RespClient:

@@ -22,11 +22,8 @@ MakeFilter = Callable[..., ShapeFilter]
 
 
 async def admit(f: ShapeFilter, ex: Exchange) -> Any:
-    """on_request, then (when admitted) on_response_headers, as the app runs them."""
-    reply = await f.on_request(ex)
-    if reply is None:
-        reply = await f.on_response_headers(ex)
-    return reply
+    """on_request, as the app runs it (an admitted request's headers are then in ex.reply_headers)."""
+    return await f.on_request(ex)
 
 
 def chunk(text: str) -> Event:
@@ -213,11 +210,14 @@ async def test_reconcile_from_real_usage_total(make_filter: MakeFilter, make_ex:
     probe = make_ex(max_tokens=1)
     assert await admit(f, probe) is None
     assert probe.reply_headers["x-ratelimit-remaining-tokens"] == str(1000 - 100 - (1 + len(probe.body) // 4))
-    # a buffered body's usage (ex.usage set by the app, or read in on_response) wins as well
+    # a buffered body's usage (merged into ex.usage by the app) wins as well
     ex3 = make_ex(max_tokens=500)
     await f.on_request(ex3)
     ex3.usage = Usage(input=10, output=10)
     await f.on_done(ex3)
+    probe = make_ex(max_tokens=1)
+    assert await admit(f, probe) is None
+    assert probe.reply_headers["x-ratelimit-remaining-tokens"] == str(1000 - 120 - 2 * (1 + len(probe.body) // 4))
 
 
 async def test_cut_stream_past_budget_with_clean_error_event(make_filter: MakeFilter, make_ex: MakeEx,
@@ -278,14 +278,13 @@ async def test_throttle_control_and_persistent_multiplier(make_filter: MakeFilte
         assert await f.on_request(make_ex(account="p")) is None
 
 
-async def test_on_reply_decorates_local_replies(make_filter: MakeFilter, make_ex: MakeEx) -> None:
+async def test_admitted_headers_reach_later_local_replies(make_filter: MakeFilter, make_ex: MakeEx) -> None:
     f = make_filter([RPM])
     ex = make_ex()
-    await f.on_request(ex)
-    assert ex.reply_headers == {}  # not yet: built on the way out
-    reply = ex.error("policy_blocked", "blocked")
-    f.on_reply(ex, reply)
-    assert reply.headers["x-ratelimit-remaining-requests"] == "2"
+    assert await f.on_request(ex) is None
+    # the app's send_reply adds ex.reply_headers to any local reply (e.g. a later filter's 403)
+    assert ex.reply_headers["x-ratelimit-remaining-requests"] == "2"
+    assert ex.reply_headers["RateLimit"] == '"rpm";r=2;t=1'
 
 
 class BrokenBackend:

@@ -13,7 +13,18 @@ import pytest
 import redis_server
 
 from proxy.state import MemoryBackend, StateBackend, backend_from_url
-from proxy.state.base import Acquire, Adjust, Gcra, GetMultiplier, Release, SetMultiplier
+from proxy.state.base import (
+    OK,
+    REMAINING,
+    VALUE,
+    WAIT,
+    acquire,
+    adjust,
+    gcra,
+    get_multiplier,
+    release,
+    set_multiplier,
+)
 
 T0 = 1_700_000_000.0
 
@@ -47,70 +58,70 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[StateBackend]
 
 
 async def test_gcra_burst_rate_and_remaining(backend: StateBackend) -> None:
-    op = Gcra("c:g", 0.5, 3.0)  # 2/s, burst 3
+    op = gcra("c:g", 0.5, 3.0)  # 2/s, burst 3
     rs = [(await backend.apply([op], T0))[0] for _ in range(4)]
-    assert [r.ok for r in rs] == [True, True, True, False]
-    assert [round(r.remaining, 6) for r in rs[:3]] == [2, 1, 0]
-    assert rs[3].wait == pytest.approx(0.5)
-    assert (await backend.apply([op], T0 + 0.5))[0].ok
+    assert [r[OK] for r in rs] == [True, True, True, False]
+    assert [round(r[REMAINING], 6) for r in rs[:3]] == [2, 1, 0]
+    assert rs[3][WAIT] == pytest.approx(0.5)
+    assert (await backend.apply([op], T0 + 0.5))[0][OK]
 
 
 async def test_gcra_reserves_a_delayed_slot(backend: StateBackend) -> None:
-    op = Gcra("c:d", 1.0, 1.0, max_wait=2.0)
+    op = gcra("c:d", 1.0, 1.0, max_wait=2.0)
     waits = [(await backend.apply([op], T0))[0] for _ in range(4)]
-    assert [(r.ok, round(r.wait, 6)) for r in waits] == [(True, 0), (True, 1), (True, 2), (False, 3)]
+    assert [(r[OK], round(r[WAIT], 6)) for r in waits] == [(True, 0), (True, 1), (True, 2), (False, 3)]
 
 
 async def test_peek_does_not_write(backend: StateBackend) -> None:
-    peek = Gcra("c:p", 1.0, 1.0, commit=False)
-    assert (await backend.apply([peek], T0))[0].ok
-    assert (await backend.apply([peek], T0))[0].ok
+    peek = gcra("c:p", 1.0, 1.0, commit=False)
+    assert (await backend.apply([peek], T0))[0][OK]
+    assert (await backend.apply([peek], T0))[0][OK]
 
 
 async def test_all_or_nothing(backend: StateBackend) -> None:
-    await backend.apply([Gcra("c:full", 10.0, 1.0)], T0)
-    ops = [Gcra("c:a", 1.0, 1.0), Acquire("c:l", "r1", 1, 60.0), Gcra("c:full", 10.0, 1.0),
-           Gcra("c:shadow", 10.0, 1.0, required=False)]
+    await backend.apply([gcra("c:full", 10.0, 1.0)], T0)
+    ops = [gcra("c:a", 1.0, 1.0), acquire("c:l", "r1", 1, 60.0), gcra("c:full", 10.0, 1.0),
+           gcra("c:shadow", 10.0, 1.0, required=False)]
     res = await backend.apply(ops, T0, all_or_nothing=True)
-    assert [r.ok for r in res] == [True, True, False, True]
+    assert [r[OK] for r in res] == [True, True, False, True]
     # nothing required was written: both succeed again; the shadow op did count
     res = await backend.apply([ops[0], ops[1], ops[3]], T0, all_or_nothing=True)
-    assert [r.ok for r in res] == [True, True, False]
+    assert [r[OK] for r in res] == [True, True, False]
 
 
 async def test_adjust_charges_and_refunds(backend: StateBackend) -> None:
-    t = Gcra("c:t", 0.01, 100.0, cost=90.0)
-    assert (await backend.apply([t], T0))[0].ok
-    assert not (await backend.apply([Gcra("c:t", 0.01, 100.0, cost=20.0)], T0))[0].ok
-    await backend.apply([Adjust("c:t", 0.01, 100.0, -50.0)], T0)
-    assert (await backend.apply([Gcra("c:t", 0.01, 100.0, cost=20.0)], T0))[0].ok
-    await backend.apply([Adjust("c:t", 0.01, 100.0, 1000.0)], T0)  # over-use puts the key in debt
-    r = (await backend.apply([Gcra("c:t", 0.01, 100.0)], T0))[0]
-    assert not r.ok and r.wait == pytest.approx(9.61, abs=0.01)
+    t = gcra("c:t", 0.01, 100.0, cost=90.0)
+    assert (await backend.apply([t], T0))[0][OK]
+    assert not (await backend.apply([gcra("c:t", 0.01, 100.0, cost=20.0)], T0))[0][OK]
+    await backend.apply([adjust("c:t", 0.01, 100.0, -50.0)], T0)
+    assert (await backend.apply([gcra("c:t", 0.01, 100.0, cost=20.0)], T0))[0][OK]
+    await backend.apply([adjust("c:t", 0.01, 100.0, 1000.0)], T0)  # over-use puts the key in debt
+    r = (await backend.apply([gcra("c:t", 0.01, 100.0)], T0))[0]
+    assert not r[OK] and r[WAIT] == pytest.approx(9.61, abs=0.01)
 
 
 async def test_leases(backend: StateBackend) -> None:
-    a = [(await backend.apply([Acquire("c:c", f"r{i}", 2, 10.0)], T0))[0].ok for i in range(3)]
+    a = [(await backend.apply([acquire("c:c", f"r{i}", 2, 10.0)], T0))[0][OK] for i in range(3)]
     assert a == [True, True, False]
-    await backend.apply([Release("c:c", "r0"), Release("c:c", "never-held")], T0)
-    assert (await backend.apply([Acquire("c:c", "r2", 2, 10.0)], T0))[0].ok
-    assert (await backend.apply([Acquire("c:c", "r3", 2, 10.0)], T0 + 11))[0].ok  # TTL expiry
+    await backend.apply([release("c:c", "r0"), release("c:c", "never-held")], T0)
+    assert (await backend.apply([acquire("c:c", "r2", 2, 10.0)], T0))[0][OK]
+    assert (await backend.apply([acquire("c:c", "r3", 2, 10.0)], T0 + 11))[0][OK]  # TTL expiry
 
 
 async def test_multipliers(backend: StateBackend) -> None:
-    await backend.apply([SetMultiplier("c:m", 0.5, T0 + 100, recover=100)], T0)
-    get = GetMultiplier("c:m")
-    assert (await backend.apply([get], T0 + 50))[0].value == 0.5
-    assert (await backend.apply([get], T0 + 150))[0].value == pytest.approx(0.75)
-    assert (await backend.apply([get], T0 + 250))[0].value == 1.0
-    op = Gcra("c:mg", 1.0, 4.0, mult_keys=("c:m", "c:none"))
+    await backend.apply([set_multiplier("c:m", 0.5, T0 + 100, recover=100)], T0)
+    get = get_multiplier("c:m")
+    assert (await backend.apply([get], T0 + 50))[0][VALUE] == 0.5
+    assert (await backend.apply([get], T0 + 150))[0][VALUE] == pytest.approx(0.75)
+    assert (await backend.apply([get], T0 + 250))[0][VALUE] == 1.0
+    op = gcra("c:mg", 1.0, 4.0, mult_keys=("c:m", "c:none"))
     rs = [(await backend.apply([op], T0 + 10))[0] for _ in range(3)]
-    assert [r.ok for r in rs] == [True, True, False] and rs[0].value == 0.5
+    assert [r[OK] for r in rs] == [True, True, False] and rs[0][VALUE] == 0.5
 
 
 async def test_sweep_forgets_idle_state(backend: StateBackend) -> None:
-    await backend.apply([Gcra("c:s", 1.0, 5.0), Acquire("c:sl", "r", 1, 5.0)], T0)
+    await backend.apply([gcra("c:s", 1.0, 5.0), acquire("c:sl", "r", 1, 5.0)], T0)
     await backend.sweep(T0 + 10)
     # indistinguishable from fresh state
-    assert (await backend.apply([Gcra("c:s", 1.0, 5.0, cost=5.0)], T0 + 10))[0].ok
-    assert (await backend.apply([Acquire("c:sl", "other", 1, 5.0)], T0 + 10))[0].ok
+    assert (await backend.apply([gcra("c:s", 1.0, 5.0, cost=5.0)], T0 + 10))[0][OK]
+    assert (await backend.apply([acquire("c:sl", "other", 1, 5.0)], T0 + 10))[0][OK]

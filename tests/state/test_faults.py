@@ -14,11 +14,11 @@ from redis_server import RedisServer, free_port
 
 from proxy.clock import FakeClock
 from proxy.state import backend_from_url
-from proxy.state.base import Gcra, Op, Result
+from proxy.state.base import OK, VALUE, Op, Result, gcra
 from proxy.state.faults import CLOSED, OPEN, FaultTolerantBackend, StateUnavailable
 
 T0 = 1_700_000_000.0
-OP = Gcra("g", 10.0, 2.0)
+OP = gcra("g", 10.0, 2.0)
 
 
 class Flaky:
@@ -32,7 +32,7 @@ class Flaky:
         self.calls += 1
         if self.down:
             raise ConnectionError("connection refused")
-        return [Result(value=0.5) for _ in ops]  # recognisable: the fallback never says 0.5
+        return [(True, 0.0, 0.0, 0.0, 0.5) for _ in ops]  # recognisable: the fallback never says 0.5
 
     async def sweep(self, now: float) -> int:
         return 0
@@ -49,13 +49,13 @@ def _metric(reg: CollectorRegistry, name: str, **labels: str) -> float:
 async def test_fail_open_falls_back_opens_and_recovers(caplog: pytest.LogCaptureFixture) -> None:
     clock, reg, primary = FakeClock(), CollectorRegistry(), Flaky()
     b = FaultTolerantBackend(primary, failures=2, open_for=5.0, clock=clock, registry=reg)
-    assert (await b.apply([OP], T0))[0].value == 0.5
+    assert (await b.apply([OP], T0))[0][VALUE] == 0.5
     primary.down = True
     r1 = await b.apply([OP], T0)  # failure 1: served locally
     r2 = await b.apply([OP], T0)  # failure 2: breaker opens
-    assert [r1[0].ok, r2[0].ok, r1[0].value] == [True, True, 1.0]
+    assert [r1[0][OK], r2[0][OK], r1[0][VALUE]] == [True, True, 1.0]
     assert b.breaker.state == OPEN and primary.calls == 3
-    assert not (await b.apply([OP], T0))[0].ok  # local limits still hold (burst 2, per process)
+    assert not (await b.apply([OP], T0))[0][OK]  # local limits still hold (burst 2, per process)
     assert primary.calls == 3  # open: the store is not even tried
     assert _metric(reg, "distillguard_state_up") == 0
     assert _metric(reg, "distillguard_state_fallback_ops_total") == 3
@@ -67,7 +67,7 @@ async def test_fail_open_falls_back_opens_and_recovers(caplog: pytest.LogCapture
     assert primary.calls == 4 and b.breaker.state == OPEN
     primary.down = False
     clock.advance(5.0)
-    assert (await b.apply([OP], T0))[0].value == 0.5  # the probe succeeds: recovered
+    assert (await b.apply([OP], T0))[0][VALUE] == 0.5  # the probe succeeds: recovered
     assert b.breaker.state == CLOSED and not b.degraded
     assert _metric(reg, "distillguard_state_up") == 1
     assert "recovered" in caplog.text
@@ -85,7 +85,7 @@ async def test_fail_closed_refuses() -> None:
     assert _metric(reg, "distillguard_state_refused_total") == 3
     primary.down = False
     clock.advance(5.0)
-    assert (await b.apply([OP], T0))[0].value == 0.5
+    assert (await b.apply([OP], T0))[0][VALUE] == 0.5
 
 
 async def test_one_probe_at_a_time_in_half_open() -> None:
@@ -105,9 +105,9 @@ async def test_one_probe_at_a_time_in_half_open() -> None:
     clock.advance(1.0)
     probe = asyncio.ensure_future(b.apply([OP], T0))
     await asyncio.sleep(0)
-    assert (await b.apply([OP], T0))[0].value == 1.0  # while the probe is out: local
+    assert (await b.apply([OP], T0))[0][VALUE] == 1.0  # while the probe is out: local
     gate.set()
-    assert (await probe)[0].value == 0.5
+    assert (await probe)[0][VALUE] == 0.5
     assert b.breaker.state == CLOSED
 
 
@@ -119,11 +119,11 @@ async def test_a_hung_store_costs_at_most_the_timeout() -> None:
         port = hung.getsockname()[1]
         primary = backend_from_url(f"redis://127.0.0.1:{port}/0", timeout=1.0)
         b = FaultTolerantBackend(primary, timeout=0.1, failures=3, open_for=60.0)
-        op = Gcra("g", 10.0, 100.0)
+        op = gcra("g", 10.0, 100.0)
         took = []
         for _ in range(5):
             t = time.monotonic()
-            assert (await b.apply([op], T0))[0].ok
+            assert (await b.apply([op], T0))[0][OK]
             took.append(time.monotonic() - t)
         assert max(took[:3]) < 0.3  # each of the failures that open the breaker waits the timeout
         assert max(took[3:]) < 0.01  # then nothing
@@ -135,12 +135,12 @@ async def test_dead_then_restarted_redis(tmp_path: Path) -> None:
     primary = backend_from_url(f"redis://127.0.0.1:{port}/0", namespace="r")
     b = FaultTolerantBackend(primary, timeout=0.2, failures=1, open_for=0.2)
     now = time.time()
-    assert (await b.apply([OP], now))[0].ok  # refused connection: local
+    assert (await b.apply([OP], now))[0][OK]  # refused connection: local
     assert b.degraded
     server = RedisServer(tmp_path, port=port).start()
     try:
         await asyncio.sleep(0.25)
-        assert (await b.apply([OP], now))[0].ok
+        assert (await b.apply([OP], now))[0][OK]
         assert not b.degraded
         assert server.command("EXISTS", "{r}\x1fg") == "1"
         server.kill()

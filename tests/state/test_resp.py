@@ -9,7 +9,7 @@ import pytest
 from redis_server import RedisServer
 
 from proxy.state import backend_from_url
-from proxy.state.base import Gcra
+from proxy.state.base import OK, gcra
 from proxy.state.resp import RespClient, RespConnection, RespError, encode
 
 REPLIES = b"+OK\r\n:42\r\n$5\r\nhello\r\n$-1\r\n*3\r\n$1\r\na\r\n*1\r\n:7\r\n$0\r\n\r\n-ERR boom\r\n"
@@ -57,14 +57,14 @@ async def test_password_and_db_from_the_url(tmp_path: Path) -> None:
 async def test_reconnects_after_a_restart(tmp_path: Path) -> None:
     server = RedisServer(tmp_path).start()
     b = backend_from_url(server.url)
-    op = Gcra("g", 1.0, 100.0)
+    op = gcra("g", 1.0, 100.0)
     try:
-        assert (await b.apply([op], 1e9))[0].ok
+        assert (await b.apply([op], 1e9))[0][OK]
         server.kill()
         with pytest.raises(ConnectionError):
             await b.apply([op], 1e9)
         server.start()
-        assert (await b.apply([op], 1e9))[0].ok  # NOSCRIPT on the fresh server, reloaded
+        assert (await b.apply([op], 1e9))[0][OK]  # NOSCRIPT on the fresh server, reloaded
         assert b.client.connects == 2  # type: ignore[attr-defined]
     finally:
         await b.close()
