@@ -11,6 +11,7 @@ from proxy.exchange import REASONING, TEXT
 
 OPEN = "<think>"
 CLOSE = "</think>"
+MARKUP = "markup"  # the tags and the dropped newlines, reported only with ``markup=True``
 _UNKNOWN = "unknown"
 
 
@@ -23,11 +24,17 @@ class ThinkSplitter:
     non-whitespace characters without a tag (released as text). Once the state is known, at most a
     tag's length is held back (a possible split tag). The newlines right after ``</think>`` are dropped.
     At ``flush`` an unclosed block counts as reasoning (what vLLM's parser does).
+
+    ``markup=True`` also reports what is neither text nor reasoning (the tags, the dropped newlines) as
+    MARKUP pieces, so that TEXT + REASONING + MARKUP pieces, in order, are exactly the input (what sealing
+    needs to restore the original content).
     """
 
-    __slots__ = ("_buf", "_drop_nl", "_state", "_visible", "release_after")
+    __slots__ = ("_buf", "_drop_nl", "_state", "_visible", "markup", "release_after")
 
-    def __init__(self, start_in_reasoning: bool | None = None, *, release_after: int = 512) -> None:
+    def __init__(
+        self, start_in_reasoning: bool | None = None, *, release_after: int = 512, markup: bool = False
+    ) -> None:
         if start_in_reasoning is None:
             self._state = _UNKNOWN
         else:
@@ -36,11 +43,21 @@ class ThinkSplitter:
         self._drop_nl = 0
         self._visible = 0  # non-whitespace characters held while the state is unknown
         self.release_after = release_after
+        self.markup = markup
 
     @property
     def in_reasoning(self) -> bool | None:
         """True inside a reasoning block, False in visible text, None while still undecided."""
         return None if self._state == _UNKNOWN else self._state == REASONING
+
+    @property
+    def idle(self) -> str | None:
+        """The state (TEXT or REASONING) when nothing is held back and no newline is pending after a
+        ``</think>``, else None. While idle, a piece of text without ``<`` is emitted whole, as this kind,
+        and leaves the state unchanged (what lets callers skip ``feed`` for such pieces)."""
+        if self._buf or self._drop_nl or self._state == _UNKNOWN:
+            return None
+        return self._state
 
     @property
     def held(self) -> int:
@@ -58,9 +75,11 @@ class ThinkSplitter:
                 i, j = buf.find(OPEN), buf.find(CLOSE)
                 if j >= 0 and (i < 0 or j < i):
                     _emit(out, REASONING, buf[:j])
+                    self._tag(out, CLOSE)
                     buf = self._enter_text(buf[j + len(CLOSE) :])
                 elif i >= 0:
                     _emit(out, TEXT, buf[:i])
+                    self._tag(out, OPEN)
                     self._state = REASONING
                     buf = buf[i + len(OPEN) :]
                 else:
@@ -73,6 +92,7 @@ class ThinkSplitter:
                 j = buf.find(CLOSE)
                 if j >= 0:
                     _emit(out, REASONING, buf[:j])
+                    self._tag(out, CLOSE)
                     buf = self._enter_text(buf[j + len(CLOSE) :])
                 else:
                     keep = _partial_tail(buf, CLOSE)
@@ -83,6 +103,7 @@ class ThinkSplitter:
                 if self._drop_nl:
                     stripped = buf.lstrip("\n")
                     dropped = min(len(buf) - len(stripped), self._drop_nl)
+                    self._tag(out, buf[:dropped])
                     buf = buf[dropped:]
                     self._drop_nl = 0 if buf else self._drop_nl - dropped
                     if not buf:
@@ -90,6 +111,7 @@ class ThinkSplitter:
                 i = buf.find(OPEN)
                 if i >= 0:
                     _emit(out, TEXT, buf[:i])
+                    self._tag(out, OPEN)
                     self._state = REASONING
                     buf = buf[i + len(OPEN) :]
                 else:
@@ -105,6 +127,10 @@ class ThinkSplitter:
         out: list[tuple[str, str]] = []
         _emit(out, REASONING if self._state == REASONING else TEXT, buf)
         return out
+
+    def _tag(self, out: list[tuple[str, str]], text: str) -> None:
+        if self.markup:
+            _emit(out, MARKUP, text)
 
     def _enter_text(self, rest: str) -> str:
         self._state = TEXT

@@ -23,15 +23,15 @@ from proxy.clock import SYSTEM_CLOCK, Clock
 from proxy.errors import ProxyError, Reply
 from proxy.exchange import Event, Exchange
 from proxy.pipeline import Filter
-from proxy.redact import anthropic, chat, gemini, responses
+from proxy.redact import anthropic, chat, chat_stream, gemini, responses
 from proxy.redact.common import Ctx, RedactionFailed
 from proxy.redact.seal import KeyRing, SealError, new_key_text, parse_keyring, seal_context
-from proxy.redact.spec import DROP, MODES, OMIT, PASS, PLACEHOLDER, SEAL, RedactionSpec, resolve
+from proxy.redact.spec import DROP, MODES, OMIT, PASS, PLACEHOLDER, RedactionSpec, resolve
 
 log = logging.getLogger("distillguard.redact")
 
 _STREAMS: dict[str, Any] = {
-    "openai_chat": chat.ChatStream,
+    "openai_chat": chat_stream.ChatStream,
     "openai_responses": responses.ResponsesStream,
     "anthropic_messages": anthropic.AnthropicStream,
     "gemini": gemini.GeminiStream,
@@ -41,6 +41,12 @@ _BODIES: dict[str, Any] = {
     "openai_responses": responses.redact_body,
     "anthropic_messages": anthropic.redact_body,
     "gemini": gemini.redact_body,
+}
+_MODULES: dict[str, Any] = {
+    "openai_chat": chat,
+    "openai_responses": responses,
+    "anthropic_messages": anthropic,
+    "gemini": gemini,
 }
 _SUPPRESSING = frozenset((OMIT, DROP, PLACEHOLDER))
 _STATE = "redact"
@@ -91,20 +97,11 @@ class RedactFilter(Filter):
         body = ex.json
         now = self.clock.now()
         context = seal_context(dialect.name, ex.account_id)
-        suppress = self.spec.suppress_upstream and (
-            mode in _SUPPRESSING or (mode == SEAL and dialect.name == "gemini")
-        )
+        suppress = self.spec.suppress_upstream and mode in _SUPPRESSING
         if isinstance(body, dict):
             try:
-                if dialect.name == "gemini":
-                    changes = gemini.rewrite_request(body, suppress)
-                else:
-                    mod = {
-                        "openai_chat": chat,
-                        "openai_responses": responses,
-                        "anthropic_messages": anthropic,
-                    }[dialect.name]
-                    changes = mod.rewrite_request(body, None, self.keyring, context, now, suppress)
+                mod = _MODULES[dialect.name]
+                changes = mod.rewrite_request(body, None, self.keyring, context, now, suppress)
             except SealError as e:
                 log.info("rejected a seal token (%s) for %s (%s)", e.reason, ex.account_id, ex.request_id)
                 ex.decisions.append({"filter": self.name, "seal_rejected": e.reason})

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from proxy.exchange import Event
-from proxy.redact.common import Ctx, RedactionFailed, strings_after, zero_keys
+from proxy.redact.common import Ctx, RedactionFailed, decode_bodies, json_body, strings_after, zero_keys
 from proxy.redact.seal import KeyRing, is_token
 
 _USAGE_PATH = ("output_tokens_details", "thinking_tokens")
@@ -104,16 +102,22 @@ def _redact_content(msg: dict[str, Any], ctx: Ctx) -> bool:
 # --------------------------------------------------------------------------- streams
 
 
-def _thinking_text(data: bytes, idx: int) -> str | None:
-    """The text of a compact ``thinking_delta`` for block ``idx``, or None (then the event is parsed)."""
-    head = b'{"type":"content_block_delta","index":%d,"delta":{"type":"thinking_delta","thinking":"' % idx
-    if idx < 0 or not data.startswith(head) or not data.endswith(b'"}}'):
+def _delta_head(idx: int) -> bytes:
+    return b'{"type":"content_block_delta","index":%d,"delta":{"type":"thinking_delta","thinking":"' % idx
+
+
+def _thinking_text(data: bytes, head: bytes) -> bytes | None:
+    """The text of a compact ``thinking_delta`` (``head`` names its block) as the body of a JSON string,
+    or None (then the event is parsed): a quote inside must be escaped, and the body must not end in a
+    backslash (it would escape the closing quote)."""
+    if not data.startswith(head) or not data.endswith(b'"}}'):
         return None
-    seg = data[len(head) - 1 : -2]
-    if seg.find(b"\\\\") >= 0 or seg.count(b'"') - 2 != seg.count(b'\\"'):
+    body = data[len(head) : -3]
+    if b'"' in body and (body.find(b"\\\\") >= 0 or body.count(b'"') != body.count(b'\\"')):
         return None
-    text = orjson.loads(seg)
-    return text if isinstance(text, str) else None
+    if body[-1:] == b"\\":
+        return None
+    return body
 
 
 class AnthropicStream:
@@ -128,6 +132,7 @@ class AnthropicStream:
         "open_reasoning",
         "remap",
         "sig",
+        "td_head",
         "text",
     )
 
@@ -139,8 +144,9 @@ class AnthropicStream:
         self.open_reasoning = 0  # reasoning blocks started and not yet stopped
         self.open_idx = -1  # upstream index of the last reasoning block started
         self.next_index = 0
-        self.text: dict[int, list[str]] = {}
+        self.text: dict[int, list[bytes]] = {}  # seal: thinking text per block, as JSON string bodies
         self.sig: dict[int, list[str]] = {}
+        self.td_head = b"-"  # the bytes a compact thinking_delta of block ``open_idx`` starts with
 
     def on_event(self, ev: Event) -> list[Event]:
         if ev.comment:
@@ -163,11 +169,11 @@ class AnthropicStream:
             if b'"type":"thinking_delta"' in data:
                 if not ctx.seal_mode and ctx.index is None:
                     return []
-                text = _thinking_text(data, self.open_idx)
-                if text is not None:
-                    ctx.saw_reasoning(text)
+                body = _thinking_text(data, self.td_head)
+                if body is not None:
+                    ctx.saw_reasoning_raw(body)
                     if ctx.seal_mode:
-                        self.text[self.open_idx].append(ctx.hold(text))
+                        self.text[self.open_idx].append(ctx.hold_raw(body))
                     return []
         if name == "ping":
             return [ev]
@@ -230,6 +236,7 @@ class AnthropicStream:
         if kind in _REASONING_BLOCKS:
             self.open_reasoning += 1
             self.open_idx = i
+            self.td_head = _delta_head(i)
         if kind in _REASONING_BLOCKS and ctx.drop:
             self.dropped += 1
             return []
@@ -241,7 +248,7 @@ class AnthropicStream:
         text = block.get("thinking")
         if isinstance(text, str) and text:
             ctx.saw_reasoning(text)
-            self.text.setdefault(i, []).append(text)
+            self.text.setdefault(i, []).append(json_body(text))
         sig = block.get("signature")
         if ctx.seal_mode:
             self.text.setdefault(i, [])
@@ -279,7 +286,7 @@ class AnthropicStream:
                 if isinstance(t, str):
                     self.ctx.saw_reasoning(t)
                     if self.ctx.seal_mode:
-                        self.text[i].append(self.ctx.hold(t))
+                        self.text[i].append(self.ctx.hold_raw(json_body(t)))
                 return []
             if dtype == "signature_delta" and i in self.remap:
                 if self.ctx.seal_mode:
@@ -300,7 +307,8 @@ class AnthropicStream:
             return []
         out: list[Event] = []
         if self.ctx.seal_mode and self.kinds.get(i) == "thinking":
-            token = self.ctx.seal({"t": "".join(self.text.pop(i, [])), "s": "".join(self.sig.pop(i, []))})
+            text = decode_bodies(self.text.pop(i, []))
+            token = self.ctx.seal({"t": text, "s": "".join(self.sig.pop(i, []))})
             out.append(
                 Event.from_obj(
                     {

@@ -107,6 +107,24 @@ class Ctx:
         if self.stream_check is not None and text:
             self.stream_check.feed(text)
 
+    def saw_reasoning_raw(self, body: bytes) -> None:
+        """``saw_reasoning`` for the body of a JSON string (escapes included), decoded only when needed."""
+        self.reasoning_chars += len(body)
+        idx = self.index
+        if idx is not None and self.reasoning_chars <= self.spec.leak.max_reasoning_bytes:
+            idx.add_raw(body)
+
+    def saw_visible_raw(self, body: bytes) -> None:
+        if self.stream_check is not None:
+            self.stream_check.feed_raw(body)
+
+    def hold_raw(self, body: bytes) -> bytes:
+        """``hold`` for the body of a JSON string (what is kept is the bytes; decoded when sealed)."""
+        self.held += len(body)
+        if self.held > self.spec.seal_max_bytes:
+            raise RedactionFailed("reasoning to seal exceeds seal.max_bytes")
+        return body
+
     def hold(self, text: str) -> str:
         """Account for reasoning kept until its block ends (seal); past ``seal.max_bytes`` fail closed."""
         self.held += len(text)
@@ -156,6 +174,22 @@ __all__ = [
     "fingerprint",
     "zero_keys",
 ]
+
+
+def json_body(text: str) -> bytes:
+    """The body of ``text`` as a JSON string (no quotes): what ``decode_bodies`` takes back."""
+    return orjson.dumps(text)[1:-1]
+
+
+def decode_bodies(bodies: list[bytes]) -> str:
+    """Concatenated JSON string bodies, decoded; fails closed on a body that is not valid alone."""
+    try:
+        text = orjson.loads(b'"' + b"".join(bodies) + b'"')
+    except orjson.JSONDecodeError as e:
+        raise RedactionFailed("malformed reasoning string") from e
+    if not isinstance(text, str):
+        raise RedactionFailed("malformed reasoning string")
+    return text
 
 
 def json_string_at(data: bytes, i: int) -> str | None:

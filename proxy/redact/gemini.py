@@ -2,8 +2,18 @@
 
 Thought parts (``thought: true``) are removed; a thought part that carries a ``thoughtSignature`` is kept
 with ``text: ""`` so the signature (which Gemini 3 needs back on function calls) survives byte for byte
-(google-genai validates it as base64, so it is never rewritten). ``seal`` behaves as ``omit`` here:
-the signature is already Google's own authenticated carrier and the thought text is not needed back.
+(google-genai validates it as base64, so Google's own signatures are never rewritten).
+
+``seal``: each run of thought parts becomes one part ``{"text": "", "thought": true, "thoughtSignature":
+<seal>}`` where ``<seal>`` is the base64 of the seal token (google-genai decodes the field to bytes and
+encodes it again, URL-safe, when the client sends the part back: both alphabets are accepted). It holds
+the thoughts' text and the signature of the run's last thought part, if any. The sealed part takes the
+place of a thought part that carried a signature, or goes just before the first non-thought part that
+ends the run, or at the end of the candidate's parts when the chunk finishes it (``finishReason``); a
+stream that ends with a run still open gets one more chunk holding it. On the way in, ``rewrite_request``
+turns such a part back into ``{"text": <thoughts>, "thought": true}`` (plus the original signature).
+Signatures on non-thought parts (function calls, answer text) are Google's and are left alone.
+
 ``placeholder`` puts the marker in the first thought part; ``drop`` removes thought parts with their
 signatures. A chunk left with nothing but empty candidates is dropped (google-genai accepts both).
 Nothing here ever emits an SSE comment: google-genai fails on them.
@@ -11,13 +21,14 @@ Nothing here ever emits an SSE comment: google-genai fails on them.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import Any
 
-import orjson
-
 from proxy.exchange import Event
-from proxy.redact.common import Ctx, RedactionFailed, strings_after, zero_keys
+from proxy.redact.common import Ctx, RedactionFailed, decode_bodies, json_body, strings_after, zero_keys
+from proxy.redact.seal import KeyRing, is_token
 
 _USAGE_PATH = ("thoughtsTokenCount",)
 _SIG = ("thoughtSignature", "thought_signature")
@@ -25,6 +36,7 @@ _CHUNK_META = frozenset(("candidates", "usageMetadata", "modelVersion", "respons
 _KEY = re.compile(rb'"([A-Za-z_]+)"\s*:')
 _TO_HEAD = b'{"candidates":[{"content":{"parts":[{"text":"'
 _TO_TAIL = b'","thought":true}],"role":"model"},"index":0}]'
+_TV_TAIL = b'"}],"role":"model"},"index":0}]'
 _REST_KEYS = frozenset(
     k.encode()
     for k in (
@@ -44,10 +56,54 @@ _REST_KEYS = frozenset(
 )
 
 
-def rewrite_request(body: dict[str, Any], suppress: bool) -> list[str]:
-    if not suppress:
-        return []
+_SEALED_B64 = "ZGdzMS"  # how base64 of b"dgs1." (the seal token prefix) starts, in both alphabets
+
+
+def seal_signature(token: str) -> str:
+    """A seal token in the form ``thoughtSignature`` takes (base64)."""
+    return base64.b64encode(token.encode()).decode()
+
+
+def sealed_token(sig: Any) -> str | None:
+    """The seal token inside a ``thoughtSignature`` we made, or None for any other signature."""
+    if not isinstance(sig, str) or not sig.startswith(_SEALED_B64):
+        return None
+    try:
+        raw = base64.b64decode(sig.replace("-", "+").replace("_", "/") + "=" * (-len(sig) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    token = raw.decode("ascii", "replace")
+    return token if is_token(token) else None
+
+
+def rewrite_request(
+    body: dict[str, Any], ctx: Ctx | None, keyring: KeyRing, context: str, now: float, suppress: bool
+) -> list[str]:
+    """Restore sealed thought parts in ``contents``; ask for ``includeThoughts: false`` when hiding."""
     changes: list[str] = []
+    restored = 0
+    contents = body.get("contents")
+    for c in contents if isinstance(contents, list) else ():
+        parts = c.get("parts") if isinstance(c, dict) else None
+        for i, p in enumerate(parts if isinstance(parts, list) else ()):
+            if not isinstance(p, dict):
+                continue
+            sk = next((k for k in _SIG if k in p), None)
+            token = sealed_token(p.get(sk)) if sk is not None else None
+            if token is None:
+                continue
+            payload = keyring.open(token, context=context, now=now)
+            if not isinstance(payload, dict) or not isinstance(payload.get("t"), str):
+                raise RedactionFailed("sealed thought part has an unexpected payload")
+            part: dict[str, Any] = {"text": payload["t"], "thought": True}
+            if isinstance(payload.get("s"), str):
+                part[sk or "thoughtSignature"] = payload["s"]
+            parts[i] = part  # type: ignore[index]
+            restored += 1
+    if restored:
+        changes.append(f"restored {restored} sealed thought part(s)")
+    if not suppress:
+        return changes
     for gk in ("generationConfig", "generation_config"):
         gc = body.get(gk)
         if not isinstance(gc, dict):
@@ -64,16 +120,19 @@ def rewrite_request(body: dict[str, Any], suppress: bool) -> list[str]:
 
 
 class GeminiRedactor:
-    """Works on whole bodies and on stream chunks alike (each chunk is a ``GenerateContentResponse``)."""
+    """Works on whole bodies and on stream chunks alike (each chunk is a ``GenerateContentResponse``).
+    ``held``: per candidate index, the thought text of the run being sealed (JSON string bodies)."""
 
-    __slots__ = ("ctx", "ph_sent")
+    __slots__ = ("ctx", "held", "ph_sent")
 
     def __init__(self, ctx: Ctx) -> None:
         self.ctx = ctx
         self.ph_sent = False
+        self.held: dict[int, list[bytes]] = {}
 
-    def redact(self, obj: Any) -> tuple[bool, bool]:
-        """Redact in place: (changed, now empty and droppable)."""
+    def redact(self, obj: Any, *, whole: bool = False) -> tuple[bool, bool]:
+        """Redact in place: (changed, now empty and droppable). ``whole``: a complete body (seal every
+        run of thoughts in it), not one chunk of a stream."""
         if not isinstance(obj, dict):
             raise RedactionFailed("unparsable Gemini chunk")
         if "error" in obj:
@@ -91,8 +150,10 @@ class GeminiRedactor:
                         changed = True
             content = cand.get("content")
             parts = content.get("parts") if isinstance(content, dict) else None
+            idx = cand.get("index", 0)
+            ends = whole or cand.get("finishReason") is not None
             if isinstance(content, dict) and isinstance(parts, list):
-                new, did = self._parts(parts)
+                new, did = self._parts(parts, idx if isinstance(idx, int) else 0, ends)
                 if did:
                     content["parts"] = new
                     changed = True
@@ -105,7 +166,7 @@ class GeminiRedactor:
         droppable = changed and empty and bool(obj.get("candidates")) and all(k in _CHUNK_META for k in obj)
         return changed, droppable
 
-    def _parts(self, parts: list[Any]) -> tuple[list[Any], bool]:
+    def _parts(self, parts: list[Any], idx: int, ends: bool) -> tuple[list[Any], bool]:
         ctx = self.ctx
         out: list[Any] = []
         changed = False
@@ -113,6 +174,9 @@ class GeminiRedactor:
             if not isinstance(p, dict) or p.get("thought") is not True:
                 if isinstance(p, dict) and isinstance(p.get("text"), str):
                     ctx.saw_visible(p["text"])
+                if idx in self.held:
+                    out.append(self.sealed_part(idx, None))
+                    changed = True
                 out.append(p)
                 continue
             changed = True
@@ -122,34 +186,81 @@ class GeminiRedactor:
             if ctx.drop:
                 continue
             sig = next((k for k in _SIG if p.get(k)), None)
+            if ctx.seal_mode:
+                held = self.held.setdefault(idx, [])
+                if isinstance(text, str) and text:
+                    held.append(ctx.hold_raw(json_body(text)))
+                if sig is not None:
+                    out.append(self.sealed_part(idx, p[sig]))
+                continue
             ph = ctx.placeholder
             if ph and not self.ph_sent:
                 self.ph_sent = True
                 out.append({**{k: v for k, v in p.items() if k != "text"}, "text": ph})
             elif sig is not None:
                 out.append({**{k: v for k, v in p.items() if k != "text"}, "text": ""})
+        if ends and idx in self.held:
+            out.append(self.sealed_part(idx, None))
+            changed = True
         return out, changed
+
+    def hold_raw(self, idx: int, body: bytes) -> None:
+        """Thought text (a JSON string body) read off a chunk that was not parsed (seal)."""
+        self.held.setdefault(idx, []).append(self.ctx.hold_raw(body))
+
+    def sealed_part(self, idx: int, sig: Any) -> dict[str, Any]:
+        """The part that stands for candidate ``idx``'s run of thoughts; the run ends here."""
+        payload: dict[str, Any] = {"t": decode_bodies(self.held.pop(idx, []))}
+        if isinstance(sig, str):
+            payload["s"] = sig
+        return {"text": "", "thought": True, "thoughtSignature": seal_signature(self.ctx.seal(payload))}
+
+    def flush(self) -> list[Event]:
+        """Runs of thoughts still open at the end of a stream, in one chunk of their own."""
+        if not self.held:
+            return []
+        cands = [
+            {"content": {"parts": [self.sealed_part(i, None)], "role": "model"}, "index": i}
+            for i in sorted(self.held)
+        ]
+        return [Event.from_obj({"candidates": cands})]
 
 
 class GeminiStream:
-    __slots__ = ("ctx", "redactor", "rest_shape")
+    """Per-stream state. Fast path: a chunk of one text part and nothing else in the compact form
+    (``{"candidates":[{"content":{"parts":[{"text":"…"}],"role":"model"},"index":0}]`` then only usage and
+    identification keys) is recognised on its bytes: a thought is dropped (its text read off the bytes
+    for seal and the leak check), an answer relayed as it came. The text must hold no quote and end in
+    no backslash; the keys after the candidates are checked once per shape (digits aside) and must be
+    spelt without escapes. Anything else is parsed."""
+
+    __slots__ = ("ctx", "fast_ok", "redactor", "rest_last", "rest_ok")
 
     def __init__(self, ctx: Ctx) -> None:
         self.ctx = ctx
         self.redactor = GeminiRedactor(ctx)
-        self.rest_shape = b"-"
+        self.fast_ok = not (ctx.placeholder or ctx.zero_usage)
+        self.rest_last = b"-"  # the last rest of a chunk found valid, compared byte for byte first
+        self.rest_ok: set[bytes] = set()  # valid rest shapes (digits removed), a few at most
 
     def on_event(self, ev: Event) -> list[Event]:
         if ev.comment:
             return [ev]
         data = ev.data
         ctx = self.ctx
-        # Fast path: no thought, no logprobs, nothing to count; a complete object (a truncated element
-        # may have lost its ``"thought": true`` after the text, so it is parsed, and fails closed).
+        if self.fast_ok and data.startswith(_TO_HEAD):
+            out = self._compact(ev, data)
+            if out is not None:
+                return out
+        # No thought, no logprobs, nothing to count, no sealed run to close; a complete object (a
+        # truncated element may have lost its ``"thought": true`` after the text, so it is parsed, and
+        # fails closed). A key may be spelt with escapes (``"\\u0074hought"``): any ``\\u`` is parsed.
         if (
             b'"thought"' not in data
             and b"ogprobs" not in data
+            and b"\\u" not in data
             and not ctx.zero_usage
+            and not self.redactor.held
             and data[:1] == b"{"
             and data[-1:] == b"}"
         ):
@@ -160,42 +271,62 @@ class GeminiStream:
                 for t in texts:
                     ctx.saw_visible(t)
                 return [ev]
-        if self._thought_only(data):
-            return []
         obj = ev.obj
         changed, droppable = self.redactor.redact(obj)
         if droppable:
             return []
-        if changed:
+        # A duplicate "thought" key or a key spelt with escapes: parsers may disagree on what the raw
+        # bytes say, so the client gets the object as parsed and checked here.
+        if changed or b'"thought"' in data or b"\\u" in data:
             ev.set_obj(obj)
         return [ev]
 
-    def _thought_only(self, data: bytes) -> bool:
-        """A chunk of nothing but one thought part (what omit/seal/drop drop anyway), recognised unparsed
-        in the compact form: the part is the whole ``parts`` list, and the rest of the chunk has only
-        usage and identification keys. Anything else is parsed."""
-        ctx = self.ctx
-        if ctx.placeholder or ctx.zero_usage or not data.startswith(_TO_HEAD):
-            return False
+    def _compact(self, ev: Event, data: bytes) -> list[Event] | None:
+        """The fast path for a chunk starting with ``_TO_HEAD``: [] (a thought, dropped), [event] (an
+        answer, relayed) or None (parse it)."""
         i = len(_TO_HEAD)
-        j = data.find(_TO_TAIL, i)
-        if j < 0 or data.find(b"\\\\", i, j) >= 0 or data.count(b'"', i, j) != data.count(b'\\"', i, j):
-            return False
-        rest = data[j + len(_TO_TAIL) :]
-        # The keys after the candidates: checked once per shape (numbers aside), then by comparison.
-        shape = rest.translate(None, b"0123456789")
-        if shape != self.rest_shape:
-            if not (set(_KEY.findall(rest)) <= _REST_KEYS and data[-1:] == b"}"):
-                return False
-            self.rest_shape = shape
+        q = data.find(b'"', i)  # the end of the text, if it holds no (escaped) quote
+        if q < 0 or data[q - 1] == 0x5C:
+            return None
+        if data.startswith(_TO_TAIL, q):
+            thought = True
+            r = q + len(_TO_TAIL)
+        elif data.startswith(_TV_TAIL, q):
+            if self.redactor.held:
+                return None  # a sealed run ends here: the sealed part goes into this chunk
+            thought = False
+            r = q + len(_TV_TAIL)
+        else:
+            return None
+        if not (data.endswith(self.rest_last) and len(data) - r == len(self.rest_last)):
+            rest = data[r:]
+            shape = rest.translate(None, b"0123456789")
+            if shape not in self.rest_ok:
+                if not (
+                    b"\\" not in rest and set(_KEY.findall(rest)) <= _REST_KEYS and rest.endswith(b"}")
+                ):
+                    return None
+                if len(self.rest_ok) < 8:
+                    self.rest_ok.add(shape)
+            self.rest_last = rest
+        ctx = self.ctx
+        if not thought:
+            if ctx.stream_check is not None:
+                ctx.saw_visible_raw(data[i:q])
+            return [ev]
+        body = data[i:q]
         if ctx.index is not None:
-            ctx.saw_reasoning(orjson.loads(data[i - 1 : j + 1]))
-        return True
+            ctx.saw_reasoning_raw(body)
+        else:
+            ctx.reasoning_chars += len(body)
+        if ctx.seal_mode:
+            self.redactor.hold_raw(0, body)
+        return []
 
     def on_end(self) -> list[Event]:
-        return []
+        return self.redactor.flush()
 
 
 def redact_body(obj: Any, ctx: Ctx) -> bool:
-    changed, _ = GeminiRedactor(ctx).redact(obj)
+    changed, _ = GeminiRedactor(ctx).redact(obj, whole=True)
     return changed

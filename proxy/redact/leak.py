@@ -16,9 +16,13 @@ in tests/benchmarks/bench_redact.py). Memory: at most ``max_ngrams`` hashes (8 b
 What streams can and cannot catch (``StreamLeakCheck``):
 
 * caught: a verbatim, ROT13, reversed or base64 copy (sizes as above), at the latest ``every`` (1024)
-  characters after its last word arrived, or at the end of the stream; copies spanning the check
-  windows are seen whole thanks to the overlap (a base64 run longer than ``overlap`` is checked only
-  in pieces, and is caught only if a piece decodes on its own).
+  characters (bytes, for text fed as raw JSON) after its last word arrived, or at the end of the
+  stream. Each window starts with the previous one's last ``n + 6`` words (a copy long enough to be
+  caught for sure that straddles two windows is either whole in the second or long enough in the
+  first), or with the base64-looking run the previous window ended with; at most ``overlap`` (768)
+  characters are carried, so with words averaging over ~48 characters, or a base64 run longer than
+  ``overlap``, a straddling copy is checked only in pieces (a base64 piece is caught only if it decodes
+  on its own).
 * not caught before it is sent: the check never holds visible text back, so when it fires, the copy and
   up to ``every`` characters after it are already on the wire; ``withhold`` then ends the stream with
   the dialect's error event, so the rest of the answer is not sent. (Bodies are checked whole before
@@ -43,9 +47,13 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import orjson
+
 _B64 = re.compile(r"[A-Za-z0-9+/_-]{24,}={0,2}")
 # Punctuation (ASCII and common typographic) reads as a word break; str.translate + split run in C.
 _BREAKS = str.maketrans({c: " " for c in string.punctuation + "\u2018\u2019\u201c\u201d\u2013\u2014\u2026"})
+_ROT13 = str.maketrans(string.ascii_lowercase, string.ascii_lowercase[13:] + string.ascii_lowercase[:13])
+_B64_CHARS = frozenset(string.ascii_letters + string.digits + "+/_=-")
 
 
 def _words(text: str) -> list[str]:
@@ -108,8 +116,10 @@ class ReasoningIndex:
     __slots__ = (
         "_pending",
         "_pos",
+        "_raw",
         "_size",
         "_tail",
+        "full",
         "hashes",
         "max_ngrams",
         "n",
@@ -123,23 +133,38 @@ class ReasoningIndex:
         self.stride = QUERY_STEP
         self._pos = 0  # position in the whole reasoning of the first word of ``_tail``
         self.max_ngrams = max_ngrams
+        self.full = False  # max_ngrams reached: later reasoning is not indexed
         self.hashes = _HashSet()  # plain, ROT13 and reversed n-grams
-        self.plain = _HashSet()  # plain only (to name the encoding of a hit)
+        self.plain = array("q")  # plain only, unsorted (read once, to name the encoding of a hit)
         self._tail: list[str] = []  # the last n-1 words, so n-grams spanning two batches are indexed
         self._pending: list[str] = []  # pieces not indexed yet (indexing runs in batches)
+        self._raw: list[bytes] = []  # JSON string bodies after ``_pending``, not decoded yet
         self._size = 0
         self.prompt = set(_ngrams(_words(prompt), n)) if prompt else set()
 
     def add(self, text: str) -> None:
         """Queue a piece of reasoning (pieces may split words anywhere); indexed in ~4 KB batches."""
-        if not text or len(self.hashes) >= self.max_ngrams:
+        if not text or self.full:
             return
+        if self._raw:
+            self._pending.append(_decode(self._raw))
         self._pending.append(text)
         self._size += len(text)
         if self._size >= 4096:
             self._index(final=False)
 
+    def add_raw(self, body: bytes) -> None:
+        """``add`` for the body of a JSON string, as it came on the wire: decoded once per batch."""
+        if not body or self.full:
+            return
+        self._raw.append(body)
+        self._size += len(body)
+        if self._size >= 4096:
+            self._index(final=False)
+
     def _index(self, *, final: bool) -> None:
+        if self._raw:
+            self._pending.append(_decode(self._raw))
         text = "".join(self._pending)
         cut = len(text) if final else max(text.rfind(" "), text.rfind("\n"))
         if cut <= 0:
@@ -150,26 +175,28 @@ class ReasoningIndex:
         words = self._tail + _words(done)
         n = self.n
         first = -self._pos % INDEX_STEP  # the first start in this batch that is indexed
-        new = _ngrams(words, n, INDEX_STEP, first)
-        self.plain.update(new)
-        # The same passage ROT13-encoded and reversed (characters reversed: words reversed, in reverse
-        # order), so the answer is scanned once whatever the encoding. A reversed n-gram starting at j
-        # covers the words of the plain one starting at len(words) - n - j: same parity rule.
-        new += _ngrams(_words(codecs.encode(" ".join(words), "rot13")), n, INDEX_STEP, first)
-        m = len(words) - n
-        if m >= 0:
-            new += _ngrams([w[::-1] for w in reversed(words)], n, INDEX_STEP, (m - first) % INDEX_STEP)
-        self.hashes.update(h for h in new if h not in self.prompt)
+        starts = range(first, len(words) - n + 1, INDEX_STEP)
+        for k in range(0, len(starts), 1024):  # bounded pieces: a whole body may come as one batch
+            grams = [" ".join(words[i : i + n]) for i in starts[k : k + 1024]]
+            new = [hash(g) for g in grams]
+            self.plain.extend(new)
+            # The same n-grams ROT13-encoded and reversed (characters reversed: words reversed, in
+            # reverse order, which is the n-gram string reversed), so the answer is scanned once
+            # whatever the encoding. Words are lower case: ROT13 needs only the lower-case table.
+            new += [hash(g[::-1]) for g in grams]
+            new += [hash(g) for g in "\n".join(grams).translate(_ROT13).split("\n")]
+            self.hashes.update(set(new).difference(self.prompt) if self.prompt else new)
+        self.full = len(self.hashes) >= self.max_ngrams
         keep = min(len(words), n - 1)
         self._pos += len(words) - keep
         self._tail = words[len(words) - keep :]
 
     def flush(self) -> None:
-        if self._pending:
+        if self._pending or self._raw:
             self._index(final=True)
 
     def __bool__(self) -> bool:
-        return len(self.hashes) > 0 or bool(self._pending)
+        return len(self.hashes) > 0 or bool(self._pending) or bool(self._raw)
 
     def check(self, answer: str) -> LeakFinding | None:
         """The encoding under which ``answer`` shares an n-gram with the reasoning, if any.
@@ -199,7 +226,14 @@ class ReasoningIndex:
         )
 
     def _plain_hit(self, text: str) -> bool:
-        return not self.plain.isdisjoint(_ngrams(_words(text), self.n))
+        return not set(self.plain).isdisjoint(_ngrams(_words(text), self.n))
+
+
+def _decode(raw: list[bytes]) -> str:
+    """JSON string bodies (validated as such by the caller's framing), decoded; emptied."""
+    text = orjson.loads(b'"' + b"".join(raw) + b'"')
+    raw.clear()
+    return text if isinstance(text, str) else ""
 
 
 def _b64_text(s: str) -> str:
@@ -214,24 +248,39 @@ def _b64_text(s: str) -> str:
 
 class StreamLeakCheck:
     """Checks visible text as it streams: each new stretch of ``every`` characters is checked together
-    with the ``overlap`` characters before it, so an n-gram (or base64 run) straddling two stretches is
-    still seen whole. Memory: at most ``every + overlap`` characters."""
+    with the end of the stretch before it (its last ``n + 6`` words, or the base64-looking run it ends
+    with, at most ``overlap`` characters; see ``_carry``), so a copy (or base64 run) straddling two
+    stretches is still seen whole. Memory: at most ``every + overlap`` characters."""
 
-    __slots__ = ("_buf", "_new", "every", "finding", "index", "overlap")
+    __slots__ = ("_buf", "_new", "_raw", "every", "finding", "index", "overlap")
 
     def __init__(self, index: ReasoningIndex, *, every: int = 1024, overlap: int = 768) -> None:
         self.index = index
         self.every = every
         self.overlap = overlap
         self._buf = ""
+        self._raw: list[bytes] = []  # JSON string bodies after ``_buf``, decoded when checked
         self._new = 0
         self.finding: LeakFinding | None = None
 
     def feed(self, text: str) -> LeakFinding | None:
-        if self.finding is not None or not text or not self.index:
+        if self.finding is not None or not text:
             return self.finding
+        if self._raw:
+            self._buf += _decode(self._raw)
         self._buf += text
         self._new += len(text)
+        if self._new >= self.every:
+            self._run()
+        return self.finding
+
+    def feed_raw(self, body: bytes) -> LeakFinding | None:
+        """``feed`` for the body of a JSON string. Counted in bytes (>= characters), so a check never
+        comes later than with ``feed``."""
+        if self.finding is not None or not body:
+            return self.finding
+        self._raw.append(body)
+        self._new += len(body)
         if self._new >= self.every:
             self._run()
         return self.finding
@@ -242,6 +291,28 @@ class StreamLeakCheck:
         return self.finding
 
     def _run(self) -> None:
-        self.finding = self.index.check(self._buf)
-        self._buf = self._buf[-self.overlap :]
+        if self._raw:
+            self._buf += _decode(self._raw)
+        if self.index:  # nothing indexed yet: nothing to compare with (the carry still goes on)
+            self.finding = self.index.check(self._buf)
+        self._buf = self._carry(self._buf)
         self._new = 0
+
+    def _carry(self, text: str) -> str:
+        """What the next window starts with: the last ``n + INDEX_STEP * QUERY_STEP`` words (a caught copy
+        plus a word the window may have cut), normalised (punctuation as spaces: checks read it so
+        anyway), followed by the base64-looking run that ends the window, if any, as written; never
+        more than ``overlap`` characters of the window."""
+        tail = text[-self.overlap :]
+        i = len(tail)
+        while i and tail[i - 1] in _B64_CHARS:
+            i -= 1
+        if len(tail) - i < 24:  # the last word, not a base64 run
+            i = len(tail)
+        head = tail[:i].translate(_BREAKS)
+        k = self.index.n + INDEX_STEP * QUERY_STEP
+        parts = head.rsplit(None, k)
+        if len(parts) <= k:
+            return tail
+        sep = " " if head[-1:].isspace() else ""
+        return " ".join(parts[1:]) + sep + tail[i:]

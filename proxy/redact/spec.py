@@ -8,7 +8,9 @@ Modes (per account tier, overridable per request by a rule action through ``ex.c
                  with empty ``summary``/``content`` and its ``encrypted_content``; Gemini thought parts
                  removed (``thoughtSignature`` kept); Chat reasoning fields deleted.
 ``drop``         reasoning parts removed entirely, indexes renumbered (breaks tool loops that need them).
-``seal``         reasoning replaced by an AEAD token the client carries back; restored before forwarding.
+``seal``         reasoning replaced by an AEAD token the client carries back; restored before forwarding
+                 (Gemini: base64 in a thought part's ``thoughtSignature``; inline ``<think>``: in
+                 ``reasoning_content``, put back into ``content``). Never asks the upstream to hide it.
 ``placeholder``  a visible marker where the reasoning was (not tool-loop safe on Anthropic).
 ``auto``         the safest mode that keeps tool loops working: ``omit`` where omitting is round-trip safe
                  (Anthropic, Responses, Gemini), ``seal`` where the API needs the reasoning back (Chat

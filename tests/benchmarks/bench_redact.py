@@ -1,20 +1,26 @@
 """Cost of streaming redaction on the framer + filter path, in process (no sockets).
 
-For each API a long stream is rendered by the fake upstream (reasoning and answer, ``CHUNKS`` deltas
-each), then fed in 1 KiB reads through: the dialect's framer -> ``Chain.run_events`` -> ``framer.encode``
-exactly as ``forward.Relay`` does. Modes compared against ``pass`` (the same chain, redaction off for the
+For each API (Chat Completions in four reasoning flavours) a long stream is rendered by the fake upstream
+(reasoning and answer, ``CHUNKS`` deltas each), then fed in 1 KiB reads (and again one event per read)
+through: the dialect's framer -> ``Chain.run_events`` -> ``framer.encode`` exactly as ``forward.Relay``
+does. Modes compared against ``pass`` (the same chain, redaction off for the
 tier) and a thin pass-through (no filter at all). Prints events/s, the ratio to ``pass``, the per-event
 overhead in µs, the leak check cost per 10 KB answer, and the peak memory of one stream as the stream
 grows (bounded = does not grow with the stream length).
 
 Target: omit/seal >= 90 % of pass throughput (leak check off, the part the target is about; the leak
 check's own cost is printed apart). Run: .venv/bin/python tests/benchmarks/bench_redact.py
+[--rounds N] [--only chat,gemini] [--streams-only | --leak-only] [--leak-baseline OLD_LEAK.py]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gc
+import importlib.util
+import random
+import statistics
 import sys
 import time
 import tracemalloc
@@ -29,7 +35,7 @@ from proxy.fake import chat, gemini, messages, responses
 from proxy.fake.state import FakeState, Knobs
 from proxy.filters.redact import RedactFilter
 from proxy.pipeline import Chain
-from proxy.redact.leak import ReasoningIndex
+from proxy.redact import leak as leak_mod
 from proxy.redact.seal import KeyRing, new_key_text, parse_keyring
 from proxy.redact.spec import LeakSpec, RedactionSpec
 
@@ -43,11 +49,13 @@ class _Acct:
     tier = "standard"
 
 
-def _stream(api: str, chunks: int = CHUNKS, *, split: bool = False) -> tuple[str, Any, dict[str, Any]]:
+def _stream(
+    api: str, chunks: int = CHUNKS, *, split: bool = False, model: str = "deepseek-reasoner"
+) -> tuple[str, Any, dict[str, Any]]:
     st, k = FakeState(), Knobs(chunks=chunks)
     if api == "openai_chat":
         body = {
-            "model": "deepseek-reasoner",
+            "model": model,
             "messages": [{"role": "user", "content": PROMPT}],
             "stream": True,
         }
@@ -74,6 +82,17 @@ def _stream(api: str, chunks: int = CHUNKS, *, split: bool = False) -> tuple[str
     return api, (ev if split else b"".join(ev)), body
 
 
+# Chat Completions in each reasoning flavour of the fake upstream: reasoning_content (DeepSeek), reasoning
+# (vLLM), inline <think> with both tags (Qwen3) and without the opening tag (R1 templates).
+STREAMS = (
+    ("openai_chat", "deepseek-reasoner"),
+    ("openai_chat", "vllm-qwen3"),
+    ("openai_chat", "qwen3-think"),
+    ("openai_chat", "think-noopen-r1"),
+    ("openai_responses", ""),
+    ("anthropic_messages", ""),
+    ("gemini", ""),
+)
 PATHS = {
     "openai_chat": "/v1/chat/completions",
     "openai_responses": "/v1/responses",
@@ -134,46 +153,89 @@ def _chain(mode: str | None, leak: str = "off") -> Chain:
     return Chain([RedactFilter(spec, keyring=RING)])
 
 
-def bench_streams(rounds: int = 25, *, split: bool = False) -> None:
-    """Modes are timed interleaved, best of ``rounds`` each, so machine noise hits all of them alike."""
+def bench_streams(rounds: int = 25, *, split: bool = False, only: tuple[str, ...] = ()) -> None:
+    """Modes are timed interleaved (in a new random order each round) so machine noise hits all of them
+    alike. ``vs pass`` is the median over rounds of pass time / mode time within the same round (paired,
+    so slow drifts of the machine cancel); ``µs/event`` the median of the per-round differences; ``ev/s``
+    the best round."""
     how = "one event per read" if split else f"{READ} B reads"
     print(f"-- {how}")
     print(f"{'api':20s} {'mode':12s} {'events':>7s} {'ev/s':>10s} {'vs pass':>8s} {'µs/event':>9s}")
-    for api in PATHS:
-        _, data, body = _stream(api, split=split)
+    rng = random.Random(7)
+    for api, model in STREAMS:
+        name = f"{api}:{model}" if model else api
+        if only and not any(o in name for o in only):
+            continue
+        _, data, body = _stream(api, split=split, model=model or "deepseek-reasoner")
         chains = {None: _chain(None), **{m: _chain(*m) for m in MODES}}
-        best: dict[Any, float] = dict.fromkeys(chains, float("inf"))
+        times: dict[Any, list[float]] = {k: [] for k in chains}
         n = 0
         for _ in range(rounds):
-            for key, chain in chains.items():
+            keys = list(chains)
+            rng.shuffle(keys)
+            for key in keys:
+                chain = chains[key]
                 ex = _exchange(api, body, chain)
                 gc.collect()
                 gc.disable()
                 t = time.thread_time()  # CPU time of this thread: other load on the machine does not count
                 n, _ = _relay(ex, chain, data)
-                best[key] = min(best[key], time.thread_time() - t)
+                times[key].append(time.thread_time() - t)
                 gc.enable()
-        base = best[("pass", "off")]
-        print(f"{api:20s} {'(no filter)':12s} {n:7d} {n / best[None]:10.0f} {base / best[None]:8.1%}")
-        for m in MODES:
-            t = best[m]
-            label = m[0] + ("+leak" if m[1] != "off" else "")
-            print(f"{api:20s} {label:12s} {n:7d} {n / t:10.0f} {base / t:8.1%} {(t - base) / n * 1e6:9.2f}")
+        base = times[("pass", "off")]
+        name = {"deepseek-reasoner": "chat:reasoning_cont", "vllm-qwen3": "chat:reasoning"}.get(model, name)
+        name = {"qwen3-think": "chat:<think>", "think-noopen-r1": "chat:</think> only"}.get(model, name)
+        for m in (None, *MODES):
+            t = times[m]
+            ratio = statistics.median(b / x for b, x in zip(base, t, strict=True))
+            extra = statistics.median(x - b for b, x in zip(base, t, strict=True)) / n * 1e6
+            label = "(no filter)" if m is None else m[0] + ("+leak" if m[1] != "off" else "")
+            print(f"{name:20s} {label:12s} {n:7d} {n / min(t):10.0f} {ratio:8.1%} {extra:9.2f}")
 
 
-def bench_leak() -> None:
-    idx = ReasoningIndex(10)
-    idx.add(" ".join(f"reasoning word{i} about{i % 97} things" for i in range(2500)))
-    answer = " ".join(f"answer{i} text{i % 13} more" for i in range(1000))[:10240]
-    idx.check(answer)
-    n = 300
-    t = time.perf_counter()
-    for _ in range(n):
+def _leak_figures(mod: Any, text: str, answer: str) -> tuple[float, float, float]:
+    """CPU seconds of (indexing ``text`` fed in 64-char pieces, checking ``answer`` whole, checking it as
+    a stream in 40-char pieces) with the leak module ``mod``."""
+    t = time.thread_time()
+    idx = mod.ReasoningIndex(10)
+    for i in range(0, len(text), 64):  # as a stream delivers it
+        idx.add(text[i : i + 64])
+    idx.flush()
+    build = time.thread_time() - t
+    t = time.thread_time()
+    for _ in range(20):
         idx.check(answer)
-    print(
-        f"leak check: {(time.perf_counter() - t) / n * 1e3:.3f} ms per 10 KB answer "
-        f"(index of {len(idx.hashes)} n-gram hashes)"
-    )
+    check = (time.thread_time() - t) / 20
+    t = time.thread_time()
+    chk = mod.StreamLeakCheck(idx)
+    for i in range(0, len(answer), 40):
+        chk.feed(answer[i : i + 40])
+    chk.close()
+    return build, check, time.thread_time() - t
+
+
+def bench_leak(baseline: str = "") -> None:
+    """One 10 KB answer against an indexed reasoning (CPU time, best of 7): whole, and as a stream; and
+    the cost of indexing the reasoning. ``baseline``: another leak.py (e.g. ``git show
+    HEAD:proxy/redact/leak.py > /tmp/leak_head.py``) timed interleaved with the current one."""
+    text = " ".join(f"reasoning word{i} about{i % 97} things" for i in range(2500))
+    answer = " ".join(f"answer{i} text{i % 13} more" for i in range(1000))[:10240]
+    mods: dict[str, Any] = {"current": leak_mod}
+    if baseline:
+        spec = importlib.util.spec_from_file_location("leak_baseline", baseline)
+        assert spec is not None and spec.loader is not None
+        mods["baseline"] = importlib.util.module_from_spec(spec)
+        sys.modules["leak_baseline"] = mods["baseline"]
+        spec.loader.exec_module(mods["baseline"])
+    best: dict[str, list[float]] = {k: [float("inf")] * 3 for k in mods}
+    for _ in range(7):
+        for k, mod in mods.items():
+            best[k] = [min(a, b) for a, b in zip(best[k], _leak_figures(mod, text, answer), strict=True)]
+    for k, (build, check, stream) in best.items():
+        print(
+            f"leak check ({k}): {check * 1e3:.3f} ms per 10 KB answer, {stream * 1e3:.3f} ms as a stream; "
+            f"indexing {build / len(text) * 1024 * 1e3:.3f} ms per KB of reasoning"
+        )
 
 
 def bench_memory() -> None:
@@ -202,15 +264,22 @@ def bench_memory() -> None:
 
 
 def main() -> None:
-    try:
-        import uvloop  # noqa: F401 - the relay's own loop does not matter here (no I/O)
-    except ImportError:
-        pass
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=25, help="interleaved rounds per stream (best of)")
+    ap.add_argument("--only", default="", help="comma-separated substrings of api:model, e.g. chat,gemini")
+    ap.add_argument("--streams-only", action="store_true", help="skip the leak and memory figures")
+    ap.add_argument("--leak-only", action="store_true", help="only the leak check figures")
+    ap.add_argument("--leak-baseline", default="", help="another leak.py to time against the current one")
+    args = ap.parse_args()
+    only = tuple(o for o in args.only.split(",") if o)
     print(f"python {sys.version.split()[0]}, {CHUNKS} reasoning + {CHUNKS} answer deltas per stream")
-    bench_streams()
-    bench_streams(split=True)
-    bench_leak()
-    bench_memory()
+    if not args.leak_only:
+        bench_streams(args.rounds, only=only)
+        bench_streams(args.rounds, split=True, only=only)
+    if not args.streams_only:
+        bench_leak(args.leak_baseline)
+    if not (args.streams_only or args.leak_only):
+        bench_memory()
 
 
 if __name__ == "__main__":

@@ -135,7 +135,11 @@ async def test_gemini_sdk(start_proxy, fake, mode):
     assert "".join(ch.text or "" for ch in chunks) == answer_for(PROMPT)
     _no_reasoning(r.model_dump_json(), [ch.model_dump_json() for ch in chunks])
     tc = fake.requests[-1].json()["generationConfig"]["thinkingConfig"]
-    assert tc.get("includeThoughts", tc.get("include_thoughts")) is False  # google-genai sends snake_case
+    # google-genai sends snake_case; seal needs the thoughts to seal them, the other modes suppress them
+    assert tc.get("includeThoughts", tc.get("include_thoughts")) is (mode == "seal")
+    if mode == "seal":
+        sealed = [p for ch in chunks for p in ch.candidates[0].content.parts if p.thought]
+        assert len(sealed) == 1 and sealed[0].text == "" and sealed[0].thought_signature.startswith(b"dgs1.")
 
 
 async def test_trusted_tier_passes_reasoning(start_proxy):
@@ -187,6 +191,34 @@ async def test_seal_roundtrip_deepseek_chat(start_proxy, fake):
     assert "sunny" in r2.choices[0].message.content
     checks = [ch for ch in fake.roundtrip_checks if ch.kind == "reasoning_content"]
     assert checks and all(ch.ok for ch in checks)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_seal_roundtrip_inline_think(start_proxy, fake, stream):
+    """Inline <think> (no reasoning parser upstream): the token rides in reasoning_content and the proxy
+    puts the removed stretch back into the assistant content, byte-exact."""
+    run = await start_proxy(config=_cfg("seal"))
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": SCHEMA}}]
+    kw = {"model": "qwen3-think", "messages": _user(TOOL_PROMPT), "tools": tools}
+    async with openai_client(run) as c:
+        if stream:
+            async with c.chat.completions.stream(**kw) as s:
+                msg = (await s.get_final_completion()).choices[0].message
+        else:
+            msg = (await c.chat.completions.create(**kw)).choices[0].message
+        assert msg.model_extra["reasoning_content"].startswith("dgs1.") and msg.tool_calls
+        assert not msg.content  # all of it was reasoning
+        _no_reasoning(msg.model_dump_json())
+        history = [
+            *_user(TOOL_PROMPT),
+            msg.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": msg.tool_calls[0].id, "content": "sunny"},
+        ]
+        r2 = await c.chat.completions.create(model="qwen3-think", messages=history, tools=tools)
+    assert "sunny" in r2.choices[0].message.content
+    sent = fake.requests[-1].json()["messages"][1]
+    assert sent["content"] == "<think>\n" + reasoning_for(TOOL_PROMPT) + "\n</think>\n\n"
+    assert "reasoning_content" not in sent
 
 
 async def test_seal_roundtrip_responses(start_proxy, fake):
@@ -265,10 +297,11 @@ async def test_seal_roundtrip_gemini(start_proxy, fake):
         ]
         parts = [p for ch in chunks for p in ch.candidates[0].content.parts]
         assert not any(p.thought and p.text for p in parts)
-        call = next(p for p in parts if p.function_call)
+        sealed = [p for p in parts if p.thought]
+        assert len(sealed) == 1 and sealed[0].thought_signature.startswith(b"dgs1.")  # base64 on the wire
         contents = [
             gt.Content(role="user", parts=[gt.Part(text=TOOL_PROMPT)]),
-            gt.Content(role="model", parts=[call]),
+            gt.Content(role="model", parts=parts),  # what the client got, sent back as the SDK encodes it
             gt.Content(
                 role="user",
                 parts=[gt.Part.from_function_response(name="get_weather", response={"result": "sunny"})],
@@ -278,6 +311,9 @@ async def test_seal_roundtrip_gemini(start_proxy, fake):
     assert "sunny" in r2.text
     checks = [ch for ch in fake.roundtrip_checks if ch.kind == "thoughtSignature"]
     assert checks and all(ch.ok for ch in checks)
+    sent = fake.requests[-1].json()["contents"][1]["parts"]
+    assert sent[0] == {"text": reasoning_for(TOOL_PROMPT), "thought": True}  # restored byte-exact upstream
+    assert sent[1]["functionCall"]["name"] == "get_weather"
 
 
 # ---------------------------------------------------------------- bad seal tokens: 400, dialect's shape
@@ -345,6 +381,30 @@ async def test_bad_tokens_rejected(start_proxy, fake, case):
                 ],
             )
         assert ae.value.body["error"]["type"] == "invalid_request_error"
+    assert len(fake.requests) == n  # nothing reached the upstream
+
+
+@pytest.mark.parametrize("case", ["tampered", "truncated", "expired", "foreign", "other_account"])
+async def test_bad_gemini_seal_rejected(start_proxy, fake, case):
+    """A bad token in a thought part's thoughtSignature (base64, as google-genai sends it back): 400."""
+    import base64
+
+    from google.genai import errors as genai_errors
+
+    run = await start_proxy(config=_cfg("seal"))
+    n = len(fake.requests)
+    tok = _bad_tokens("gemini|alice")[case]
+    part = gt.Part(text="", thought=True, thought_signature=tok.encode())
+    assert base64.b64encode(tok.encode()).decode().startswith("ZGdzMS")
+    contents = [
+        gt.Content(role="user", parts=[gt.Part(text=PROMPT)]),
+        gt.Content(role="model", parts=[part, gt.Part(text="a")]),
+        gt.Content(role="user", parts=[gt.Part(text="more")]),
+    ]
+    async with GenaiClient(run) as g:
+        with pytest.raises(genai_errors.ClientError) as e:
+            await g.models.generate_content(model="gemini-2.5-flash", contents=contents)
+    assert e.value.code == 400
     assert len(fake.requests) == n  # nothing reached the upstream
 
 

@@ -11,7 +11,7 @@ import orjson
 from proxy.dialects import DIALECTS
 from proxy.dialects.think import CLOSE
 from proxy.exchange import REASONING, TEXT, Event
-from proxy.redact import anthropic, chat, gemini, responses
+from proxy.redact import anthropic, chat, chat_stream, gemini, responses
 from proxy.redact.common import Ctx
 from proxy.redact.seal import KeyRing, new_key_text, parse_keyring
 from proxy.redact.spec import RedactionSpec
@@ -25,7 +25,7 @@ DIALECT_OF = {
     "gemini": "gemini",
 }
 STREAMS: dict[str, Any] = {
-    "openai_chat": chat.ChatStream,
+    "openai_chat": chat_stream.ChatStream,
     "openai_responses": responses.ResponsesStream,
     "anthropic_messages": anthropic.AnthropicStream,
     "gemini": gemini.GeminiStream,
@@ -38,7 +38,8 @@ BODIES: dict[str, Any] = {
 }
 RING = KeyRing(parse_keyring(new_key_text("t1")))
 HIDING = ("omit", "drop", "seal", "placeholder")
-TOKEN = re.compile(rb"dgs1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+# A seal token, as is or base64-encoded (Gemini thoughtSignature form: base64 of "dgs1." starts "ZGdzMS")
+TOKEN = re.compile(rb"dgs1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+|ZGdzMS[A-Za-z0-9+/_-]+=*")
 MODEL_R1 = "deepseek-ai/deepseek-r1-distill-qwen-7b"
 
 

@@ -10,7 +10,7 @@ import pytest
 from proxy.fake import chat, gemini, messages, reasoning_for, responses
 from proxy.fake.state import FakeState, Knobs
 from proxy.redact import anthropic as ranthropic
-from proxy.redact import chat as rchat
+from proxy.redact import chat_stream as rchat
 from proxy.redact import gemini as rgemini
 
 from .helpers import HIDING, STREAMS, TOKEN, framer_for, make_ctx
@@ -71,8 +71,8 @@ CASES = [
 
 def _run(api: str, data: bytes, mode: str, slow: bool, monkeypatch: Any) -> bytes:
     if slow:
-        monkeypatch.setattr(rchat.ChatStream, "_fast", lambda self, d: None)
-        monkeypatch.setattr(rgemini.GeminiStream, "_thought_only", lambda self, d: False)
+        monkeypatch.setattr(rchat.ChatStream, "_update_fast", lambda self: setattr(self, "fast", []))
+        monkeypatch.setattr(rgemini.GeminiStream, "_compact", lambda self, ev, d: None)
         monkeypatch.setattr(ranthropic, "_thinking_text", lambda d, i: None)
     st = STREAMS[api](make_ctx(api, mode))
     name = "gemini.x.sse" if api == "gemini" else "x.sse"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import codecs
 import os
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -110,18 +109,6 @@ def test_stream_leak_check_across_pieces() -> None:
     for i in range(0, len(REASONING), 7):
         chk.feed(REASONING[i : i + 7])
     assert chk.close() is not None
-
-
-def test_leak_check_cost_under_1ms_per_10kb() -> None:
-    idx = ReasoningIndex(10)
-    idx.add(" ".join(f"word{i} thought{i % 97}" for i in range(3000)))
-    answer = " ".join(f"answer{i} text{i % 13}" for i in range(900))[:10240]
-    idx.check(answer)
-    t = time.perf_counter()
-    for _ in range(50):
-        idx.check(answer)
-    per = (time.perf_counter() - t) / 50
-    assert per < 0.003, per  # 1 ms target, 3x slack for loaded CI machines (bench prints the figure)
 
 
 # ---------------------------------------------------------------- config

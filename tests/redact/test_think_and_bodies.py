@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxy.exchange import Event
-from proxy.redact.chat import ChatStream
+from proxy.redact.chat_stream import ChatStream
 from proxy.redact.spec import RedactionSpec
 
 from .helpers import BODIES, HIDING, MODEL_R1, WIRE, body_fixtures, dialect_of, make_ctx, strings
