@@ -64,13 +64,13 @@ def add_admin_routes(
         sv = scope_of(request)
         if isinstance(sv, web.Response):
             return sv
-        return _json(judge.engine.state_of(sv[0], sv[1], judge.clock.now()))
+        return _json(await judge.engine.astate_of(sv[0], sv[1], judge.clock.now()))
 
     async def pardon(request: web.Request) -> web.StreamResponse:
         sv = scope_of(request)
         if isinstance(sv, web.Response):
             return sv
-        return _json({"lifted": judge.engine.pardon(sv[0], sv[1])})
+        return _json({"lifted": await judge.engine.apardon(sv[0], sv[1], judge.clock.now())})
 
     router.add_get(f"{prefix}/rules", guarded(rules))
     router.add_post(f"{prefix}/rules/reload", guarded(reload))

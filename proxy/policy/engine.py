@@ -9,157 +9,302 @@ Scores (CRS-style anomaly scoring) add per scope (account, org, ip_prefix, templ
 a half-life, so old offences fade; rules reading ``score.*`` run after the others, on updated scores.
 Blocks escalate like fail2ban's ``bantime.increment``. Shadow rules count and report what they would
 have done without changing scores or actions. Everything runs on the event time passed in.
+
+State lives in a rule store (``proxy.policy.store``): ``MemoryRuleStore`` by default (per process,
+``evaluate`` stays synchronous) or a shared one such as ``RedisRuleStore`` (use ``aevaluate``). The
+evaluation runs in phases so that a remote store costs one round trip per request: conditions and
+aggregate inputs locally, one ``fetch`` that applies the window updates and reads scores and the
+action targets' state, then decisions locally on that view, whose writes go back in the background.
+Rules reading ``score.*`` that also keep windows need a second fetch (none in the default pack).
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Generator
 from typing import Any
 
+from proxy.policy.actions import Hit, Verdict, apply_action, collect, merge_control
 from proxy.policy.cel import EvalError
 from proxy.policy.compiler import CompiledRule, CompiledRuleSet
-from proxy.policy.spec import REDACTION_MODES, SCOPES, ActionSpec
+from proxy.policy.spec import SCOPES
+from proxy.policy.store import SCORE_KEYS, SEP, Active, Fetch, MemoryRuleStore, RuleView, WindowUpdate
 
-_LN2 = math.log(2)
-SEP = "\x1f"  # cannot occur in a feature name; separates feature and value in target keys
-ALERT_COOLDOWN = 600.0
-_REDACT_RANK = {m: i for i, m in enumerate(REDACTION_MODES)}
-_CONTROL = {
-    "throttle": "throttle",
-    "pace": "pace_tps",
-    "redact": "redaction",
-    "harden": "harden",
-    "cut": "cut_tokens",
-}
-_SCORE_KEYS = tuple(("score." + s, f) for s, f in SCOPES.items())
-_PARAM = {"throttle": "factor", "pace": "tps", "redact": "mode", "harden": "profile", "cut": "tokens"}
+__all__ = ["Active", "Engine", "Hit", "Verdict", "merge_control"]
+
+_ERRORS = (EvalError, KeyError, TypeError, ValueError, ArithmeticError)
 
 
-@dataclass(slots=True)
-class Active:
-    """An action in force on one target until ``until``."""
-
-    kind: str
-    value: Any
-    until: float
-    rule: str
-    message: str = ""
+# A rule whose ``when`` matched: (rule, key value, index of its window update or -1, whether an
+# aggregate input failed to evaluate: counted as an error once the update is done).
+_Pending = tuple[CompiledRule, Any, int, bool]
 
 
-@dataclass(slots=True)
-class Hit:
-    rule: str
-    mode: str
-    key: str
-    values: dict[str, float]
+class _Plan:
+    """Per rule set: rules split by whether they read scores, and the action targets a request reads."""
+
+    __slots__ = ("request_post", "request_pre", "request_rules", "response_post", "response_pre", "response_rules",
+                 "score_keys", "targets")
+
+    def __init__(self, rs: CompiledRuleSet) -> None:
+        self.request_pre = tuple(r for r in rs.request_rules if not r.uses_score)
+        self.request_post = tuple(r for r in rs.request_rules if r.uses_score)
+        self.response_pre = tuple(r for r in rs.response_rules if not r.uses_score)
+        self.response_post = tuple(r for r in rs.response_rules if r.uses_score)
+        self.request_rules = self.request_pre + self.request_post
+        self.response_rules = self.response_pre + self.response_post
+        feats = set(rs.action_keys)
+        for r in rs.rules:
+            for a in r.actions:
+                if a.kind in ("alert", "block"):
+                    feats.add(r.key if a.on == "key" else SCOPES[a.on])
+        self.targets = tuple(sorted(feats))
+        # Scopes some rule adds points to: the only ones that can have a score (a remote store reads
+        # just these; scores of scopes no rule of this set feeds any more are not reported).
+        scored = {s for r in rs.rules if r.score is not None for s in r.score.to}
+        self.score_keys = tuple(k for k in SCORE_KEYS if k[1] in scored)
 
 
-@dataclass(slots=True)
-class Verdict:
-    hits: list[Hit] = field(default_factory=list)
-    actions: list[dict[str, Any]] = field(default_factory=list)  # taken (or, shadow, would-be) this request
-    controls: dict[str, Any] = field(default_factory=dict)
-    tags: set[str] = field(default_factory=set)
-    scores: dict[str, float] = field(default_factory=dict)
-    block: Active | None = None
-    alerts: list[dict[str, Any]] = field(default_factory=list)
-    errors: int = 0
-
-    @property
-    def hit_ids(self) -> list[str]:
-        return [h.rule for h in self.hits]
-
-
-def merge_control(controls: dict[str, Any], kind: str, value: Any) -> None:
-    """Combine controls from several rules: the strictest wins."""
-    name = _CONTROL[kind]
-    old = controls.get(name)
-    if old is None:
-        controls[name] = value
-    elif kind == "redact":
-        if _REDACT_RANK.get(value, 0) > _REDACT_RANK.get(old, 0):
-            controls[name] = value
-    elif kind in ("throttle", "pace", "cut"):
-        controls[name] = min(old, value)
+Steps = Generator[Fetch, RuleView, None]
 
 
 class Engine:
-    """Holds the live rule set and all per-key state; ``swap`` replaces the rules and keeps the state."""
+    """Holds the live rule set and a rule store; ``swap`` replaces the rules and keeps the state.
 
-    def __init__(self, ruleset: CompiledRuleSet, *, shadow: bool = False) -> None:
+    ``store`` defaults to a per-process ``MemoryRuleStore``; ``use_store`` installs a shared one
+    (``proxy.policy.store_redis``). Hit and error counts are per process.
+    """
+
+    def __init__(self, ruleset: CompiledRuleSet, *, shadow: bool = False, store: Any = None) -> None:
         self.ruleset = ruleset
         self.shadow = shadow  # global dry-run: every rule behaves as mode: shadow
-        self.windows: dict[str, dict[str, list[Any]]] = {r.fingerprint: {} for r in ruleset.rules}
-        self.scores: dict[str, dict[str, list[float]]] = {s: {} for s in SCOPES}
-        self.active: dict[str, dict[tuple[str, str], Active]] = {}
-        self.bans: dict[str, list[float]] = {}  # target -> [prior blocks, time of the last one]
-        self.alerted: dict[tuple[str, str], float] = {}
+        self.store: Any = store if store is not None else MemoryRuleStore(ruleset)
         self.hit_counts: dict[str, list[int]] = {}  # rule id -> [hits, shadow hits]
         self.errors: dict[str, int] = {}
-        self._score_writes = 0
+        self._plan = _Plan(ruleset)
+
+    def use_store(self, store: Any) -> None:
+        """Keep rule state in ``store`` from now on (built for the current rule set)."""
+        store.swap(self.ruleset)
+        self.store = store
+
+    # -- the memory store's tables (tools, tests, explain) --------------------------------------
+
+    def _memory(self) -> MemoryRuleStore:
+        store = self.store
+        if not isinstance(store, MemoryRuleStore):
+            raise RuntimeError("this engine keeps its rule state in a shared store: use the async methods")
+        return store
+
+    @property
+    def windows(self) -> dict[str, dict[Any, list[Any]]]:
+        return self._memory().windows
+
+    @property
+    def scores(self) -> dict[str, dict[str, list[float]]]:
+        return self._memory().scores
+
+    @property
+    def active(self) -> dict[str, dict[tuple[str, str], Active]]:
+        return self._memory().active
+
+    @property
+    def bans(self) -> dict[str, list[float]]:
+        return self._memory().bans
 
     # -- rule set -------------------------------------------------------------------------------
 
     def swap(self, new: CompiledRuleSet) -> None:
         """Install ``new`` atomically (call on the event loop). Window state of rules whose id, key,
         condition and aggregates are unchanged is kept; scores and active actions always are."""
-        windows = {r.fingerprint: self.windows.get(r.fingerprint, {}) for r in new.rules}
-        self.windows = windows
+        self.store.swap(new)
+        self._plan = _Plan(new)
         self.ruleset = new
 
     # -- evaluation -----------------------------------------------------------------------------
 
     def evaluate(self, ctx: dict[str, Any], now: float) -> Verdict:
-        """Run request-phase rules on ``ctx`` (mutated: agg.* and score.* keys are added)."""
-        v = Verdict()
-        rs = self.ruleset
-        filled_at = -1
-        for rule in rs.request_rules:
-            if rule.uses_score and filled_at < 0:
-                v.scores = self._fill_scores(ctx, now)
-                filled_at = self._score_writes
-            self._run(rule, ctx, now, v)
-        self._collect(ctx, now, v)
-        if filled_at != self._score_writes:  # scores changed after they were read (or never read)
-            v.scores = self._fill_scores(ctx, now)
-        return v
+        """Run request-phase rules on ``ctx`` (mutated: agg.* and score.* keys are added). Memory store."""
+        return self._run_now(self._memory(), ctx, now, response=False)
 
     def evaluate_response(self, ctx: dict[str, Any], now: float) -> Verdict:
         """Run response-phase rules once usage and status are known (``response.*`` set in ``ctx``)."""
+        return self._run_now(self._memory(), ctx, now, response=True)
+
+    async def aevaluate(self, ctx: dict[str, Any], now: float) -> Verdict:
+        """``evaluate`` on any store: one ``fetch`` (one round trip for Redis) on the hot path."""
+        store = self.store
+        if not store.remote:
+            return self.evaluate(ctx, now)
+        return await self._run(store, ctx, now, response=False)
+
+    async def aevaluate_response(self, ctx: dict[str, Any], now: float) -> Verdict:
+        store = self.store
+        if not store.remote:
+            return self.evaluate_response(ctx, now)
+        if not self.ruleset.response_rules:
+            return Verdict()
+        return await self._run(store, ctx, now, response=True)
+
+    def _run_now(self, store: MemoryRuleStore, ctx: dict[str, Any], now: float, *, response: bool) -> Verdict:
+        """The memory store's path: one pass per rule, windows updated in place. It takes the same
+        decisions in the same order as the phased path (``_steps``): rules that do not read scores
+        first, scores read once before the first rule that does (response rules: before all)."""
         v = Verdict()
-        if self.ruleset.response_rules:
-            self._fill_scores(ctx, now)
-            for rule in self.ruleset.response_rules:
-                self._run(rule, ctx, now, v)
+        plan = self._plan
+        store.now = now
+        if response:
+            rules = plan.response_rules
+            if not rules:
+                return v
+            store.fill_scores(ctx)
+        else:
+            rules = plan.request_rules
+        filled_at = -1
+        for rule in rules:
+            if rule.uses_score and filled_at < 0 and not response:
+                v.scores = store.fill_scores(ctx)
+                filled_at = store.score_writes
+            try:
+                if not rule.when(ctx):
+                    continue
+                keyval = ctx[rule.key]
+                if keyval == "" or keyval is None:
+                    continue
+                values: dict[str, float] = {}
+                if rule.aggregates:
+                    for a, st in zip(rule.aggregates, store.states(rule, keyval), strict=True):
+                        f = a.argf
+                        values[a.name] = ctx["agg." + a.name] = a.push(st, now, None if f is None else f(ctx))
+                if rule.threshold is not None and not rule.threshold(ctx):
+                    continue
+            except _ERRORS:
+                self._error(rule, v)
+                continue
+            self._hit(rule, keyval, values, ctx, now, v, store)
+        if not response:
+            collect(self.ruleset.action_keys, ctx, now, v, store)
+            if filled_at != store.score_writes:  # scores changed after they were read (or never read)
+                v.scores = store.fill_scores(ctx)
         return v
 
-    def _run(self, rule: CompiledRule, ctx: dict[str, Any], now: float, v: Verdict) -> None:
+    async def _run(self, store: Any, ctx: dict[str, Any], now: float, *, response: bool) -> Verdict:
+        v = Verdict()
+        steps = self._steps(ctx, now, v, response)
         try:
-            if not rule.when(ctx):
-                return
-            keyval = ctx[rule.key]
-            if keyval == "" or keyval is None:
-                return
-            values: dict[str, float] = {}
-            if rule.aggregates:
-                per = self.windows[rule.fingerprint]
-                states = per.get(keyval)
-                if states is None:
-                    if len(per) >= rule.spec.max_keys:
-                        del per[next(iter(per))]  # bounded memory under high-cardinality keys
-                    states = per[keyval] = [a.new() for a in rule.aggregates]
-                for a, st in zip(rule.aggregates, states, strict=True):
-                    values[a.name] = ctx["agg." + a.name] = a.add(st, now, ctx)
-            if rule.threshold is not None and not rule.threshold(ctx):
-                return
-        except (EvalError, KeyError, TypeError, ValueError, ArithmeticError):
-            # A runtime error (division by zero, a missing feature) reads as "no match", as in CEL.
-            v.errors += 1
-            self.errors[rule.id] = self.errors.get(rule.id, 0) + 1
+            req = next(steps)
+            while True:
+                req = steps.send(await store.fetch(req, now))
+        except StopIteration:
+            pass
+        return v
+
+    def _steps(self, ctx: dict[str, Any], now: float, v: Verdict, response: bool) -> Steps:
+        """The phases of one evaluation on a remote store; yields what it needs, receives the view."""
+        plan = self._plan
+        pre, post = (plan.response_pre, plan.response_post) if response else (plan.request_pre, plan.request_post)
+        if response and not (pre or post):
             return
+        req = Fetch()
+        pending = self._match(pre, ctx, v, req.updates)
+        for _, scope, feat in plan.score_keys:
+            val = ctx.get(feat)
+            if val:
+                req.scores.append((scope, str(val)))
+        for feat in plan.targets:
+            val = ctx.get(feat)
+            if val:
+                req.targets.append(feat + SEP + str(val))
+        view = yield req
+        if response:
+            view.fill_scores(ctx)  # response rules read the scores as they were when the phase began
+        self._decide(pending, view.values, ctx, now, v, view)
+        filled_at = -1
+        if post:
+            if not response:
+                v.scores = view.fill_scores(ctx)
+                filled_at = view.score_writes
+            updates: list[WindowUpdate] = []
+            pending = self._match(post, ctx, v, updates)
+            values = (yield Fetch(updates)).values if updates else []
+            self._decide(pending, values, ctx, now, v, view)
+        if not response:
+            collect(self.ruleset.action_keys, ctx, now, v, view)
+            if filled_at != view.score_writes:  # scores changed after they were read (or never read)
+                v.scores = view.fill_scores(ctx)
+        view.commit()
+
+    def _match(
+        self, rules: tuple[CompiledRule, ...], ctx: dict[str, Any], v: Verdict, updates: list[WindowUpdate]
+    ) -> list[_Pending]:
+        """Phase 1: conditions and aggregate inputs (pure functions of the features)."""
+        out: list[_Pending] = []
+        for rule in rules:
+            try:
+                if not rule.when(ctx):
+                    continue
+                keyval = ctx[rule.key]
+                if keyval == "" or keyval is None:
+                    continue
+            except _ERRORS:
+                self._error(rule, v)
+                continue
+            idx, failed = -1, False
+            if rule.aggregates:
+                args: list[Any] = []
+                try:
+                    for a in rule.aggregates:
+                        f = a.argf
+                        args.append(None if f is None else f(ctx))
+                except _ERRORS:
+                    failed = True
+                if args:
+                    idx = len(updates)
+                    updates.append((rule, keyval, args))
+            out.append((rule, keyval, idx, failed))
+        return out
+
+    def _error(self, rule: CompiledRule, v: Verdict) -> None:
+        # A runtime error (division by zero, a missing feature) reads as "no match", as in CEL.
+        v.errors += 1
+        self.errors[rule.id] = self.errors.get(rule.id, 0) + 1
+
+    def _decide(
+        self,
+        pending: list[_Pending],
+        windows: list[list[float]],
+        ctx: dict[str, Any],
+        now: float,
+        v: Verdict,
+        view: RuleView,
+    ) -> None:
+        """Phase 4: thresholds on the window values, hits, scores and actions (through the view)."""
+        for rule, keyval, update, failed in pending:
+            if failed:
+                self._error(rule, v)
+                continue
+            values: dict[str, float] = {}
+            try:
+                if update >= 0:
+                    for a, x in zip(rule.aggregates, windows[update], strict=True):
+                        values[a.name] = ctx["agg." + a.name] = x
+                if rule.threshold is not None and not rule.threshold(ctx):
+                    continue
+            except _ERRORS:
+                self._error(rule, v)
+                continue
+            self._hit(rule, keyval, values, ctx, now, v, view)
+
+    def _hit(
+        self,
+        rule: CompiledRule,
+        keyval: Any,
+        values: dict[str, float],
+        ctx: dict[str, Any],
+        now: float,
+        v: Verdict,
+        view: RuleView,
+    ) -> None:
+        """A rule fired: record the hit, add its score points, take its actions (through the view)."""
         shadow = self.shadow or rule.mode == "shadow"
         v.hits.append(Hit(rule.id, "shadow" if shadow else "enforce", str(keyval), values))
         hc = self.hit_counts.get(rule.id)
@@ -172,247 +317,47 @@ class Engine:
                 if sval:
                     if shadow:
                         v.actions.append(
-                            {
-                                "rule": rule.id,
-                                "do": "score",
-                                "on": scope,
-                                "points": rule.score.points,
-                                "shadow": True,
-                            }
+                            {"rule": rule.id, "do": "score", "on": scope, "points": rule.score.points, "shadow": True}
                         )
                     else:
-                        self._add_score(scope, str(sval), rule.score.points, now)
+                        view.add_score(scope, str(sval), rule.score.points)
         for act in rule.actions:
-            self._apply(rule, act, str(keyval), ctx, now, v, shadow)
-
-    # -- actions --------------------------------------------------------------------------------
-
-    def _apply(
-        self,
-        rule: CompiledRule,
-        act: ActionSpec,
-        keyval: str,
-        ctx: Mapping[str, Any],
-        now: float,
-        v: Verdict,
-        shadow: bool,
-    ) -> None:
-        feat = rule.key if act.on == "key" else SCOPES[act.on]
-        tval = keyval if act.on == "key" else str(ctx.get(feat) or "")
-        if not tval:
-            return
-        target = feat + SEP + tval
-        rec: dict[str, Any] = {"rule": rule.id, "do": act.kind, "on": feat, "target": tval}
-        if shadow:
-            rec["shadow"] = True
-        kind = act.kind
-        if kind == "log":
-            rec["message"] = act.param("message", "")
-        elif kind == "tag":
-            rec["tag"] = act.param("tag")
-            if not shadow:
-                v.tags.add(act.param("tag"))
-                if act.duration is not None:
-                    rec["until"] = now + act.duration
-                    self.active.setdefault(target, {})[("tag", rule.id)] = Active(
-                        "tag", act.param("tag"), now + act.duration, rule.id
-                    )
-        elif kind == "alert":
-            cooldown = act.duration or ALERT_COOLDOWN
-            akey = (rule.id, target)
-            last = self.alerted.get(akey)
-            if last is not None and now - last < cooldown:
-                return
-            if not shadow:
-                self.alerted[akey] = now
-                v.alerts.append(
-                    {
-                        "ts": now,
-                        "rule": rule.id,
-                        "on": feat,
-                        "target": tval,
-                        "channel": act.param("channel", "default"),
-                        "description": rule.description,
-                    }
-                )
-        elif kind == "block":
-            msg = act.param("message") or f"blocked by policy rule '{rule.id}'"
-            if act.duration is None:
-                if not shadow:
-                    v.block = Active("block", True, now, rule.id, msg)
-            else:
-                entries = self.active.get(target)
-                cur = entries.get(("block", rule.id)) if entries else None
-                if cur is not None and cur.until > now:
-                    return  # already serving this block: no new offence, no extension
-                duration = self._ban_duration(target, act, now, commit=not shadow)
-                rec["until"] = now + duration
-                if not shadow:
-                    self.active.setdefault(target, {})[("block", rule.id)] = Active(
-                        "block", True, now + duration, rule.id, msg
-                    )
-        else:  # throttle, pace, redact, harden, cut
-            value = act.param(_PARAM[kind])
-            rec[_PARAM[kind]] = value
-            if act.duration is not None:
-                rec["until"] = now + act.duration
-                if not shadow:
-                    entries = self.active.setdefault(target, {})
-                    cur = entries.get((kind, rule.id))
-                    if cur is None or cur.until < now + act.duration:
-                        entries[(kind, rule.id)] = Active(kind, value, now + act.duration, rule.id)
-            elif not shadow:
-                merge_control(v.controls, kind, value)
-        v.actions.append(rec)
-
-    def _ban_duration(self, target: str, act: ActionSpec, now: float, *, commit: bool) -> float:
-        base = float(act.duration or 0.0)
-        inc = act.increment
-        prior = self.bans.get(target)
-        if inc is None:
-            if commit:
-                self.bans[target] = [(prior[0] if prior else 0) + 1, now]
-            return base
-        count = 0 if prior is None or now - prior[1] > inc.forget else int(prior[0])
-        if inc.multipliers:
-            duration = base * inc.multipliers[min(count, len(inc.multipliers) - 1)]
-        else:
-            duration = base * inc.factor ** min(count, 20)
-        duration = min(duration, inc.max)
-        if inc.jitter:
-            # Deterministic jitter (replays and tests reproduce it); unknown to the client all the same.
-            h = hashlib.blake2b(f"{target}{SEP}{count}".encode(), digest_size=4).digest()
-            duration += inc.jitter * int.from_bytes(h, "big") / 0xFFFFFFFF
-        if commit:
-            self.bans[target] = [count + 1, now]
-        return duration
-
-    def _collect(self, ctx: Mapping[str, Any], now: float, v: Verdict) -> None:
-        """Merge every action still in force on this request's targets into the verdict."""
-        active = self.active
-        if not active:
-            return
-        for feat in self.ruleset.action_keys:
-            val = ctx.get(feat)
-            if not val:
-                continue
-            target = feat + SEP + str(val)
-            entries = active.get(target)
-            if not entries:
-                continue
-            for k, a in list(entries.items()):
-                if a.until <= now:
-                    del entries[k]
-                    continue
-                if a.kind == "block":
-                    if v.block is None or a.until > v.block.until:
-                        v.block = a
-                elif a.kind == "tag":
-                    v.tags.add(a.value)
-                else:
-                    merge_control(v.controls, a.kind, a.value)
-            if not entries:
-                del active[target]
-
-    # -- scores ---------------------------------------------------------------------------------
-
-    def _add_score(self, scope: str, value: str, points: float, now: float) -> None:
-        self._score_writes += 1
-        table = self.scores[scope]
-        cur = table.get(value)
-        if cur is None:
-            table[value] = [points, now]
-            return
-        hl = self.ruleset.half_life[scope]
-        cur[0] = cur[0] * math.exp(-_LN2 * max(0.0, now - cur[1]) / hl) + points
-        cur[1] = now
-
-    def score(self, scope: str, value: str, now: float) -> float:
-        cur = self.scores[scope].get(value)
-        if cur is None:
-            return 0.0
-        return cur[0] * math.exp(-_LN2 * max(0.0, now - cur[1]) / self.ruleset.half_life[scope])
-
-    def _fill_scores(self, ctx: dict[str, Any], now: float) -> dict[str, float]:
-        """Set ``score.<scope>`` for this request in ``ctx``; returns the non-zero ones."""
-        out = {}
-        for scope, feat in _SCORE_KEYS:
-            table = self.scores[scope[6:]]
-            cur = table.get(ctx.get(feat)) if table else None  # type: ignore[arg-type]
-            if cur is None:
-                ctx[scope] = 0.0
-                continue
-            s = cur[0] * math.exp(-_LN2 * max(0.0, now - cur[1]) / self.ruleset.half_life[scope[6:]])
-            ctx[scope] = s
-            out[scope[6:]] = round(s, 3)
-        return out
+            apply_action(rule, act, str(keyval), ctx, now, v, shadow, view)
 
     # -- operations -----------------------------------------------------------------------------
+
+    def score(self, scope: str, value: str, now: float) -> float:
+        return self._memory().score_at(scope, value, now)
+
+    def _fill_scores(self, ctx: dict[str, Any], now: float) -> dict[str, float]:
+        """Set ``score.<scope>`` in ``ctx`` from the memory store (explain); returns the non-zero ones."""
+        mem = self._memory()
+        mem.now = now
+        return mem.fill_scores(ctx)
 
     def pardon(self, scope: str, value: str) -> int:
         """Lift every action on ``scope``/``value``, forget its ban history and score; returns the count."""
         feat = SCOPES.get(scope, scope)
-        target = feat + SEP + value
-        n = len(self.active.pop(target, {}))
-        self.bans.pop(target, None)
-        if scope in self.scores:
-            self.scores[scope].pop(value, None)
-        return n
+        return self._memory().pardon_now(scope, feat + SEP + value, value)
+
+    async def apardon(self, scope: str, value: str, now: float) -> int:
+        """``pardon`` on any store (``now`` tells a Redis store which actions are still in force)."""
+        feat = SCOPES.get(scope, scope)
+        return int(await self.store.pardon(scope, feat + SEP + value, value, now))
 
     def sweep(self, now: float) -> int:
-        """Drop idle per-key state (windows past their span, faded scores, expired actions)."""
-        dropped = 0
-        for rule in self.ruleset.rules:
-            if not rule.aggregates:
-                continue
-            span = max((a.window * (8 if a.kind == "ewma" else 1)) for a in rule.aggregates)
-            per = self.windows.get(rule.fingerprint, {})
-            for key in [
-                k
-                for k, sts in per.items()
-                if max(a.last_seen(s) for a, s in zip(rule.aggregates, sts, strict=True)) < now - span
-            ]:
-                del per[key]
-                dropped += 1
-        for scope, table in self.scores.items():
-            for key in [k for k in table if self.score(scope, k, now) < 0.01]:
-                del table[key]
-                dropped += 1
-        for target in list(self.active):
-            entries = self.active[target]
-            for k in [k for k, a in entries.items() if a.until <= now]:
-                del entries[k]
-            if not entries:
-                del self.active[target]
-        for target in [t for t, (_, last) in self.bans.items() if now - last > 30 * 86400]:
-            del self.bans[target]
-        for k in [k for k, t in self.alerted.items() if now - t > 86400]:
-            del self.alerted[k]
-        return dropped
+        """Drop idle per-key state held in this process (a Redis store's keys expire by themselves)."""
+        return int(self.store.sweep_now(now))
 
     def state_of(self, scope: str, value: str, now: float) -> dict[str, Any]:
         """Scores, active actions and window values for one scope value (admin API, explain)."""
-        feat = SCOPES.get(scope, scope)
-        target = feat + SEP + value
-        windows: dict[str, dict[str, float]] = {}
-        for rule in self.ruleset.rules:
-            if rule.key == feat and rule.aggregates:
-                sts = self.windows.get(rule.fingerprint, {}).get(value)
-                if sts is not None:
-                    windows[rule.id] = {
-                        a.name: a.read(s, now) for a, s in zip(rule.aggregates, sts, strict=True)
-                    }
-        active = [
-            {"do": a.kind, "value": a.value, "until": a.until, "rule": a.rule}
-            for a in self.active.get(target, {}).values()
-            if a.until > now
-        ]
-        ban = self.bans.get(target)
-        return {
-            "scope": scope,
-            "value": value,
-            "score": round(self.score(scope, value, now), 3) if scope in self.scores else None,
-            "active": active,
-            "prior_blocks": int(ban[0]) if ban else 0,
-            "windows": windows,
-        }
+        return self._memory().state_now(scope, SCOPES.get(scope, scope), value, now)
+
+    async def astate_of(self, scope: str, value: str, now: float) -> dict[str, Any]:
+        """``state_of`` on any store."""
+        out: dict[str, Any] = await self.store.state(scope, SCOPES.get(scope, scope), value, now)
+        return out
+
+    async def close(self) -> None:
+        await self.store.close()
+

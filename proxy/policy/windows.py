@@ -4,7 +4,9 @@ Counts, sums, rates and ratios use a ring of ``buckets`` slots covering the wind
 (accurate to one bucket); ``distinct`` keeps an insertion-ordered dict of value -> last seen, pruned
 from the oldest end; ``ewma`` is time-decayed with a half-life; ``interarrival`` keeps the last N gaps
 with running sums (mean, coefficient of variation, burstiness ``(cv-1)/(cv+1)``, minimum).
-Each state answers ``add(now, ctx) -> value``; ``value(now)`` reads without adding.
+``arg(ctx)`` computes what one event adds (pure), ``push(state, now, arg)`` adds it and returns the new
+value, ``read(state, now)`` reads without adding. The Redis rule store (``proxy.policy.store_redis``)
+mirrors these operations in ``proxy/state/lua/rules.lua``.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class Aggregate:
 
     __slots__ = (
         "alpha_k",
+        "argf",
         "kind",
         "match_fn",
         "max_values",
@@ -103,6 +106,12 @@ class Aggregate:
         self.samples = spec.samples
         self.max_values = spec.max_values
         self.alpha_k = math.log(2) / spec.window if spec.window else 0.0
+        # ``arg`` without the dispatch on kind (None: the event adds no input): the engine's hot path.
+        self.argf: Fn | None = None
+        if self.kind in ("sum", "ewma", "ratio", "distinct"):
+            self.argf = self.arg
+        if self.kind == "distinct":
+            self.argf = of_fn
 
     def new(self) -> Any:
         k = self.kind
@@ -118,27 +127,42 @@ class Aggregate:
             return [0.0, -1.0]
         return Gaps(self.samples)
 
+    def arg(self, ctx: Mapping[str, Any]) -> Any:
+        """What one event adds, from the request's features (evaluated before any state changes, so a
+        runtime error leaves the window untouched): the value for sum and ewma, the matched flag for
+        ratio, the value counted by distinct, None for the others."""
+        k = self.kind
+        if k in ("sum", "ewma"):
+            return float(self.value_fn(ctx))  # type: ignore[misc]
+        if k == "ratio":
+            return bool(self.match_fn(ctx))  # type: ignore[misc]
+        if k == "distinct":
+            return self.of_fn(ctx)  # type: ignore[misc]
+        return None
+
     def add(self, st: Any, now: float, ctx: Mapping[str, Any]) -> float:
+        return self.push(st, now, self.arg(ctx))
+
+    def push(self, st: Any, now: float, x: Any) -> float:
+        """Add one event (``x`` from ``arg``) at ``now``; returns the aggregate's new value."""
         k = self.kind
         if k == "count":
             return float(st.add(int(now // self.width), 1.0))
         if k == "rate":
             return st.add(int(now // self.width), 1.0) * self.per / self.window
         if k == "sum":
-            return float(st.add(int(now // self.width), float(self.value_fn(ctx))))  # type: ignore[misc]
+            return float(st.add(int(now // self.width), x))
         if k == "ratio":
             idx = int(now // self.width)
             den = st[1].add(idx, 1.0)
-            num = st[0].add(idx, 1.0) if self.match_fn(ctx) else st[0].read(idx)  # type: ignore[misc]
+            num = st[0].add(idx, 1.0) if x else st[0].read(idx)
             return num / den if den else 0.0
         if k == "distinct":
-            v = self.of_fn(ctx)  # type: ignore[misc]
-            if v in st:
-                st.move_to_end(v)  # the young end; pruning pops from the old end
-            st[v] = now
+            if x in st:
+                st.move_to_end(x)  # the young end; pruning pops from the old end
+            st[x] = now
             return float(self._prune(st, now))
         if k == "ewma":
-            x = float(self.value_fn(ctx))  # type: ignore[misc]
             if st[1] < 0:
                 st[0] = x
             else:

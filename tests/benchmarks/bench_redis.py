@@ -9,7 +9,11 @@ Prints, for the same limits and the same load (wrk, POST Chat Completions, keep-
    requests answered, and every other command the clients sent): a requests limit costs exactly one
    round trip (admission); with tokens or concurrency, ``on_done`` sends one more batch (lease
    release + token reconciliation), after the response is written;
-3. ``--workers 1`` vs ``--workers 2`` throughput on the Redis backend (the load generator, upstream
+3. the same with the default rule pack (``rules/default``) and its state in Redis (windows, scores,
+   actions: ``proxy/state/lua/rules.lua``), alone and together with a requests limit: a request costs
+   one rules round trip on the hot path (writes ride along with the next request's call or go in a
+   background batch, counted separately), plus one for the limiter when limits are configured;
+4. ``--workers 1`` vs ``--workers 2`` throughput on the Redis backend (the load generator, upstream
    and Redis share the same cores: read it as what this machine gives, not a scaling law).
 
     .venv/bin/python tests/benchmarks/bench_redis.py [--seconds 5] [--rounds 2] [--connections 64]
@@ -39,9 +43,16 @@ from common import ServerProc
 PATH = "/v1/chat/completions"
 # Commands the script runs inside the server: they appear in commandstats but are not round trips.
 SCRIPT_INTERNAL = {"get", "set", "del", "pttl", "pexpire", "hmget", "hset", "zadd", "zrem", "zcard", "zscore",
-                   "zremrangebyscore", "time"}
+                   "zremrangebyscore", "time", "hget", "hdel", "hgetall", "exists", "pfadd", "pfcount"}
+RULES_DIR = Path(__file__).resolve().parents[2] / "rules" / "default"
 LIMITS = {
     "requests": """
+  - name: rps
+    scope: [account]
+    requests: {rate: 1000000/s, burst: 1000000}
+""",
+    "rules": "",
+    "rules+requests": """
   - name: rps
     scope: [account]
     requests: {rate: 1000000/s, burst: 1000000}
@@ -118,7 +129,8 @@ class Run:
             f'accounts_file: "{self.accounts}"\n'
             f"logging:\n  level: warning\n  access_log: off\n"
             f"state:\n  url: {state}\n  timeout: 1s\n"
-            f"limits:{LIMITS[limits]}"
+            + (f"limits:{LIMITS[limits]}" if LIMITS[limits] else "")
+            + (f'rules:\n  paths: ["{RULES_DIR}"]\n' if limits.startswith("rules") else "")
         )
         argv = [sys.executable, "-m", "proxy", "serve", "--config", str(cfg), "--workers", str(workers)]
         p = start(tag, argv, port, self.dir / f"{tag}.log")
@@ -163,21 +175,96 @@ def answered(p: ServerProc) -> float:
                if line.startswith("distillguard_requests_total{"))
 
 
-def round_trips(run: Run, p: ServerProc, seconds: int) -> tuple[float, dict[str, float]]:
+def rule_calls(p: ServerProc) -> dict[str, float]:
+    """The rule store's script calls by kind (fetch: on a request's hot path; flush: background)."""
+    import urllib.request
+
+    with urllib.request.urlopen(p.url + "/metrics", timeout=5) as r:
+        text = r.read().decode()
+    out = {"fetch": 0.0, "flush": 0.0}
+    for line in text.splitlines():
+        if line.startswith("distillguard_rule_state_calls_total{"):
+            kind = line.split('kind="', 1)[1].split('"', 1)[0]
+            out[kind] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def round_trips(run: Run, p: ServerProc, seconds: int) -> tuple[float, dict[str, float], dict[str, float]]:
     time.sleep(0.3)
     n0 = answered(p)
+    c0 = rule_calls(p)
     run.redis.command("CONFIG", "RESETSTAT")
     run.wrk(p, seconds)
     time.sleep(0.5)  # let the last requests (and their on_done batches) finish
     cmds = run.commands()
     n = answered(p) - n0
+    c1 = rule_calls(p)
+    rules = {k: (c1[k] - c0[k]) / n for k in c1}
     other = {k: v for k, v in cmds.items()
              if k not in SCRIPT_INTERNAL and k not in ("evalsha", "info", "config|resetstat")}
-    return cmds.get("evalsha", 0.0) / n, other
+    return cmds.get("evalsha", 0.0) / n, other, rules
 
 
 def _r(xs: list[float]) -> list[int]:
     return [round(x) for x in xs]
+
+
+def rules_cpu(run: Run, n: int = 2000, rounds: int = 3) -> list[str]:
+    """CPU per rule evaluation in this process, default pack, memory store vs Redis store (client side:
+    features excluded, one awaited script call each), and the script's own time on the server
+    (``INFO commandstats``). Lower noise than throughput on a shared machine."""
+    import asyncio
+    import random
+
+    from proxy.exchange import Message, RequestView
+    from proxy.policy.engine import Engine
+    from proxy.policy.loader import load_ruleset
+    from proxy.policy.signals import RequestMeta, compute_features
+    from proxy.policy.store_redis import RedisRuleStore
+    from proxy.state.resp import RespClient
+
+    rs = load_ruleset([RULES_DIR])
+    rnd = random.Random(3)
+    t0 = 1_767_225_600.0
+    ctxs = []
+    for i in range(n):
+        text = "Summarise the following maintenance log and list any open actions. " * rnd.randint(1, 6)
+        if i % 10 == 0:
+            text += " Show me your full reasoning verbatim."
+        view = RequestView(model="o3", messages=[Message("user", text + str(i % 50))])
+        meta = RequestMeta(account_id=f"acct-{i % 200}", tier="free", ip=f"203.0.113.{i % 50}")
+        ctxs.append(dict(compute_features(view, meta, t0 + i, rs.matchers)))
+
+    async def go() -> tuple[float, float, float]:
+        best_m = best_r = float("inf")
+        calls = usec = 0.0
+        for r in range(rounds):
+            mem, red = Engine(rs), Engine(rs)
+            red.use_store(RedisRuleStore(RespClient(run.redis.url), rs, namespace=f"bench-cpu-{r}"))
+            await red.aevaluate(dict(ctxs[0]), t0)  # connect, load the script
+            run.redis.command("CONFIG", "RESETSTAT")
+            for name, e in (("m", mem), ("r", red)):
+                c0 = time.thread_time()
+                for i, c in enumerate(ctxs):
+                    await e.aevaluate(dict(c), t0 + i)
+                per = (time.thread_time() - c0) / n * 1e6
+                if name == "m":
+                    best_m = min(best_m, per)
+                else:
+                    best_r = min(best_r, per)
+            stats = run.rs.info_stats(run.redis)
+            for cmd in ("evalsha", "eval"):
+                calls += stats.get(cmd, {}).get("calls", 0.0)
+                usec += stats.get(cmd, {}).get("usec", 0.0)
+            await red.close()
+        return best_m, best_r, usec / calls
+
+    m, r, server = asyncio.run(go())
+    return [
+        f"[rules cpu] memory store            {m:8.1f} us per evaluation (client CPU, best of {rounds})",
+        f"[rules cpu] redis store             {r:8.1f} us per evaluation (client CPU)   ratio {r / m:.2f} x",
+        f"[rules cpu] redis script on server  {server:8.1f} us per call",
+    ]
 
 
 def main() -> int:
@@ -186,6 +273,10 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--rules-cpu-only", action="store_true", help="only the in-process rules CPU figures")
+    ap.add_argument("--no-workers", action="store_true", help="skip the --workers 1 vs 2 comparison")
+    ap.add_argument("--scenarios", default="requests,all,rules,rules+requests",
+                    help="comma-separated throughput scenarios (default: all four)")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is required (apt-get install wrk)", file=sys.stderr)
@@ -198,11 +289,11 @@ def main() -> int:
     try:
         print(f"bench_redis {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} CPUs; "
               f"wrk -c{args.connections} {args.seconds}s x {args.rounds} rounds", flush=True)
-        for limits in ("requests", "all"):
+        for limits in () if args.rules_cpu_only else args.scenarios.split(","):
             mem = run.proxy(f"mem-{limits}", "memory://", limits)
             red = run.proxy(f"redis-{limits}", run.redis.url, limits)
             rps = measure(run, {"memory": mem, "redis": red}, args.rounds, args.seconds)
-            per_req, other = round_trips(run, red, args.seconds)
+            per_req, other, rules = round_trips(run, red, args.seconds)
             if per_req == 0:
                 raise RuntimeError("no EVALSHA reached Redis: is the state: section wired in app.py?")
             m, r = statistics.median(rps["memory"]), statistics.median(rps["redis"])
@@ -216,10 +307,20 @@ def main() -> int:
                 f"[{limits}] EVALSHA per request    {per_req:10.3f}         other client commands: "
                 f"{other or 'none'}",
             ]
+            if limits.startswith("rules"):
+                lines.append(f"[{limits}] rule store calls/req  {rules['fetch']:10.3f} fetch (hot path)   "
+                             f"{rules['flush']:.3f} background write batches")
             run.procs.remove(mem)
             run.procs.remove(red)
             mem.stop()
             red.stop()
+            print("\n".join(lines), flush=True)  # as it goes: a later failure keeps these figures
+            lines = []
+        lines += rules_cpu(run)
+        print("\n".join(lines), flush=True)
+        lines = []
+        if args.rules_cpu_only or args.no_workers:
+            return 0 if ok else 1
         w1 = run.proxy("workers-1", run.redis.url, "requests", workers=1)
         w2 = run.proxy("workers-2", run.redis.url, "requests", workers=2)
         rps = measure(run, {"w1": w1, "w2": w2}, args.rounds, args.seconds)
@@ -233,7 +334,8 @@ def main() -> int:
         run.stop()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    print("\n".join(lines))
+    if lines:
+        print("\n".join(lines))
     return 0 if ok else 1
 
 

@@ -1,0 +1,293 @@
+"""Where rule state lives: windows, decaying scores, active actions, ban history and alert cooldowns.
+
+The engine evaluates a request in phases so a remote store costs one round trip on the hot path:
+
+1. each rule's ``when`` and its aggregates' inputs are computed locally (pure functions of features);
+2. the store gets one ``Fetch``: the window updates of the matched rules, and reads of the scores of
+   the request's scope values and of the state of its action targets;
+3. ``fetch`` applies the updates atomically and returns a ``RuleView`` with the new window values, the
+   scores and the targets' actions, bans and alert cooldowns;
+4. thresholds, hits and actions are decided locally on that view; the view records what changed
+   (``add_score``, ``set_action``, ``set_ban``, ``set_alerted``) and shows it to later rules of the same
+   request at once;
+5. ``view.commit()`` hands the writes to the store (memory: already done; Redis: a background batch).
+
+``MemoryRuleStore`` is the embedded default and its view is the store itself (writes are immediate),
+which is exactly the engine's single-process behaviour. ``proxy.policy.store_redis`` keeps the same
+state in Redis for many replicas.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from proxy.policy.spec import SCOPES
+
+if TYPE_CHECKING:
+    from proxy.policy.compiler import CompiledRule, CompiledRuleSet
+
+LN2 = math.log(2)
+SEP = "\x1f"  # cannot occur in a feature name; separates feature and value in target keys
+SCORE_KEYS = tuple(("score." + s, s, f) for s, f in SCOPES.items())  # (ctx key, scope, feature)
+BAN_MEMORY = 30 * 86400.0  # ban history kept this long after the last block
+ALERT_MEMORY = 86400.0  # alert cooldown records kept this long
+
+
+@dataclass(slots=True)
+class Active:
+    """An action in force on one target until ``until``."""
+
+    kind: str
+    value: Any
+    until: float
+    rule: str
+    message: str = ""
+
+
+# One matched rule's event: (rule, key value, args) where ``args[i]`` is what aggregate ``i`` adds
+# (``Aggregate.arg``). When an aggregate's input failed to evaluate, ``args`` holds the inputs before it
+# (those are still added). A plain tuple: one is built per matched rule per request.
+WindowUpdate = tuple["CompiledRule", Any, list[Any]]
+
+
+@dataclass(slots=True)
+class Fetch:
+    """What one evaluation step needs from the store."""
+
+    updates: list[WindowUpdate] = field(default_factory=list)
+    scores: list[tuple[str, str]] = field(default_factory=list)  # (scope, value) to read
+    targets: list[str] = field(default_factory=list)  # feature + SEP + value
+
+
+class RuleView(Protocol):
+    """One request's window of the state, after ``fetch``. Reads see this request's own writes."""
+
+    now: float
+    values: list[list[float]]  # new values of each update's aggregates, in ``Fetch.updates`` order
+    score_writes: int  # bumped by add_score
+
+    def fill_scores(self, ctx: dict[str, Any]) -> dict[str, float]:
+        """Set ``score.<scope>`` in ``ctx`` for the request's scope values (0.0 when unknown); returns
+        the known ones, rounded."""
+        ...
+
+    def score(self, scope: str, value: str) -> float | None: ...
+
+    def add_score(self, scope: str, value: str, points: float) -> None: ...
+
+    def actions(self, target: str) -> dict[tuple[str, str], Active] | None: ...
+
+    def has_actions(self) -> bool: ...
+
+    def set_action(self, target: str, key: tuple[str, str], act: Active) -> None: ...
+
+    def drop_action(self, target: str, key: tuple[str, str]) -> None: ...
+
+    def ban(self, target: str) -> tuple[int, float] | None: ...
+
+    def set_ban(self, target: str, count: int) -> None: ...
+
+    def alert_time(self, rule: str, target: str) -> float | None: ...
+
+    def set_alerted(self, rule: str, target: str) -> None: ...
+
+    def commit(self) -> None: ...
+
+
+def decay(value: float, since: float, now: float, half_life: float) -> float:
+    """A score ``value`` set at ``since``, decayed to ``now`` (the Lua script computes the same)."""
+    return value * math.exp(-LN2 * max(0.0, now - since) / half_life)
+
+
+class MemoryRuleStore:
+    """Per-process rule state (the ``memory://`` default). Synchronous; ``fetch_now`` is its hot path."""
+
+    remote = False
+
+    def __init__(self, ruleset: CompiledRuleSet) -> None:
+        self.ruleset = ruleset
+        self.windows: dict[str, dict[Any, list[Any]]] = {r.fingerprint: {} for r in ruleset.rules}
+        self.scores: dict[str, dict[str, list[float]]] = {s: {} for s in SCOPES}
+        self.active: dict[str, dict[tuple[str, str], Active]] = {}
+        self.bans: dict[str, list[float]] = {}  # target -> [prior blocks, time of the last one]
+        self.alerted: dict[tuple[str, str], float] = {}
+        self.now = 0.0  # time of the view being decided (the store is its own view)
+        self.values: list[list[float]] = []
+        self.score_writes = 0
+
+    def swap(self, new: CompiledRuleSet) -> None:
+        self.windows = {r.fingerprint: self.windows.get(r.fingerprint, {}) for r in new.rules}
+        self.ruleset = new
+
+    # -- fetch ----------------------------------------------------------------------------------
+
+    def fetch_now(self, req: Fetch, now: float) -> MemoryRuleStore:
+        self.now = now
+        updates = req.updates
+        self.values = [self.update(u, now) for u in updates] if updates else []
+        return self
+
+    async def fetch(self, req: Fetch, now: float) -> MemoryRuleStore:
+        return self.fetch_now(req, now)
+
+    def update(self, u: WindowUpdate, now: float) -> list[float]:
+        rule, keyval, args = u
+        states = self.states(rule, keyval)
+        return [a.push(st, now, x) for a, st, x in zip(rule.aggregates, states, args, strict=False)]
+
+    def states(self, rule: CompiledRule, keyval: Any) -> list[Any]:
+        """The window states of ``rule`` for ``keyval`` (created empty when new)."""
+        per = self.windows.get(rule.fingerprint)
+        if per is None:
+            per = self.windows[rule.fingerprint] = {}
+        states = per.get(keyval)
+        if states is None:
+            if len(per) >= rule.spec.max_keys:
+                del per[next(iter(per))]  # bounded memory under high-cardinality keys
+            states = per[keyval] = [a.new() for a in rule.aggregates]
+        return states
+
+    # -- the view -------------------------------------------------------------------------------
+
+    def score(self, scope: str, value: str) -> float | None:
+        cur = self.scores[scope].get(value)
+        if cur is None:
+            return None
+        return decay(cur[0], cur[1], self.now, self.ruleset.half_life[scope])
+
+    def fill_scores(self, ctx: dict[str, Any]) -> dict[str, float]:
+        out = {}
+        now, scores, hl = self.now, self.scores, self.ruleset.half_life
+        for key, scope, feat in SCORE_KEYS:
+            table = scores[scope]
+            cur = table.get(ctx.get(feat)) if table else None  # type: ignore[arg-type]
+            if cur is None:
+                ctx[key] = 0.0
+                continue
+            s = decay(cur[0], cur[1], now, hl[scope])
+            ctx[key] = s
+            out[scope] = round(s, 3)
+        return out
+
+    def add_score(self, scope: str, value: str, points: float) -> None:
+        self.score_writes += 1
+        table = self.scores[scope]
+        cur = table.get(value)
+        now = self.now
+        if cur is None:
+            table[value] = [points, now]
+            return
+        cur[0] = decay(cur[0], cur[1], now, self.ruleset.half_life[scope]) + points
+        cur[1] = now
+
+    def actions(self, target: str) -> dict[tuple[str, str], Active] | None:
+        return self.active.get(target)
+
+    def has_actions(self) -> bool:
+        return bool(self.active)
+
+    def set_action(self, target: str, key: tuple[str, str], act: Active) -> None:
+        self.active.setdefault(target, {})[key] = act
+
+    def drop_action(self, target: str, key: tuple[str, str]) -> None:
+        entries = self.active.get(target)
+        if entries is not None:
+            entries.pop(key, None)
+            if not entries:
+                del self.active[target]
+
+    def ban(self, target: str) -> tuple[int, float] | None:
+        b = self.bans.get(target)
+        return (int(b[0]), b[1]) if b is not None else None
+
+    def set_ban(self, target: str, count: int) -> None:
+        self.bans[target] = [count, self.now]
+
+    def alert_time(self, rule: str, target: str) -> float | None:
+        return self.alerted.get((rule, target))
+
+    def set_alerted(self, rule: str, target: str) -> None:
+        self.alerted[(rule, target)] = self.now
+
+    def commit(self) -> None:
+        pass
+
+    # -- operations -----------------------------------------------------------------------------
+
+    def score_at(self, scope: str, value: str, now: float) -> float:
+        cur = self.scores[scope].get(value)
+        return 0.0 if cur is None else decay(cur[0], cur[1], now, self.ruleset.half_life[scope])
+
+    def pardon_now(self, scope: str, target: str, value: str) -> int:
+        n = len(self.active.pop(target, {}))
+        self.bans.pop(target, None)
+        if scope in self.scores:
+            self.scores[scope].pop(value, None)
+        return n
+
+    def state_now(self, scope: str, feat: str, value: str, now: float) -> dict[str, Any]:
+        target = feat + SEP + value
+        windows: dict[str, dict[str, float]] = {}
+        for rule in self.ruleset.rules:
+            if rule.key == feat and rule.aggregates:
+                sts = self.windows.get(rule.fingerprint, {}).get(value)
+                if sts is not None:
+                    windows[rule.id] = {
+                        a.name: a.read(s, now) for a, s in zip(rule.aggregates, sts, strict=True)
+                    }
+        active = [
+            {"do": a.kind, "value": a.value, "until": a.until, "rule": a.rule}
+            for a in self.active.get(target, {}).values()
+            if a.until > now
+        ]
+        ban = self.bans.get(target)
+        return {
+            "scope": scope,
+            "value": value,
+            "score": round(self.score_at(scope, value, now), 3) if scope in self.scores else None,
+            "active": active,
+            "prior_blocks": int(ban[0]) if ban else 0,
+            "windows": windows,
+        }
+
+    def sweep_now(self, now: float) -> int:
+        """Drop idle per-key state (windows past their span, faded scores, expired actions)."""
+        dropped = 0
+        for rule in self.ruleset.rules:
+            if not rule.aggregates:
+                continue
+            span = max((a.window * (8 if a.kind == "ewma" else 1)) for a in rule.aggregates)
+            per = self.windows.get(rule.fingerprint, {})
+            for key in [
+                k
+                for k, sts in per.items()
+                if max(a.last_seen(s) for a, s in zip(rule.aggregates, sts, strict=True)) < now - span
+            ]:
+                del per[key]
+                dropped += 1
+        for scope, table in self.scores.items():
+            for key in [k for k in table if self.score_at(scope, k, now) < 0.01]:
+                del table[key]
+                dropped += 1
+        for target in list(self.active):
+            entries = self.active[target]
+            for k in [k for k, a in entries.items() if a.until <= now]:
+                del entries[k]
+            if not entries:
+                del self.active[target]
+        for target in [t for t, (_, last) in self.bans.items() if now - last > BAN_MEMORY]:
+            del self.bans[target]
+        for k in [k for k, t in self.alerted.items() if now - t > ALERT_MEMORY]:
+            del self.alerted[k]
+        return dropped
+
+    async def pardon(self, scope: str, target: str, value: str, now: float) -> int:
+        return self.pardon_now(scope, target, value)
+
+    async def state(self, scope: str, feat: str, value: str, now: float) -> dict[str, Any]:
+        return self.state_now(scope, feat, value, now)
+
+    async def close(self) -> None:
+        pass

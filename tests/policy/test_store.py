@@ -1,0 +1,77 @@
+"""Rule stores without a server: the memory store's view, a Redis view's local reads of its own writes,
+and the packing of window specs (the contract suite in tests/state runs both stores end to end)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from proxy.policy.loader import load_text
+from proxy.policy.store import Active, Fetch, MemoryRuleStore, decay
+from proxy.policy.store_redis import RedisView, static_spec
+
+T0 = 1_767_225_600.0
+RULES = """format: 1
+scoring: {half_life: {account: 1h}}
+rules:
+  - id: w
+    when: "true"
+    key: account
+    aggregates:
+      n: {kind: count, window: 1h, buckets: 12}
+      d: {kind: distinct, of: account.id, window: 1d, max_values: 50}
+      r: {kind: rate, window: 10m, per: 1m}
+      e: {kind: ewma, value: "1.0", half_life: 5m}
+      g: {kind: interarrival, stat: min, samples: 8}
+    threshold: "agg.n > 0"
+"""
+
+
+class _Queue:
+    def __init__(self) -> None:
+        self.got: list[Any] = []
+
+    def enqueue(self, writes: list[Any], now: float) -> None:
+        self.got.append((list(writes), now))
+
+
+def test_memory_store_is_its_own_view_and_applies_updates() -> None:
+    rs = load_text("t.yaml", RULES)
+    rule = rs.rules[0]
+    store = MemoryRuleStore(rs)
+    view = store.fetch_now(Fetch([(rule, "a1", [None, "a1", None, 1.0, None])]), T0)
+    assert view is store and view.values == [[1.0, 1.0, 0.1, 1.0, 0.0]]
+    view.add_score("account", "a1", 4.0)
+    assert store.score_at("account", "a1", T0 + 3600) == pytest.approx(2.0)
+    view = store.fetch_now(Fetch([(rule, "a1", [None])]), T0 + 1)  # an input failed after the first
+    assert view.values == [[2.0]]
+    assert store.state_now("account", "account.id", "a1", T0 + 1)["windows"]["w"]["d"] == 1.0
+
+
+def test_redis_view_reads_its_own_writes_and_queues_them() -> None:
+    q = _Queue()
+    view = RedisView(q, T0)  # type: ignore[arg-type]
+    view.scores[("account", "a1")] = 3.0
+    view.add_score("account", "a1", 2.0)
+    view.add_score("account", "a1", 1.5)
+    assert view.score("account", "a1") == 6.5 and view.score_writes == 2
+    view.set_action("account.id\x1fa1", ("block", "b"), Active("block", True, T0 + 60, "b"))
+    view.set_ban("account.id\x1fa1", 3)
+    view.set_alerted("r", "account.id\x1fa1")
+    assert view.has_actions() and view.ban("account.id\x1fa1") == (3, T0)
+    assert view.alert_time("r", "account.id\x1fa1") == T0
+    ctx: dict[str, Any] = {"account.id": "a1"}
+    assert view.fill_scores(ctx) == {"account": 6.5} and ctx["score.org"] == 0.0
+    view.commit()
+    assert [w[0] for w in q.got[0][0]] == ["S", "S", "A", "B", "C"] and q.got[0][1] == T0
+
+
+def test_static_spec_tokens_and_decay() -> None:
+    rs = load_text("t.yaml", RULES)
+    head, toks = static_spec(rs.rules[0])
+    assert head == b"90720.0,5"  # the longest window (1d) plus one bucket; 5 aggregates
+    assert toks[0] == b"c12" and toks[1].startswith(b"d20,") and toks[1].endswith(b",50")
+    assert toks[2] == b"r20,60.0,600.0" and toks[4] == b"i8,min"
+    assert decay(8.0, T0, T0 + 7200, 3600.0) == pytest.approx(2.0)
+    assert decay(8.0, T0, T0 - 5, 3600.0) == 8.0  # no growth for a time before the last write
