@@ -4,7 +4,10 @@
 event time, merges the resulting controls into ``ex.controls`` (throttle, pace_tps, redaction, harden,
 cut_tokens: read by the shaping, hardening and redaction filters that run after it), adds tags and a
 decision, and answers 403 ``policy_blocked`` with ``x-should-retry: false`` when a block applies.
-``on_done`` runs response-phase rules with the usage and status, then writes the audit record.
+``on_done`` clusters the request's prompt template (``signals.template_cluster`` of later requests),
+runs response-phase rules with the usage and status, then writes the audit record. Features a condition
+never read (``signals.lang``) are computed only for the audit record. Counters for ``/metrics`` are plain
+numbers (``proxy.policy.rule_metrics``), rendered at scrape time.
 
 Fails open: an exception inside rule evaluation is logged and the request proceeds without rule
 controls (redaction has its own fail-closed guard). Pass ``fail_closed=True`` to answer 403 instead.
@@ -14,24 +17,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from proxy.clock import SYSTEM_CLOCK, Clock
-from proxy.errors import POLICY_BLOCKED, Reply
+from proxy.errors import POLICY_BLOCKED, STATE_UNAVAILABLE, Reply
 from proxy.exchange import Exchange
 from proxy.pipeline import Filter
 from proxy.policy.alerts import AlertSink
 from proxy.policy.audit import AuditLog, audit_record
+from proxy.policy.clusters import TemplateClusters
 from proxy.policy.compiler import CompiledRuleSet
 from proxy.policy.engine import Engine, Verdict, merge_control
 from proxy.policy.loader import load_ruleset, rule_files
-from proxy.policy.signals import RequestMeta, compute_features
+from proxy.policy.rule_metrics import RuleMetrics, families
+from proxy.policy.signals import LAST_USER_KEY, SKELETON_KEY, RequestMeta, compute_features
 from proxy.policy.spec import Problem, RulesError
+from proxy.state.faults import StateUnavailable
 from proxy.tasks import cancel_and_wait, spawn
 
 log = logging.getLogger("distillguard.judge")
+CLUSTER_FEATURE = "signals.template_cluster"
+PRIVATE_KEYS = (SKELETON_KEY, LAST_USER_KEY)
 _KIND_OF_CONTROL = {
     "throttle": "throttle",
     "pace_tps": "pace",
@@ -86,6 +95,10 @@ class JudgeFilter(Filter):
         self._watcher: asyncio.Task[None] | None = None
         self._reload_lock = asyncio.Lock()
         self._stamp = self._file_stamp()
+        # Near-duplicate template clusters: read while computing features, updated in on_done. Kept
+        # across reloads (they describe traffic, not rules).
+        self.clusters = TemplateClusters()
+        self.metrics = RuleMetrics()
 
     @classmethod
     def from_paths(
@@ -170,10 +183,18 @@ class JudgeFilter(Filter):
     async def on_request(self, ex: Exchange) -> Reply | None:
         """Evaluate rules; may set ``ex.controls``, add tags/decisions, or answer 403 policy_blocked."""
         now = self.clock.now()
+        t0 = time.perf_counter()
         try:
-            ctx = compute_features(ex.view, meta_of(ex), now, self.engine.ruleset.matchers)
-            verdict = self.engine.evaluate(ctx, now)
+            rs = self.engine.ruleset
+            ctx = compute_features(
+                ex.view, meta_of(ex), now, rs.matchers, lazy=True, eager=rs.key_features, clusters=self.clusters
+            )
+            verdict = await self.engine.aevaluate(ctx, now)
+        except StateUnavailable:  # shared rule state down with ``state: on_failure: closed``
+            return ex.error(STATE_UNAVAILABLE, "Rule state is unavailable; retry shortly.",
+                            headers={"retry-after": "1"})
         except Exception:
+            self.metrics.eval_failures += 1
             log.exception("rule evaluation failed", extra={"request_id": ex.request_id})
             if self.fail_closed:
                 return ex.error(
@@ -182,7 +203,13 @@ class JudgeFilter(Filter):
                     headers={"x-should-retry": "false"},
                 )
             return None
-        ex.features.update(ctx)
+        self.metrics.eval_time.observe(time.perf_counter() - t0)
+        if verdict.actions:
+            self.metrics.count_actions(verdict.actions)
+        feats = ex.features
+        feats.update(ctx)
+        for private in PRIVATE_KEYS:  # the masked skeleton and the last user turn stay in ctx only
+            feats.pop(private, None)
         ex.state[self.name] = (now, ctx, verdict)
         self.apply(ex, verdict)
         if verdict.alerts and self.alerts is not None:
@@ -213,11 +240,12 @@ class JudgeFilter(Filter):
             )
 
     async def on_done(self, ex: Exchange) -> None:
-        """Feed the outcome to response-phase rules, then write the audit record."""
+        """Cluster the request's template, feed the outcome to response-phase rules, write the audit record."""
         st = ex.state.get(self.name)
         if st is None:
             return
         _, ctx, verdict = st
+        self.observe_template(ctx)
         now = self.clock.now()
         u = ex.usage
         response = {
@@ -230,7 +258,12 @@ class JudgeFilter(Filter):
         rverdict: Verdict | None = None
         if self.engine.ruleset.response_rules:
             ctx.update({f"response.{k}": v for k, v in response.items()})
-            rverdict = self.engine.evaluate_response(ctx, now)
+            try:
+                rverdict = await self.engine.aevaluate_response(ctx, now)
+            except StateUnavailable:  # fail-closed, but the response has gone out: nothing to refuse
+                rverdict = Verdict()
+            if rverdict.actions:
+                self.metrics.count_actions(rverdict.actions)
             if rverdict.alerts and self.alerts is not None:
                 self.alerts.submit(rverdict.alerts)
         if self.audit is not None:
@@ -246,6 +279,22 @@ class JudgeFilter(Filter):
                     response=response,
                 )
             )
+
+    def observe_template(self, ctx: dict[str, Any]) -> None:
+        """After the request: map its exact template to a near-duplicate cluster (a SimHash when the
+        template is new), so later requests read ``signals.template_cluster``. Only while a live rule reads
+        that feature (no cost otherwise). Fails open."""
+        skeleton = ctx.get(SKELETON_KEY)
+        if not skeleton or CLUSTER_FEATURE not in self.engine.ruleset.reads:
+            return
+        try:
+            self.clusters.observe(ctx["signals.template"], skeleton)
+        except Exception:
+            log.exception("template clustering failed")
+
+    def metric_families(self) -> Any:
+        """Prometheus families for this step (``ProxyMetrics.add_source(judge.metric_families)``)."""
+        return families(self)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -273,6 +322,7 @@ class JudgeFilter(Filter):
         for part in (self.audit, self.alerts):
             if part is not None:
                 await part.stop()
+        await self.engine.close()  # a shared rule store sends its queued writes, then disconnects
 
     def status(self) -> dict[str, Any]:
         """Rule set version, files, hit counts (admin API)."""

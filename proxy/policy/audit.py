@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from proxy.policy.engine import Verdict
-from proxy.policy.signals import SCHEMA, features_to_json
+from proxy.policy.signals import SCHEMA, complete_features, features_to_json
 from proxy.tasks import cancel_and_wait, spawn
 
 log = logging.getLogger("distillguard.audit")
@@ -34,6 +34,7 @@ def audit_record(
     response: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Build one record. ``features`` is the flat feature dict (agg.* and score.* are left out)."""
+    complete_features(features)  # lazy features no condition read
     feats = {k: v for k, v in features.items() if k in SCHEMA or k.startswith("matchers.")}
     feats = {k: v for k, v in feats.items() if not k.startswith("response.")}
     rec: dict[str, Any] = {

@@ -1,7 +1,7 @@
-"""A small, typed subset of CEL compiled to Python closures.
+"""A small, typed subset of CEL: lexer, parser and types (the compiler is ``celcode.py``).
 
-Conditions are parsed once at load, type-checked against the declared feature schema, and compiled to a
-tree of closures that read a flat feature dict (``{"request.model": "o3", ...}``). Names are resolved
+Conditions are parsed once at load, type-checked against the declared feature schema, and compiled to one
+Python function that reads a flat feature dict (``{"request.model": "o3", ...}``). Names are resolved
 at compile time, so an expression can reach only declared features, named lists and macros: there is no
 attribute access on Python objects, no loops and no comprehensions, and the size and depth of an
 expression are capped, so evaluation cost is bounded by the expression, never by the request.
@@ -18,8 +18,6 @@ import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import re2
 
 MAX_LENGTH = 4096
 MAX_DEPTH = 48
@@ -306,267 +304,19 @@ def dotted(n: Node) -> str | None:
     return None
 
 
-def _suggest(name: str, options: Any) -> str:
+def suggest(name: str, options: Any) -> str:
     close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-# --------------------------------------------------------------------------- compiler
+# --------------------------------------------------------------------------- runtime
 
 
 class EvalError(Exception):
     """Raised at runtime inside closures; the evaluator turns it into 'no match'."""
 
 
-def _num(t: str) -> bool:
-    return t in NUMERIC
-
-
-def compile_expr(src: str, env: Env, *, want: str | None = BOOL) -> tuple[Fn, str]:
-    """Parse, type-check and compile ``src``; returns (closure, type). Raises ``CelError``."""
-    fn, typ = _compile(parse(src), env, set())
-    if want is not None and typ != want and not (want == DOUBLE and typ == INT):
-        raise CelError(f"expression must be {want}, but it is {typ}", 1)
-    return fn, typ
-
-
-def _compile(n: Node, env: Env, expanding: set[str]) -> tuple[Fn, str]:
-    k = n.kind
-    if k == "lit":
-        v = n.value
-        t = (
-            BOOL
-            if isinstance(v, bool)
-            else INT
-            if isinstance(v, int)
-            else DOUBLE
-            if isinstance(v, float)
-            else STRING
-        )
-        return (lambda c, v=v: v), t
-    if k == "list":
-        items = [_compile(a, env, expanding) for a in n.args]
-        if not all(a.kind == "lit" for a in n.args):
-            raise CelError("list literals may contain only literal values", n.col)
-        types = {t for _, t in items}
-        if types <= {STRING}:
-            lt = LIST_STRING
-        elif types <= {INT}:
-            lt = LIST_INT
-        else:
-            raise CelError(f"a list must hold one type, got {', '.join(sorted(types))}", n.col)
-        fs = frozenset(a.value for a in n.args)
-        return (lambda c, fs=fs: fs), lt
-    if k in ("ident", "select"):
-        name = dotted(n)
-        if name is None:
-            raise CelError("fields can be selected only from declared names", n.col)
-        head = n
-        while head.kind == "select":
-            head = head.args[0]
-        return _name(name, head, env, expanding)
-    if k == "unary":
-        f, t = _compile(n.args[0], env, expanding)
-        if n.value == "!":
-            if t != BOOL:
-                raise CelError(f"'!' needs a bool, got {t}", n.col)
-            return (lambda c: not f(c)), BOOL
-        if not _num(t):
-            raise CelError(f"'-' needs a number, got {t}", n.col)
-        return (lambda c: -f(c)), t
-    if k == "cond":
-        fc, tc = _compile(n.args[0], env, expanding)
-        fa, ta = _compile(n.args[1], env, expanding)
-        fb, tb = _compile(n.args[2], env, expanding)
-        if tc != BOOL:
-            raise CelError(f"the condition of '?:' must be bool, got {tc}", n.col)
-        if ta != tb and not (_num(ta) and _num(tb)):
-            raise CelError(f"both branches of '?:' must have one type, got {ta} and {tb}", n.col)
-        rt = ta if ta == tb else DOUBLE
-        return (lambda c: fa(c) if fc(c) else fb(c)), rt
-    if k == "binary":
-        return _binary(n, env, expanding)
-    if k == "call":
-        return _call(n, env, expanding)
-    if k == "method":
-        return _method(n, env, expanding)
-    raise CelError(f"unsupported expression {k}", n.col)  # pragma: no cover
-
-
-def _name(name: str, n: Node, env: Env, expanding: set[str]) -> tuple[Fn, str]:
-    if name in env.features:
-        if env.refs is not None:
-            env.refs.add(name)
-        return (lambda c, key=name: c[key]), env.features[name]
-    if name.startswith("lists."):
-        lname = name[6:]
-        if lname not in env.lists:
-            raise CelError(f"unknown list {lname!r}{_suggest(lname, env.lists)}", n.col)
-        lt, items = env.lists[lname]
-        return (lambda c, fs=items: fs), lt
-    if name in env.macros:
-        if name in expanding:
-            raise CelError(f"macro {name!r} refers to itself", n.col)
-        return _compile(env.macros[name], env, expanding | {name})
-    options = [*env.features, *env.macros, *(f"lists.{x}" for x in env.lists)]
-    raise CelError(f"unknown name {name!r}{_suggest(name, options)}", n.col)
-
-
-def _binary(n: Node, env: Env, expanding: set[str]) -> tuple[Fn, str]:
-    op = n.value
-    fa, ta = _compile(n.args[0], env, expanding)
-    fb, tb = _compile(n.args[1], env, expanding)
-    if op in ("&&", "||"):
-        if ta != BOOL or tb != BOOL:
-            raise CelError(f"{op!r} needs bool operands, got {ta} and {tb}", n.col)
-        if op == "&&":
-            return (lambda c: fa(c) and fb(c)), BOOL
-        return (lambda c: fa(c) or fb(c)), BOOL
-    if op == "in":
-        if tb == STRING:
-            if ta != STRING:
-                raise CelError(f"'in' a string needs a string on the left, got {ta}", n.col)
-            return (lambda c: fa(c) in fb(c)), BOOL
-        elem = {LIST_STRING: STRING, LIST_INT: INT}.get(tb)
-        if elem is None:
-            raise CelError(f"'in' needs a list on the right, got {tb}", n.col)
-        if ta != elem and not (elem == INT and ta == DOUBLE):
-            raise CelError(f"'in' compares {ta} with a {tb}", n.col)
-        return (lambda c: fa(c) in fb(c)), BOOL
-    if op in ("==", "!="):
-        if ta != tb and not (_num(ta) and _num(tb)):
-            raise CelError(f"cannot compare {ta} {op} {tb}", n.col)
-        if op == "==":
-            return (lambda c: fa(c) == fb(c)), BOOL
-        return (lambda c: fa(c) != fb(c)), BOOL
-    if op in ("<", "<=", ">", ">="):
-        if not ((_num(ta) and _num(tb)) or (ta == tb == STRING)):
-            raise CelError(f"cannot order {ta} {op} {tb}", n.col)
-        if op == "<":
-            return (lambda c: fa(c) < fb(c)), BOOL
-        if op == "<=":
-            return (lambda c: fa(c) <= fb(c)), BOOL
-        if op == ">":
-            return (lambda c: fa(c) > fb(c)), BOOL
-        return (lambda c: fa(c) >= fb(c)), BOOL
-    if op == "+" and ta == tb == STRING:
-        return (lambda c: fa(c) + fb(c)), STRING
-    if not (_num(ta) and _num(tb)):
-        raise CelError(f"'{op}' needs numbers, got {ta} and {tb}", n.col)
-    rt = INT if ta == tb == INT else DOUBLE
-    if op == "+":
-        return (lambda c: fa(c) + fb(c)), rt
-    if op == "-":
-        return (lambda c: fa(c) - fb(c)), rt
-    if op == "*":
-        return (lambda c: fa(c) * fb(c)), rt
-    if op == "/":
-        if rt == INT:
-
-            def idiv(c: Mapping[str, Any]) -> Any:
-                b = fb(c)
-                if b == 0:
-                    raise EvalError("division by zero")
-                a = fa(c)
-                q = abs(a) // abs(b)
-                return q if (a >= 0) == (b >= 0) else -q
-
-            return idiv, INT
-
-        def fdiv(c: Mapping[str, Any]) -> Any:
-            b = fb(c)
-            if b == 0:
-                raise EvalError("division by zero")
-            return fa(c) / b
-
-        return fdiv, DOUBLE
-    if rt != INT:
-        raise CelError("'%' needs int operands", n.col)
-
-    def mod(c: Mapping[str, Any]) -> Any:
-        b = fb(c)
-        if b == 0:
-            raise EvalError("modulo by zero")
-        return fa(c) % b
-
-    return mod, INT
-
-
-def _call(n: Node, env: Env, expanding: set[str]) -> tuple[Fn, str]:
-    name = n.value
-    if name not in ("size", "int", "double"):
-        raise CelError(f"unknown function {name!r}{_suggest(name, ['size', 'int', 'double'])}", n.col)
-    if len(n.args) != 1:
-        raise CelError(f"{name}() takes one argument, got {len(n.args)}", n.col)
-    f, t = _compile(n.args[0], env, expanding)
-    if name == "size":
-        if t not in (STRING, LIST_STRING, LIST_INT):
-            raise CelError(f"size() needs a string or a list, got {t}", n.col)
-        return (lambda c: len(f(c))), INT
-    if not _num(t):
-        raise CelError(f"{name}() needs a number, got {t}", n.col)
-    if name == "int":
-        return (lambda c: int(f(c))), INT
-    return (lambda c: float(f(c))), DOUBLE
-
-
-_METHODS = ("startsWith", "endsWith", "contains", "lower", "matches")
-
-
-def _method(n: Node, env: Env, expanding: set[str]) -> tuple[Fn, str]:
-    name = n.value
-    recv, *args = n.args
-    if name not in _METHODS:
-        raise CelError(f"unknown method {name!r}{_suggest(name, _METHODS)}", n.col)
-    fr, tr = _compile(recv, env, expanding)
-    if tr != STRING:
-        raise CelError(f".{name}() needs a string receiver, got {tr}", n.col)
-    if name == "lower":
-        if args:
-            raise CelError(".lower() takes no argument", n.col)
-        return (lambda c: fr(c).lower()), STRING
-    if len(args) != 1:
-        raise CelError(f".{name}() takes one argument, got {len(args)}", n.col)
-    if name == "matches":
-        if args[0].kind != "lit" or not isinstance(args[0].value, str):
-            raise CelError(".matches() takes a literal pattern", args[0].col)
-        opts = re2.Options()
-        opts.log_errors = False
-        try:
-            rx = re2.compile(args[0].value, opts)
-        except re2.error as e:
-            raise CelError(f"RE2 refuses pattern {args[0].value!r}: {re2_reason(e)}", args[0].col) from None
-        return (lambda c: rx.search(fr(c)) is not None), BOOL
-    fa, ta = _compile(args[0], env, expanding)
-    if ta != STRING:
-        raise CelError(f".{name}() needs a string argument, got {ta}", args[0].col)
-    if name == "startsWith":
-        return (lambda c: fr(c).startswith(fa(c))), BOOL
-    if name == "endsWith":
-        return (lambda c: fr(c).endswith(fa(c))), BOOL
-    return (lambda c: fa(c) in fr(c)), BOOL
-
-
 def re2_reason(e: Exception) -> str:
     """RE2's error text (it arrives as bytes)."""
     msg = e.args[0] if e.args else e
     return msg.decode("utf-8", "replace") if isinstance(msg, bytes) else str(msg)
-
-
-def conjuncts(n: Node) -> list[Node]:
-    """Top-level ``&&`` operands, for ``explain``."""
-    if n.kind == "binary" and n.value == "&&":
-        return conjuncts(n.args[0]) + conjuncts(n.args[1])
-    return [n]
-
-
-def safe(fn: Fn) -> Callable[[Mapping[str, Any]], bool]:
-    """Wrap a compiled condition so runtime errors (division by zero, a missing key) read as false."""
-
-    def run(c: Mapping[str, Any]) -> bool:
-        try:
-            return bool(fn(c))
-        except (EvalError, KeyError, TypeError, ValueError, OverflowError):
-            return False
-
-    return run

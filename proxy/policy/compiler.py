@@ -13,6 +13,7 @@ from typing import Any
 
 from proxy.policy import cel
 from proxy.policy.cel import BOOL, DOUBLE, INT, LIST_INT, LIST_STRING, STRING, CelError, Env
+from proxy.policy.celcode import compile_expr
 from proxy.policy.matchers import CompiledMatchers, PatternSet
 from proxy.policy.signals import SCHEMA
 from proxy.policy.spec import (
@@ -63,6 +64,11 @@ class CompiledRuleSet:
     half_life: dict[str, float]
     action_keys: tuple[str, ...]  # feature names active actions can be attached to
     version: str
+    # Feature names the live rules read (conditions, aggregates, keys): work for a feature no rule reads,
+    # such as template clustering for ``signals.template_cluster``, can be skipped.
+    reads: frozenset[str] = frozenset()
+    # Features the engine looks up directly (rule keys, action targets, score scopes): never left lazy.
+    key_features: frozenset[str] = frozenset()
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -125,7 +131,7 @@ def compile_spec(spec: RuleSetSpec) -> CompiledRuleSet:
     for name, mexpr in spec.macros.items():
         if name in macros:
             try:
-                cel.compile_expr(mexpr.src, Env(base_features, lists, macros), want=None)
+                compile_expr(mexpr.src, Env(base_features, lists, macros), want=None)
             except CelError as err:
                 where, msg = _loc(mexpr, err)
                 problems.append(Problem(where, f"macros.{name}", msg))
@@ -162,6 +168,10 @@ def compile_spec(spec: RuleSetSpec) -> CompiledRuleSet:
         half_life,
         tuple(action_keys),
         version,
+        frozenset(
+            {r.key for r in live} | {f for r in live if r.env.refs is not None for f in r.env.refs}
+        ),
+        frozenset({r.key for r in live} | set(action_keys) | set(SCOPES.values())),
     )
 
 
@@ -187,7 +197,7 @@ def _compile_rule(
                 where,
                 "key",
                 f"cannot aggregate by {rs.key!r}: use one of account, key, org, ip, "
-                f"ip_prefix, template, prefix, user_agent, model, global, or a string "
+                f"ip_prefix, template, template_cluster, prefix, user_agent, model, global, or a string "
                 f"feature{suggest(rs.key, keys)}",
                 rs.id,
             )
@@ -197,7 +207,7 @@ def _compile_rule(
         if e is None:
             return None, ""
         try:
-            fn, typ = cel.compile_expr(e.src, env, want=want)
+            fn, typ = compile_expr(e.src, env, want=want)
             return fn, typ
         except CelError as err:
             w, msg = _loc(e, err)

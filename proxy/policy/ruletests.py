@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from proxy.policy.clusters import TemplateClusters
 from proxy.policy.compiler import CompiledRuleSet
 from proxy.policy.engine import Engine, Verdict
 from proxy.policy.loader import load_ruleset, parse_duration
@@ -198,6 +199,7 @@ def _run_case(
     engine: Engine, rs: CompiledRuleSet, start: float, reqs: list[tuple[int, dict[str, Any]]]
 ) -> list[str]:
     errs: list[str] = []
+    clusters = TemplateClusters()  # one per case, like the engine's state
     t = start
     for line, req in reqs:
         if "at" in req:
@@ -224,7 +226,7 @@ def _run_case(
                 "path": req.get("path", "/v1/chat/completions"),
                 "response": req.get("response"),
             }
-            ctx = features_of(rec, rs, t)
+            ctx = features_of(rec, rs, t, clusters)
             v = engine.evaluate(ctx, t)
             resp = response_of(rec)
             if resp is not None and rs.response_rules:

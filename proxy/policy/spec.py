@@ -30,7 +30,12 @@ SCOPES = {
     "user_agent": "client.user_agent",
 }
 # Shorthands accepted by a rule's ``key``.
-KEY_SHORTHANDS = {**SCOPES, "model": "request.model", "global": "global"}
+KEY_SHORTHANDS = {
+    **SCOPES,
+    "model": "request.model",
+    "global": "global",
+    "template_cluster": "signals.template_cluster",
+}
 # Key values with window state kept per rule; past it the least recently created key is dropped.
 DEFAULT_MAX_KEYS = 100_000
 MATCHER_SOURCES = ("prompt", "last_user", "system", "user_agent")

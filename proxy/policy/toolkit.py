@@ -16,10 +16,18 @@ from typing import Any
 import orjson
 
 from proxy.policy import cel
+from proxy.policy.celcode import compile_node, conjuncts
+from proxy.policy.clusters import TemplateClusters
 from proxy.policy.compiler import CompiledRule, CompiledRuleSet
 from proxy.policy.engine import Engine, Verdict
 from proxy.policy.loader import load_ruleset, rule_files
-from proxy.policy.signals import RequestMeta, compute_features, features_from_json, view_from_record
+from proxy.policy.signals import (
+    SKELETON_KEY,
+    RequestMeta,
+    compute_features,
+    features_from_json,
+    view_from_record,
+)
 from proxy.policy.spec import RulesError
 
 # --------------------------------------------------------------------------- check
@@ -72,10 +80,20 @@ def meta_from_record(rec: dict[str, Any]) -> RequestMeta:
     )
 
 
-def features_of(rec: dict[str, Any], rs: CompiledRuleSet, ts: float) -> dict[str, Any]:
-    """Recompute features from a compact ``request`` when present, else take the recorded ones."""
+def features_of(
+    rec: dict[str, Any], rs: CompiledRuleSet, ts: float, clusters: TemplateClusters | None = None
+) -> dict[str, Any]:
+    """Recompute features from a compact ``request`` when present, else take the recorded ones.
+
+    With ``clusters``, ``signals.template_cluster`` reads it as the judge does, and the request's template
+    is observed right after (as the judge's ``on_done`` does), so replays see the clusters form."""
     if "request" in rec:
-        return compute_features(view_from_record(rec["request"]), meta_from_record(rec), ts, rs.matchers)
+        ctx = compute_features(
+            view_from_record(rec["request"]), meta_from_record(rec), ts, rs.matchers, clusters=clusters
+        )
+        if clusters is not None and ctx.get(SKELETON_KEY):
+            clusters.observe(ctx["signals.template"], ctx[SKELETON_KEY])
+        return ctx
     ctx = features_from_json(dict(rec.get("features") or {}))
     for name in rs.matchers.names:
         ctx.setdefault("matchers." + name, 0)
@@ -153,6 +171,7 @@ def replay(
     except RulesError as e:
         return 1, "\n".join(str(p) for p in e.problems)
     engine = Engine(rs, shadow=shadow)
+    clusters = TemplateClusters()
     hits: dict[str, list[int]] = {r.id: [0, 0] for r in rs.rules}
     acted: dict[str, set[str]] = {}
     blocked = n = bad = 0
@@ -172,7 +191,7 @@ def replay(
             elif ts - last_sweep >= sweep_every:
                 engine.sweep(ts)
                 last_sweep = ts
-            ctx = features_of(rec, rs, ts)
+            ctx = features_of(rec, rs, ts, clusters)
             v = engine.evaluate(ctx, ts)
             resp = response_of(rec)
             if resp is not None and rs.response_rules:
@@ -258,10 +277,10 @@ def explain_rule(engine: Engine, rule: CompiledRule, ctx: dict[str, Any], now: f
     for label, e in (("when", rule.spec.when), ("threshold", rule.spec.threshold)):
         if e is None:
             continue
-        for node in cel.conjuncts(cel.parse(e.src)):
+        for node in conjuncts(cel.parse(e.src)):
             refs: set[str] = set()
             env = cel.Env(rule.env.features, rule.env.lists, rule.env.macros, refs)
-            fn, _ = cel._compile(node, env, set())
+            fn, _ = compile_node(node, env)
             try:
                 result: Any = bool(fn(local))
             except Exception as err:  # an erroring clause is reported, not raised
@@ -293,10 +312,11 @@ def explain(
     except RulesError as e:
         return 1, "\n".join(str(p) for p in e.problems)
     engine = Engine(rs)
+    clusters = TemplateClusters()
     reports: list[dict[str, Any]] = []
     for _, rec in read_jsonl(input_path):
         ts = float(rec.get("ts", 0.0))
-        ctx = features_of(rec, rs, ts)
+        ctx = features_of(rec, rs, ts, clusters)
         v = engine.evaluate(dict(ctx), ts)
         selected = (request_id is not None and rec.get("request_id") == request_id) or (
             account is not None and ctx.get("account.id") == account

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.policy.cel import BOOL, DOUBLE, INT, LIST_STRING, STRING, CelError, Env, compile_expr, safe
+from proxy.policy.cel import BOOL, DOUBLE, INT, LIST_STRING, STRING, CelError, Env
+from proxy.policy.celcode import compile_expr, safe
 
 ENV = Env(
     {
@@ -110,3 +111,38 @@ def test_macros_expand_and_cannot_recurse() -> None:
     assert fn(CTX) is True
     with pytest.raises(CelError, match="refers to itself"):
         compile_expr("loop", env)
+
+
+def test_compiled_code_reaches_only_features_and_constants() -> None:
+    # Rule text reaches the generated function only as bound constants, never as code.
+    src = "request.model == '__import__(\"os\").system(\"x\")' || request.model + '\\')' == 'a'"
+    fn, _ = compile_expr(src, ENV)
+    assert fn(CTX) is False and fn({**CTX, "request.model": "a')"}) is False
+    assert fn({**CTX, "request.model": '__import__("os").system("x")'}) is True
+    assert fn.__globals__["__builtins__"] == {}
+    names = set(fn.__code__.co_names)
+    assert names <= {"_lazy", "_idiv", "_fdiv", "_mod", "len", "int", "float", "startswith", "endswith", "lower",
+                     "search"} | {n for n in fn.__globals__ if n.startswith("_k")}
+
+
+def test_integer_division_and_modulo_follow_cel() -> None:
+    env = Env({"a": INT, "b": INT, "x": DOUBLE}, {}, {})
+    for src, want in [("a / b", -2), ("a % b", -1 % 3), ("-a / b", 2), ("x / 2.0", 1.25), ("int(x) + 1", 3)]:
+        fn, _ = compile_expr(src, env, want=None)
+        assert fn({"a": -7, "b": 3, "x": 2.5}) == want
+    fn, _ = compile_expr("a / (b - 3) == 0", env)
+    assert safe(fn)({"a": 1, "b": 3, "x": 0.0}) is False
+
+
+def test_lazy_features_are_computed_when_first_read() -> None:
+    from proxy.exchange import Message, RequestView
+    from proxy.policy.signals import SCHEMA, RequestMeta, complete_features, compute_features
+
+    view = RequestView(model="o3", messages=[Message("user", "What is the capital of France, please?")])
+    ctx = compute_features(view, RequestMeta("a1"), 0.0, lazy=True)
+    assert "signals.lang" not in ctx
+    fn, _ = compile_expr("signals.lang == 'en' && request.model == 'o3'", Env(SCHEMA, {}, {}))
+    assert fn(ctx) is True and ctx["signals.lang"] == "en"  # filled on first read, then a plain key
+    other = compute_features(view, RequestMeta("a1"), 0.0, lazy=True)
+    assert complete_features(other)["signals.lang"] == "en"
+    assert compute_features(view, RequestMeta("a1"), 0.0)["signals.lang"] == "en"  # eager by default

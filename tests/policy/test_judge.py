@@ -30,7 +30,10 @@ async def test_controls_block_and_audit(example_rules: Path, tmp_path: Path, new
     try:
         ex = make_exchange("What is the capital of France?", account="alice")
         assert await judge.on_request(ex) is None
-        assert ex.controls == {} and ex.features["signals.lang"] == "en"
+        assert ex.controls == {} and ex.features["signals.template"]
+        # signals.lang is lazy: computed when a condition reads it, else for the audit record (checked below)
+        assert "signals.lang" not in ex.features
+        assert not any(k.startswith("\x00") for k in ex.features)  # no prompt text beside the features
         await judge.on_done(ex)
 
         blocked = None
@@ -54,6 +57,8 @@ async def test_controls_block_and_audit(example_rules: Path, tmp_path: Path, new
         await judge.stop()
     records = [orjson.loads(line) for line in audit.read_bytes().splitlines()]
     assert len(records) == 11
+    assert records[0]["features"]["signals.lang"] == "en"
+    assert not any(k.startswith("\x00") for k in records[0]["features"])  # private entries stay private
     last = records[-1]
     assert last["blocked"] == "high-risk-account" and last["account"]["id"] == "bob"
     assert "prompt" not in last and len(last["prompt_sha256"]) == 64
@@ -131,3 +136,19 @@ async def test_file_watch_reloads_on_change(example_rules: Path, tmp_path: Path)
     problems = await judge.check_files()
     assert problems and problems[0].field == "override"
     assert judge.engine.ruleset.rule("logprob-harvest").mode == "enforce"  # last good set kept
+
+
+async def test_lazy_feature_as_a_rule_key_is_computed_up_front(tmp_path: Path, new_exchange) -> None:
+    # The engine reads a rule's key directly, so a lazy feature used as a key is computed eagerly.
+    pack = tmp_path / "pack.yaml"
+    pack.write_text(
+        "format: 1\nrules:\n  - id: per-language\n    when: 'true'\n    key: signals.lang\n"
+        "    aggregates: {n: {kind: count, window: 1h}}\n    threshold: 'agg.n >= 2'\n"
+        "    actions: [{do: tag, tag: busy-language}]\n"
+    )
+    judge = JudgeFilter.from_paths([pack], clock=FakeClock(1_767_225_600.0))
+    for i in range(2):
+        ex = new_exchange("What is the capital of France, please?", account=f"a{i}")
+        assert await judge.on_request(ex) is None
+    assert ex.features["signals.lang"] == "en" and "busy-language" in ex.tags
+    assert judge.engine.errors == {}

@@ -131,7 +131,7 @@ CASES = [
         "bad_key",
         "format: 1\nrules:\n  - id: r1\n    key: acount.id\n    when: 'true'\n",
         [
-            "r.yaml:3:5: rule 'r1': key: cannot aggregate by 'acount.id': use one of account, key, org, ip, ip_prefix, template, prefix, user_agent, model, global, or a string feature; did you mean 'account.id'?"
+            "r.yaml:3:5: rule 'r1': key: cannot aggregate by 'acount.id': use one of account, key, org, ip, ip_prefix, template, template_cluster, prefix, user_agent, model, global, or a string feature; did you mean 'account.id'?"
         ],
     ),
     (
