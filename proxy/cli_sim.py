@@ -95,28 +95,36 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     out: dict[str, Any] = {}
     if not args.no_phrasings:
         ph = evaluate(rules)
-        held, benign = ph["heldout"], ph["benign"]
+        held = ph["heldout"]
+        # The false-positive target is read on the blind benign set when it is there (the detector was
+        # tuned on the development one).
+        benign = ph.get("benign_heldout") or ph["benign"]
+        targets: dict[str, Any] = {
+            "cot_benign_fp": {
+                "value": round(benign["rate"], 4),
+                "target": "<= 0.01",
+                "met": benign["rate"] <= TARGETS["cot_benign_fp_max"],
+                "set": "heldout" if "benign_heldout" in ph else "dev",
+            },
+        }
+        if not held.missing:
+            targets["cot_heldout_caught"] = {
+                "value": round(held.rate, 4),
+                "target": ">= 0.90",
+                "met": held.rate >= TARGETS["cot_heldout_caught"],
+            }
         out["phrasings"] = {
             "dev": {"caught": ph["dev"].caught, "total": ph["dev"].total, "rate": round(ph["dev"].rate, 4)},
             "heldout": {
+                "measured": not held.missing,
                 "caught": held.caught,
                 "total": held.total,
                 "rate": round(held.rate, 4),
                 "per_family": {k: list(v) for k, v in held.per_family.items()},
             },
-            "benign": {k: v for k, v in benign.items() if k != "hits"},
-            "targets": {
-                "cot_heldout_caught": {
-                    "value": round(held.rate, 4),
-                    "target": ">= 0.90",
-                    "met": held.rate >= TARGETS["cot_heldout_caught"],
-                },
-                "cot_benign_fp": {
-                    "value": round(benign["rate"], 4),
-                    "target": "<= 0.01",
-                    "met": benign["rate"] <= TARGETS["cot_benign_fp_max"],
-                },
-            },
+            "benign": {k: v for k, v in ph["benign"].items() if k != "hits"},
+            "benign_heldout": {k: v for k, v in ph.get("benign_heldout", {}).items() if k != "hits"},
+            "targets": targets,
         }
         if not args.json:
             print("CoT-elicitation phrasings (rule cot-elicit-request, one request each on a fresh engine):")

@@ -3,7 +3,8 @@
 ``SCHEMA`` declares every feature a condition may name, with its CEL type; ``compute_features`` fills a
 flat dict with all of them (conditions never see Python objects, only this dict). The costly parts are
 linear RE2 passes over the prompt (CoT phrase families and rule matchers) and one hash over a masked,
-bounded template skeleton; nothing here grows with history. Per-account timing (inter-arrival
+bounded template skeleton (its near-duplicate clustering runs after the request: ``clusters.py``);
+nothing here grows with history. Per-account timing (inter-arrival
 regularity, active hours) comes from window aggregates (``interarrival``, ``distinct`` of
 ``signals.hour``), not from here.
 """
@@ -12,11 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from proxy.exchange import Message, RequestView
+from proxy.policy import celcode
+from proxy.policy import cot as cot_detector
 from proxy.policy.cel import BOOL, DOUBLE, INT, LIST_STRING, STRING
+from proxy.policy.clusters import TemplateClusters
 from proxy.policy.matchers import CompiledMatchers, PatternSet
 
 SCHEMA: dict[str, str] = {
@@ -47,8 +52,11 @@ SCHEMA: dict[str, str] = {
     "client.ua_family": STRING,
     "signals.cot_score": INT,
     "signals.cot_families": LIST_STRING,
+    "signals.cot_request": BOOL,
+    "signals.cot_obfuscated": BOOL,
     "signals.grader": BOOL,
     "signals.template": STRING,
+    "signals.template_cluster": STRING,
     "signals.prefix": STRING,
     "signals.prefix_net": STRING,
     "signals.lang": STRING,
@@ -128,10 +136,14 @@ COT_FAMILIES: dict[str, tuple[str, ...]] = {
         r"\b(authori[sz]ed|permission|allowed)",
     ),
     "dataset": (
-        r"\b(training data|dataset|fine[- ]?tun(e|ing)|distill(ation|ing)?|\bsft\b|teacher model|"
-        r"student model)\b.{0,60}\b(reasoning|thinking|chain[- ]of[- ]thought|traces?|rationales?)\b",
-        r"\b(reasoning|thinking|chain[- ]of[- ]thought) (traces?|data)\b.{0,60}"
-        r"\b(training|dataset|fine[- ]?tun)",
+        # a dataset pretext AND a request to produce the traces ("distilling reasoning models" is a topic)
+        r"\b(training data|dataset|fine[- ]?tun(e|ing)|distill(ation|ing)?|\bsft\b|teacher model|student model|"
+        r"corpus)\b.{0,80}\b(write|output|generate|produce|give|print|dump|include|create|provide|return|show)\b"
+        r".{0,60}\b(reasoning|thinking|chain[- ]of[- ]thought|traces?|rationales?)\b",
+        r"\b(write|output|generate|produce|give|print|dump|include|create|provide|return)\b.{0,60}"
+        r"\b(reasoning|thinking|chain[- ]of[- ]thought) (traces?|data)\b.{0,60}\b(training|dataset|fine[- ]?tun)",
+        r"\b(generate|create|produce|write|build|make)\s+(\w+\s+)?(training data|dataset|sft data|fine[- ]?tuning "
+        r"data)\b.{0,80}\b(reasoning|thinking|chain[- ]of[- ]thought|thought process|rationales?)\b",
     ),
     "rationalise": (
         r"\b(here is|here's|given|below is|this is|i have)\s+(the|an|my|a)?\s*(final\s+|correct\s+)?"
@@ -143,6 +155,17 @@ COT_FAMILIES: dict[str, tuple[str, ...]] = {
         r"(this|the|that|a)\s+(given\s+)?(answer|response|solution|result)",
     ),
 }
+# The user's own program, config, logs or system prompt handles reasoning tags ("strip the <think> tags in my
+# app with a regex", "write a system prompt for my app that tells the model to think in <scratchpad> tags"):
+# the `tags` family alone does not count then (the concept detector still judges the sentence).
+TAGS_OWN_ARTEFACT = (
+    r"\b(my|our) (own |local |company'?s |team'?s )?([\w.-]+ ){0,2}(app|application|code|codebase|program|script"
+    r"|client|frontend|backend|ui|pipeline|server|integration|wrapper|parser|logs?|logger|config|project|service"
+    r"|chatbot|bot|website|dashboard|database|repo|notebook|agent|deployment|product|tool|model|distill\w*"
+    r"|fine-?tune|xml|html|templates?|prompts?|files?)s?\b",
+    r"\b(strip|stripping|parse|parsing|regexp?|remove|removing|filter|filtering|render|rendering|sanitiz\w*"
+    r"|escape|escaping|elementtree|beautifulsoup|lxml|xpath)\b|\bsystem prompt\b",
+)
 GRADER_PATTERNS = (
     r"\b(grade|score|rate|evaluate|assess|judge)\b.{0,40}\b(the following|this|these|each|every)\s+"
     r"(candidate\s+)?(responses?|answers?|completions?|outputs?)\b",
@@ -150,9 +173,17 @@ GRADER_PATTERNS = (
     r"\b(on a scale (of|from) (1|0) to (5|10|100)|out of (5|10|100) points)\b",
 )
 
-BUILTIN_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (*COT_FAMILIES.items(), ("grader", GRADER_PATTERNS))
+BUILTIN_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    *COT_FAMILIES.items(),
+    ("grader", GRADER_PATTERNS),
+    *cot_detector.GATE_GROUPS,  # gate of the concept detector, in the same pass
+)
 _COT = PatternSet.build(BUILTIN_GROUPS)
+_TAGS_OWN = PatternSet.build([("own", TAGS_OWN_ARTEFACT)])  # run only when the `tags` family hit (rare)
 
+# Private entries of the feature dict (a NUL cannot start a feature name): not features, never audited.
+SKELETON_KEY = "\x00skeleton"
+LAST_USER_KEY = "\x00last_user"
 _SKELETON_TABLE = bytes.maketrans(b"123456789\t\n\r\x0b\x0c", b"000000000     ")
 TEMPLATE_HEAD, TEMPLATE_TAIL = 256, 96
 PREFIX_CHARS = 64
@@ -233,23 +264,35 @@ def ip_prefix(ip: str) -> str:
     return str(net)
 
 
+def _cut_head(text: str) -> str:
+    if len(text) <= TEMPLATE_HEAD:
+        return text
+    head = text[:TEMPLATE_HEAD]
+    cut = head.rfind(" ")
+    return head[:cut] if cut > 0 else head
+
+
 def template_skeleton(view: RequestView, last_user: str) -> bytes:
     """Masked head and tail of the system prompt and the last user turn.
 
     Digits runs become 0, URLs and e-mail addresses <u>, whitespace runs one space, case folds: what stays
-    is the fixed wording a bulk harvester reuses around its variable payload. Bytes operations only
-    (each a single C pass): this runs on every request.
+    is the fixed wording a bulk harvester reuses around its variable payload. A few C passes over at
+    most ~600 characters: this runs on every request. (Substring tests run on ``str`` or through
+    ``bytes.find``: ``x in some_bytes`` goes through the buffer protocol and costs several times more.)
+    Windows end and start at whitespace, so a digit run that changes length moves whole words across a
+    window's edge, never a fragment of one; a last turn that fits in the head has no separate tail.
     """
-    head, tail = last_user[:TEMPLATE_HEAD], last_user[-TEMPLATE_TAIL:]
-    text = "\x00".join((view.system[:TEMPLATE_HEAD], head, tail))
-    b = text.lower().encode("utf-8", "replace").translate(_SKELETON_TABLE)
-    while b"00" in b:
+    head, tail = _cut_head(last_user), ""
+    if len(last_user) > TEMPLATE_HEAD:
+        tail = last_user[-TEMPLATE_TAIL:]
+        tail = tail[tail.find(" ") + 1 :]
+    text = "\x00".join((_cut_head(view.system), head, tail)).lower()
+    if "://" in text or "@" in text:
+        text = " ".join(["<u>" if ("://" in w or "@" in w) else w for w in text.split()])
+    b = text.encode("utf-8", "replace").translate(_SKELETON_TABLE)
+    while b.find(b"00") >= 0:
         b = b.replace(b"00", b"0")
-    while b"  " in b:
-        b = b.replace(b"  ", b" ")
-    if b"://" in b or b"@" in b:
-        b = b" ".join(b"<u>" if (b"://" in w or b"@" in w) else w for w in b.split(b" "))
-    return b.strip()
+    return b" ".join(b.split())
 
 
 def template_hash(skeleton: bytes) -> str:
@@ -265,14 +308,12 @@ def prefix_hash(skeleton: bytes) -> str:
     return hashlib.blake2b(cut, digest_size=8).hexdigest()
 
 
-def prefix_net(skeleton: bytes, ip: str) -> str:
+def prefix_net(prefix: str, ip_pfx: str) -> str:
     """``signals.prefix`` scoped to the client's /24 (/48): one instruction prefix sent from one network.
     A cluster key for "many accounts, same template, same address range" (S1 + S10) that a common prompt
-    sent by unrelated users on different networks does not share."""
-    sep = skeleton.find(b"\x00")
-    end = skeleton.find(b"\x00", sep + 1) if sep >= 0 else -1
-    cut = skeleton[: min(end, sep + 1 + PREFIX_CHARS)] if end >= 0 else skeleton[:PREFIX_CHARS]
-    return hashlib.blake2b(cut + b"\x00" + ip_prefix(ip).encode(), digest_size=8).hexdigest()
+    sent by unrelated users on different networks does not share. Both parts are already fingerprints,
+    so the key is their concatenation (no second hash on the request path)."""
+    return f"{prefix}@{ip_pfx}" if prefix else ""
 
 
 def guess_language(text: str) -> str:
@@ -295,9 +336,24 @@ def guess_language(text: str) -> str:
 
 
 def compute_features(
-    view: RequestView, meta: RequestMeta, now: float, matchers: CompiledMatchers | None = None
+    view: RequestView,
+    meta: RequestMeta,
+    now: float,
+    matchers: CompiledMatchers | None = None,
+    *,
+    lazy: bool = False,
+    eager: frozenset[str] = frozenset(),
+    clusters: TemplateClusters | None = None,
 ) -> dict[str, Any]:
-    """Every feature in ``SCHEMA`` for one request (response.* at their defaults)."""
+    """Every feature in ``SCHEMA`` for one request (response.* at their defaults).
+
+    With ``lazy`` the features in ``LAZY_FEATURES`` (``signals.lang``) are left out and computed when a
+    condition first reads them (``celcode`` reads them through ``_lazy``), except those in ``eager``
+    (rule keys and action targets, which the engine looks up directly); ``complete_features`` fills the
+    rest for the audit record. ``signals.template_cluster`` reads the cluster known now from ``clusters``
+    (the template itself without one); the masked skeleton is kept under ``SKELETON_KEY`` so the judge can
+    cluster the template after the request.
+    """
     msgs = view.messages
     users = [m.text for m in msgs if m.role == "user"]
     last_user = users[-1] if users else ""
@@ -314,6 +370,11 @@ def compute_features(
         extra = {}
         cot = _COT.hits(prompt)
     families = [f for f in COT_FAMILIES if cot.get(f)]
+    # Concept detector (proxy/policy/cot.py): user turns in full; the system prompt only with an extraction
+    # verb, since operators' system prompts legitimately say "use your scratchpad before answering".
+    concept = cot_detector.families("\n".join(users) if view.system else prompt, view.system, cot)
+    if "tags" in families and not concept and _TAGS_OWN.hits(prompt).get("own"):
+        families.remove("tags")
     reasoning = (
         bool(view.reasoning_enabled)
         or bool(view.reasoning_budget)
@@ -322,6 +383,9 @@ def compute_features(
     )
     day = int(now // 86400)
     skeleton = template_skeleton(view, last_user) if (last_user or view.system) else b""
+    template = template_hash(skeleton) if skeleton else ""
+    prefix = prefix_hash(skeleton) if skeleton else ""
+    ipp = ip_prefix(meta.ip)
     f: dict[str, Any] = {
         "request.model": view.model,
         "request.stream": view.stream,
@@ -345,16 +409,19 @@ def compute_features(
         "account.org": meta.org,
         "account.key": meta.key_id,
         "client.ip": meta.ip,
-        "client.ip_prefix": ip_prefix(meta.ip),
+        "client.ip_prefix": ipp,
         "client.user_agent": meta.user_agent[:256],
         "client.ua_family": ua_family(meta.user_agent),
         "signals.cot_score": len(families),
         "signals.cot_families": frozenset(families),
+        "signals.cot_request": cot_detector.HIT in concept,
+        "signals.cot_obfuscated": cot_detector.OBFUSCATED in concept,
         "signals.grader": bool(cot.get("grader")),
-        "signals.template": template_hash(skeleton) if skeleton else "",
-        "signals.prefix": prefix_hash(skeleton) if skeleton else "",
-        "signals.prefix_net": prefix_net(skeleton, meta.ip) if skeleton else "",
-        "signals.lang": guess_language(last_user),
+        "signals.template": template,
+        "signals.template_cluster": clusters.cluster_of(template) if clusters is not None else template,
+        "signals.prefix": prefix,
+        "signals.prefix_net": prefix_net(prefix, ipp),
+        SKELETON_KEY: skeleton,
         "signals.hour": int(now // 3600) % 24,
         "signals.weekday": (day + 3) % 7,  # 1970-01-01 was a Thursday; Monday is 0 as in time.gmtime
         "global": "*",
@@ -362,6 +429,29 @@ def compute_features(
     }
     if extra:
         f.update(extra)
+    if lazy:
+        f[LAST_USER_KEY] = last_user
+        if "signals.lang" in eager:
+            f["signals.lang"] = guess_language(last_user)
+    else:
+        f["signals.lang"] = guess_language(last_user)
+    return f
+
+
+def _lazy_lang(f: dict[str, Any]) -> str:
+    lang = f["signals.lang"] = guess_language(f.get(LAST_USER_KEY, ""))
+    return lang
+
+
+LAZY_FEATURES: dict[str, Callable[[dict[str, Any]], Any]] = {"signals.lang": _lazy_lang}
+celcode.LAZY.update(LAZY_FEATURES)
+
+
+def complete_features(f: dict[str, Any]) -> dict[str, Any]:
+    """Compute the lazy features a request's conditions did not read (audit record, explain)."""
+    for name, fill in LAZY_FEATURES.items():
+        if name not in f:
+            fill(f)
     return f
 
 

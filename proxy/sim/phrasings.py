@@ -1,11 +1,25 @@
 """CoT-elicitation phrasing evaluation: does the pack's per-request elicitation rule fire?
 
-Data in ``proxy/sim/data/phrasings``: development split ``dev.yaml`` + ``dev2.yaml`` (families the pack's
-matchers were written against; ``dev2`` was the first held-out split, measured once at 73.1 % before it
-was used), held-out split ``heldout2.yaml`` (families never used while writing them) and
-``benign.yaml`` (prompts that mention reasoning innocently). Each phrasing is sent as one request on a
-fresh engine, through the real feature extraction and the whole rule set, to a reasoning model; "caught"
-means the rule ``cot-elicit-request`` hit (enforce or shadow).
+Data in ``proxy/sim/data/phrasings``:
+
+- development split (families the detector was written and tuned against): ``dev.yaml``; ``dev2.yaml``
+  (held-out split 1, measured once at 38/52 = 73.1 % before use); ``dev3.yaml`` (held-out split 2,
+  measured once at 24/48 = 50.0 % before use); ``dev4.yaml`` (encoded/obfuscated variants written by the
+  detector's author to exercise normalisation); ``dev5.yaml`` (the author's own probes, each batch
+  measured once before tuning at about 60 %, see the file); ``dev6.yaml`` (held-out split 3, written
+  blind, measured once at 97/122 = 79.5 % before use); ``dev7.yaml`` (probes written by the detector's
+  author in its second revision, each batch measured once before tuning at 36-80 %).
+- held-out split ``heldout4.yaml``: written blind by someone who never saw the detector or earlier splits,
+  dropped in by the lead; the published figure is measured on it once. Until the file is present,
+  ``evaluate`` reports the split as missing (``SplitResult.missing``) instead of a rate.
+- benign prompts that mention reasoning innocently, hard near-misses included: ``benign.yaml`` and
+  ``benign3.yaml`` (development: the detector was tuned on them; ``benign3`` was written blind and measured
+  once at 6/176 = 3.4 % false positives before use) and the blind held-out ``benign4.yaml``.
+
+Each phrasing is sent as one request on a fresh engine, through the real feature extraction and the whole
+rule set, to a reasoning model; "caught" means the rule ``cot-elicit-request`` hit (enforce or shadow).
+``concept`` counts the hits of the concept detector alone (``signals.cot_request``, ``proxy/policy/cot.py``),
+without the pack's fixed phrase families.
 """
 
 from __future__ import annotations
@@ -22,23 +36,51 @@ from proxy.policy.signals import RequestMeta, compute_features, view_from_record
 
 DATA = Path(__file__).parent / "data" / "phrasings"
 RULE = "cot-elicit-request"
-SPLITS: dict[str, tuple[str, ...]] = {"dev": ("dev", "dev2"), "heldout": ("heldout2",)}
+SPLITS: dict[str, tuple[str, ...]] = {
+    "dev": ("dev", "dev2", "dev3", "dev4", "dev5", "dev6", "dev7"),
+    "heldout": ("heldout4",),
+}
+BENIGN: dict[str, tuple[str, ...]] = {"dev": ("benign", "benign3"), "heldout": ("benign4",)}
 T0 = 1_767_225_600.0
 
 
+def split_files(name: str) -> tuple[Path, ...]:
+    return tuple(DATA / f"{f}.yaml" for f in SPLITS.get(name, (name,)))
+
+
+def split_present(name: str) -> bool:
+    return all(p.is_file() for p in split_files(name))
+
+
 def load_families(name: str) -> dict[str, list[str]]:
-    """Families of one split (``dev``, ``heldout``) or one data file (``dev2``, ``heldout2``)."""
+    """Families of one split (``dev``, ``heldout``) or one data file (``dev2``); a missing file raises."""
     out: dict[str, list[str]] = {}
-    for f in SPLITS.get(name, (name,)):
-        doc = yaml.safe_load((DATA / f"{f}.yaml").read_text(encoding="utf-8"))
+    for path in split_files(name):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
         out.update({k: [str(p) for p in v] for k, v in doc["families"].items()})
     return out
 
 
-def load_benign() -> list[str]:
-    doc = yaml.safe_load((DATA / "benign.yaml").read_text(encoding="utf-8"))
-    out = [str(p) for p in doc["handwritten"]]
-    out += [t.format(topic=topic) for t in doc["templates"] for topic in doc["topics"]]
+def family_files(name: str = "dev") -> dict[str, str]:
+    """Family -> the data file (stem) it comes from."""
+    out: dict[str, str] = {}
+    for path in split_files(name):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        out.update(dict.fromkeys(doc["families"], path.stem))
+    return out
+
+
+def benign_present(split: str = "dev") -> bool:
+    return all((DATA / f"{f}.yaml").is_file() for f in BENIGN[split])
+
+
+def load_benign(split: str = "dev") -> list[str]:
+    """Benign prompts that mention reasoning: ``dev`` (the detector was tuned on them) or ``heldout`` (blind)."""
+    out: list[str] = []
+    for name in BENIGN[split]:
+        doc = yaml.safe_load((DATA / f"{name}.yaml").read_text(encoding="utf-8"))
+        out += [str(p) for p in doc["handwritten"]] + [str(p) for p in doc.get("near_misses", ())]
+        out += [t.format(topic=topic) for t in doc.get("templates", ()) for topic in doc.get("topics", ())]
     return out
 
 
@@ -46,8 +88,11 @@ def load_benign() -> list[str]:
 class SplitResult:
     total: int = 0
     caught: int = 0
+    concept: int = 0
     per_family: dict[str, tuple[int, int]] = field(default_factory=dict)
+    concept_per_family: dict[str, int] = field(default_factory=dict)
     misses: list[str] = field(default_factory=list)
+    missing: bool = False  # the split's data file is not there (yet)
 
     @property
     def rate(self) -> float:
@@ -59,43 +104,86 @@ class Detector:
         self.rs = load_ruleset(rules)
         self.rule = rule
 
-    def hits(self, prompt: str, model: str = "o3") -> bool:
+    def check(self, prompt: str, model: str = "o3") -> tuple[bool, bool]:
+        """(the rule hit, the concept detector alone fired) for one prompt on a fresh engine."""
         engine = Engine(self.rs)
         meta = RequestMeta(account_id="eval", tier="standard", ip="198.51.100.7", user_agent="eval")
         ctx = compute_features(view_from_record({"model": model, "prompt": prompt}), meta, T0, self.rs.matchers)
-        return self.rule in engine.evaluate(ctx, T0).hit_ids
+        return self.rule in engine.evaluate(ctx, T0).hit_ids, bool(ctx["signals.cot_request"])
+
+    def hits(self, prompt: str, model: str = "o3") -> bool:
+        return self.check(prompt, model)[0]
 
 
-def evaluate(rules: list[str]) -> dict[str, Any]:
+def evaluate_split(det: Detector, split: str) -> SplitResult:
+    res = SplitResult()
+    if not split_present(split):
+        res.missing = True
+        return res
+    for fam, prompts in load_families(split).items():
+        checks = [det.check(p) for p in prompts]
+        c = sum(rule for rule, _ in checks)
+        res.per_family[fam] = (c, len(prompts))
+        res.concept_per_family[fam] = sum(concept for _, concept in checks)
+        res.total += len(prompts)
+        res.caught += c
+        res.concept += res.concept_per_family[fam]
+        res.misses += [p for p, (rule, _) in zip(prompts, checks, strict=True) if not rule]
+    return res
+
+
+def evaluate(rules: list[str], splits: tuple[str, ...] = ("dev", "heldout")) -> dict[str, Any]:
     det = Detector(rules)
-    out: dict[str, Any] = {}
-    for split in ("dev", "heldout"):
-        res = SplitResult()
-        for fam, prompts in load_families(split).items():
-            c = sum(det.hits(p) for p in prompts)
-            res.per_family[fam] = (c, len(prompts))
-            res.total += len(prompts)
-            res.caught += c
-            res.misses += [p for p in prompts if not det.hits(p)]
-        out[split] = res
-    benign = load_benign()
-    fps = [p for p in benign if det.hits(p)]
-    out["benign"] = {
-        "total": len(benign),
-        "false_positives": len(fps),
-        "rate": len(fps) / len(benign),
-        "hits": fps,
-    }
+    out: dict[str, Any] = {split: evaluate_split(det, split) for split in splits}
+    for key, split in (("benign", "dev"), ("benign_heldout", "heldout")):
+        if split == "heldout" and ("heldout" not in splits or not benign_present(split)):
+            continue
+        benign = load_benign(split)
+        fps = [p for p in benign if det.hits(p)]
+        out[key] = {
+            "total": len(benign),
+            "false_positives": len(fps),
+            "rate": len(fps) / len(benign),
+            "hits": fps,
+        }
     return out
 
 
 def format_eval(res: dict[str, Any]) -> str:
     lines = []
     for split in ("dev", "heldout"):
-        r: SplitResult = res[split]
-        lines.append(f"{split:<8} caught {r.caught}/{r.total} = {r.rate:.1%}")
+        r: SplitResult | None = res.get(split)
+        if r is None:
+            continue
+        if r.missing:
+            files = ", ".join(p.name for p in split_files(split))
+            lines.append(f"{split:<8} not measured: {files} not present")
+            continue
+        lines.append(f"{split:<8} caught {r.caught}/{r.total} = {r.rate:.1%} (concept detector alone {r.concept})")
         for fam, (c, n) in r.per_family.items():
             lines.append(f"    {fam:<24} {c}/{n}")
-    b = res["benign"]
-    lines.append(f"benign   false positives {b['false_positives']}/{b['total']} = {b['rate']:.2%}")
+    for key, label in (("benign", "benign (development)"), ("benign_heldout", "benign (held-out)")):
+        b = res.get(key)
+        if b is not None:
+            lines.append(f"{label} false positives {b['false_positives']}/{b['total']} = {b['rate']:.2%}")
+    return "\n".join(lines)
+
+
+def format_family_report(rules: list[str]) -> str:
+    """Per-family recall on the DEVELOPMENT split, for reporting.
+
+    Leave-one-family-out is not possible with fixed patterns: every dev family was seen while writing the
+    detector, so these rates are not held-out estimates. They show which families the concept detector
+    covers by itself and which rely on the pack's fixed phrase families (``concept`` vs ``pack``).
+    """
+    det = Detector(rules)
+    res = evaluate_split(det, "dev")
+    files = family_files("dev")
+    lines = [
+        "development families (seen while writing the detector: NOT a held-out estimate)",
+        f"{'family':<26} {'file':<6} {'pack':>7} {'concept':>8}",
+    ]
+    for fam, (c, n) in res.per_family.items():
+        lines.append(f"{fam:<26} {files[fam]:<6} {c:>3}/{n:<3} {res.concept_per_family[fam]:>4}/{n:<3}")
+    lines.append(f"{'all':<26} {'':<6} {res.caught:>3}/{res.total:<3} {res.concept:>4}/{res.total:<3}")
     return "\n".join(lines)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from proxy.sim import personas as P
-from proxy.sim.phrasings import load_benign, load_families
+from proxy.sim.phrasings import load_benign, load_families, split_present
 
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z, a Thursday
 
@@ -196,7 +196,9 @@ def _times(rng: random.Random, a: P.Account, days: float) -> list[float]:
 
 class _Corpus:
     def __init__(self) -> None:
-        fam = {**load_families("dev"), **load_families("heldout")}
+        fam = load_families("dev")
+        if split_present("heldout"):
+            fam.update(load_families("heldout"))
         self.elicit = [p for ps in fam.values() for p in ps]
         self.benign_reasoning = load_benign()
 
