@@ -21,27 +21,36 @@ if TYPE_CHECKING:
 log = logging.getLogger("distillguard.accesslog")
 
 
+def _ms(seconds: float) -> float:
+    """Milliseconds to the microsecond (``round()`` costs ~3 µs on floats: it goes through strings)."""
+    return int(seconds * 1_000_000 + 0.5) / 1000
+
+
 def access_record(ex: Exchange) -> dict[str, Any]:
-    u = ex.usage
+    route = ex.route
+    dialect = ex.dialect
+    account = ex.account
+    t0 = ex.t0
     rec: dict[str, Any] = {
-        "ts": round(ex.started, 6),
+        "ts": int(ex.started * 1_000_000 + 0.5) / 1_000_000,
         "request_id": ex.request_id,
         "method": ex.method,
         "path": ex.path,
-        "route": ex.route.name if ex.route is not None else None,
-        "dialect": ex.dialect.name if ex.dialect is not None else None,
-        "account": ex.account_id,
-        "tier": ex.tier if ex.account is not None else None,
+        "route": route.name if route is not None else None,
+        "dialect": dialect.name if dialect is not None else None,
+        "account": account.id if account is not None else None,
+        "tier": account.tier if account is not None else None,
         "key_id": ex.key_id,
         "client_ip": ex.client_ip,
         "status": ex.status,
         "stream": ex.streaming,
-        "duration_ms": round((ex.t_end - ex.t0) * 1000, 3) if ex.t_end else None,
-        "ttfb_ms": round((ex.t_first_byte - ex.t0) * 1000, 3) if ex.t_first_byte else None,
+        "duration_ms": _ms(ex.t_end - t0) if ex.t_end else None,
+        "ttfb_ms": _ms(ex.t_first_byte - t0) if ex.t_first_byte else None,
         "bytes_in": ex.bytes_in,
         "bytes_out": ex.bytes_out,
     }
-    if ex.dialect is not None:
+    if dialect is not None:
+        u = ex.usage
         rec["model"] = ex.model
         rec["usage"] = {"input": u.input, "output": u.output, "reasoning": u.reasoning}
     if ex.upstream_request_id:
@@ -80,11 +89,12 @@ class AccessLog:
     def write(self, ex: Exchange) -> None:
         if self._fh is None:
             return
+        buf = self._buf
         try:
-            self._buf.append(orjson.dumps(access_record(ex)) + b"\n")
+            buf.append(orjson.dumps(access_record(ex), option=orjson.OPT_APPEND_NEWLINE))
         except Exception:  # a log line must never fail a request
             log.exception("access record failed for %s", ex.request_id)
-        if len(self._buf) >= 512:
+        if len(buf) >= 512:
             self.flush()
 
     def flush(self) -> None:

@@ -23,6 +23,7 @@ SHUTTING_DOWN = "shutting_down"
 NOT_FOUND = "not_found"
 STATE_UNAVAILABLE = "state_unavailable"
 INTERNAL = "internal_error"
+CLIENT_TIMEOUT = "client_timeout"  # logged only: the client stopped reading a response and was dropped
 
 # The HTTP status each code is answered with.
 STATUS = {
@@ -30,6 +31,7 @@ STATUS = {
     UNAUTHENTICATED: 401,
     POLICY_BLOCKED: 403,
     NOT_FOUND: 404,
+    CLIENT_TIMEOUT: 408,
     BODY_TOO_LARGE: 413,
     RATE_LIMITED: 429,
     INTERNAL: 500,

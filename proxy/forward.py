@@ -1,4 +1,4 @@
-"""The one module that talks to upstreams: pooled sessions, header hygiene, body and stream relay.
+"""The one module that talks to upstreams: pooled sessions and body and stream relay (headers: ``headers.py``).
 
 Streams are relayed as they arrive: each upstream chunk is framed into events, passed through the
 filters' ``on_event`` hooks, and written at once; events no filter changed go out as their original
@@ -15,89 +15,19 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import orjson
 from aiohttp import web
-from multidict import CIMultiDict
 
 from proxy import errors
 from proxy.errors import ProxyError, Reply
 from proxy.exchange import Event, Exchange
+from proxy.headers import auth_header, client_headers, upstream_headers
 from proxy.sse import Framer, SSEFramer
+from proxy.tasks import Deadline, timer_wheel
 
 if TYPE_CHECKING:
     from proxy.config import UpstreamSpec
     from proxy.pipeline import Chain
 
 log = logging.getLogger("distillguard.forward")
-
-# RFC 9110 §7.6.1 hop-by-hop fields, plus fields the relay recomputes itself.
-HOP_BY_HOP = frozenset(
-    (
-        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
-        "te", "trailer", "transfer-encoding", "upgrade",
-    )
-)
-_REQUEST_DROP = HOP_BY_HOP | {"host", "content-length", "content-encoding", "expect"}
-# Client credentials are distillguard keys: they never reach the upstream.
-_CREDENTIALS = frozenset(("authorization", "x-api-key", "x-goog-api-key", "api-key"))
-# The upstream's own Server header is relayed; the framework's would otherwise announce its version.
-_RESPONSE_DROP = HOP_BY_HOP | {"content-length", "content-encoding", "date"}
-
-
-def _connection_listed(headers: Any) -> set[str]:
-    listed: set[str] = set()
-    for value in headers.getall("Connection", ()):
-        listed.update(t.strip().lower() for t in value.split(","))
-    return listed
-
-
-def upstream_headers(ex: Exchange, spec: UpstreamSpec, peer_ip: str, scheme: str) -> CIMultiDict[str]:
-    """Headers sent upstream: the client's minus hop-by-hop and credentials, plus forwarding fields."""
-    src = ex.headers
-    drop = _REQUEST_DROP | _CREDENTIALS | _connection_listed(src)
-    strip = ex.state.get("strip_headers")
-    if strip:
-        drop = drop | strip
-    out: CIMultiDict[str] = CIMultiDict()
-    for k, v in src.items():
-        if k.lower() not in drop:
-            out.add(k, v)
-    xff = src.get("X-Forwarded-For")
-    out["X-Forwarded-For"] = f"{xff}, {peer_ip}" if xff and ex.state.get("peer_trusted") else peer_ip
-    proto = src.get("X-Forwarded-Proto") if ex.state.get("peer_trusted") else None
-    out["X-Forwarded-Proto"] = proto or scheme
-    out["X-Distillguard-Request-Id"] = ex.request_id
-    for k, v in spec.headers.items():
-        out[k] = v
-    for k, v in ex.upstream_headers.items():
-        out[k] = v
-    key = spec.api_key
-    if key:
-        style = spec.auth_scheme(ex.dialect.name if ex.dialect is not None else None)
-        if style == "bearer":
-            out["Authorization"] = f"Bearer {key}"
-        elif style == "x-api-key":
-            out["x-api-key"] = key
-        elif style == "x-goog-api-key":
-            out["x-goog-api-key"] = key
-    return out
-
-
-def client_headers(ex: Exchange, upstream: Any, rid_header: str = "x-request-id") -> CIMultiDict[str]:
-    """Headers sent to the client: the upstream's minus hop-by-hop, plus the request id and filter headers."""
-    drop = _RESPONSE_DROP | _connection_listed(upstream)
-    out: CIMultiDict[str] = CIMultiDict()
-    for k, v in upstream.items():
-        if k.lower() not in drop:
-            out.add(k, v)
-    out.setdefault("Server", "distillguard")
-    upstream_id = out.pop("x-request-id", None)
-    if upstream_id is not None:
-        ex.upstream_request_id = upstream_id
-        out["x-upstream-request-id"] = upstream_id
-    out[rid_header] = ex.request_id
-    for k, v in ex.reply_headers.items():
-        out[k] = v
-    return out
-
 
 class Upstreams:
     """One pooled ``aiohttp.ClientSession`` per upstream, opened at start and closed at stop."""
@@ -166,37 +96,40 @@ class Relay:
         self.upstreams = upstreams
         self.chain = chain
         self.mono = clock_mono
+        # (upstream, dialect) -> (spec, header carrying the upstream key)
+        self._auth: dict[tuple[str, str | None], tuple[Any, tuple[str, str] | None]] = {}
 
     async def __call__(self, ex: Exchange, request: web.Request) -> web.StreamResponse:
         spec = ex.route
         assert spec is not None
         session = self.upstreams.sessions[spec.name]
         url = spec.target(ex.upstream_path, ex.query)
-        peer = request.remote or ""
-        headers = upstream_headers(ex, spec, peer, request.scheme)
+        dialect_name = ex.dialect.name if ex.dialect is not None else None
+        auth_key = (spec.name, dialect_name)
+        hit = self._auth.get(auth_key)
+        if hit is not None and hit[0] is spec:
+            auth = hit[1]
+        else:
+            auth = auth_header(spec, dialect_name)
+            self._auth[auth_key] = (spec, auth)
+        headers = upstream_headers(ex, spec, request.remote or "", request.scheme, auth)
         body = ex.outgoing_body()
         t = spec.timeouts
         ex.t_upstream = self.mono()
-        # Deadline for the response headers: one timer that cancels this task (cheaper than a timeout
-        # context); its own cancellation is told apart from a client disconnect by ``fired``.
-        loop = asyncio.get_running_loop()
+        # Deadline for the response headers: a wheel entry that cancels this task (cheaper than a
+        # timeout context or a loop timer); it is no longer pending once it fired, which tells its
+        # cancellation apart from a client disconnect.
+        wheel = timer_wheel()
         task = asyncio.current_task()
-        fired = False
-
-        def _expire() -> None:
-            nonlocal fired
-            fired = True
-            if task is not None:
-                task.cancel()
-
-        deadline = loop.call_at(loop.time() + t.connect + t.first_byte, _expire)
+        assert task is not None
+        deadline = wheel.at(wheel.loop.time() + t.connect + t.first_byte, task.cancel)
         try:
             resp = await session.request(
                 ex.method, url, headers=headers, data=body if body else None,
                 allow_redirects=False, compress=None,
             )
         except asyncio.CancelledError as e:
-            if not fired or task is None:
+            if deadline.pending:
                 raise
             task.uncancel()
             log.warning("upstream %s timed out before responding (%s)", spec.name, ex.request_id)
@@ -239,15 +172,17 @@ class Relay:
     async def _relay_buffered(
         self, ex: Exchange, request: web.Request, resp: aiohttp.ClientResponse, spec: UpstreamSpec
     ) -> web.StreamResponse:
-        watch = IdleWatch(resp, spec.timeouts.idle)
+        # A small body usually came with the headers: then there is nothing to wait for and no deadline.
+        watch = None if resp.content.is_eof() else IdleWatch(resp, spec.timeouts.idle)
         try:
             raw = await resp.read()
         except (aiohttp.ClientError, OSError) as e:
-            if watch.fired:
+            if watch is not None and watch.fired:
                 raise ProxyError(errors.UPSTREAM_TIMEOUT, f"upstream '{spec.name}' stalled mid-body") from e
             raise ProxyError(errors.UPSTREAM_UNAVAILABLE, f"upstream '{spec.name}' broke off the body") from e
         finally:
-            watch.cancel()
+            if watch is not None:
+                watch.cancel()
         ex.t_first_byte = self.mono()
         body = raw
         try:
@@ -276,7 +211,7 @@ class Relay:
         """Unrecognised paths and upstream errors: relay bytes untouched, chunk by chunk."""
         out = web.StreamResponse(status=resp.status, headers=client_headers(ex, resp.headers, self.rid_header))
         await out.prepare(request)
-        watch = IdleWatch(resp, spec.timeouts.idle)
+        watch = IdleWatch(resp, spec.timeouts.idle, request, ex)
         read = resp.content.readany
         first = True
         try:
@@ -317,7 +252,7 @@ class Relay:
         has_event_hooks = bool(chain.event)
         usage_of = dialect.usage
         shaping = ex.state.get("shape")  # output pacing and token budgets (proxy.filters.shape)
-        watch = IdleWatch(resp, spec.timeouts.idle)
+        watch = IdleWatch(resp, spec.timeouts.idle, request, ex)
         read = resp.content.readany
         encode = framer.encode
         first = True
@@ -470,36 +405,50 @@ class Relay:
 
 
 class IdleWatch:
-    """Ends an upstream read that has been silent for ``idle`` seconds.
+    """Ends a response that has made no progress for ``idle`` seconds, in either direction.
 
-    One timer per response instead of a timeout context per chunk: ``touch()`` only stores the time;
-    the timer re-arms itself for the last touch plus ``idle``, and on expiry closes the upstream
-    response, which makes the pending read fail; ``fired`` tells that failure apart from a real one.
+    One wheel deadline per response instead of a timeout context per chunk: ``touch()`` only stores
+    the time; the deadline re-arms itself for the last touch plus ``idle``. On expiry it closes the
+    upstream response, which makes a pending read fail (``fired`` tells that failure apart from a real
+    one). If the client's write buffer is still full at that point, the client has stopped reading: a
+    pending write would wait forever (and hold the upstream), so the client connection is dropped too.
     """
 
-    __slots__ = ("_handle", "_loop", "fired", "idle", "last", "resp")
+    __slots__ = ("_deadline", "_loop", "ex", "fired", "idle", "last", "request", "resp")
 
-    def __init__(self, resp: aiohttp.ClientResponse, idle: float) -> None:
-        self._loop = asyncio.get_running_loop()
+    def __init__(
+        self, resp: aiohttp.ClientResponse, idle: float, request: web.Request | None = None,
+        ex: Exchange | None = None,
+    ) -> None:
+        wheel = timer_wheel()
+        self._loop = wheel.loop
         self.resp = resp
+        self.request = request
+        self.ex = ex
         self.idle = idle
         self.fired = False
         self.last = self._loop.time()
-        self._handle = self._loop.call_at(self.last + idle, self._check)
+        self._deadline: Deadline = wheel.at(self.last + idle, self._check)
 
     def touch(self) -> None:
         self.last = self._loop.time()
 
     def _check(self) -> None:
         due = self.last + self.idle
-        if self._loop.time() >= due:
-            self.fired = True
-            self.resp.close()
-        else:
-            self._handle = self._loop.call_at(due, self._check)
+        if self._loop.time() < due:
+            self._deadline = timer_wheel().at(due, self._check)
+            return
+        self.fired = True
+        transport = self.request.transport if self.request is not None else None
+        if transport is not None and transport.get_write_buffer_size() > 0:
+            if self.ex is not None:
+                self.ex.error_code = errors.CLIENT_TIMEOUT
+                log.warning("client stopped reading for %.0fs; dropping it (%s)", self.idle, self.ex.request_id)
+            transport.abort()
+        self.resp.close()
 
     def cancel(self) -> None:
-        self._handle.cancel()
+        self._deadline.cancel()
 
 
 def _abort(request: web.Request) -> None:

@@ -9,7 +9,7 @@ requests are not.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, disable_created_metrics
@@ -63,7 +63,7 @@ class ProxyMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        self.requests: dict[tuple[str, str, str, str], int] = {}  # (dialect, route, status, tier) -> n
+        self.requests: dict[tuple[str, str, int, str], int] = {}  # (dialect, route, status, tier) -> n
         self.routes: dict[str, RouteMetrics] = {}
         self.local_errors: dict[str, int] = {}
         self.in_flight = 0
@@ -73,6 +73,8 @@ class ProxyMetrics:
         r = self.registry
         # (ok, failed) reloads of the accounts file, read at scrape time from the watcher.
         self.accounts_reloads: Any = lambda: (0, 0)
+        # Metric families other parts add (e.g. the rules step), each a no-argument function called at scrape.
+        self.sources: list[Callable[[], Iterable[Any]]] = []
         # Rare events keep prometheus_client's own objects.
         self.accounts_loaded = Gauge(
             "distillguard_accounts_loaded", "Accounts in the current accounts store.", registry=r,
@@ -86,11 +88,15 @@ class ProxyMetrics:
         return rm
 
     def count_request(self, dialect: str, route: str, status: int, tier: str) -> None:
-        key = (dialect, route, str(status), tier)
+        key = (dialect, route, status, tier)
         self.requests[key] = self.requests.get(key, 0) + 1
 
     def count_error(self, code: str) -> None:
         self.local_errors[code] = self.local_errors.get(code, 0) + 1
+
+    def add_source(self, families: Callable[[], Iterable[Any]]) -> None:
+        """Render ``families()`` (Prometheus metric families) with this app's metrics at every scrape."""
+        self.sources.append(families)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
@@ -106,8 +112,8 @@ class _ProxyCollector(Collector):
             "distillguard_requests", "Requests answered, by dialect, route, status and account tier.",
             labels=["dialect", "route", "status", "tier"],
         )
-        for labels, n in sorted(m.requests.items()):
-            req.add_metric(list(labels), n)
+        for (dialect, route, status, tier), n in sorted(m.requests.items()):
+            req.add_metric([dialect, route, str(status), tier], n)
         yield req
         errs = CounterMetricFamily(
             "distillguard_local_errors", "Errors answered by the proxy itself, by stable code.", labels=["code"]
@@ -145,3 +151,5 @@ class _ProxyCollector(Collector):
         rel.add_metric(["ok"], ok)
         rel.add_metric(["failed"], failed)
         yield rel
+        for source in m.sources:
+            yield from source()

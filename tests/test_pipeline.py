@@ -116,3 +116,49 @@ def test_run_events_passes_unchanged_events_through(n):
     evs = [Event(b"d", raw=b"data: d\n\n") for _ in range(n)]
     out = chain.run_events(Exchange(), list(evs))
     assert out == evs and all(e.raw == b"data: d\n\n" for e in out)
+
+
+# ---------------------------------------------------------------- the relay's coarse deadlines
+
+
+async def test_timer_wheel_fires_late_by_at_most_a_slot_and_never_early():
+    import asyncio
+
+    from proxy.tasks import TimerWheel
+
+    loop = asyncio.get_running_loop()
+    wheel = TimerWheel(loop, resolution=0.02)
+    fired: dict[str, float] = {}
+    t0 = loop.time()
+    for name, delay in (("a", 0.05), ("b", 0.12)):
+        wheel.at(t0 + delay, lambda n=name: fired.setdefault(n, loop.time()))
+    await asyncio.sleep(0.3)
+    assert set(fired) == {"a", "b"}
+    assert t0 + 0.05 <= fired["a"] < t0 + 0.05 + 0.1
+    assert t0 + 0.12 <= fired["b"] < t0 + 0.12 + 0.1
+    assert wheel.buckets == {}  # nothing left behind, so the wheel stops ticking
+    await asyncio.sleep(0.05)
+    assert wheel._tick is None
+
+
+async def test_timer_wheel_cancel_forgets_at_once_and_callbacks_may_rearm():
+    import asyncio
+
+    from proxy.tasks import TimerWheel
+
+    loop = asyncio.get_running_loop()
+    wheel = TimerWheel(loop, resolution=0.02)
+    calls: list[str] = []
+    d = wheel.at(loop.time() + 0.04, lambda: calls.append("cancelled one"))
+    assert d.pending
+    d.cancel()
+    assert not d.pending and wheel.buckets == {}  # the empty slot is dropped too
+    d.cancel()  # idempotent
+
+    def again() -> None:
+        calls.append("first")
+        wheel.at(loop.time() + 0.03, lambda: calls.append("second"))
+
+    first = wheel.at(loop.time() + 0.03, again)
+    await asyncio.sleep(0.2)
+    assert calls == ["first", "second"] and not first.pending

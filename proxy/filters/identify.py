@@ -52,8 +52,6 @@ class IdentifyFilter(Filter):
         return ip is not None and any(ip in net for net in self.trusted)
 
     def _client_ip(self, ex: Exchange, peer: str) -> str:
-        if not self.trusted:
-            return peer
         if not self._is_trusted(_ip(peer)):
             return peer
         ex.state["peer_trusted"] = True
@@ -73,8 +71,10 @@ class IdentifyFilter(Filter):
         auth = h.get("Authorization")
         if auth:
             scheme, _, token = auth.partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
+            if scheme.lower() == "bearer":
+                token = token.strip()
+                if token:
+                    return token
         for name in ("x-api-key", "x-goog-api-key", "api-key"):
             v = h.get(name)
             if v:
@@ -93,8 +93,8 @@ class IdentifyFilter(Filter):
         return None
 
     async def on_request(self, ex: Exchange) -> Reply | None:
-        peer = ex.client_ip
-        ex.client_ip = self._client_ip(ex, peer)
+        if self.trusted:
+            ex.client_ip = self._client_ip(ex, ex.client_ip)
         store = self.accounts()
         if self.account_header:
             ex.state["strip_headers"] = frozenset((self.account_header.lower(),))

@@ -103,7 +103,8 @@ async def start_proxy(tmp_path: Path, fake: FakeUpstream) -> AsyncIterator[Start
             "logging": {"access_log": str(access)},
         }
         cfg = config_from_dict(_merge(base, config or {}), source="<test>")
-        proxy = ProxyApp(cfg, accounts=AccountsWatcher(accounts_path), filters=filters)
+        # tune_gc=False: freezing the collector's generations suits a server process, not a test run.
+        proxy = ProxyApp(cfg, accounts=AccountsWatcher(accounts_path), filters=filters, tune_gc=False)
         server = Server(proxy, port=0)
         await server.start()
         started.append(server)
