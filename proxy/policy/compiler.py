@@ -156,9 +156,9 @@ def compile_spec(spec: RuleSetSpec) -> CompiledRuleSet:
         }
     )
     half_life = {s: spec.half_life.get(s, DEFAULT_HALF_LIFE) for s in SCOPES}
-    version = hashlib.blake2b(
-        "|".join(r.fingerprint + r.mode for r in rules).encode(), digest_size=6
-    ).hexdigest()
+    # Everything the files say (lists, macros, matchers, rules, scoring), so any edit gives a new version;
+    # the spec's repr holds no addresses and no sets, so it is the same in every process.
+    version = hashlib.blake2b(repr(spec).encode(), digest_size=6).hexdigest()
     return CompiledRuleSet(
         spec,
         tuple(rules),
