@@ -13,7 +13,6 @@ per call, a circuit breaker, and ``on_failure`` from the ``state:`` section.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from proxy.clock import SYSTEM_CLOCK, Clock
 from proxy.policy.store import Fetch, MemoryRuleStore, RuleView
-from proxy.state.faults import Breaker, StateUnavailable
+from proxy.state.faults import Breaker, StateUnavailable, guarded_call
 
 if TYPE_CHECKING:
     from proxy.policy.compiler import CompiledRuleSet
@@ -96,27 +95,10 @@ class FaultTolerantRuleStore:
 
     async def _call(self, coro_fn: Any) -> tuple[bool, Any]:
         """(True, result) from the store, or (False, None) when it failed or the breaker is open."""
-        if not self.breaker.allow():
-            return False, None
-        done = False
-        try:
-            async with asyncio.timeout(self.timeout):
-                res = await coro_fn()
-            done = True
-        except TimeoutError as e:
-            done = True
-            self._failed("timeout", e)
-            return False, None
-        except Exception as e:
-            done = True
-            self._failed("error", e)
-            return False, None
-        finally:
-            if not done:  # cancelled mid-call: neither a success nor the store's fault
-                self.breaker.abandon()
-        if self.breaker.success() or self.degraded:
+        ok, res, closed = await guarded_call(self.breaker, self.timeout, coro_fn, self._failed)
+        if ok and (closed or self.degraded):
             self._recovered()
-        return True, res
+        return ok, res
 
     def _degraded(self) -> None:
         if not self.degraded:

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -87,6 +88,38 @@ class Breaker:
         self._probing = False
 
 
+async def guarded_call(
+    breaker: Breaker,
+    timeout: float,
+    call: Callable[[], Awaitable[Any]],
+    failed: Callable[[str, BaseException], None],
+) -> tuple[bool, Any, bool]:
+    """Run ``call()`` under ``timeout`` if ``breaker`` lets it through.
+
+    Returns ``(ok, result, closed)``: ``closed`` says the success closed a breaker that was open. A
+    timeout or an error is reported to ``failed(reason, error)``; a call cancelled mid-way (the client
+    left) counts neither as a success nor as the store's fault."""
+    if not breaker.allow():
+        return False, None, False
+    done = False
+    try:
+        async with asyncio.timeout(timeout):
+            res = await call()
+        done = True
+    except TimeoutError as e:
+        done = True
+        failed("timeout", e)
+        return False, None, False
+    except Exception as e:
+        done = True
+        failed("error", e)
+        return False, None, False
+    finally:
+        if not done:
+            breaker.abandon()
+    return True, res, breaker.success()
+
+
 class StateMetrics:
     def __init__(self, registry: CollectorRegistry | None, backend: str) -> None:
         registry = registry if registry is not None else CollectorRegistry()
@@ -148,25 +181,16 @@ class FaultTolerantBackend:
         return self._degraded_since is not None
 
     async def apply(self, ops: Sequence[Op], now: float, *, all_or_nothing: bool = False) -> list[Result]:
-        if self.breaker.allow():
-            done = False
-            try:
-                async with asyncio.timeout(self.timeout):
-                    res = await self.primary.apply(ops, now, all_or_nothing=all_or_nothing)
-                done = True
-            except TimeoutError as e:
-                done = True
-                self._failed("timeout", e)
-            except Exception as e:
-                done = True
-                self._failed("error", e)
-            else:
-                if self.breaker.success() or self._degraded_since is not None:
-                    self._recovered()
-                return res
-            finally:
-                if not done:  # cancelled mid-call: neither a success nor the store's fault
-                    self.breaker.abandon()
+        ok, res, closed = await guarded_call(
+            self.breaker,
+            self.timeout,
+            lambda: self.primary.apply(ops, now, all_or_nothing=all_or_nothing),
+            self._failed,
+        )
+        if ok:
+            if closed or self._degraded_since is not None:
+                self._recovered()
+            return res
         return self._degraded_apply(ops, now, all_or_nothing)
 
     def _degraded_apply(self, ops: Sequence[Op], now: float, all_or_nothing: bool) -> list[Result]:
