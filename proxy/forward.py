@@ -249,7 +249,7 @@ class Relay:
         assert dialect is not None
         out = web.StreamResponse(status=resp.status, headers=client_headers(ex, resp.headers, self.rid_header))
         await out.prepare(request)
-        has_event_hooks = bool(chain.event)
+        has_event_hooks = chain.events_for(ex)
         usage_of = dialect.usage
         shaping = ex.state.get("shape")  # output pacing and token budgets (proxy.filters.shape)
         watch = IdleWatch(resp, spec.timeouts.idle, request, ex)

@@ -90,9 +90,31 @@ class Chain:
         self.reply: list[Callable[[Exchange, Reply], None]] = [h for f in rev if (h := _own(f, "on_reply"))]
         self.done: list[Callable[[Exchange], Awaitable[None]]] = [h for f in rev if (h := _own(f, "on_done"))]
 
+        # Filters with an on_event hook may say per request whether they need to see its events
+        # (``wants_events(ex) -> bool``); one without that method always does.
+        with_events = [f for f in self.filters if _own(f, "on_event")]
+        self._always_events = any(not callable(getattr(f, "wants_events", None)) for f in with_events)
+        self._wants_events = [f.wants_events for f in with_events if callable(getattr(f, "wants_events", None))]
+
     @property
     def transforms_events(self) -> bool:
         return bool(self.event or self.end)
+
+    def events_for(self, ex: Exchange) -> bool:
+        """Whether this exchange's stream events must go through the ``on_event`` hooks. False lets the
+        relay send them as the bytes that came in (its plain mode). A ``wants_events`` that raises
+        counts as True: when in doubt, the events are looked at."""
+        if not self.event:
+            return False
+        if self._always_events:
+            return True
+        for wants in self._wants_events:
+            try:
+                if wants(ex):
+                    return True
+            except Exception:
+                return True
+        return False
 
     async def run_request(self, ex: Exchange) -> Reply | None:
         for hook in self.request:

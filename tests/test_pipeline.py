@@ -121,6 +121,36 @@ def test_run_events_passes_unchanged_events_through(n):
 # ---------------------------------------------------------------- the relay's coarse deadlines
 
 
+class Seer(Filter):
+    """An on_event filter that wants the events of exchanges carrying its tag."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+
+    def wants_events(self, ex: Exchange) -> bool:
+        if self.tag == "boom":
+            raise RuntimeError("cannot tell")
+        return self.tag in ex.state
+
+    def on_event(self, ex: Exchange, event: Event) -> list[Event]:
+        return [event]
+
+
+class Always(Filter):
+    def on_event(self, ex: Exchange, event: Event) -> list[Event]:
+        return [event]
+
+
+def test_events_for_asks_each_filter_and_defaults_to_looking():
+    ex = Exchange()
+    assert Chain([Recorder("a", [])]).events_for(ex) is False  # no on_event hook at all
+    assert Chain([Seer("x"), Seer("y")]).events_for(ex) is False
+    ex.state["y"] = True
+    assert Chain([Seer("x"), Seer("y")]).events_for(ex) is True
+    assert Chain([Seer("x"), Always()]).events_for(Exchange()) is True  # no wants_events: always
+    assert Chain([Seer("boom")]).events_for(Exchange()) is True  # a failing answer means "look"
+
+
 async def test_timer_wheel_fires_late_by_at_most_a_slot_and_never_early():
     import asyncio
 

@@ -129,6 +129,11 @@ class RedactFilter(Filter):
 
     # -- streams --------------------------------------------------------------------------------------
 
+    def wants_events(self, ex: Exchange) -> bool:
+        """Only streams whose reasoning is hidden need their events seen (``pass`` relays them as they
+        came: ``on_event`` would be the identity and ``on_end`` empty)."""
+        return _STATE in ex.state
+
     def on_event(self, ex: Exchange, ev: Event) -> list[Event]:
         fn = ex.state.get(_STREAM)
         if fn is None:

@@ -142,6 +142,11 @@ class ShapeFilter(Filter):
             headers=headers,
         )
 
+    def wants_events(self, ex: Exchange) -> bool:
+        """Streams are counted only when a token limit, pacing or a budget applies to the request."""
+        st: ShapeState | None = ex.state.get("shape")
+        return st is not None and bool(st.count_stream)
+
     def on_event(self, ex: Exchange, event: Event) -> list[Event]:
         """Count the tokens of a streamed event; end the stream once past its budget. Cheap when the
         request has no token limit, pacing or budget (one dict lookup)."""

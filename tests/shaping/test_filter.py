@@ -346,3 +346,23 @@ def test_ip_prefix() -> None:
     assert ip_prefix("2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64"
     assert ip_prefix("::ffff:198.51.100.9") == "198.51.100.0/24"
     assert ip_prefix("not-an-ip") == "not-an-ip"
+
+
+async def test_streams_are_looked_at_only_when_tokens_are_counted(make_filter: MakeFilter, make_ex: MakeEx) -> None:
+    # A request limit alone lets the relay send events as they came (plain mode); a tokens limit, a
+    # budget cut or pacing needs every event.
+    f = make_filter([RPM])
+    ex = make_ex(stream=True)
+    await f.on_request(ex)
+    assert f.wants_events(ex) is False
+    ex3 = make_ex(stream=True, controls={"cut_tokens": 2})
+    await f.on_request(ex3)
+    assert f.wants_events(ex3) is True
+    assert f.wants_events(make_ex(stream=True)) is False  # never admitted (e.g. refused earlier)
+
+
+async def test_a_tokens_limit_needs_the_stream_events(make_filter: MakeFilter, make_ex: MakeEx) -> None:
+    g = make_filter([TPM])
+    ex = make_ex(stream=True, max_tokens=10)
+    await g.on_request(ex)
+    assert g.wants_events(ex) is True
