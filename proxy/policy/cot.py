@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping
 
 import re2
 
+from proxy.policy import cot_groups as groups
 from proxy.policy import cot_lexicon as lex
 from proxy.policy.matchers import re2_options
 
@@ -71,7 +72,7 @@ _FOLLOW_TRIGGERS = frozenset(
 )
 _MINUS = frozenset({"howto", "about", "learners", "opinion", "fiction"})
 _MINUS2 = frozenset({"question", "define"})
-_FOLLOW_UP = _alternation((lex.FOLLOW_UP,))
+_FOLLOW_UP = _alternation((groups.FOLLOW_UP,))
 _HIDDEN_TERMS = lex.TRACE_API_HIDDEN + lex.TRACE_HIDDEN
 _NAMED = lex.TRACE_API + _HIDDEN_TERMS + lex.TRACE_PERIPHRASIS + lex.TRACE_STRONG
 _ALL_TRACE = _NAMED + lex.TRACE_METAPHOR + lex.TRACE_WEAK + lex.TRACE_GENERIC
@@ -85,10 +86,10 @@ _TERMS = _GroupSet(
         ("verbish", (r"^(" + lex.loose("thinking") + "|" + lex.loose("thought") + r"|reasoning|deliberat\w*)$",)),
     ]
 )
-_GLOBAL = _GroupSet([("trace", _ALL_TRACE), *lex.GLOBAL.items()])
-_WINDOW = _GroupSet(lex.WINDOW.items())
-_B64 = _alternation(lex.GLOBAL["b64"])
-_HEX = _alternation(lex.GLOBAL["hex"])
+_GLOBAL = _GroupSet([("trace", _ALL_TRACE), *groups.GLOBAL.items()])
+_WINDOW = _GroupSet(groups.WINDOW.items())
+_B64 = _alternation(groups.GLOBAL["b64"])
+_HEX = _alternation(groups.GLOBAL["hex"])
 # Invisible and compatibility characters: zero-width, soft hyphen, tag characters (ASCII smuggled as
 # U+E0020..E007E), fullwidth forms, mathematical alphanumerics, enclosed and letterlike forms, ligatures.
 ODD_CHARS = (  # case-sensitive: under case folding the class would also match "k" (KELVIN SIGN) and "s"
@@ -102,7 +103,7 @@ _ODD = _alternation((ODD_CHARS,))
 GATE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cot:trace", _ALL_TRACE),
     ("cot:odd", (ODD_CHARS,)),
-    *((f"cot:{name}", patterns) for name, patterns in lex.GLOBAL.items()),
+    *((f"cot:{name}", patterns) for name, patterns in groups.GLOBAL.items()),
 )
 _GATE_TRIGGERS = frozenset(n for n, _ in GATE_GROUPS) - {"cot:pretext"}
 _INVISIBLE: dict[int, int | None] = {

@@ -1,0 +1,350 @@
+"""Concept groups of the CoT-elicitation detector (``proxy/policy/cot.py``), RE2 syntax, case-insensitive.
+
+``WINDOW``: groups scanned in a window around one reasoning-trace occurrence (who is addressed, whose
+trace it is, hiddenness, extraction, completeness, format, negation, topic and exemption frames).
+``GLOBAL``: whole-text groups (pretexts, and the cues that make decoded views worth computing).
+``FOLLOW_UP``: a short next sentence that orders out what the previous one named. The trace nouns
+themselves are in ``cot_lexicon``; languages as there.
+"""
+
+# ruff: noqa: RUF001  (non-Latin scripts and look-alike letters are the point here)
+
+from __future__ import annotations
+
+from proxy.policy.cot_lexicon import COPY_VERBS
+
+# --- concept groups scanned in a window around one TRACE occurrence. The window is the text before the
+# occurrence, the marker " \x00 ", then the text after it (the trace word itself is left out, so "inner" in
+# "inner monologue" does not also count as an ownership marker).
+_NA = r"(?:^|\P{L})"  # boundary for non-ASCII words (RE2 \b is ASCII-only)
+_NZ = r"(?:\P{L}|$)"
+WINDOW: dict[str, tuple[str, ...]] = {
+    # "there's a monologue": a contraction, not a possessive (see other_owner)
+    "contraction": (r"\b(there|it|that|here|what|where|who|he|she|let|how)'s\s+(\w+\s+)?\x00",),
+    # the model addressed or named
+    "self": (
+        r"\b(you|your|yours|yourself|ur|u|the model'?s|the assistant'?s|its own)\b",
+        _NA + r"(tu|tus|te|ti|usted|ton|ta|tes|toi|votre|vos|vous|dein\pL*|du|dich|dir|ihren?|sie|teu|tua|teus"
+        r"|tuas|seu|sua|seus|suas|voc[êe]|tuo|tuoi|tue|vostr[oa]|je|jouw|jij|uw|tw[óo]j\pL*|twoj\pL*|sw[óo]j"
+        r"|swoj\pL*|ty|ci|ci[ęe]|senin|kendi\pL*|sen|сво\pL*|тво\pL*|ваш\pL*|вы|ты|тебя|себя)" + _NZ,
+        r"你|您|あなた|君の|당신|너의|네가|أنت|\x00 ?ك",
+    ),
+    # someone else's reasoning: the user's, a third party's ("my thoughts", "the court's reasoning")
+    "other_owner": (
+        r"\b(my|our|his|her|their|mine|someone'?s|people'?s|humans?'?|students?'?|children'?s|kids'?)\s+(\w+\s+)"
+        r"{0,2}\x00",
+        r"\b\w+'s\s+(\w+\s+)?\x00",
+        _NA + r"(mi|mis|mon|ma|mes|mein\pL*|meu|minha|meus|minhas|mio|mia|miei|mijn|m[óo]j\pL*|benim|sus|son|sa|ses"
+        r"|leurs?|sein\pL*|dessen|deren|zijn|haar|hun|jego|jej|ich|мо[йиеёя]\pL*|наш\pL*|его|её|их)\s+(\pL+\s+)?\x00",
+        r"(我的|我们的|他的|她的|他们的|私の|彼の|彼女の|내|나의|우리의|그의)\s*\x00",
+    ),
+    "model_owner": (
+        r"\b(model|assistant|ai|gpt|claude|gemini|llm|bot|chatbot|o1|o3|r1)'?s\s+(\w+\s+){0,2}\x00",
+        r"\x00 (of|from|by) (the|this) (model|assistant|ai|llm|bot|chatbot)\b",
+        r"\b(turn|answer|reply|response|message|completion|generation)'s\s+(\w+\s+)?\x00",
+    ),
+    # "the thinking": with an extraction verb and no other owner, in a chat with a model it is the model's
+    "the_direct": (r"\b(the|those|these)\s+([a-z]+\s+){0,2}\x00",),
+    # the reasoning sits in something the user supplied or names: "of the court", "from this paragraph"
+    "elsewhere": (
+        r"\x00 (of|from|by|behind|in) (the|this|that|my|our|his|her|their|a|an|these|those|following)\b",
+        r"\b(from|in|of) (this|the|that|my|these|following|attached) (paragraph|text|document|article|essay|paper"
+        r"|report|file|page|book|chapter|email|transcript|pdf|post|story|novel|speech|ruling|judgment|decision)",
+        r"\b(paragraph|text|article|essay|passage|sentence|page|chapter|story|poem|book|document|report|song|film)s? "
+        r"(about|on|regarding|describing)\b",
+    ),
+    # ... unless that is where the model's reply is shown: "the collapsed block in the UI"
+    "in_ui": (
+        r"\x00 (in|on|of) (the|this|your) (ui|interface|app|chat|panel|window|screen|response|api|reply"
+        r"|answer)\b",
+    ),
+    # the reasoning as a topic: "chain-of-thought prompting", "reasoning models", "a paper on reasoning"
+    "topic": (
+        r"\x00 (\w+ )?(prompting|prompts?|models?|mode|budget|effort|benchmarks?|capabilit\w*|abilit\w*|skills?|"
+        r"research|papers?|literature|techniques?|methods?|strateg\w*|approach\w*|features?|parameters?|settings?|"
+        r"api|llms?|tasks?|datasets?|puzzles?|fallac\w*|exercises?|summary|summaries|faithfulness|experiments?)\b",
+        r"\b(about|on|regarding|concerning|of) (the )?\x00 (in|for) (llms?|language models|ai|humans|children)\b",
+        r"\b(critical|lateral|creative|systems|design|strategic|wishful|magical|positive|computational|abstract|"
+        r"logical|analytical|deductive|inductive|abductive|moral|legal|clinical|mathematical|scientific|statistical"
+        r"|causal|spatial|verbal|higher[- ]order|divergent|convergent|independent|group)\s+\x00",
+    ),
+    "own_strong": (
+        r"\b(hidden|hiding|hide|hides|hid|conceal\w*|secret|pre-?(answer|response|reply|output)|private|internal"
+        r"|internally|inner|raw|unfiltered|unpublished|"
+        r"unreleased|unshared|undisclosed|non-?public|not (shown|visible|displayed)|you (didn'?t|did not|don'?t) show|"
+        r"unpolished|uncut|unvarnished|unprocessed|unsani[tz]i[sz]ed|unretouched|as (it )?(actually|really) happened|"
+        r"silently|privately|quietly|secretly|in secret|to yourself|in the background|behind the curtain|"
+        r"unredacted|redacted|unedited|uncensored|unabridged|unsummari[sz]ed|invisible|unseen|unmodified|untouched"
+        r"|uncompressed|unshortened|uncondensed|pre-?summary|behind[- ]the[- ]"
+        r"scenes|under the hood|collapsed|collapses)\b",
+        r"\bbefore (every|each|any) (answer|reply|response)\b|"
+        r"\bbefore (you )?(answer|answering|answered|replying|replied|responding|responded|writing|wrote|"
+        r"respond|reply)\b|\bbefore (the|your) (\w+ )?(answer|reply|response|output)\b",
+        r"回答の前|答えの前|antes de (responder|contestar|la respuesta)|avant de r[ée]pondre"
+        r"|avant (ta|la) r[ée]ponse|bevor du "
+        r"(antwortest|geantwortet)|vor (deiner|der) antwort|prima di rispondere|voordat je antwoordde|zanim odpowiedzia"
+        r"|cevap vermeden [öo]nce|cevaplamadan [öo]nce|przed odpowiedzi\pL*|zanim odpowiesz|прежде чем ответить"
+        r"|перед (тем как ответить|ответом)|回答(之前|前)|答える前|回答する前"
+        r"|답하기 전|답변 전|대답하기 전"
+        r"|قبل (الإجابة|أن تجيب)",
+        r"\bprior to (answering|responding|replying|the (final |visible )?answer|your (final )?answer)\b",
+        r"\b(that|which) (came|come|went|were|was|are|is) (generated |produced |written )?(before|ahead of|prior to)\b"
+        r"|\b(never|not) (\w+ )?(received|receives|receive|shown|visible|returned|displayed)\b|\b(i|we|users?|my client"
+        r"|the client|the app|the ui) (never|can'?t|cannot|don'?t|doesn'?t|didn'?t) (get|gets|see|sees|receive"
+        r"|receives|show|shows)\b"
+        r"|\b(billed|charged|invoiced|metered|paid for|paying for)\b|\b(underneath|beneath|underlying)\b"
+        r"|\bbefore (the|your) (first|opening) (word|token|line|sentence)\b|\bnot exposed\b|\bisn'?t exposed\b"
+        r"|\bbefore (you )?(hit(ting)? send|handing|going on stage|you spoke"
+        r"|speaking|the part)\b",
+        r"\b(that|which|what) you (produced|generated|had|wrote|made|used|went through|came up with|did)\b",
+        r"\bas (it was|they were|you) (generated|produced|wrote|written|had it|thought)\b|\bwhile (solving|"
+        r"answering|working)\b",
+        r"\bnot (just |only )?(a |the |your )?(summary|summari[sz]ed|paraphrase|recap|cleaned[- ]up)\b|"
+        r"\binstead of (a |the )?summary\b|\bthe part (that )?(i|users?|we) (normally )?(can'?t|cannot|don'?t|didn'?t"
+        r"|did not|never)\b",
+        _NA + r"(ocult[oa]s?|intern[oa]s?|privad[oa]s?|crud[oa]s?|secret[oa]s?|cach[ée]e?s?|interne?s?|priv[ée]e?s?"
+        r"|brut(e|es|s)?|versteckt\pL*|verborgen\pL*|intern(e|er|en|es|em)?|geheim\pL*|roh(e|en|er|es)?"
+        r"|ungefiltert\pL*|unzensiert\pL*|ungek[üu]rzt\pL*|brut[oa]s?|nascost[oiae]|intern[oiae]|privat[oiae]"
+        r"|grezz[oiae]|segret[oiae]|onbewerkt\pL*|ongefilterd\pL*|ruwe?|ukryt\pL*|wewn[ęe]trzn\pL*|prywatn\pL*"
+        r"|surow\pL*|gizli\pL*|[iİı][çc]|[iİı][çc]sel\pL*|ham|filtresiz\pL*|sans[üu]rs[üu]z\pL*)" + _NZ,
+        r"sin (filtrar|resumir|censura|editar)|tal (cual|como lo (generaste|pensaste))|non (filtr|censur|r[ée]sum)"
+        r"|sans (filtre|r[ée]sumer|censure)|sem (filtro|resumir|cortes|censura)|senza (tagli|filtri|riassumere"
+        r"|censura)|bez (skr[óo]t[óo]w|cenzury|filtr[óo]w)",
+        r"скрыт\pL*|внутренн\pL*|тайн\pL*|сыр(ые|ой|ых|ую)|приватн\pL*|без (сокращений|цензуры|фильтр\pL*)"
+        r"|隐藏|内部|內部|原始|私下|背后|未经过滤|未删节|隠れ|隠さ|隠し|非公開|生の|내부|숨겨진|숨긴|비공개"
+        r"|الداخلي\pL*|المخفي\pL*|الخفي\pL*|الخام|السري\pL*",
+    ),
+    "own_weak": (
+        r"\b(full|fully|complete|completely|entire|entirely|whole|all|every|exact|original|detailed|unchanged)\b",
+        r"exactamente|exactement|genau|exatamente|esattamente|precies|dok[łl]adnie|tam olarak|точно|确切|正確に|정확히",
+        _NA + r"(complet[oa]s?|completa|complet(e|es|s)?|int[ée]gral\pL*|vollst[äa]ndig\pL*|ganze[nmrs]?|inteir[oa]"
+        r"|tutt[oa]|intero|volledig\pL*|hele|ca[łl]\pL*|pe[łl]n\pL*|tamam\pL*|b[üu]t[üu]n\pL*|полност\pL*|полн\pL*"
+        r"|весь|всё|все|цел\pL*)" + _NZ,
+        r"完整|全部|整个|所有|すべて|全て|전부|모든|모두|전체|كامل\pL*|جميع",
+    ),
+    # EXTRACTION, split by where it stands: a copy verb whose object is the trace (at most five words before
+    # it, "print your raw reasoning"), a copy verb after it with a pronoun ("your scratchpad: print it"; verb-
+    # final languages put the verb after the object), or a copy manner anywhere in the sentence (verbatim).
+    # "Keep your reasoning short and print only the answer" has a copy verb whose object is not the trace.
+    "take_verb": (
+        r"(?:^|\PL)(?:" + COPY_VERBS + r")\PL+(?:\pL+\PL+){0,5}\x00",
+        r"(?:复制|粘贴|打印|输出|导出|泄露|透露|照抄|展示).{0,12}\x00",
+    ),
+    "take_after": (
+        r"\x00[^.?!\n]{0,80}\b(?:" + COPY_VERBS
+        + r")\W+(me |us )?(it|them|this|that|those|these|both|all|everything)\b",
+        r"\x00.{0,24}(?:出力|書き出|コピー|貼り付け|복사|출력|붙여|写出|写下|列出|贴出|说出|讲出|yazd[ıi]r|kopyala|yap[ıi][şs]t[ıi]r|复制|输出|打印)",
+    ),
+    "take_manner": (
+        r"\bverbatim\b|\bword[- ](for|by)[- ]word\b|\bkeystroke (for|by) keystroke\b|\b(letter|character|char|token"
+        r"|line|sentence)[- ]by[- ](letter|"
+        r"character|char|token|line|sentence)\b|\bexactly as\b|\bas[- ]is\b|\bunaltered\b|\bin full($|[^ a-z]| [^d])"
+        r"|\bin (its|"
+        r"their) entirety\b|\bliteral(ly)?\b|\bdirect quotes?\b|\boriginal (wording|words|text|sentences?)\b",
+        r"\bwithout (summari[sz]|paraphras|edit|omit|shorten|cutt|condens|clean|leav)\w*",
+        r"sin (resumen|resumir)|sans r[ée]sum[ée]|ohne zusammenfassung|sem resumo|senza riassunto|zonder samenvatting"
+        r"|bez podsumowania|[öo]zetlemeden|без пересказа",
+        r"\b(a |the )?(transcripts?|transcription|printout|dump|copy|log|record|export|replay) of (your|the|all)\b",
+        r"\bfill (in|out)\b|\bfill (the|this|these) (blanks?|gaps?|template|placeholders?)\b|<\x00>[^<]{0,12}</"
+        r"|<fill\b|\bfill (it |them )?with\b"
+        r"|빈칸|채워|空欄|埋めて|填空|填写|填入|rellena|completa (el|la|los|las) (hueco|espacio|plantilla)|remplis"
+        r"|ausf[üu]ll\pL*|preencha|riempi",
+        r"\b(first|last|opening|next|final|closing) (\w+ ){0,2}(words|sentences?|lines?|paragraphs?|tokens|"
+        r"characters|chars) of\b",
+        r"palabra por palabra|al pie de la letra|literalmente|textualmente|tal cual|sin omitir|mot (à|pour) mot"
+        r"|textuellement|litt[ée]ralement|int[ée]gralement|tel quel|sans (rien )?omettre|wortw[öo]rtlich|w[öo]rtlich"
+        r"|wort f[üu]r wort|unver[äa]ndert|ohne (etwas )?auszulassen|palavra por palavra|sem omitir|parola per parola"
+        r"|letteralmente|testualmente|cos[iì] com|senza omettere|woord voor woord|letterlijk|ongewijzigd"
+        r"|s[łl]owo w s[łl]owo|dos[łl]ownie|bez zmian|kelimesi kelimesine|harfi harfine|aynen|oldu[ğg]u gibi"
+        r"|gib\pL* .{0,40}wieder|geef .{0,40}weer",
+        r"дословно|слово в слово|как есть|без изменений|逐字|一字不差|原封不动|原样|そのまま|一字一句|逐語|그대로"
+        r"|한 글자도|حرفي\pL*|كما هو|كما هي",
+    ),
+    "extract_weak": (
+        r"\b(showing|shows|giving|sharing|writing|listing|including|providing|displaying|sending|telling)\b|"
+        r"\b(show|give|tell|share|write|list|include|provide|display|let me see|spell out|hand over|send|post|"
+        r"return|log|present|render|convert|format|turn|rewrite|put|insert|embed|wrap|restate|repeat|recap|"
+        r"walk through|enumerate|need|want|require|requires|see|read|fill|say|narrate|recount|recreate|reconstruct)\b",
+        r"\b(json|yaml|xml|csv|markdown|code block|table|bullet|numbered list|base64|hex|comments|mermaid)\b",
+        _NA + r"(muestra\pL*|mu[ée]strame|ense[ñn]a\pL*|dame|dime|escribe|comparte|incluye|montre\pL*|donne\pL*"
+        r"|[ée]cri[st]\pL*|partage|inclus|zeig\pL*|gib|schreib\pL*|teil\pL*|nenn\pL*|mostr\pL*|escrev\pL*"
+        r"|compartilh\pL*|dammi|scriv\pL*|condividi|includi|laat|geef|schrijf\pL*|deel|poka[żz]\pL*|daj|napisz"
+        r"|podaj|g[öo]ster\pL*|yaz\pL*|payla[şs]\pL*|покажи\pL*|дай\pL*|напиши\pL*|поделись\pL*|выпиши\pL*)" + _NZ,
+        r"展示|显示|给我|告诉我|写出|写下|分享|列出|贴出|发给|見せ|教え|書い|書き|表示|보여|알려|적어|써"
+        r"|أظهر|اعرض|أرني|اكتب|شارك|أعطني",
+    ),
+    # "do not reveal your reasoning": a system prompt guarding the trace, not asking for it
+    # "the polished answer, not the raw notes": the trace is what the user declines
+    "declined": (r"\b(not|instead of|rather than|no) (the |your |any |a )?(\w+ )?\x00",),
+    "negated": (
+        r"\b(never|not|don'?t|do not|must not|mustn'?t|should not|shouldn'?t|avoid|refuse to|no need to)"
+        r" (\w+ ){0,2}(reveal\w*|show\w*|print\w*|output\w*|shar\w+|disclos\w*|expos\w*|leak\w*|includ\w*|"
+        r"repeat\w*|quot\w*|mention\w*) (\w+ ){0,3}\x00",
+    ),
+    # the trace is explicitly the model's: "your ... reasoning" (overrides a third-party owner elsewhere)
+    "self_direct": (
+        r"\b(your|ur|yours|the model'?s|the assistant'?s)\s+(\w+\s+){0,2}\x00|\x00 (behind|of|from|for|in"
+        r"|during) your\b|\x00( \w+){0,3} (for|on|of) yourself\b",
+        _NA + r"(tu|tus|ton|ta|tes|votre|vos|dein\pL*|teu|tua|teus|tuas|seu|sua|seus|suas|tuo|tuoi|tue|je|jouw|uw"
+        r"|tw[óo]j\pL*|twoj\pL*|sw[óo]j\pL*|swoj\pL*|сво\pL*|тво\pL*|ваш\pL*)\s+(\pL+\s+){0,2}\x00",
+        r"(你的|您的|あなたの|당신의).{0,6}\x00",
+    ),
+    # "what is the difference between ...": a definition, not a request
+    "define": (
+        r"\bwhat('s| is| are) (the )?(difference|meaning|definition|role|purpose)\b|\bdifference between\b|"
+        r"\bwhat does .{0,40} mean\b|\bdefine\b|\bexplain (what|how|why|the difference)\b|\bexplain( \w+){1,4} (what"
+        r"|how|why)\b|\bwhat (is|are) (a|an)\b|\bwhat (a|an) [^.?!\n]{0,40} (is|are|means)\b",
+        r"\barguments? (for|against)\b|\bpros and cons\b|\bshould (we|companies|providers|labs|ai labs|vendors)\b",
+    ),
+    # "I thought you could...", "we were thinking": the verb, not the noun
+    "verb_use": (
+        r"\b(i|we|they|he|she|i'?m|i'?ve|was|were|am|are|is|be|been|keep|kept|stop|start|started|had|who|people)"
+        r"\s+(just |really |still |also |not |always |never |only |actually |been |had )?\x00",
+    ),
+    # continuing the trace, or moving it into the visible answer
+    "continue": (
+        r"\b(continue|resume|finish|carry on|keep going|pick up where|left off|where (it|you) (stopped|ended)|"
+        r"translate|translating|rewrite|re-?state)\b",
+        r"contin[uú]a|reanuda|continue[sz]?|reprends|fortsetz\pL*|setze .{0,30}fort|[çc]evir\pL*|продолж\pL*"
+        r"|переведи\pL*|继续|翻译|続け|翻訳|계속|번역|تابع|ترجم",
+    ),
+    "surface": (
+        r"\b(in|into|inside|within|below|above|under|alongside|next to|before) (the|your|this|my|a) (\w+ )?(final )?"
+        r"(answer|reply|response|output|message|code block|json|field)\b",
+    ),
+    # the trace noun sits in quoted text the user supplies to translate, spell or define
+    "quoted": (
+        r"\b(translat\w*|traduc\w*|[üu]bersetz\w*|tradu\w*|say|pronounce|spell|define|meaning of|means?)\b"
+        r"[^'\"“‘«]{0,40}['\"“‘«][^'\"”’»]{0,200}\x00",
+    ),
+    # the user writes instructions for a model ("write a system prompt that tells the model to keep its
+    # reasoning private"): about reasoning, not a request for this model's trace
+    "meta_prompt": (
+        r"\b(write|draft|create|improve|review|generate|design|rewrite)\w* (a |an |the |my |our )?(\w+ )?(system "
+        r"prompt|prompt|instructions?|persona)\b|\b(tells?|instructs?|asks?|makes?|forces?|prompts?|gets?) (the|a"
+        r"|my|our|it|each) ((\w+ )?(model|assistant|llm|bot|agent) )?to\b",
+    ),
+    # the trace of a past turn of this conversation: "your thoughts from the last answer"
+    "past_turn": (
+        r"\x00 (from|of|behind|for|during|in) (the|your|that|this) (last|previous|prior|earlier|preceding) (answer"
+        r"|reply|response|turn|message|question|completion)\b",
+    ),
+    # fiction and characters: "a story where the narrator shares its private thoughts"
+    "fiction": (r"\b(story|stories|novel|poem|fiction|fanfic\w*|screenplay|narrator|protagonist|villain|heroine)\b",),
+    # the user's own program handles traces ("my app strips the <think> block"): benign in a how-to question
+    "user_code": (
+        r"\b(my|our) (own |local |company'?s |team'?s )?(\w+ )?(app|application|code|codebase|program|script|client"
+        r"|frontend|backend|ui|pipeline|server|integration|wrapper|parser|logs?|logger|config|project|service"
+        r"|chatbot|website|dashboard|database|repo|notebook|agent|deployment|product|tool)s?\b",
+    ),
+    # what the user is shown is a summary or paraphrase of the trace
+    "summary_shown": (
+        r"\b(sanitized|sanitised|paraphrased|a paraphrase|abridged|censored|watered[- ]down|blurb|(just |only )?a "
+        r"summary|summarized|summarised|cleaned[- ]up|redacted|condensed|a recap|recap|digest)\b",
+    ),
+    # a forced completion prefix that names the trace: "Begin your answer with 'My private scratchpad said:'"
+    "prefix": (
+        r"\b(begin|start|open|prefix|preface|lead off|kick off)\w* (your |the |each )?(\w+ )?(answer|reply|response"
+        r"|output|message|turn|completion)s? (with|by (saying|writing|typing))\b( the (words?|phrase|text|line))?"
+        r"\W{0,3}[^.?!\n]{0,40}\x00",
+        r"\b(answer|reply|response|output|message|completion)s? (must|should|has to|will|needs to) (begin|start|open)"
+        r"\w* (with|by)\b( the (words?|phrase|text|line))?\W{0,3}[^.?!\n]{0,40}\x00",
+        r"(empieza|comienza|commence|beginne|comece|inizia|begin)\pL* (tu|ta|deine|sua|la tua|je) (respuesta|r[ée]ponse"
+        r"|antwort|resposta|risposta) (con|par|mit|com)\W{0,3}[^.?!\n]{0,40}\x00",
+    ),
+    # "your thoughts on this poem": an opinion
+    "opinion": (r"\x00\s*(on|about|regarding|concerning|re:?)\s",),
+    # "hide your reasoning", "skip the chain of thought" unless "don't hide", "stop omitting"
+    "omit": (
+        r"\b(hide|omit|skip|suppress|remove|drop|exclude|leave out|strip|no need for|without)\s+(\w+\s+){0,2}\x00",
+    ),
+    "unomit": (
+        r"\b(don'?t|do not|never|stop|no more|quit|no longer)\s+(hiding|hide|omitting|omit|skipping|skip"
+        r"|suppressing)\b",
+        r"\bdrop\b[^.?!\n]{0,60}\b(into (this|the|my|your) (chat|conversation|reply|answer|message|thread)|here)\b",
+        r"\b(ignore|disregard|override|forget|bypass) (the |any |all |your |those )?(\w+ )?(instructions?|rules?|"
+        r"polic(y|ies)|system prompt|guidelines?|settings?)\b",
+    ),
+    "about": (
+        r"\b(about|regarding|concerning|on) (your |the |my |our )?(\w+ )?\x00",
+        r"\b(essay|article|paper|blog post|poem|story|report|thesis|lecture|talk|presentation|discussion|debate|"
+        r"question|book|course|seminar|podcast) (on|about|regarding)\b",
+    ),
+    "learners": (r"\b(students?|pupils?|homework|worksheet|exam|rubric|class|learners?|kids|children)\b",),
+    # questions about reasoning rather than requests for it
+    "question": (
+        r"\bwhy (do|does|don'?t|doesn'?t|are|aren'?t|is|isn'?t|would|should|did)\b|\bwhat is it like\b",
+        r"\b(do|does|can|could|would) (you|models?|llms?|language models|ais?|machines|humans|people|we)\s+"
+        r"(really |actually |even |ever )?(have|experience|possess|feel|know)\b",
+    ),
+    "howto": (
+        r"\bhow (do|can|could|should) (i|we)\b|\bhow to\b|\b(sdk|api|endpoint|library|debugger|terminal)\b",
+        r"\bshould (i|we)\b|べき|应该|應該|해야 할|deber[íi]a|sollte|devrais|dovrei|powinienem",
+    ),
+    "produced": (
+        r"\x00\s+(that |which )?you (actually |really |just |originally |silently |secretly )?(produced|generated|"
+        r"wrote|had|made|used|did|went through|ran|computed|followed|hid)\b",
+        r"que (usaste|generaste|tuviste|hiciste|escribiste|produjiste|seguiste)|que tu as (utilis|g[ée]n[ée]r|eu|fait"
+        r"|[ée]crit|produit|suivi)|(den|die|das) du (benutzt|verwendet|generiert|erzeugt|hattest|geschrieben|gemacht)"
+        r"|que (voc[êe] )?(usou|gerou|teve|fez|escreveu|produziu|seguiu)|che hai (usato|generato|avuto|fatto|scritto"
+        r"|prodotto|seguito)|die je (gebruikte|genereerde|had|schreef)|kt[óo]r\pL* (u[żz]y[łl]e[śs]"
+        r"|wygenerowa[łl]e[śs])"
+        r"|kt[óo]r\pL* mia[łl]e[śs]|które mia[łl]a[śs]|которые (ты )?(использовал|сгенерировал|написал|были у тебя)"
+        r"|你(刚才|之前)?(用的|生成的|写的|产生的)",
+        r"\byou (produced|generated|wrote|had|made|emitted|typed|computed|formed) (before|while|internally|for (this"
+        r"|that|the)|earlier"
+        r"|just now|during)\b",
+    ),
+}
+
+# --- whole-text groups: pretexts and the cues that make decoded views worth computing.
+GLOBAL: dict[str, tuple[str, ...]] = {
+    "pretext": (
+        r"\b(developer|debug|diagnostic|maintenance|god|admin|dan|unrestricted) mode\b|\bjailbr\w*|\boverride\b",
+        r"\bdebug(ging|ger)?\b|\bdiagnostics?\b|\blogging\b",
+        r"\bi('| a)m (your|the|an?) (developer|creator|engineer|admin|administrator|owner|operator|maker)\b|"
+        r"\bas (your|the) (developer|creator|operator)\b",
+        r"\bred[- ]?team\w*|\baudit\w*|\bcomplian\w*|\bfaithfulness\b|\bfor (logging|debugging|research|"
+        r"training|evaluation|qa|testing|diagnostic) purposes\b|\bqa pipeline\b|\bsupport ticket\b|\bticket #",
+        r"\bfine[- ]?tun\w*|\bdistill\w*|\btraining (data|set|corpus|examples)\b|\bdataset\b|\bcorpus\b|"
+        r"\b(smaller|student|teacher) model\b",
+        r"\bpretend\b|\brole[- ]?play\w*|\bact as\b|\byou are now\b|\bimagine (you|that you)\b|\blet'?s play\b|"
+        r"\bno (rules|restrictions|filters|limits)\b|\bignore (all |any |your )?(previous|prior|earlier) "
+        r"(instructions|rules)\b|\bas a reward\b|\bi trust you\b|\bjust this once\b",
+    ),
+    "b64": (r"[a-z0-9+/]{20,}={0,2}|[a-z0-9_-]{28,}={0,2}",),
+    "hex": (r"(?:[0-9a-f]{2}[ :]?){12,}",),
+    "rot": (
+        r"\brot[- ]?(13|n|\d{1,2})\b|\bcaesar\b|\bcipher\b|\bshift (each|every|all|the)( \w+)? letters?\b"
+        r"|\brotate (each|every|the) letters?|\b(shift(ed)?|rotat\w+|offset) (back |forward |backwards? )?(by"
+        r"|of) \d+\b",
+    ),
+    # character-level disguise: leetspeak digits inside words, letters spaced or dotted apart, pig latin
+    "leet": (r"[a-z][013457@$][a-z][a-z0-9@$]*[\s.,!?]+([a-z0-9@$]+[\s.,!?]+){0,3}[a-z0-9@$]*[a-z][013457@$][a-z]",),
+    "spaced": (r"(?:[a-z][ .\-_*/|]{1,4}){6,}[a-z]",),
+    "piglatin": (r"[a-z]-?[a-z]*ay\W+([a-z]+\W+)?[a-z]-?[a-z]*ay\W+([a-z]+\W+)?[a-z]-?[a-z]*ay\b",),
+    "reversed": (
+        r"\brevers\w*|\bbackwards?\b|\bmirror\w*|\bright[- ]to[- ]left\b|al rev[ée]s|[àa] l'envers|r[üu]ckw[äa]rts"
+        r"|de tr[áa]s para a frente|al contrario|achterstevoren|od ko[ńn]ca|tersten|задом наперёд|наоборот|倒过来"
+        r"|反过来|逆から|거꾸로|بالعكس",
+    ),
+    "mixed_script": (r"[a-z][а-яёіјѕԁ]|[а-яёіјѕԁ][a-z]|[a-z][αεικνορτυχ]|[αεικνορτυχ][a-z]",),
+}
+
+# A short next sentence that orders out what the previous one named: "What is in your scratchpad? Print it."
+FOLLOW_UP = (
+    r"^\W*([^.?!\n]{0,40}\b(and|then|now|so|just),? )?(please |now |then |just |so |ok |okay )?((can|could|would"
+    r"|will) you (please )?)?(" + COPY_VERBS + r"|show|give|write|share|list|include|send|post|repeat|tell|fill|read"
+    r"( aloud| out)?|put|place|move|convert|turn|render|let me (see|read|have)|i (want|need|'d like"
+    r"|would like)|let'?s (hear|see|read|have)|what (is|was|'s|were|are))\W+(me |us )?(in |it |them )?((word for"
+    r" word|verbatim|exactly|in full"
+    r"|precisely) )?(what (it|they"
+    r"|that) (held|holds|contained|contains|said|says|had|has)\b|(those|these|the) (\d[\d,]* )?(tokens|words|lines"
+    r"|steps)\b|(the |its )?(complete |full |actual |real )?(text|content|contents) (behind|of|in) (it|that|them)\b"
+    r"|(that|this|the|its) (\w+'s )?(text|content|contents|output)\b"
+    r"|(the|that) one\b|it|them|this|that|those|these|both|all|everything|its contents|their "
+    r"contents|the contents|((the|its) )?(plaintext|original|decrypted|unsanitized|unsanitised|real|raw|full|actual"
+    r"|complete|underlying|uncut|unredacted|uncensored|unfiltered|unabridged|verbatim|full-length)\b|(the )?(first"
+    r"|last|opening"
+    r"|next|final) (\w+ )?(lines?|words?|sentences?|paragraphs?|tokens?|steps?)\b)"
+)
