@@ -22,10 +22,10 @@ def test_bench_proxy_quick_runs_and_prints_its_figures() -> None:
     doc = orjson.loads(r.stdout.strip().splitlines()[-1])
     assert doc["quick"] is True
     figures = doc["figures"]
-    assert {f["phase"] for f in figures} == {1, 2, 3, 4, 5, 6, 7, 8}
+    assert {f["phase"] for f in figures} == {1, 2, 3, 4, 5, 6, 7, 8, 9}
     for f in figures:
         assert isinstance(f["value"], int | float), f
     judged = [f["name"] for f in figures if f["ok"] is not None]
-    assert len(judged) == 8, judged  # one verdict per target
+    assert len(judged) == 9, judged  # one verdict per target
     for name in judged:
         assert name in r.stdout  # the table lists it

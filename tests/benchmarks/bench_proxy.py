@@ -115,7 +115,8 @@ class Bench:
         self.procs.append(p)
         return p
 
-    def distillguard(self, upstream: ServerProc, tag: str = "dg", extra: str = "") -> ServerProc:
+    def distillguard(self, upstream: ServerProc, tag: str = "dg", extra: str = "",
+                     redaction: str = "{trusted: pass, standard: pass, restricted: pass}") -> ServerProc:
         access = f'"{self.dir / (tag + "-access.log")}"' if self.access_log else "off"
         cfg = self.dir / f"{tag}.yaml"
 
@@ -126,7 +127,7 @@ class Bench:
                 f'accounts_file: "{self.accounts}"\n'
                 f"logging:\n  level: warning\n  access_log: {access}\n"
                 # Identity on and no other filters (the issue's baseline): no redaction, no hardening.
-                "redaction:\n  tiers: {trusted: pass, standard: pass, restricted: pass}\n  default_mode: pass\n"
+                f"redaction:\n  tiers: {redaction}\n  default_mode: pass\n"
                 "hardening:\n  tiers: {trusted: 'off', standard: 'off', restricted: 'off'}\n"
                 "  default_profile: 'off'\n"
                 + extra
@@ -624,9 +625,50 @@ def phase_rules(b: Bench) -> list[Figure]:
     ]
 
 
+REQUEST_LIMITS = """limits:
+  - name: rpm
+    scope: [account]
+    requests: {rate: 100000000/m, burst: 100000}
+  - name: conc
+    scope: [account]
+    concurrency: {max: 100000}
+"""
+
+
+def phase_configured_streams(b: Bench) -> list[Figure]:
+    """Phase 4's paced streams through a production-shaped config: a request-rate and a concurrency
+    limit, and redaction configured for another tier (``restricted: auto``) while this account's tier
+    relays reasoning (``pass``). No filter needs these streams' events, so they should cost what phase 4's
+    do; before filters could say so per request (``wants_events``), every stream went through the
+    per-event hooks as soon as any limit or redaction tier was configured."""
+    up = b.upstream()
+    thin = b.thin(up)
+    dg = b.distillguard(up, "dgcfg", REQUEST_LIMITS, redaction="{trusted: pass, standard: pass, restricted: auto}")
+    try:
+        per: dict[str, list[float]] = {"thin": [], "dgcfg": []}
+        rounds = max(3, 2 * b.sizes.rounds - 1)
+        paced_run(b, thin, up)
+        paced_run(b, dg, up)
+        for r in range(rounds):
+            for p in rotated([thin, dg], r):
+                cpu, events = paced_run(b, p, up)
+                per[p.name].append(cpu / events * 1e6)
+    finally:
+        b.stop(dg, thin, up)
+    ratios = [g / t if t else float("inf") for g, t in zip(per["dgcfg"], per["thin"], strict=True)]
+    ratio = med(ratios)
+    return [
+        Figure(9, "CPU per event, limits + redaction tiers", med(per["dgcfg"]), "us",
+               detail=f"thin {med(per['thin']):.1f} us; {rounds} rounds"),
+        Figure(9, "CPU per event configured / thin", ratio, "x", "<= 1.25", ratio <= 1.25,
+               "rounds: " + ", ".join(f"{x:.2f}" for x in ratios)),
+    ]
+
+
 PHASES: dict[int, Callable[..., list[Figure]]] = {
     1: phase_throughput, 2: phase_latency, 3: phase_ttfb, 4: phase_cpu,
     5: phase_streams_memory, 6: phase_memory_flat, 7: phase_limits, 8: phase_rules,
+    9: phase_configured_streams,
 }
 
 
