@@ -22,7 +22,7 @@ from proxy.policy.engine import Engine, Verdict
 from proxy.policy.loader import load_ruleset, parse_duration
 from proxy.policy.reader import CLoader, NodeReader
 from proxy.policy.spec import Problem, RulesError, Where
-from proxy.policy.toolkit import effective_actions, features_of, response_of
+from proxy.policy.toolkit import effective_actions, evaluate_record
 
 DEFAULT_START = 1_767_225_600.0  # 2026-01-01T00:00:00Z: test cases start here unless they say otherwise
 
@@ -226,14 +226,7 @@ def _run_case(
                 "path": req.get("path", "/v1/chat/completions"),
                 "response": req.get("response"),
             }
-            ctx = features_of(rec, rs, t, clusters)
-            v = engine.evaluate(ctx, t)
-            resp = response_of(rec)
-            if resp is not None and rs.response_rules:
-                ctx.update(resp)
-                rv = engine.evaluate_response(ctx, t)
-                v.hits.extend(rv.hits)
-                v.actions.extend(rv.actions)
+            _, v = evaluate_record(engine, rs, rec, t, clusters)
         if "expect" in req and v is not None:
             errs += [f"line {line}: {e}" for e in _check_expect(req["expect"] or {}, v)]
     return errs

@@ -104,6 +104,23 @@ def features_of(
     return ctx
 
 
+def evaluate_record(
+    engine: Engine, rs: CompiledRuleSet, rec: dict[str, Any], ts: float, clusters: TemplateClusters | None = None
+) -> tuple[dict[str, Any], Verdict]:
+    """One logged request through the rules on event time: request phase, then (when the record has a
+    response and the set has response rules) the response phase, its hits and actions merged in. Returns
+    the request's features and the verdict."""
+    ctx = features_of(rec, rs, ts, clusters)
+    v = engine.evaluate(ctx, ts)
+    resp = response_of(rec)
+    if resp is not None and rs.response_rules:
+        ctx.update(resp)
+        rv = engine.evaluate_response(ctx, ts)
+        v.hits.extend(rv.hits)
+        v.actions.extend(rv.actions)
+    return ctx, v
+
+
 def response_of(rec: dict[str, Any]) -> dict[str, Any] | None:
     r = rec.get("response")
     if not isinstance(r, dict):
@@ -191,14 +208,7 @@ def replay(
             elif ts - last_sweep >= sweep_every:
                 engine.sweep(ts)
                 last_sweep = ts
-            ctx = features_of(rec, rs, ts, clusters)
-            v = engine.evaluate(ctx, ts)
-            resp = response_of(rec)
-            if resp is not None and rs.response_rules:
-                ctx.update(resp)
-                rv = engine.evaluate_response(ctx, ts)
-                v.hits.extend(rv.hits)
-                v.actions.extend(rv.actions)
+            ctx, v = evaluate_record(engine, rs, rec, ts, clusters)
             n += 1
             for h in v.hits:
                 hits[h.rule][0 if h.mode == "enforce" else 1] += 1
