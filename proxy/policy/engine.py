@@ -20,6 +20,7 @@ Rules reading ``score.*`` that also keep windows need a second fetch (none in th
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Generator
 from typing import Any
 
@@ -190,12 +191,10 @@ class Engine:
     async def _run(self, store: Any, ctx: dict[str, Any], now: float, *, response: bool) -> Verdict:
         v = Verdict()
         steps = self._steps(ctx, now, v, response)
-        try:
+        with contextlib.suppress(StopIteration):  # the steps ended: the verdict is complete
             req = next(steps)
             while True:
                 req = steps.send(await store.fetch(req, now))
-        except StopIteration:
-            pass
         return v
 
     def _steps(self, ctx: dict[str, Any], now: float, v: Verdict, response: bool) -> Steps:
