@@ -192,6 +192,26 @@ def decode_bodies(bodies: list[bytes]) -> str:
     return text
 
 
+def string_spans(data: bytes, a: int, b: int) -> bool:
+    """True when ``data[a:b]`` is the whole body of a JSON string whose closing quote is ``data[b]``:
+    every quote inside is escaped (an odd run of backslashes before it) and the body does not end in an
+    escaping backslash. ``data[a - 1]`` is the opening quote, so no backslash run starts before ``a``."""
+    if b <= a:
+        return False
+    i = data.find(b'"', a, b)
+    while i >= 0:
+        k = i
+        while k > a and data[k - 1] == 0x5C:
+            k -= 1
+        if (i - k) % 2 == 0:
+            return False  # an unescaped quote: the string ends before b
+        i = data.find(b'"', i + 1, b)
+    k = b
+    while k > a and data[k - 1] == 0x5C:
+        k -= 1
+    return (b - k) % 2 == 0
+
+
 def json_string_at(data: bytes, i: int) -> str | None:
     """The JSON string whose opening quote is at ``data[i - 1]``, decoded; None if unterminated."""
     j = data.find(b'"', i)

@@ -234,16 +234,57 @@ class GeminiStream:
     no backslash; the keys after the candidates are checked once per shape (digits aside) and must be
     spelt without escapes. Anything else is parsed."""
 
-    __slots__ = ("ctx", "fast_ok", "redactor", "rest_last", "rest_ok")
+    __slots__ = ("ctx", "fast_ok", "hot", "lean", "redactor", "rest_last", "rest_ok")
 
     def __init__(self, ctx: Ctx) -> None:
         self.ctx = ctx
         self.redactor = GeminiRedactor(ctx)
         self.fast_ok = not (ctx.placeholder or ctx.zero_usage)
+        self.lean = not ctx.seal_mode and ctx.index is None and ctx.stream_check is None
         self.rest_last = b"-"  # the last rest of a chunk found valid, compared byte for byte first
         self.rest_ok: set[bytes] = set()  # valid rest shapes (digits removed), a few at most
+        # The compact chunk that matched last: (what follows the text, a thought?), tried first; None while
+        # the bytes after the text change from chunk to chunk (usage counts that grow).
+        self.hot: tuple[bytes, bool] | None = None
 
     def on_event(self, ev: Event) -> list[Event]:
+        """The hot path: the compact chunk that matched last (``_compact``), its text followed by the very
+        same bytes. The text holds no quote (so it ends where that tail starts) and does not end in a
+        backslash (which would escape its closing quote). Anything else: ``_event``."""
+        hot = self.hot
+        if hot is None:
+            return self._event(ev)
+        data = ev.data
+        tail, thought = hot
+        # removeprefix / removesuffix return their input itself when it does not match
+        rest = data.removeprefix(_TO_HEAD)
+        body = rest.removesuffix(tail)
+        if rest is not data and body is not rest and body and 34 not in body and body[-1] != 92 and not ev.comment:
+            if thought:
+                if self.lean:
+                    self.ctx.reasoning_chars += len(body)
+                else:
+                    self._thought(body)
+                return []
+            if self.lean:
+                return [ev]
+            if not self.redactor.held:  # else a sealed run ends here: parsed
+                if self.ctx.stream_check is not None:
+                    self.ctx.saw_visible_raw(body)
+                return [ev]
+        return self._event(ev)
+
+    def _thought(self, body: bytes) -> None:
+        """A thought's text (a JSON string body) read off the bytes: counted, indexed, held to seal."""
+        ctx = self.ctx
+        if ctx.index is not None:
+            ctx.saw_reasoning_raw(body)
+        else:
+            ctx.reasoning_chars += len(body)
+        if ctx.seal_mode:
+            self.redactor.hold_raw(0, body)
+
+    def _event(self, ev: Event) -> list[Event]:
         if ev.comment:
             return [ev]
         data = ev.data
@@ -298,7 +339,9 @@ class GeminiStream:
             r = q + len(_TV_TAIL)
         else:
             return None
-        if not (data.endswith(self.rest_last) and len(data) - r == len(self.rest_last)):
+        if data.endswith(self.rest_last) and len(data) - r == len(self.rest_last):
+            self.hot = (data[q:], thought)  # the same bytes as the last compact chunk's: worth trying first
+        else:
             rest = data[r:]
             shape = rest.translate(None, b"0123456789")
             if shape not in self.rest_ok:
@@ -309,18 +352,12 @@ class GeminiStream:
                 if len(self.rest_ok) < 8:
                     self.rest_ok.add(shape)
             self.rest_last = rest
-        ctx = self.ctx
+            self.hot = None
         if not thought:
-            if ctx.stream_check is not None:
-                ctx.saw_visible_raw(data[i:q])
+            if self.ctx.stream_check is not None:
+                self.ctx.saw_visible_raw(data[i:q])
             return [ev]
-        body = data[i:q]
-        if ctx.index is not None:
-            ctx.saw_reasoning_raw(body)
-        else:
-            ctx.reasoning_chars += len(body)
-        if ctx.seal_mode:
-            self.redactor.hold_raw(0, body)
+        self._thought(data[i:q])
         return []
 
     def on_end(self) -> list[Event]:

@@ -10,7 +10,8 @@ grows (bounded = does not grow with the stream length).
 
 Target: omit/seal >= 90 % of pass throughput (leak check off, the part the target is about; the leak
 check's own cost is printed apart). Run: .venv/bin/python tests/benchmarks/bench_redact.py
-[--rounds N] [--only chat,gemini] [--streams-only | --leak-only] [--leak-baseline OLD_LEAK.py]
+[--rounds N] [--only chat,gemini] [--modes omit,seal] [--streams-only | --leak-only]
+[--leak-baseline OLD_LEAK.py]
 """
 
 from __future__ import annotations
@@ -145,6 +146,10 @@ MODES = (
 )
 
 
+def _label(mode: tuple[str, str]) -> str:
+    return mode[0] + ("+leak" if mode[1] != "off" else "")
+
+
 def _chain(mode: str | None, leak: str = "off") -> Chain:
     if mode is None:
         return Chain([])
@@ -153,7 +158,9 @@ def _chain(mode: str | None, leak: str = "off") -> Chain:
     return Chain([RedactFilter(spec, keyring=RING)])
 
 
-def bench_streams(rounds: int = 25, *, split: bool = False, only: tuple[str, ...] = ()) -> None:
+def bench_streams(
+    rounds: int = 25, *, split: bool = False, only: tuple[str, ...] = (), modes: tuple[str, ...] = ()
+) -> None:
     """Modes are timed interleaved (in a new random order each round) so machine noise hits all of them
     alike. ``vs pass`` is the median over rounds of pass time / mode time within the same round (paired,
     so slow drifts of the machine cancel); ``µs/event`` the median of the per-round differences; ``ev/s``
@@ -167,7 +174,8 @@ def bench_streams(rounds: int = 25, *, split: bool = False, only: tuple[str, ...
         if only and not any(o in name for o in only):
             continue
         _, data, body = _stream(api, split=split, model=model or "deepseek-reasoner")
-        chains = {None: _chain(None), **{m: _chain(*m) for m in MODES}}
+        picked = [m for m in MODES if m == ("pass", "off") or not modes or _label(m) in modes]
+        chains = {None: _chain(None), **{m: _chain(*m) for m in picked}}
         times: dict[Any, list[float]] = {k: [] for k in chains}
         n = 0
         for _ in range(rounds):
@@ -185,11 +193,11 @@ def bench_streams(rounds: int = 25, *, split: bool = False, only: tuple[str, ...
         base = times[("pass", "off")]
         name = {"deepseek-reasoner": "chat:reasoning_cont", "vllm-qwen3": "chat:reasoning"}.get(model, name)
         name = {"qwen3-think": "chat:<think>", "think-noopen-r1": "chat:</think> only"}.get(model, name)
-        for m in (None, *MODES):
+        for m in (None, *picked):
             t = times[m]
             ratio = statistics.median(b / x for b, x in zip(base, t, strict=True))
             extra = statistics.median(x - b for b, x in zip(base, t, strict=True)) / n * 1e6
-            label = "(no filter)" if m is None else m[0] + ("+leak" if m[1] != "off" else "")
+            label = "(no filter)" if m is None else _label(m)
             print(f"{name:20s} {label:12s} {n:7d} {n / min(t):10.0f} {ratio:8.1%} {extra:9.2f}")
 
 
@@ -267,15 +275,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=25, help="interleaved rounds per stream (best of)")
     ap.add_argument("--only", default="", help="comma-separated substrings of api:model, e.g. chat,gemini")
+    ap.add_argument("--modes", default="", help="comma-separated modes besides pass, e.g. omit,seal,omit+leak")
     ap.add_argument("--streams-only", action="store_true", help="skip the leak and memory figures")
     ap.add_argument("--leak-only", action="store_true", help="only the leak check figures")
     ap.add_argument("--leak-baseline", default="", help="another leak.py to time against the current one")
     args = ap.parse_args()
     only = tuple(o for o in args.only.split(",") if o)
+    modes = tuple(m for m in args.modes.split(",") if m)
     print(f"python {sys.version.split()[0]}, {CHUNKS} reasoning + {CHUNKS} answer deltas per stream")
     if not args.leak_only:
-        bench_streams(args.rounds, only=only)
-        bench_streams(args.rounds, split=True, only=only)
+        bench_streams(args.rounds, only=only, modes=modes)
+        bench_streams(args.rounds, split=True, only=only, modes=modes)
     if not args.streams_only:
         bench_leak(args.leak_baseline)
     if not (args.streams_only or args.leak_only):
