@@ -4,7 +4,7 @@ The checked tree is turned into the source of a single ``lambda c: ...`` express
 load; evaluation is then one call instead of a tree of closures (the default pack's conditions cost
 about a fifth as much this way). Nothing from the rule text reaches that source as code: feature names,
 string literals, lists and regexes are bound as constants (``_k0``, ``_k1``, ...) in the function's own
-namespace, which has no builtins besides ``len``, ``int`` and ``float``; the only names the generated
+namespace, which has no builtins besides ``len``, ``int``, ``float`` and ``bool``; the only names the generated
 code uses are those constants, ``c`` (the flat feature dict) and the helpers below. Feature names
 listed in ``LAZY`` (costly features computed only when a condition reads them) are read through
 ``_lazy(c, name)``.
@@ -67,7 +67,9 @@ def _mod(a: Any, b: Any) -> Any:
     return a % b
 
 
-_HELPERS = {"_lazy": _lazy, "_idiv": _idiv, "_fdiv": _fdiv, "_mod": _mod, "len": len, "int": int, "float": float}
+_HELPERS = {
+    "_lazy": _lazy, "_idiv": _idiv, "_fdiv": _fdiv, "_mod": _mod, "len": len, "int": int, "float": float, "bool": bool,
+}
 
 
 def _num(t: str) -> bool:
@@ -263,6 +265,20 @@ def compile_node(n: Node, env: Env) -> tuple[Fn, str]:
     src, typ = g.gen(n, frozenset())
     fn = eval(compile(f"lambda c: {src}", "<cel>", "eval"), g.ns)  # source built above
     return fn, typ
+
+
+def namespace() -> dict[str, Any]:
+    """A namespace for generated code: the helpers, no builtins (``expr_source`` adds constants to it)."""
+    return {"__builtins__": {}, **_HELPERS}
+
+
+def expr_source(src: str, env: Env, ns: dict[str, Any]) -> str:
+    """The Python source of an expression that compiled before (in ``env``), as in ``compile_node``, with
+    its constants bound in ``ns``: several expressions can share one generated function
+    (``proxy.policy.engine``'s rule programs). Raises ``CelError`` as ``compile_expr`` does."""
+    g = _Gen(env)
+    g.ns = ns
+    return g.gen(parse(src), frozenset())[0]
 
 
 def compile_expr(src: str, env: Env, *, want: str | None = BOOL) -> tuple[Fn, str]:

@@ -21,13 +21,14 @@ Rules reading ``score.*`` that also keep windows need a second fetch (none in th
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
+from proxy.policy import celcode
 from proxy.policy.actions import Hit, Verdict, apply_action, collect, merge_control
-from proxy.policy.cel import EvalError
+from proxy.policy.cel import CelError, EvalError
 from proxy.policy.compiler import CompiledRule, CompiledRuleSet
-from proxy.policy.spec import SCOPES
+from proxy.policy.spec import SCOPES, Expr
 from proxy.policy.store import SCORE_KEYS, SEP, Active, Fetch, MemoryRuleStore, RuleView, WindowUpdate
 
 __all__ = ["Active", "Engine", "Hit", "Verdict", "merge_control"]
@@ -40,11 +41,66 @@ _ERRORS = (EvalError, KeyError, TypeError, ValueError, ArithmeticError)
 _Pending = tuple[CompiledRule, Any, int, bool]
 
 
+# The memory path's pass over the rules as one generated function (``_program``):
+# run(ctx, now, store, verdict, hit, error) -> the store's score_writes when it read the scores, else -1.
+Program = Callable[[dict[str, Any], float, MemoryRuleStore, Verdict, Any, Any], int]
+
+
+def _program(rules: tuple[CompiledRule, ...], fill_scores: bool) -> Program:
+    """Rules in order, each: ``when``; the key (none: skip); every aggregate's input then push; the
+    threshold; a runtime error counts as an error of the rule (no hit); a hit is recorded after. With
+    ``fill_scores`` the scores are read into ``ctx`` before the first rule that reads them. Conditions,
+    inputs and thresholds are inlined (``celcode.expr_source``: the same code as their compiled functions),
+    so a rule costs no call until its window is pushed."""
+    ns = celcode.namespace()
+    ns["_E"] = _ERRORS
+    out = ["def run(c, now, store, v, hit, err):", "    windows = store.windows", "    filled = -1"]
+
+    def code(e: Expr | None, env: Any, name: str, fn: Any) -> str:
+        if e is not None:
+            with contextlib.suppress(CelError):  # it compiled once already
+                return "(" + celcode.expr_source(e.src, env, ns) + ")"
+        ns[name] = fn  # pragma: no cover - the compiled function instead
+        return f"{name}(c)"
+
+    for i, r in enumerate(rules):
+        if r.uses_score and fill_scores:
+            out += ["    v.scores = store.fill_scores(c)", "    filled = store.score_writes"]
+            fill_scores = False
+        ns[f"_r{i}"] = r
+        out += ["    h = False", "    try:", f"        if {code(r.spec.when, r.env, f'_w{i}', r.when)}:",
+                f"            k = c[{r.key!r}]", '            if not (k == "" or k is None):']
+        if r.aggregates:
+            out += [f"                per = windows.get({r.fingerprint!r})",
+                    "                s = per.get(k) if per is not None else None",
+                    "                if s is None:", f"                    s = store.states(_r{i}, k)"]
+        for j, a in enumerate(r.aggregates):
+            ns[f"_p{i}_{j}"] = a.push
+            arg = "None"
+            if a.argf is not None:
+                e, wrap = {"distinct": (a.spec.of, ""), "ratio": (a.spec.match, "bool")}.get(
+                    a.kind, (a.spec.value, "float"))
+                arg = wrap + code(e, r.env, f"_a{i}_{j}", a.argf)
+            out.append(f"                c[{a.ctx_key!r}] = _p{i}_{j}(s[{j}], now, {arg})")
+        if r.threshold is not None:
+            thr = code(r.spec.threshold, r.env, f"_t{i}", r.threshold)
+            out += [f"                if {thr}:", "                    h = True"]
+        else:
+            out.append("                h = True")
+        values = ", ".join(f"{a.name!r}: c[{a.ctx_key!r}]" for a in r.aggregates)
+        out += ["    except _E:", f"        err(_r{i}, v)",
+                "    if h:", f"        hit(_r{i}, k, {{{values}}}, c, now, v, store)"]
+    out.append("    return filled")
+    exec(compile("\n".join(out), "<rules>", "exec"), ns)  # source built above from checked expressions
+    run: Program = ns["run"]
+    return run
+
+
 class _Plan:
     """Per rule set: rules split by whether they read scores, and the action targets a request reads."""
 
-    __slots__ = ("request_post", "request_pre", "request_rules", "response_post", "response_pre", "response_rules",
-                 "score_keys", "targets")
+    __slots__ = ("memory_request", "memory_response", "request_post", "request_pre", "request_rules",
+                 "response_post", "response_pre", "response_rules", "score_keys", "targets")
 
     def __init__(self, rs: CompiledRuleSet) -> None:
         self.request_pre = tuple(r for r in rs.request_rules if not r.uses_score)
@@ -53,6 +109,8 @@ class _Plan:
         self.response_post = tuple(r for r in rs.response_rules if r.uses_score)
         self.request_rules = self.request_pre + self.request_post
         self.response_rules = self.response_pre + self.response_post
+        self.memory_request = _program(self.request_rules, True)
+        self.memory_response = _program(self.response_rules, False)
         feats = set(rs.action_keys)
         for r in rs.rules:
             for a in r.actions:
@@ -97,15 +155,15 @@ class Engine:
         return store
 
     @property
-    def windows(self) -> dict[str, dict[Any, list[Any]]]:
+    def windows(self) -> dict[str, dict[Any, tuple[Any, ...]]]:
         return self._memory().windows
 
     @property
-    def scores(self) -> dict[str, dict[str, list[float]]]:
+    def scores(self) -> dict[str, dict[str, tuple[float, float]]]:
         return self._memory().scores
 
     @property
-    def active(self) -> dict[str, dict[tuple[str, str], Active]]:
+    def active(self) -> dict[str, Active | dict[tuple[str, str], Active]]:
         return self._memory().active
 
     @property
@@ -131,12 +189,13 @@ class Engine:
         """Run response-phase rules once usage and status are known (``response.*`` set in ``ctx``)."""
         return self._run_now(self._memory(), ctx, now, response=True)
 
-    async def aevaluate(self, ctx: dict[str, Any], now: float) -> Verdict:
-        """``evaluate`` on any store: one ``fetch`` (one round trip for Redis) on the hot path."""
+    async def aevaluate(self, ctx: dict[str, Any], now: float, limits: Any = None) -> Verdict:
+        """``evaluate`` on any store: one ``fetch`` (one round trip for Redis) on the hot path.
+        ``limits`` (a ``proxy.state.joint.LimitsPart``, remote stores only) rides along with that fetch."""
         store = self.store
         if not store.remote:
             return self.evaluate(ctx, now)
-        return await self._run(store, ctx, now, response=False)
+        return await self._run(store, ctx, now, response=False, limits=limits)
 
     async def aevaluate_response(self, ctx: dict[str, Any], now: float) -> Verdict:
         store = self.store
@@ -147,52 +206,31 @@ class Engine:
         return await self._run(store, ctx, now, response=True)
 
     def _run_now(self, store: MemoryRuleStore, ctx: dict[str, Any], now: float, *, response: bool) -> Verdict:
-        """The memory store's path: one pass per rule, windows updated in place. It takes the same
-        decisions in the same order as the phased path (``_steps``): rules that do not read scores
-        first, scores read once before the first rule that does (response rules: before all)."""
+        """The memory store's path: one pass over the rules (``_program``), windows updated in place. It
+        takes the same decisions in the same order as the phased path (``_steps``): rules that do not read
+        scores first, scores read once before the first rule that does (response rules: before all)."""
         v = Verdict()
         plan = self._plan
         store.now = now
         if response:
-            rules = plan.response_rules
-            if not rules:
-                return v
-            store.fill_scores(ctx)
-        else:
-            rules = plan.request_rules
-        filled_at = -1
-        for rule in rules:
-            if rule.uses_score and filled_at < 0 and not response:
-                v.scores = store.fill_scores(ctx)
-                filled_at = store.score_writes
-            try:
-                if not rule.when(ctx):
-                    continue
-                keyval = ctx[rule.key]
-                if keyval == "" or keyval is None:
-                    continue
-                values: dict[str, float] = {}
-                if rule.aggregates:
-                    for a, st in zip(rule.aggregates, store.states(rule, keyval), strict=True):
-                        f = a.argf
-                        values[a.name] = ctx["agg." + a.name] = a.push(st, now, None if f is None else f(ctx))
-                if rule.threshold is not None and not rule.threshold(ctx):
-                    continue
-            except _ERRORS:
-                self._error(rule, v)
-                continue
-            self._hit(rule, keyval, values, ctx, now, v, store)
-        if not response:
-            collect(self.ruleset.action_keys, ctx, now, v, store)
-            if filled_at != store.score_writes:  # scores changed after they were read (or never read)
-                v.scores = store.fill_scores(ctx)
+            if plan.response_rules:
+                store.fill_scores(ctx)
+                plan.memory_response(ctx, now, store, v, self._hit, self._error)
+            return v
+        filled_at = plan.memory_request(ctx, now, store, v, self._hit, self._error)
+        collect(self.ruleset.action_keys, ctx, now, v, store)
+        if filled_at != store.score_writes:  # scores changed after they were read (or never read)
+            v.scores = store.fill_scores(ctx)
         return v
 
-    async def _run(self, store: Any, ctx: dict[str, Any], now: float, *, response: bool) -> Verdict:
+    async def _run(self, store: Any, ctx: dict[str, Any], now: float, *, response: bool,
+                   limits: Any = None) -> Verdict:
         v = Verdict()
         steps = self._steps(ctx, now, v, response)
         with contextlib.suppress(StopIteration):  # the steps ended: the verdict is complete
             req = next(steps)
+            if limits is not None:  # the first fetch carries the request's limiter ops
+                req = steps.send(await store.fetch(req, now, limits))
             while True:
                 req = steps.send(await store.fetch(req, now))
         return v

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -185,6 +186,8 @@ _TAGS_OWN = PatternSet.build([("own", TAGS_OWN_ARTEFACT)])  # run only when the 
 SKELETON_KEY = "\x00skeleton"
 LAST_USER_KEY = "\x00last_user"
 _SKELETON_TABLE = bytes.maketrans(b"123456789\t\n\r\x0b\x0c", b"000000000     ")
+_UPPER = bytes(range(65, 91))
+_SKELETON_TABLE_ASCII = bytes.maketrans(_UPPER + b"123456789\t\n\r\x0b\x0c", _UPPER.lower() + b"000000000     ")
 TEMPLATE_HEAD, TEMPLATE_TAIL = 256, 96
 PREFIX_CHARS = 64
 
@@ -264,6 +267,22 @@ def ip_prefix(ip: str) -> str:
     return str(net)
 
 
+# Per-process memos of ``ua_family`` and ``ip_prefix``: clients repeat their user agent and address, so
+# most requests find the answer here. Bounded: cleared when full.
+MEMO_SIZE = 4096
+_UA_FAMILY: dict[str, str] = {}
+_IP_PREFIX: dict[str, str] = {}
+
+
+def _memo(cache: dict[str, str], fn: Callable[[str], str], key: str) -> str:
+    val = cache.get(key)
+    if val is None:
+        if len(cache) >= MEMO_SIZE:
+            cache.clear()
+        val = cache[key] = fn(key)
+    return val
+
+
 def _cut_head(text: str) -> str:
     if len(text) <= TEMPLATE_HEAD:
         return text
@@ -286,13 +305,20 @@ def template_skeleton(view: RequestView, last_user: str) -> bytes:
     if len(last_user) > TEMPLATE_HEAD:
         tail = last_user[-TEMPLATE_TAIL:]
         tail = tail[tail.find(" ") + 1 :]
-    text = "\x00".join((_cut_head(view.system), head, tail)).lower()
+    text = "\x00".join((_cut_head(view.system), head, tail))
     if "://" in text or "@" in text:
-        text = " ".join(["<u>" if ("://" in w or "@" in w) else w for w in text.split()])
-    b = text.encode("utf-8", "replace").translate(_SKELETON_TABLE)
+        text = " ".join(["<u>" if ("://" in w or "@" in w) else w for w in text.lower().split()])
+    if text.isascii():  # the common case: case folding is a byte mapping, done in the same translate
+        b = text.encode("ascii").translate(_SKELETON_TABLE_ASCII)
+    else:
+        b = text.lower().encode("utf-8", "replace").translate(_SKELETON_TABLE)
     while b.find(b"00") >= 0:
         b = b.replace(b"00", b"0")
-    return b" ".join(b.split())
+    # ASCII whitespace is all spaces now: collapsing the runs and stripping the ends is what
+    # ``b" ".join(b.split())`` does, without a bytes object per word.
+    while b.find(b"  ") >= 0:
+        b = b.replace(b"  ", b" ")
+    return b.strip(b" ")
 
 
 def template_hash(skeleton: bytes) -> str:
@@ -306,6 +332,19 @@ def prefix_hash(skeleton: bytes) -> str:
     end = skeleton.find(b"\x00", sep + 1) if sep >= 0 else -1
     cut = skeleton[: min(end, sep + 1 + PREFIX_CHARS)] if end >= 0 else skeleton[: PREFIX_CHARS]
     return hashlib.blake2b(cut, digest_size=8).hexdigest()
+
+
+def fingerprints(skeleton: bytes) -> tuple[str, str]:
+    """``(template_hash(skeleton), prefix_hash(skeleton))`` in one pass: the prefix is the skeleton's start,
+    so the template's hash continues the prefix's hash state over the rest. Interned: many accounts send
+    one template, and window state keeps one string for all of them."""
+    sep = skeleton.find(b"\x00")
+    end = skeleton.find(b"\x00", sep + 1) if sep >= 0 else -1
+    cut = min(end, sep + 1 + PREFIX_CHARS) if end >= 0 else min(len(skeleton), PREFIX_CHARS)
+    h = hashlib.blake2b(skeleton[:cut], digest_size=8)
+    prefix = h.hexdigest()
+    h.update(skeleton[cut:])
+    return sys.intern(h.hexdigest()), sys.intern(prefix)
 
 
 def prefix_net(prefix: str, ip_pfx: str) -> str:
@@ -383,9 +422,8 @@ def compute_features(
     )
     day = int(now // 86400)
     skeleton = template_skeleton(view, last_user) if (last_user or view.system) else b""
-    template = template_hash(skeleton) if skeleton else ""
-    prefix = prefix_hash(skeleton) if skeleton else ""
-    ipp = ip_prefix(meta.ip)
+    template, prefix = fingerprints(skeleton) if skeleton else ("", "")
+    ipp = _memo(_IP_PREFIX, ip_prefix, meta.ip)
     f: dict[str, Any] = {
         "request.model": view.model,
         "request.stream": view.stream,
@@ -411,7 +449,7 @@ def compute_features(
         "client.ip": meta.ip,
         "client.ip_prefix": ipp,
         "client.user_agent": meta.user_agent[:256],
-        "client.ua_family": ua_family(meta.user_agent),
+        "client.ua_family": _memo(_UA_FAMILY, ua_family, meta.user_agent),
         "signals.cot_score": len(families),
         "signals.cot_families": frozenset(families),
         "signals.cot_request": cot_detector.HIT in concept,

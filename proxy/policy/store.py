@@ -108,9 +108,12 @@ class MemoryRuleStore:
 
     def __init__(self, ruleset: CompiledRuleSet) -> None:
         self.ruleset = ruleset
-        self.windows: dict[str, dict[Any, list[Any]]] = {r.fingerprint: {} for r in ruleset.rules}
-        self.scores: dict[str, dict[str, list[float]]] = {s: {} for s in SCOPES}
-        self.active: dict[str, dict[tuple[str, str], Active]] = {}
+        # rule fingerprint -> key value -> one state per aggregate of the rule (a tuple)
+        self.windows: dict[str, dict[Any, tuple[Any, ...]]] = {r.fingerprint: {} for r in ruleset.rules}
+        # scope -> value -> (points, time they were set): replaced, never mutated, on each addition
+        self.scores: dict[str, dict[str, tuple[float, float]]] = {s: {} for s in SCOPES}
+        # target -> its one action (the usual case: no dict per target) or {(kind, rule): action}
+        self.active: dict[str, Active | dict[tuple[str, str], Active]] = {}
         self.bans: dict[str, list[float]] = {}  # target -> [prior blocks, time of the last one]
         self.alerted: dict[tuple[str, str], float] = {}
         self.now = 0.0  # time of the view being decided (the store is its own view)
@@ -137,7 +140,7 @@ class MemoryRuleStore:
         states = self.states(rule, keyval)
         return [a.push(st, now, x) for a, st, x in zip(rule.aggregates, states, args, strict=False)]
 
-    def states(self, rule: CompiledRule, keyval: Any) -> list[Any]:
+    def states(self, rule: CompiledRule, keyval: Any) -> tuple[Any, ...]:
         """The window states of ``rule`` for ``keyval`` (created empty when new)."""
         per = self.windows.get(rule.fingerprint)
         if per is None:
@@ -146,7 +149,8 @@ class MemoryRuleStore:
         if states is None:
             if len(per) >= rule.spec.max_keys:
                 del per[next(iter(per))]  # bounded memory under high-cardinality keys
-            states = per[keyval] = [a.new() for a in rule.aggregates]
+            aggs = rule.aggregates
+            states = per[keyval] = (aggs[0].fresh(),) if len(aggs) == 1 else tuple([a.fresh() for a in aggs])
         return states
 
     # -- the view -------------------------------------------------------------------------------
@@ -177,26 +181,42 @@ class MemoryRuleStore:
         cur = table.get(value)
         now = self.now
         if cur is None:
-            table[value] = [points, now]
-            return
-        cur[0] = decay(cur[0], cur[1], now, self.ruleset.half_life[scope]) + points
-        cur[1] = now
+            table[value] = (points, now)
+        else:
+            table[value] = (decay(cur[0], cur[1], now, self.ruleset.half_life[scope]) + points, now)
 
     def actions(self, target: str) -> dict[tuple[str, str], Active] | None:
-        return self.active.get(target)
+        cur = self.active.get(target)
+        if cur is None or isinstance(cur, dict):
+            return cur
+        return {(cur.kind, cur.rule): cur}
 
     def has_actions(self) -> bool:
         return bool(self.active)
 
     def set_action(self, target: str, key: tuple[str, str], act: Active) -> None:
-        self.active.setdefault(target, {})[key] = act
+        active = self.active
+        cur = active.get(target)
+        if isinstance(cur, dict):
+            cur[key] = act
+        elif (cur is None or (cur.kind, cur.rule) == key) and key == (act.kind, act.rule):
+            active[target] = act
+        else:
+            entries: dict[tuple[str, str], Active] = {} if cur is None else {(cur.kind, cur.rule): cur}
+            entries[key] = act
+            active[target] = entries
 
     def drop_action(self, target: str, key: tuple[str, str]) -> None:
-        entries = self.active.get(target)
-        if entries is not None:
-            entries.pop(key, None)
-            if not entries:
+        cur = self.active.get(target)
+        if isinstance(cur, dict):
+            cur.pop(key, None)
+            if not cur:
                 del self.active[target]
+        elif cur is not None and (cur.kind, cur.rule) == key:
+            del self.active[target]
+
+    def _entries(self, target: str) -> dict[tuple[str, str], Active]:
+        return self.actions(target) or {}
 
     def ban(self, target: str) -> tuple[int, float] | None:
         b = self.bans.get(target)
@@ -221,7 +241,8 @@ class MemoryRuleStore:
         return 0.0 if cur is None else decay(cur[0], cur[1], now, self.ruleset.half_life[scope])
 
     def pardon_now(self, scope: str, target: str, value: str) -> int:
-        n = len(self.active.pop(target, {}))
+        n = len(self._entries(target))
+        self.active.pop(target, None)
         self.bans.pop(target, None)
         if scope in self.scores:
             self.scores[scope].pop(value, None)
@@ -239,7 +260,7 @@ class MemoryRuleStore:
                     }
         active = [
             {"do": a.kind, "value": a.value, "until": a.until, "rule": a.rule}
-            for a in self.active.get(target, {}).values()
+            for a in self._entries(target).values()
             if a.until > now
         ]
         ban = self.bans.get(target)
@@ -272,11 +293,9 @@ class MemoryRuleStore:
                 del table[key]
                 dropped += 1
         for target in list(self.active):
-            entries = self.active[target]
-            for k in [k for k, a in entries.items() if a.until <= now]:
-                del entries[k]
-            if not entries:
-                del self.active[target]
+            for k, a in list(self._entries(target).items()):
+                if a.until <= now:
+                    self.drop_action(target, k)
         for target in [t for t, (_, last) in self.bans.items() if now - last > BAN_MEMORY]:
             del self.bans[target]
         for k in [k for k, t in self.alerted.items() if now - t > ALERT_MEMORY]:

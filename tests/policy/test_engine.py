@@ -280,3 +280,38 @@ def test_template_and_prefix_fingerprints() -> None:
     d = feats(rs, prompt="Write a haiku about the sea, please, in the style of Basho and no more than that")
     assert a["signals.template"] == b["signals.template"] != c["signals.template"]  # digits masked
     assert a["signals.prefix"] == c["signals.prefix"] != d["signals.prefix"]  # same instruction prefix
+
+
+def test_a_failing_rule_counts_an_error_and_the_next_rules_still_run() -> None:
+    rs = rules("""
+rules:
+  - id: bad-when
+    when: "request.max_tokens / (request.n - 1) > 1"
+    key: account
+    score: 50
+  - id: bad-input
+    when: "true"
+    key: account
+    aggregates:
+      n: {kind: count, window: 1h}
+      s: {kind: sum, value: "double(request.max_tokens / (request.n - 1))", window: 1h}
+    threshold: "agg.n >= 1"
+  - id: counts
+    when: "request.model == 'o3'"
+    key: account
+    aggregates: {n: {kind: count, window: 1h}, d: {kind: distinct, of: request.model, window: 1h}}
+    threshold: "agg.n >= 2"
+  - id: late
+    when: "score.account > 0"
+    key: account
+    actions: [{do: tag, tag: late}]
+""")
+    e = Engine(rs)
+    verdicts = [e.evaluate(feats(rs, t=T0 + i), T0 + i) for i in range(3)]
+    assert [v.errors for v in verdicts] == [2, 2, 2]  # n == 1: division by zero in both bad rules
+    assert e.errors == {"bad-when": 3, "bad-input": 3}
+    assert [v.hit_ids for v in verdicts] == [[], ["counts"], ["counts"]]
+    assert verdicts[2].hits[0].values == {"n": 3.0, "d": 1.0} and verdicts[2].scores == {}
+    # aggregates before the failing input were pushed, the failing one and those after it were not
+    st = e.state_of("account", "a1", T0 + 3)
+    assert st["windows"]["bad-input"] == {"n": 3.0, "s": 0.0} and st["windows"]["counts"]["n"] == 3.0

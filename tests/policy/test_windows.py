@@ -1,0 +1,154 @@
+"""Window states against a naive model recomputed from the raw events, and the compact state layout:
+sparse rings, growing gap arrays, small distinct lists, one ratio object, one action per target."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from typing import Any
+
+import pytest
+
+from proxy.exchange import Message, RequestView
+from proxy.policy.engine import Engine
+from proxy.policy.loader import load_text
+from proxy.policy.signals import RequestMeta, compute_features
+from proxy.policy.spec import AggregateSpec
+from proxy.policy.store import Active, MemoryRuleStore
+from proxy.policy.windows import SMALL_DISTINCT, Aggregate, Gaps, Ratio, Ring
+
+T0 = 1_767_225_600.0
+
+
+def agg(kind: str, window: float = 60.0, **kw: Any) -> Aggregate:
+    return Aggregate(AggregateSpec("a", kind, window, **kw), None, None, None)
+
+
+def bucket_sum(events: list[tuple[int, float]], idx: int, n: int) -> float:
+    """What a ring of ``n`` buckets holds at bucket ``idx``: events of buckets (idx-n, idx], a late event
+    counted in the bucket that was the head when it arrived."""
+    return sum(v for b, v in events if idx - n < b <= idx)
+
+
+def test_ring_matches_a_model_of_its_buckets_sparse_or_not() -> None:
+    rnd = random.Random(1)
+    for n in (2, 6, 24):
+        r = Ring(n)
+        events: list[tuple[int, float]] = []
+        head = -1
+        for _ in range(400):
+            idx = max(0, head + rnd.choice([0, 0, 0, 1, 2, n - 1, n, 3 * n, -1]))
+            if rnd.random() < 0.2:
+                head = max(head, idx)
+                assert r.read(idx) == bucket_sum(events, head, n)
+                continue
+            head = max(head, idx)
+            events.append((head, 1.0))  # a late event lands in the head bucket
+            assert r.add(idx, 1.0) == bucket_sum(events, head, n)
+    fresh = Ring(24)
+    fresh.add(10, 1.0)
+    fresh.add(10, 1.0)
+    assert isinstance(fresh.slots, int)  # one bucket used: no array yet
+    fresh.add(11, 1.0)
+    assert not isinstance(fresh.slots, int) and fresh.total == 3.0 and fresh.slots[10 % 24] == 2.0
+
+
+def test_ratio_keeps_both_series_on_one_bucket() -> None:
+    rnd = random.Random(2)
+    q = Ratio(4)
+    events: list[tuple[int, bool]] = []
+    head = -1
+    for _ in range(300):
+        idx = max(0, head + rnd.choice([0, 0, 1, 3, 4, 9, -1]))
+        match = rnd.random() < 0.4
+        head = max(head, idx)
+        events.append((head, match))
+        live = [m for b, m in events if head - 4 < b <= head]
+        assert q.push(idx, match) == pytest.approx(sum(live) / len(live))
+    assert q.ratio(head + 100) == 0.0 and q.ntotal == 0.0
+
+
+def test_distinct_matches_a_model_small_and_large() -> None:
+    rnd = random.Random(3)
+    for max_values in (1, 3, SMALL_DISTINCT, 50):
+        a = agg("distinct", 100.0, max_values=max_values)
+        st = a.new()
+        seen: dict[str, float] = {}  # value -> last sighting, insertion = sighting order
+        t = T0
+        for _ in range(600):
+            t += rnd.choice([0.0, 1.0, 7.0, 40.0, 150.0])
+            x = f"v{rnd.randrange(20)}"
+            seen.pop(x, None)
+            seen[x] = t
+            while seen and (next(iter(seen.values())) < t - 100.0 or len(seen) > max_values):
+                del seen[next(iter(seen))]
+            assert a.push(st, t, x) == len(seen)
+            assert a.values_of(st) == list(seen)
+            assert a.last_seen(st) == max(seen.values())
+        assert a.read(st, t + 1000.0) == 0.0
+    small = agg("distinct", 100.0, max_values=1000)
+    st = small.new()
+    for i in range(SMALL_DISTINCT):
+        small.push(st, T0 + i, i)
+    assert len(st) == 2 * SMALL_DISTINCT  # values then times, one flat list
+    small.push(st, T0 + 9, "one more")
+    assert len(st) == 1 and list(st[0]) == [*range(SMALL_DISTINCT), "one more"]
+
+
+def test_gaps_grow_to_their_size_then_wrap() -> None:
+    g = Gaps(4)
+    times = [0.0, 10.0, 30.0, 60.0, 61.0, 100.0, 140.0]
+    for t in times:
+        g.add(t)
+    gaps = [b - a for a, b in itertools.pairwise(times)][-4:]
+    assert len(g.gaps) == 4 and sorted(g.gaps) == sorted(gaps)
+    mean = sum(gaps) / 4
+    cv = math.sqrt(sum(x * x for x in gaps) / 4 - mean * mean) / mean
+    assert g.stat("mean") == pytest.approx(mean) and g.stat("cv") == pytest.approx(cv)
+    assert g.stat("min") == min(gaps)
+    assert len(Gaps(32).gaps) == 0  # allocated as gaps arrive
+
+
+def test_one_action_per_target_is_stored_without_a_dict() -> None:
+    rs = load_text("t.yaml", "format: 1\nrules: []\n")
+    st = MemoryRuleStore(rs)
+    st.set_action("t", ("redact", "r1"), Active("redact", "omit", 100.0, "r1"))
+    assert isinstance(st.active["t"], Active) and st.actions("t") == {
+        ("redact", "r1"): Active("redact", "omit", 100.0, "r1")
+    }
+    st.set_action("t", ("redact", "r1"), Active("redact", "drop", 200.0, "r1"))  # replaces it
+    assert isinstance(st.active["t"], Active) and st.active["t"].value == "drop"
+    st.set_action("t", ("pace", "r2"), Active("pace", 5, 50.0, "r2"))
+    assert set(st.actions("t") or {}) == {("redact", "r1"), ("pace", "r2")}
+    assert st.sweep_now(60.0) == 0 and set(st.actions("t") or {}) == {("redact", "r1")}
+    st.drop_action("t", ("redact", "r1"))
+    assert "t" not in st.active and st.actions("t") is None
+    st.set_action("u", ("tag", "r3"), Active("tag", "x", 10.0, "r3"))
+    assert st.pardon_now("account", "u", "u") == 1 and not st.active
+
+
+def test_state_of_an_account_with_several_actions_and_windows() -> None:
+    rs = load_text(
+        "t.yaml",
+        """format: 1
+rules:
+  - id: many
+    when: "true"
+    key: account
+    aggregates:
+      n: {kind: count, window: 1h, buckets: 4}
+      q: {kind: ratio, match: "request.logprobs", window: 1h, buckets: 4}
+      d: {kind: distinct, of: request.model, window: 1h}
+    threshold: "agg.n >= 2"
+    actions: [{do: pace, tps: 5, for: 1h}, {do: tag, tag: busy, for: 1h}]
+""",
+    )
+    e = Engine(rs)
+    for i, model in enumerate(["o3", "o4", "o3"]):
+        view = RequestView(model=model, messages=[Message("user", "hi")], logprobs=i == 0)
+        t = T0 + 1000 * i
+        e.evaluate(compute_features(view, RequestMeta(account_id="a1"), t, rs.matchers), t)
+    state = e.state_of("account", "a1", T0 + 2000)
+    assert state["windows"]["many"] == {"n": 3.0, "q": pytest.approx(1 / 3), "d": 2.0}
+    assert sorted(a["do"] for a in state["active"]) == ["pace", "tag"]
