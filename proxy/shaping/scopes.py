@@ -172,7 +172,9 @@ class CompiledLimit:
         "bit",
         "build",
         "capacity",
+        "count",
         "counts",
+        "cuts",
         "interval",
         "kind",
         "lease_ttl",
@@ -184,6 +186,7 @@ class CompiledLimit:
         "prefix",
         "queues",
         "required",
+        "reserve",
         "scope",
         "shadow",
         "shadow_wait",
@@ -205,6 +208,10 @@ class CompiledLimit:
         self.queues = queues
         self.interval = spec.interval
         self.capacity = spec.capacity
+        self.count = spec.count  # tokens: what is counted, and the reservation when no cap is asked
+        self.reserve = spec.reserve
+        # tokens: a stream past this limit's room is cut (its budget is set on admission)
+        self.cuts = spec.cut_stream and not spec.shadow and spec.count != "input"
         # a shadow limit reports the delay it would impose (the backend reserves like nginx's delay)
         self.shadow_wait = spec.delay_max if spec.shadow else 0.0
         self.max_inflight = spec.max_inflight

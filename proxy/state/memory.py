@@ -100,7 +100,8 @@ class MemoryBackend:
         results: list[Result] = []
         if not all_or_nothing:
             for op in ops:
-                if op[0] == RELEASE:  # what every finished request with a concurrency limit sends
+                kind = op[0]
+                if kind == RELEASE:  # what every finished request with a concurrency limit sends
                     key = op[1]
                     leases = d.get(key)
                     if leases is not None:
@@ -108,8 +109,16 @@ class MemoryBackend:
                         if not leases:
                             del d[key]
                     results.append(DONE)
-                elif op[0] == ADJUST:  # token reconciliation
-                    self._adjust(op, now)
+                elif kind == ADJUST:  # token reconciliation (``_adjust``, inlined)
+                    _, key, interval, _, units = op
+                    tat = d.pop(key, _MISSING)
+                    if tat is _MISSING or tat < now:
+                        tat = now
+                    tat += units * interval
+                    if tat > now:
+                        d[key] = tat
+                        if len(d) > self.max_keys:
+                            self._evict(key)
                     results.append(DONE)
                 else:
                     results.append(self._one(op, now))
@@ -150,7 +159,33 @@ class MemoryBackend:
                 if failed:
                     results.append(self._acquire(op, now, None))
                     continue
-                r = self._acquire(op, now, undo)
+                _, key, lease, limit, ttl, _ = op
+                leases = d.get(key)
+                if leases is None and limit >= 1:  # ``_acquire`` inlined for the usual cases: a new key
+                    exp = now + ttl
+                    leases = d[key] = _Leases()
+                    leases.first_exp = exp
+                    leases[lease] = exp
+                    undo.append((key, lease, None))
+                    if len(d) > self.max_keys:
+                        self._evict(key)
+                    r = (True, 0.0, float(limit - 1), 0.0, 1.0)
+                elif leases is not None and leases.first_exp > now and lease not in leases:  # a new lease
+                    held = len(leases)
+                    del d[key]  # re-inserted at the end: the LRU order
+                    d[key] = leases
+                    if held < limit:
+                        undo.append((key, lease, None))
+                        exp = now + ttl
+                        if exp < leases.first_exp:
+                            leases.first_exp = exp
+                        leases[lease] = exp
+                        held += 1
+                        r = (True, 0.0, float(limit - held), 0.0, 1.0)
+                    else:
+                        r = (False, 0.0, float(limit - held), 0.0, 1.0)
+                else:  # an expired lease to purge, or a lease held again
+                    r = self._acquire(op, now, undo)
             else:
                 results.append(self._one(op, now))
                 continue

@@ -8,8 +8,9 @@ Then the whole filter per request as the proxy runs it (``on_request`` with the 
 into the response headers, ``on_done``) with bench_proxy's phase-7 limits, against the same loop
 without the filter: the in-process part of phase 7's budget (~15 µs for three limits).
 Run: .venv/bin/python tests/benchmarks/bench_limiter.py
-``--proxy-instructions`` instead counts the proxy process's instructions per request under callgrind,
-with phase 7's limits and without (needs valgrind and wrk; ~2 min).
+``--filter-instructions`` instead counts the filter's instructions per request in-process under callgrind
+(deterministic; needs valgrind; ~2 min). ``--proxy-instructions`` counts the proxy process's instructions
+per request under callgrind, with phase 7's limits and without (needs valgrind and wrk; ~2 min).
 """
 
 from __future__ import annotations
@@ -264,6 +265,70 @@ def proxy_instructions(seconds: int = 10) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def filter_loop(mode: str, n: int) -> None:
+    """``bench_filter``'s loop, ``n`` requests after 200 warm-up ones, with bench_proxy's phase-7 limits
+    (``mode`` "three") or without the filter ("none"); the hooks are driven without an event loop (on
+    the memory backend they never await). Run by ``filter_instructions`` under callgrind."""
+    from multidict import CIMultiDict
+
+    from proxy.filters.shape import ShapeFilter
+    from proxy.headers import client_headers
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_proxy import THREE_LIMITS
+
+    f = ShapeFilter(parse_limits(yaml.safe_load(THREE_LIMITS)["limits"]), sweep_interval=0) if mode == "three" else None
+    acct = Account(id="bench-client", tier="standard")
+    dialect = DIALECTS["openai_chat"]
+    body = orjson.dumps({"model": "bench-model-1", "max_tokens": 256,
+                         "messages": [{"role": "user", "content": "x" * 900}]})
+    upstream = CIMultiDict({"Content-Type": "application/json", "Content-Length": "1000", "x-request-id": "u"})
+
+    def drive(c: Any) -> None:
+        try:
+            c.send(None)
+        except StopIteration:
+            return
+        raise RuntimeError("a shape hook awaited on the memory backend")
+
+    def run(k: int) -> None:
+        for _ in range(k):
+            ex = Exchange(path="/v1/chat/completions", body=body, dialect=dialect, headers={})
+            ex.account = acct
+            ex.key_id = "k1"
+            ex.status = 200
+            _ = ex.json
+            if f is not None:
+                drive(f.on_request(ex))
+            client_headers(ex, upstream)
+            if f is not None:
+                ex.usage.input, ex.usage.output = 240, 100  # the upstream's usage: tokens are reconciled
+                drive(f.on_done(ex))
+
+    run(200)
+    run(n)
+
+
+def filter_instructions() -> None:
+    """Instructions per request the shape filter adds in-process (``filter_loop`` with phase 7's three
+    limits minus without), counted by callgrind as the slope between 500 and 2 500 requests (start-up
+    cancels out; deterministic, unlike CPU time on a shared box). Needs valgrind; ~2 min."""
+    import os
+    import subprocess
+
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    counts: dict[tuple[str, int], int] = {}
+    for mode in ("none", "three"):
+        for n in (500, 2500):
+            out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+                                  __file__, "--filter-loop", mode, str(n)], env=env, capture_output=True, text=True,
+                                 check=True).stderr
+            counts[mode, n] = int([x for x in out.splitlines() if "Collected" in x][-1].split()[-1])
+    per = {mode: (counts[mode, 2500] - counts[mode, 500]) / 2000 for mode in ("none", "three")}
+    print(f"filter instructions per request      : +{per['three'] - per['none']:,.0f} "
+          f"(loop {per['three']:,.0f} with the filter, {per['none']:,.0f} without)")
+
+
 async def main() -> None:
     random.seed(1)
     print(f"python {sys.version.split()[0]}, {KEYS} active keys, {N} decisions")
@@ -275,6 +340,13 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    if "--filter-loop" in sys.argv:
+        i = sys.argv.index("--filter-loop")
+        filter_loop(sys.argv[i + 1], int(sys.argv[i + 2]))
+        raise SystemExit(0)
+    if "--filter-instructions" in sys.argv:
+        filter_instructions()
+        raise SystemExit(0)
     if "--proxy-instructions" in sys.argv:
         proxy_instructions()
         raise SystemExit(0)

@@ -116,6 +116,31 @@ def test_all_or_nothing_leaves_no_trace_and_shadow_ops_still_count() -> None:
     assert all(r[OK] for r in res) and "a" in b._d and "c" in b._d
 
 
+
+def test_batched_acquire_matches_the_single_op_path() -> None:
+    """An acquire inside an all-or-nothing batch (inlined there for a new key and a new lease on a
+    live key) gives the same results and leaves the same leases as one acquire at a time, and is
+    rolled back when a later check fails."""
+    steps: list[tuple[str, float]] = [("r1", T0), ("r2", T0 + 1), ("r2", T0 + 2), ("r3", T0 + 3),
+                                      ("r4", T0 + 4), ("r5", T0 + 40)]
+    batched, single = MemoryBackend(), MemoryBackend()
+    oks = []
+    for lease, t in steps:
+        op = acquire("c", lease, 3, 30.0)
+        got = batched.apply_now([op], t, all_or_nothing=True)[0]
+        want = single.apply_now([op], t)[0]
+        assert got == want, (lease, t)
+        assert dict(batched._d["c"]) == dict(single._d["c"])
+        oks.append(got[OK])
+    assert oks == [True, True, True, True, False, True]  # r4: full; r5: the others expired
+    assert list(batched._d["c"]) == ["r5"]
+    b = MemoryBackend()
+    b.apply_now([cell("full", burst=1)], T0)
+    b.apply_now([acquire("c", "held", 3, 30.0)], T0)
+    res = b.apply_now([acquire("c", "new", 3, 30.0), cell("full", burst=1)], T0, all_or_nothing=True)
+    assert [r[OK] for r in res] == [True, False]
+    assert dict(b._d["c"]) == {"held": T0 + 30.0 - b._base}  # type: ignore[operator]
+    assert list(b._d) == ["c", "full"]  # both touched: moved to the LRU end in batch order
 def test_adjust_reconciles_tokens() -> None:
     b = MemoryBackend()
     op = gcra("t", 60.0 / 1000, 1000.0, cost=800.0)  # 1000 tokens per minute, reserve 800
