@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from proxy.clock import SYSTEM_CLOCK, Clock
 from proxy.errors import POLICY_BLOCKED, STATE_UNAVAILABLE, Reply
@@ -35,8 +35,13 @@ from proxy.policy.loader import load_ruleset, rule_files
 from proxy.policy.rule_metrics import RuleMetrics, families
 from proxy.policy.signals import LAST_USER_KEY, SKELETON_KEY, RequestMeta, compute_features
 from proxy.policy.spec import Problem, RulesError
+from proxy.shaping.remote import COUPLE, prepare, settle
 from proxy.state.faults import StateUnavailable
+from proxy.state.joint import Joint, couple
 from proxy.tasks import cancel_and_wait, spawn
+
+if TYPE_CHECKING:
+    from proxy.shaping.limiter import Shaper
 
 log = logging.getLogger("distillguard.judge")
 CLUSTER_FEATURE = "signals.template_cluster"
@@ -99,6 +104,9 @@ class JudgeFilter(Filter):
         # across reloads (they describe traffic, not rules).
         self.clusters = TemplateClusters()
         self.metrics = RuleMetrics()
+        # Rule state and limits on one Redis: one call per request for both (``couple``).
+        self.joint: Joint | None = None
+        self._offer = True
 
     @classmethod
     def from_paths(
@@ -184,18 +192,30 @@ class JudgeFilter(Filter):
         """Evaluate rules; may set ``ex.controls``, add tags/decisions, or answer 403 policy_blocked."""
         now = self.clock.now()
         t0 = time.perf_counter()
+        joint = self.joint
+        st = None
         try:
             rs = self.engine.ruleset
             ctx = compute_features(
                 ex.view, meta_of(ex), now, rs.matchers, lazy=True, eager=rs.key_features, clusters=self.clusters
             )
-            verdict = await self.engine.aevaluate(ctx, now)
+            if joint is None:
+                if self._offer and self.engine.store.remote:
+                    ex.state[COUPLE] = self  # a shape filter on the same Redis may couple (``couple``)
+                verdict = await self.engine.aevaluate(ctx, now)
+            else:  # this request's limits go in the same call as its rules (``proxy.shaping.remote``)
+                st = prepare(joint.shaper, joint, ex)
+                verdict = await self.engine.aevaluate(ctx, now, st.part if st is not None else None)
         except StateUnavailable:  # shared rule state down with ``state: on_failure: closed``
+            if st is not None:
+                settle(ex, st, blocked=True)
             return ex.error(STATE_UNAVAILABLE, "Rule state is unavailable; retry shortly.",
                             headers={"retry-after": "1"})
         except Exception:
             self.metrics.eval_failures += 1
             log.exception("rule evaluation failed", extra={"request_id": ex.request_id})
+            if st is not None:
+                settle(ex, st, blocked=self.fail_closed)
             if self.fail_closed:
                 return ex.error(
                     POLICY_BLOCKED,
@@ -212,6 +232,8 @@ class JudgeFilter(Filter):
             feats.pop(private, None)
         ex.state[self.name] = (now, ctx, verdict)
         self.apply(ex, verdict)
+        if st is not None:
+            settle(ex, st, blocked=verdict.block is not None)
         if verdict.alerts and self.alerts is not None:
             self.alerts.submit(verdict.alerts)
         if verdict.block is not None:
@@ -219,6 +241,19 @@ class JudgeFilter(Filter):
                 POLICY_BLOCKED, "Request blocked by usage policy.", headers={"x-should-retry": "false"}
             )
         return None
+
+    def couple(self, shaper: Shaper) -> bool:
+        """Send the limits of ``shaper`` (the shape filter after this one) with the rules' state call
+        from now on, if both keep their state on the same Redis; False (and no more offers) if not.
+        The shape filter calls it on the first request that reaches it; ``build_filters`` may too."""
+        if self.joint is None:
+            joint = couple(self.engine.store, shaper)
+            if joint is None:
+                self._offer = False
+                return False
+            self.joint = joint
+            log.info("rules and limits share one Redis call per request")
+        return True
 
     @staticmethod
     def apply(ex: Exchange, verdict: Verdict) -> None:
@@ -322,6 +357,8 @@ class JudgeFilter(Filter):
         for part in (self.audit, self.alerts):
             if part is not None:
                 await part.stop()
+        if self.joint is not None:
+            await self.joint.close()  # queued limit corrections
         await self.engine.close()  # a shared rule store sends its queued writes, then disconnects
 
     def status(self) -> dict[str, Any]:

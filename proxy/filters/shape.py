@@ -33,6 +33,7 @@ from proxy.shaping.headers import retry_after
 from proxy.shaping.limiter import Shaper, ShapeState, multiplier_key
 from proxy.shaping.metrics import ShapeMetrics
 from proxy.shaping.queue import Sleep
+from proxy.shaping.remote import COUPLE
 from proxy.shaping.spec import LimitSpec, parse_limits
 from proxy.state import MemoryBackend, StateBackend
 
@@ -114,14 +115,22 @@ class ShapeFilter(Filter):
     async def on_request(self, ex: Exchange) -> Reply | None:
         """Admit, delay or reject. Runs after identify (it needs the account) and the rules (their
         controls). An admitted request's limit headers go into ``ex.reply_headers`` here, so they are
-        on the response before its first byte, and on any later local reply too."""
+        on the response before its first byte, and on any later local reply too. With rule state on
+        the same Redis, the judge has already sent this request's ops with its rules (one call:
+        ``proxy.shaping.remote``) and left the results in ``ex.state["shape"]``."""
         shaper = self.shaper
-        st = ShapeState(shaper)
-        ex.state["shape"] = st
-        if shaper.admit_now(ex, st):  # the common case, without a coroutine on the embedded backend
-            if st.results is not None:
-                shaper.write_headers(ex, st)
-            return None
+        st = ex.state.get("shape")
+        if st is None:
+            st = ShapeState(shaper)
+            ex.state["shape"] = st
+            if shaper.admit_now(ex, st):  # the common case, without a coroutine on the embedded backend
+                if st.results is not None:
+                    shaper.write_headers(ex, st)
+                return None
+            offer = ex.state.get(COUPLE)
+            if offer is not None:  # the judge before us keeps its rule state on the same Redis
+                offer.couple(shaper)
+        # else: the judge applied this request's limits with its rules (``proxy.shaping.remote``)
         v = st.verdict or await shaper.admit(ex, st)  # a plain rejection is already decided
         if v.ok:
             if v.delayed > 0:

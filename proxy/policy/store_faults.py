@@ -25,6 +25,7 @@ from proxy.state.faults import Breaker, StateUnavailable, guarded_call
 if TYPE_CHECKING:
     from proxy.policy.compiler import CompiledRuleSet
     from proxy.policy.store_redis import RedisRuleStore
+    from proxy.state.joint import LimitsPart
 
 log = logging.getLogger("distillguard.rules.state")
 
@@ -51,8 +52,11 @@ class RuleStateMetrics:
                               "Rule state writes (scores, actions, bans, alert cooldowns) by outcome: "
                               "sent, failed, dropped (queue full or store down).", ["outcome"], registry=registry)
         self.calls = Counter("distillguard_rule_state_calls",
-                             "Script calls to the rule state store: fetch (one per request, on its hot path) "
-                             "and flush (background batches of queued writes).", ["kind"], registry=registry)
+                             "Script calls to the rule state store: fetch (one per request, on its hot path; "
+                             "it carries the request's limits too when they are in the same Redis), flush "
+                             "(background batches of queued writes) and corrections (background batches of "
+                             "limit corrections for throttles and blocks a request decided).", ["kind"],
+                             registry=registry)
         self.backend = backend
         self.up.set(1)
 
@@ -109,10 +113,14 @@ class FaultTolerantRuleStore:
             raise StateUnavailable(f"rule state store {self.describe} is unavailable")
         self.metrics.fallback.inc()
 
-    async def fetch(self, req: Fetch, now: float) -> RuleView:
-        ok, view = await self._call(lambda: self.primary.fetch(req, now))
+    async def fetch(self, req: Fetch, now: float, limits: LimitsPart | None = None) -> RuleView:
+        """``limits``: the request's limiter ops in the same call (``proxy.state.joint``); when the call
+        fails they are marked failed (nothing reached Redis) and the shaper runs them locally."""
+        ok, view = await self._call(lambda: self.primary.fetch(req, now, limits))
         if ok:
             return view
+        if limits is not None:
+            limits.joint.failed(limits)
         self._degraded()
         return self.fallback.fetch_now(req, now)
 

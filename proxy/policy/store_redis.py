@@ -5,6 +5,8 @@ round trip), together with the writes other requests decided since the last call
 they reach Redis in order on the same connection). Writes left over when no request comes along are
 sent by a background flush after ``flush_delay``. The queue is bounded (``max_pending`` ops); past it
 new writes are dropped and counted. A request always sees its own writes at once (``RedisView``).
+With limits in the same Redis, the request's limiter ops ride in the same call too (``fetch(...,
+limits=)``, one script composed of this one and ``apply.lua``: ``proxy.state.joint``).
 
 Keys (all under ``key_prefix(namespace)``, so one Redis Cluster hash tag per namespace, as for limits):
 
@@ -42,6 +44,7 @@ from proxy.tasks import spawn
 if TYPE_CHECKING:
     from proxy.policy.compiler import CompiledRule, CompiledRuleSet
     from proxy.policy.store_faults import RuleStateMetrics
+    from proxy.state.joint import Joint, LimitsPart
 
 log = logging.getLogger("distillguard.rules.state")
 _LN2 = repr(LN2)
@@ -182,9 +185,16 @@ class RedisRuleStore:
         self._pn = 0
         self._timer: asyncio.TimerHandle | None = None
         self._flushing: asyncio.Task[None] | None = None
+        self._acts: tuple[Any, frozenset[str]] = (None, frozenset())
 
     def swap(self, new: CompiledRuleSet) -> None:
         self.ruleset = new
+
+    def _action_feats(self) -> frozenset[str]:
+        rs = self.ruleset
+        if self._acts[0] is not rs:
+            self._acts = (rs, frozenset(rs.action_keys))
+        return self._acts[1]
 
     # -- keys -----------------------------------------------------------------------------------
 
@@ -209,14 +219,15 @@ class RedisRuleStore:
 
     # -- calls ----------------------------------------------------------------------------------
 
-    async def _eval(self, keys: list[str], args: list[Any]) -> Any:
+    async def _eval(self, keys: list[str], args: list[Any], joint: Joint | None = None) -> Any:
+        sha, script = (self.sha, self.script) if joint is None else (joint.sha, joint.script)
         try:
-            return await self.client.call("EVALSHA", self.sha, len(keys), *keys, *args)
+            return await self.client.call("EVALSHA", sha, len(keys), *keys, *args)
         except RespError as e:
             if not str(e).startswith("NOSCRIPT"):
                 raise
             self.reloads += 1
-            return await self.client.call("EVAL", self.script, len(keys), *keys, *args)
+            return await self.client.call("EVAL", script, len(keys), *keys, *args)
 
     def _take_writes(self, keys: list[str], args: list[Any]) -> int:
         n = self._pn
@@ -236,7 +247,9 @@ class RedisRuleStore:
         if n and self.metrics is not None:
             self.metrics.writes.labels("sent").inc(n)
 
-    async def fetch(self, req: Fetch, now: float) -> RedisView:
+    async def fetch(self, req: Fetch, now: float, limits: LimitsPart | None = None) -> RedisView:
+        """Window updates, score and action reads of one request (and the writes queued before it) in one
+        script call; with ``limits``, the request's limiter ops too, in the same call (``proxy.state.joint``)."""
         keys: list[str] = []
         args: list[Any] = [repr(now), _LN2]
         nw = self._take_writes(keys, args)
@@ -249,14 +262,25 @@ class RedisRuleStore:
         entities = dict.fromkeys(req.targets)
         for scope, value in req.scores:
             entities.setdefault(SCOPES[scope] + SEP + value)
-        for target in entities:
-            keys.append(self.entity_key(target))
-            args.append("E")
+        if limits is None:
+            for target in entities:
+                keys.append(self.entity_key(target))
+                args.append("E")
+        else:  # the action targets' entities also tell the limits part what is in force (F)
+            acts = self._action_feats()
+            for target in entities:
+                keys.append(self.entity_key(target))
+                args.append("F" if target.partition(SEP)[0] in acts else "E")
         self.round_trips += 1
         if self.metrics is not None:
             self.metrics.calls.labels("fetch").inc()
         try:
-            out = await self._eval(keys, args)
+            if limits is None:
+                out = await self._eval(keys, args)
+            else:
+                joint = limits.joint
+                keys, args = joint.pack(limits, keys, args)
+                out = joint.unpack(limits, await self._eval(keys, args, joint))
         except BaseException as e:
             self._failed_writes(nw, e)
             raise

@@ -22,7 +22,7 @@ from proxy.clock import SYSTEM_CLOCK, Clock
 from proxy.shaping.headers import HeaderPlan, retry_after
 from proxy.shaping.metrics import ShapeMetrics
 from proxy.shaping.queue import DelayQueues, Sleep
-from proxy.shaping.request import ShapeState, Verdict, actual_usage, is_anthropic
+from proxy.shaping.request import ShapeState, Verdict, actual_usage, apply_controls, is_anthropic
 from proxy.shaping.scopes import (
     CONCURRENCY,
     PACE,
@@ -174,8 +174,11 @@ class Shaper:
                 if forced:
                     results = [(i not in forced, 0.0, 0.0, 0.0, 1.0) for i in range(len(ops))]
                     return await over_limit(self, ex, st, results, forced, fresh=True)
+            apply = self.backend.apply
+            if st.local:  # the combined call just failed: no second try (``proxy.shaping.remote``)
+                apply = getattr(self.backend, "apply_local", apply)
             try:
-                results = st.results = await self.backend.apply(ops, now, all_or_nothing=True)
+                results = st.results = await apply(ops, now, all_or_nothing=True)
             except Exception:
                 return self.state_failed(st)
             if self.has_shadow:
@@ -186,23 +189,17 @@ class Shaper:
             return Verdict(True, st)
         return await over_limit(self, ex, st, list(results), blocking)
 
-    def _plan(self, ex: Exchange, st: ShapeState) -> list[Op]:
-        """The state ops of this request (also kept in ``st.ops``; ``st.plan`` says whose they are)."""
-        throttle = 1.0
+    def _plan(self, ex: Exchange, st: ShapeState, rules_pending: bool = False) -> list[Op]:
+        """The state ops of this request (also kept in ``st.ops``; ``st.plan`` says whose they are).
+        ``rules_pending``: the rules have not decided yet (their controls are taken later, see
+        ``proxy.shaping.remote``): plan at throttle 1."""
         controls = ex.controls
-        if controls:
-            t = controls.get("throttle")
-            if t:
-                throttle = max(float(t), 1e-6)
-            tps = controls.get("pace_tps")
-            if tps:
-                st.pace_interval = 1.0 / float(tps)
-                st.paced = st.count_stream = True
-            cut = controls.get("cut_tokens")
-            if cut is not None:
-                st.budget, st.budget_limit = int(cut), "cut_tokens"
-                st.count_stream = True
-        st.throttle = throttle
+        if controls and not rules_pending:
+            throttle = apply_controls(controls, st)
+            st.throttle = throttle
+            cost1 = 1.0 / throttle
+        else:
+            cost1 = 1.0  # ``st.throttle`` keeps its default (1.0)
         hint = self._mult_hint
         if self._mult_prefixes and (hint is None or hint.may_have_multipliers):
             mult_keys: tuple[str, ...] = tuple(
@@ -211,10 +208,10 @@ class Shaper:
             )
         else:
             mult_keys = ()
-        cost1 = 1.0 / throttle
         ops: list[Op] = []
         plan = st.plan
         leases = None
+        max_tokens: Any = _UNBUILT  # read once, for the first token limit that needs it
         built: list[str | None] = self._unbuilt.copy()  # per distinct scope: limits sharing it build once
         for cl in self.limits:
             if cl.match and not cl.matches(ex):
@@ -231,14 +228,28 @@ class Shaper:
                             cl.required))
                 plan.append((cl, key, 1.0))
             elif kind is TOKENS:
-                if not st.input_estimate:
-                    st.input_estimate = max(1, len(ex.body) // 4)
-                raw = float(self._reservation(ex, st, cl.spec))
+                # the reservation before the request: input estimate and/or output cap (or ``reserve``)
+                est = st.input_estimate
+                if not est:
+                    est = st.input_estimate = max(1, len(ex.body) // 4)
+                count = cl.count
+                if count == "input":
+                    raw = float(est)
+                else:
+                    if max_tokens is _UNBUILT:
+                        max_tokens = ex.max_tokens
+                    out = max_tokens or cl.reserve
+                    if count == "total":
+                        raw = float(est + out)
+                    elif count == "output":
+                        raw = float(out)
+                    else:
+                        raw = float(ex.view.reasoning_budget or out)
                 if st.tokens:
                     st.tokens.append(len(ops))
                 else:
                     st.tokens = [len(ops)]
-                ops.append((GCRA, key, cl.interval, cl.capacity, min(raw, cl.capacity) * cost1,
+                ops.append((GCRA, key, cl.interval, cl.capacity, (raw if raw < cl.capacity else cl.capacity) * cost1,
                             cl.shadow_wait, mult_keys, True, cl.required))
                 plan.append((cl, key, raw))
                 st.count_stream = True
@@ -292,8 +303,8 @@ class Shaper:
                 st.charges.append(charge)
             else:
                 st.charges = [charge]
-            spec = cl.spec
-            if spec.cut_stream and not cl.shadow and spec.count != "input":
+            if cl.cuts:
+                spec = cl.spec
                 room = int(r[2] * st.throttle * f + min(raw, spec.capacity))
                 if spec.count == "total":
                     room -= st.input_estimate
@@ -365,18 +376,6 @@ class Shaper:
         if self.fail_open:
             return Verdict(True, st)
         return Verdict(False, st, "state_unavailable", 1.0)
-
-    def _reservation(self, ex: Exchange, st: ShapeState, spec: LimitSpec) -> int:
-        """Tokens reserved before the request (``st.input_estimate`` is set)."""
-        count = spec.count
-        if count == "input":
-            return st.input_estimate
-        out = ex.max_tokens or spec.reserve
-        if count == "reasoning":
-            return ex.view.reasoning_budget or out
-        if count == "output":
-            return out
-        return st.input_estimate + out
 
     # -- after the response -------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from proxy.state.base import Op, Result
 if TYPE_CHECKING:
     from proxy.exchange import Exchange
     from proxy.shaping.limiter import Shaper
+    from proxy.state.joint import LimitsPart
 
 
 _NONE: list[Any] = []  # a shared empty default: never appended to (code assigns a new list)
@@ -55,6 +56,8 @@ class ShapeState:
     pending = 0
     done = False
     input_estimate = 0
+    part: LimitsPart | None = None  # the ops sent with the rules in one call (``proxy.shaping.remote``)
+    local = False  # that call failed: plan again and apply on the local fallback, not the store
 
     def __init__(self, shaper: Shaper) -> None:
         self.shaper = shaper
@@ -80,6 +83,24 @@ class Verdict:
     retry: float = 0.0
     headers: dict[str, str] | None = None
     delayed: float = 0.0
+
+
+def apply_controls(controls: dict[str, Any], st: ShapeState) -> float:
+    """Take the rules' controls for this request (pace, token cut) into ``st``; returns the throttle
+    factor (1.0: none), by which the plan divides every request and token cost."""
+    throttle = 1.0
+    t = controls.get("throttle")
+    if t:
+        throttle = max(float(t), 1e-6)
+    tps = controls.get("pace_tps")
+    if tps:
+        st.pace_interval = 1.0 / float(tps)
+        st.paced = st.count_stream = True
+    cut = controls.get("cut_tokens")
+    if cut is not None:
+        st.budget, st.budget_limit = int(cut), "cut_tokens"
+        st.count_stream = True
+    return throttle
 
 
 def is_anthropic(ex: Exchange) -> bool:

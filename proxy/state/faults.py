@@ -193,6 +193,16 @@ class FaultTolerantBackend:
             return res
         return self._degraded_apply(ops, now, all_or_nothing)
 
+    async def apply_local(self, ops: Sequence[Op], now: float, *, all_or_nothing: bool = False) -> list[Result]:
+        """``apply`` for a request whose combined call (``proxy.state.joint``) has just failed: straight
+        to the fail-open/closed behaviour, without trying the store a second time."""
+        return self._degraded_apply(ops, now, all_or_nothing)
+
+    def note_up(self) -> None:
+        """A combined call reached the store: recover if degraded."""
+        if self._degraded_since is not None:
+            self._recovered()
+
     def _degraded_apply(self, ops: Sequence[Op], now: float, all_or_nothing: bool) -> list[Result]:
         if self._degraded_since is None:
             self._degraded_since = self.clock.mono()

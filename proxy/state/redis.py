@@ -116,7 +116,7 @@ class RedisBackend:
         p = self.prefix
         keys: list[str] = []
         args: list[Any] = [repr(now - TIME_BASE), "1" if self.server_time else "0", "1" if aon else "0",
-                           TIME_BASE]
+                           TIME_BASE, "1", "0"]  # no rules' throttle, no block (see lua/apply.lua)
         for op in ops:
             kind = op[0]
             keys.append(p + op[1])

@@ -11,8 +11,9 @@ Prints, for the same limits and the same load (wrk, POST Chat Completions, keep-
    release + token reconciliation), after the response is written;
 3. the same with the default rule pack (``rules/default``) and its state in Redis (windows, scores,
    actions: ``proxy/state/lua/rules.lua``), alone and together with a requests limit: a request costs
-   one rules round trip on the hot path (writes ride along with the next request's call or go in a
-   background batch, counted separately), plus one for the limiter when limits are configured;
+   one round trip on its path, for its rules and its limits together (one script call, see
+   ``proxy/state/joint.py``); writes, and corrections for throttles and blocks a request decided, ride
+   along with the next request's call or go in a background batch, counted separately;
 4. ``--workers 1`` vs ``--workers 2`` throughput on the Redis backend (the load generator, upstream
    and Redis share the same cores: read it as what this machine gives, not a scaling law).
 
@@ -181,7 +182,7 @@ def rule_calls(p: ServerProc) -> dict[str, float]:
 
     with urllib.request.urlopen(p.url + "/metrics", timeout=5) as r:
         text = r.read().decode()
-    out = {"fetch": 0.0, "flush": 0.0}
+    out = {"fetch": 0.0, "flush": 0.0, "corrections": 0.0}
     for line in text.splitlines():
         if line.startswith("distillguard_rule_state_calls_total{"):
             kind = line.split('kind="', 1)[1].split('"', 1)[0]
@@ -190,6 +191,8 @@ def rule_calls(p: ServerProc) -> dict[str, float]:
 
 
 def round_trips(run: Run, p: ServerProc, seconds: int) -> tuple[float, dict[str, float], dict[str, float]]:
+    """Per request answered: EVALSHA calls on the server, every other command the clients sent (as
+    totals), and the rule store's calls by kind from the proxy's metrics."""
     time.sleep(0.3)
     n0 = answered(p)
     c0 = rule_calls(p)
@@ -203,6 +206,17 @@ def round_trips(run: Run, p: ServerProc, seconds: int) -> tuple[float, dict[str,
     other = {k: v for k, v in cmds.items()
              if k not in SCRIPT_INTERNAL and k not in ("evalsha", "info", "config|resetstat")}
     return cmds.get("evalsha", 0.0) / n, other, rules
+
+
+def hot_path(limits: str, evalsha: float, rules: dict[str, float]) -> float:
+    """Round trips on a request's path, per request. Every EVALSHA is one command with one reply, which
+    its caller awaits alone (no request sends two commands in one write), so the script calls the
+    server counted are round trips; the background ones (rule writes, limit corrections, counted by
+    the proxy) are not on a request's path. A request's path has at least one (its state), so a
+    figure of 1.000 means exactly one for every request."""
+    if not limits.startswith("rules"):
+        return evalsha  # limits only: every call is an admission (this scenario has no on_done batch)
+    return evalsha - rules["flush"] - rules["corrections"]
 
 
 def _r(xs: list[float]) -> list[int]:
@@ -306,10 +320,12 @@ def main() -> int:
                 f"{'OK' if ratio >= 0.70 else 'MISSED'}",
                 f"[{limits}] EVALSHA per request    {per_req:10.3f}         other client commands: "
                 f"{other or 'none'}",
+                f"[{limits}] round trips per request on its path {hot_path(limits, per_req, rules):.3f}",
             ]
             if limits.startswith("rules"):
                 lines.append(f"[{limits}] rule store calls/req  {rules['fetch']:10.3f} fetch (hot path)   "
-                             f"{rules['flush']:.3f} background write batches")
+                             f"{rules['flush']:.3f} background write batches   {rules['corrections']:.3f} "
+                             "background limit corrections")
             run.procs.remove(mem)
             run.procs.remove(red)
             mem.stop()

@@ -3,6 +3,9 @@
 --
 -- ARGV[1] caller's now (seconds since the package's time base)   ARGV[2] '1': use the server's TIME
 -- ARGV[3] '1': all or nothing                                    ARGV[4] time base (epoch seconds)
+-- ARGV[5] the rules' throttle factor: every G op's cost is multiplied by 1/factor ('1' standalone)
+-- ARGV[6] '1': a rule's block is in force, G and L ops are skipped ('' results, nothing taken)
+-- (both set by the combined script of proxy/state/joint.py from the rule state it has just read)
 -- then per op a kind letter and its fields; KEYS are consumed in op order:
 --   G interval capacity cost max_wait commit required n_mult   KEYS: cell, n_mult multiplier keys
 --   A interval capacity units                                   KEYS: cell
@@ -22,6 +25,8 @@ if ARGV[2] == '1' then
   now = server_now
 end
 local aon = ARGV[3] == '1'
+local rules_cost = 1.0 / tonumber(ARGV[5])
+local skip = ARGV[6] == '1'
 local fmt = string.format
 
 local function num(x)
@@ -120,7 +125,7 @@ local function rollback(undo)
 end
 
 local out = {}
-local ki, ai = 1, 5
+local ki, ai = 1, 7
 local undo = nil
 if aon then undo = {} end
 local failed = false
@@ -132,11 +137,13 @@ while ai <= #ARGV do
     local mkeys = {}
     for j = 1, n do mkeys[j] = KEYS[ki + j] end
     local interval, capacity = tonumber(ARGV[ai + 1]), tonumber(ARGV[ai + 2])
-    local cost, max_wait = tonumber(ARGV[ai + 3]), tonumber(ARGV[ai + 4])
+    local cost, max_wait = tonumber(ARGV[ai + 3]) * rules_cost, tonumber(ARGV[ai + 4])
     local commit, required = ARGV[ai + 5] == '1', ARGV[ai + 6] == '1'
     ki, ai = ki + 1 + n, ai + 8
     local r
-    if aon and required then
+    if skip then
+      r = ''
+    elseif aon and required then
       if failed then
         r = gcra(key, interval, capacity, cost, max_wait, commit, mkeys, false, nil)
       else
@@ -152,7 +159,9 @@ while ai <= #ARGV do
     local required = ARGV[ai + 4] == '1'
     ki, ai = ki + 1, ai + 5
     local r
-    if aon and required then
+    if skip then
+      r = ''
+    elseif aon and required then
       if failed then
         r = acquire(key, lease, limit, ttl, false, nil)
       else

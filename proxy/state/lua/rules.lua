@@ -21,10 +21,14 @@
 --                                     KEYS: nwin window keys; one MGET, one SET PX each
 --   V and the aggregates with nadd 0  window key (read only)
 --   E                                 entity: HGETALL
+--   F                                 entity: HGETALL, and its actions count for the limits (see below)
 --   P                                 entity: lift actions, forget ban history and score
 -- Returns one entry per window of W (its aggregates' values as packed doubles), per V (the same, or ""
 -- when there is no state),
--- per E (the HGETALL array) and per P (actions lifted), in order.
+-- per E and F (the HGETALL array) and per P (actions lifted), in order. Two more values for the
+-- combined script (proxy/state/joint.py; EVAL keeps only the first): the smallest throttle factor in
+-- force on the F entities (nil if none) and whether a block is in force on one of them, read as the
+-- engine's ``collect`` does (actions with until > now).
 
 local now = tonumber(ARGV[1])
 local ln2 = tonumber(ARGV[2])
@@ -299,6 +303,29 @@ local function score_at(key, hl)
   return v * math.exp(-ln2 * dt / hl)
 end
 
+-- The throttle factor and block in force on an F entity's HGETALL reply, folded into force.
+local force = {nil, false}
+local function in_force(all)
+  for j = 1, #all, 2 do
+    local f = all[j]
+    if string.byte(f, 1) == 97 then  -- 'a' SEP kind SEP rule -> "until [value,message]"
+      local kind = string.match(f, '^a\31([^\31]*)\31')
+      if kind == 'throttle' or kind == 'block' then
+        local u, v = string.match(all[j + 1], '^(%S+) %[([^,%]]*)')
+        u = tonumber(u)
+        if u and u > now then
+          if kind == 'block' then
+            force[2] = true
+          else
+            v = tonumber(v)
+            if v and (force[1] == nil or v < force[1]) then force[1] = v end
+          end
+        end
+      end
+    end
+  end
+end
+
 local out = {}
 local k = 1
 local a = 3
@@ -327,6 +354,11 @@ while a <= #ARGV do
     k = k + 1
     if op == 'E' then
       out[#out + 1] = redis.call('HGETALL', key)
+      a = a + 1
+    elseif op == 'F' then
+      local all = redis.call('HGETALL', key)
+      in_force(all)
+      out[#out + 1] = all
       a = a + 1
     elseif op == 'S' then
       now = tonumber(ARGV[a + 1])
@@ -393,4 +425,4 @@ while a <= #ARGV do
     end
   end
 end
-return out
+return out, force[1], force[2]
