@@ -21,16 +21,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("distillguard.accesslog")
 
 
-def _ms(seconds: float) -> float:
-    """Milliseconds to the microsecond (``round()`` costs ~3 µs on floats: it goes through strings)."""
-    return int(seconds * 1_000_000 + 0.5) / 1000
-
-
 def access_record(ex: Exchange) -> dict[str, Any]:
     route = ex.route
     dialect = ex.dialect
     account = ex.account
     t0 = ex.t0
+    t_end = ex.t_end
+    t_first = ex.t_first_byte
+    # Milliseconds to the microsecond, written out (``round()`` costs ~3 µs on floats: it goes through
+    # strings; a helper call per field is a measurable share of the line's cost).
     rec: dict[str, Any] = {
         "ts": int(ex.started * 1_000_000 + 0.5) / 1_000_000,
         "request_id": ex.request_id,
@@ -44,8 +43,8 @@ def access_record(ex: Exchange) -> dict[str, Any]:
         "client_ip": ex.client_ip,
         "status": ex.status,
         "stream": ex.streaming,
-        "duration_ms": _ms(ex.t_end - t0) if ex.t_end else None,
-        "ttfb_ms": _ms(ex.t_first_byte - t0) if ex.t_first_byte else None,
+        "duration_ms": int((t_end - t0) * 1_000_000 + 0.5) / 1000 if t_end else None,
+        "ttfb_ms": int((t_first - t0) * 1_000_000 + 0.5) / 1000 if t_first else None,
         "bytes_in": ex.bytes_in,
         "bytes_out": ex.bytes_out,
     }

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from aiohttp import web
@@ -17,7 +18,7 @@ from proxy.config import Config
 from proxy.dialects import detect
 from proxy.errors import ProxyError
 from proxy.exchange import Exchange
-from proxy.forward import Relay, Upstreams, send_reply
+from proxy.forward import Relay, Upstreams, read_body_usage, send_reply
 from proxy.metrics import ProxyMetrics
 from proxy.pipeline import Chain
 
@@ -77,10 +78,12 @@ class ProxyApp:
         if self.accounts_watcher is not None and hasattr(self.accounts_watcher, "start"):
             await self.accounts_watcher.start()
         await self.chain.start()
+        self.relay.start()
         if self.tune_gc:
             tune_gc()
 
     async def stop(self) -> None:
+        self.relay.stop()
         await self.chain.stop()
         if self.accounts_watcher is not None and hasattr(self.accounts_watcher, "stop"):
             await self.accounts_watcher.stop()
@@ -124,37 +127,46 @@ class ProxyApp:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         clock = self.clock
+        peer = request.remote or ""
         ex = Exchange(
             method=request.method,
             path=request.path,
             query=request.query_string,
             headers=request.headers,
-            client_ip=request.remote or "",
+            client_ip=peer,
             started=clock.now(),
         )
         ex.t0 = clock.mono()
         self.in_flight += 1
         self.metrics.in_flight += 1
+        resp: web.StreamResponse | None = None
         try:
             routed = self._route(ex.path)
             if routed is None:
                 missing = ex.error(errors.NOT_FOUND, f"No upstream is configured for {ex.path}")
-                return await send_reply(ex, request, missing, self.chain, self.rid_header)
-            ex.route, ex.upstream_path, dialect = routed
-            ex.dialect = dialect if ex.method == "POST" else detect(ex.method, ex.upstream_path, ex.route.dialect)
-            try:
-                if self.draining:
-                    raise ProxyError(errors.SHUTTING_DOWN, "The proxy is shutting down; retry shortly.")
-                ex.body = await self._read_body(request)
-                ex.bytes_in = len(ex.body)
-                reply = await self.chain.run_request(ex)
-                if reply is not None:
-                    return await send_reply(ex, request, reply, self.chain, self.rid_header)
-                # Awaited from here, not through a helper coroutine: one frame less per open stream.
-                return await self.relay(ex, request)
-            except ProxyError as e:
-                reply = ex.error(e.code, e.message, headers=e.headers)
-                return await send_reply(ex, request, reply, self.chain, self.rid_header)
+                resp = await send_reply(ex, request, missing, self.chain, self.rid_header)
+            else:
+                ex.route, ex.upstream_path, dialect = routed
+                ex.dialect = dialect if ex.method == "POST" else detect(ex.method, ex.upstream_path,
+                                                                         ex.route.dialect)
+                try:
+                    if self.draining:
+                        raise ProxyError(errors.SHUTTING_DOWN, "The proxy is shutting down; retry shortly.")
+                    ex.body = await self._read_body(request)
+                    ex.bytes_in = len(ex.body)
+                    reply = None
+                    for hook in self.chain.request:  # (Chain.run_request, inlined: one coroutine less)
+                        reply = await hook(ex)
+                        if reply is not None:
+                            break
+                    if reply is not None:
+                        resp = await send_reply(ex, request, reply, self.chain, self.rid_header)
+                    else:
+                        # Awaited from here, not through a helper coroutine: one frame less per open stream.
+                        resp = await self.relay(ex, request)
+                except ProxyError as e:
+                    reply = ex.error(e.code, e.message, headers=e.headers)
+                    resp = await send_reply(ex, request, reply, self.chain, self.rid_header)
         except asyncio.CancelledError:
             ex.client_gone = True
             raise
@@ -163,27 +175,37 @@ class ProxyApp:
             try:
                 if self.chain.done:
                     await self.chain.run_done(ex)
+                if resp is not None and not resp.prepared:
+                    # A buffered body or a local reply: send it now, after on_done (which may free a
+                    # slot the client's next request needs) and before the metrics and the log line,
+                    # which the client need not wait for.
+                    try:
+                        await resp.prepare(request)
+                        await resp.write_eof()
+                    except ConnectionError:
+                        ex.client_gone = True
             finally:
                 self._record(ex)
                 self.in_flight -= 1
                 self.metrics.in_flight -= 1
                 if self.in_flight == 0 and self.draining:
                     self._idle.set()
+        assert resp is not None  # every path that gets here without an exception set it
+        return resp
 
     async def _read_body(self, request: web.Request) -> bytes:
         limit = self.max_body
-        declared = request.content_length
-        if declared is not None and declared > limit:
-            raise ProxyError(errors.BODY_TOO_LARGE, f"The request body exceeds the limit of {limit} bytes.")
-        if not request.body_exists:
-            return b""
         content = request.content
         if content.is_eof():
-            # The whole body came with the headers (the usual case): no waiting, no timer.
+            # The whole body came with the headers (the usual case; an empty body reads as b""): no
+            # waiting, no timer.
             body = content.read_nowait()
             if len(body) > limit:
                 raise ProxyError(errors.BODY_TOO_LARGE, f"The request body exceeds the limit of {limit} bytes.")
             return body
+        declared = request.content_length
+        if declared is not None and declared > limit:
+            raise ProxyError(errors.BODY_TOO_LARGE, f"The request body exceeds the limit of {limit} bytes.")
         chunks: list[bytes] = []
         size = 0
         try:
@@ -200,6 +222,8 @@ class ProxyApp:
         return b"".join(chunks)
 
     def _record(self, ex: Exchange) -> None:
+        if ex.usage_body is not None:
+            read_body_usage(ex)
         m = self.metrics
         route = ex.route.name if ex.route is not None else "-"
         status = ex.status or (499 if ex.client_gone else 0)
@@ -211,15 +235,12 @@ class ProxyApp:
         requests[key] = requests.get(key, 0) + 1
         if ex.error_code:
             m.count_error(ex.error_code)
-        if ex.t_upstream:
+        t_up = ex.t_upstream
+        if t_up:
             rm = m.routes.get(route) or m.route(route)
             t0 = ex.t0
-            if ex.t_first_byte:
-                rm.ttfb.observe(ex.t_first_byte - t0)
-            rm.overhead.observe(ex.t_upstream - t0 - ex.waited)
-            if ex.t_headers:
-                rm.upstream_latency.observe(ex.t_headers - ex.t_upstream)
-            rm.events += ex.events_out
+            rm.observe(ex.t_first_byte - t0 if ex.t_first_byte else None, t_up - t0 - ex.waited,
+                       ex.t_headers - t_up if ex.t_headers else None, ex.events_out)
         m.bytes_in += ex.bytes_in
         m.bytes_out += ex.bytes_out
         self.access_log.write(ex)
@@ -278,6 +299,7 @@ def build_filters(app: ProxyApp) -> list[Any]:
 
     cfg = app.config
     filters: list[Any] = [IdentifyFilter(cfg.identity, app.current_accounts), ValidateFilter()]
+    judge = None
     rules = cfg.sections.get("rules")
     if rules is not None:
         from proxy.policy.settings import build_judge
@@ -297,10 +319,14 @@ def build_filters(app: ProxyApp) -> list[Any]:
         from proxy.filters.shape import ShapeFilter
         from proxy.state.config import shape_state
 
-        filters.append(ShapeFilter.from_config(
+        shape = ShapeFilter.from_config(
             limits, registry=app.metrics.registry, clock=app.clock,
             **shape_state(cfg, registry=app.metrics.registry, clock=app.clock),
-        ))
+        )
+        filters.append(shape)
+        if judge is not None:
+            # rules and limits on the same Redis: one script call per request from the first request on
+            judge.couple(shape.shaper)
     from proxy.redact import build_redaction_filters
 
     has_rules = any(getattr(f, "name", "") == "judge" for f in filters)
@@ -351,6 +377,44 @@ def _add_admin(app: web.Application, proxy: ProxyApp) -> None:
     add_admin_routes(app.router, judge, token, prefix=rules.admin_prefix)
 
 
+def install_fast_path(runner: web.AppRunner, proxy: ProxyApp) -> None:
+    """Send proxied requests straight to ``proxy.handle``, past the application's router.
+
+    Call after ``runner.setup()`` and before a site starts (each connection copies the server's
+    handler when it opens). aiohttp's dispatch (router walk, match info, middleware check, a
+    ``getpid`` system call for the loop) costs about as much as a filter; only the proxy's catch-all
+    route needs none of it. Paths of the other routes (operations endpoints, admin API) and requests
+    that ask for ``100-continue`` still go through the router, so they behave exactly as before.
+    """
+    server = runner.server
+    if server is None:
+        raise RuntimeError("install_fast_path: call runner.setup() first")
+    app = runner.app
+    exact: set[str] = set()
+    prefixes: list[str] = []
+    for resource in app.router.resources():
+        if any(route.handler == proxy.handle for route in resource):
+            continue  # the catch-all
+        canonical = resource.canonical
+        head, brace, _ = canonical.partition("{")
+        if brace:
+            prefixes.append(head)
+        else:
+            exact.add(canonical)
+    starts = tuple(prefixes)
+    routed = server.request_handler
+    handle = proxy.handle
+
+    def dispatch(request: web.BaseRequest) -> Awaitable[web.StreamResponse]:
+        # A plain function returning the coroutine: no extra frame per request or per open stream.
+        path = request.path
+        if path in exact or (starts and path.startswith(starts)) or "Expect" in request.headers:
+            return routed(request)
+        return handle(request)  # type: ignore[arg-type]
+
+    server.request_handler = dispatch
+
+
 class Server:
     """Runs a ``ProxyApp`` on a socket: start, graceful stop (drain, then close)."""
 
@@ -365,6 +429,7 @@ class Server:
         app = make_web_app(self.proxy)
         self.runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
         await self.runner.setup()
+        install_fast_path(self.runner, self.proxy)
         self.site = web.TCPSite(self.runner, self.host, self.port, reuse_address=True)
         await self.site.start()
         sockets = self.runner.addresses

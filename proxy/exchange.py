@@ -183,7 +183,8 @@ class Exchange:
     """Everything about one request, from arrival to the access-log line.
 
     Set by the app: ``request_id``, ``method``, ``path`` (as the client sent it), ``upstream_path``,
-    ``query``, ``headers`` (the client's, read-only), ``client_ip``, ``route``, ``dialect``, ``body``.
+    ``query``, ``headers`` (the client's, read-only), ``client_ip`` and ``peer_ip`` (the TCP peer),
+    ``route``, ``dialect``, ``body``.
     Set by identify: ``account``, ``key_id``. Filters may rewrite ``json`` (then call ``mark_body_changed``),
     ``upstream_headers``, and add to ``decisions``/``tags``.
     """
@@ -213,6 +214,7 @@ class Exchange:
         "key_id",
         "method",
         "path",
+        "peer_ip",
         "query",
         "reply_headers",
         "request_id",
@@ -232,6 +234,7 @@ class Exchange:
         "upstream_path",
         "upstream_request_id",
         "usage",
+        "usage_body",
         "waited",
     )
 
@@ -250,13 +253,14 @@ class Exchange:
         started: float = 0.0,
         request_id: str | None = None,
     ) -> None:
-        self.request_id = request_id or new_request_id()
+        self.request_id = request_id or _ID_PREFIX + hex(next(_id_counter))[2:]  # new_request_id(), inlined
         self.method = method
         self.path = path
         self.upstream_path = upstream_path if upstream_path is not None else path
         self.query = query
         self.headers = headers if headers is not None else {}
-        self.client_ip = client_ip
+        self.client_ip: str = client_ip
+        self.peer_ip: str = client_ip  # the TCP peer (identify may set client_ip from X-Forwarded-For)
         self._user_agent: str | None = None  # read from the headers on first use
         self.route = route
         self.dialect = dialect
@@ -274,6 +278,9 @@ class Exchange:
         self.reply_headers: dict[str, str] = {}  # headers filters add to whatever goes to the client
         self.streaming = False
         self.usage = Usage()
+        # A buffered response body whose usage the app reads after the response is sent (set by the
+        # relay only when no filter hook could look at ``usage`` before that).
+        self.usage_body: bytes | None = None
         self.decisions: list[dict[str, Any]] = []
         self._tags: set[str] | None = None  # created on first use (memory per open stream)
         self.state: dict[str, Any] = {}
@@ -365,8 +372,14 @@ class Exchange:
     def release_request(self) -> None:
         """Called once the request has been sent upstream: drop the raw and parsed body (a long stream
         would otherwise hold them to its end). The view, if a filter built one, stays."""
-        if self._view is None and self._json is not None:
-            self._model = self.model or ""
+        body = self._json
+        if self._view is None and body is not None:
+            dialect = self.dialect
+            if isinstance(body, dict) and dialect is not None and dialect.name != "gemini":
+                m = body.get("model")  # (what ``model`` reads, without two property calls per request)
+                self._model = m if isinstance(m, str) else ""
+            else:
+                self._model = self.model or ""
         self._json = None
         self._json_error = "released"
         self.body = b""

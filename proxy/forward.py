@@ -21,7 +21,7 @@ from proxy.errors import ProxyError, Reply
 from proxy.exchange import Event, Exchange
 from proxy.headers import auth_header, client_headers, upstream_headers
 from proxy.sse import Framer, SSEFramer
-from proxy.tasks import Deadline, timer_wheel
+from proxy.tasks import Deadline, TimerWheel, timer_wheel
 
 if TYPE_CHECKING:
     from proxy.config import UpstreamSpec
@@ -98,6 +98,15 @@ class Relay:
         self.mono = clock_mono
         # (upstream, dialect) -> (spec, header carrying the upstream key)
         self._auth: dict[tuple[str, str | None], tuple[Any, tuple[str, str] | None]] = {}
+        self._wheel: TimerWheel | None = None
+
+    def start(self) -> None:
+        """Bind to the running loop's timer wheel (``asyncio.get_running_loop()`` makes a ``getpid``
+        system call each time: once at start instead of twice per request)."""
+        self._wheel = timer_wheel()
+
+    def stop(self) -> None:
+        self._wheel = None
 
     async def __call__(self, ex: Exchange, request: web.Request) -> web.StreamResponse:
         spec = ex.route
@@ -112,15 +121,15 @@ class Relay:
         else:
             auth = auth_header(spec, dialect_name)
             self._auth[auth_key] = (spec, auth)
-        headers = upstream_headers(ex, spec, request.remote or "", request.scheme, auth)
+        headers = upstream_headers(ex, spec, ex.peer_ip, request.scheme, auth)
         body = ex.outgoing_body()
         t = spec.timeouts
         ex.t_upstream = self.mono()
         # Deadline for the response headers: a wheel entry that cancels this task (cheaper than a
         # timeout context or a loop timer); it is no longer pending once it fired, which tells its
         # cancellation apart from a client disconnect.
-        wheel = timer_wheel()
-        task = asyncio.current_task()
+        wheel = self._wheel or timer_wheel()
+        task = asyncio.current_task(wheel.loop)
         assert task is not None
         deadline = wheel.at(wheel.loop.time() + t.connect + t.first_byte, task.cancel)
         try:
@@ -167,7 +176,8 @@ class Relay:
                 return await self._relay_buffered(ex, request, resp, spec)
             return await self._relay_raw(ex, request, resp, spec)
         finally:
-            resp.close()
+            if not resp.closed:  # (a body read to its end has already released the connection)
+                resp.close()
 
     async def _relay_buffered(
         self, ex: Exchange, request: web.Request, resp: aiohttp.ClientResponse, spec: UpstreamSpec
@@ -185,6 +195,14 @@ class Relay:
                 watch.cancel()
         ex.t_first_byte = self.mono()
         body = raw
+        chain = self.chain
+        if not chain.response and not chain.done:
+            # No hook can look at the body or the usage before the response is sent: the app reads
+            # the usage after sending it (``read_body_usage``), off the client's wait.
+            ex.usage_body = raw
+            headers = client_headers(ex, resp.headers, self.rid_header)
+            ex.bytes_out += len(body)
+            return web.Response(status=resp.status, body=body, headers=headers)
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -402,6 +420,20 @@ class Relay:
             await out.write_eof()
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             ex.client_gone = True
+
+
+def read_body_usage(ex: Exchange) -> None:
+    """Merge the usage of a buffered body the relay left in ``ex.usage_body`` (see ``_relay_buffered``)."""
+    raw, ex.usage_body = ex.usage_body, None
+    if not raw or ex.dialect is None:
+        return
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return
+    usage = ex.dialect.usage(obj)
+    if usage is not None:
+        ex.usage.merge(usage)
 
 
 class IdleWatch:

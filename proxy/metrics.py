@@ -57,6 +57,22 @@ class RouteMetrics:
         self.upstream_latency = Histogram()
         self.events = 0
 
+    def observe(self, ttfb: float | None, overhead: float, upstream: float | None, events: int) -> None:
+        """One forwarded request (``None``: that moment was not reached). One call instead of three
+        ``Histogram.observe`` calls: this runs for every request."""
+        if ttfb is not None:
+            h = self.ttfb
+            h.counts[bisect_left(h.bounds, ttfb)] += 1
+            h.total += ttfb
+        h = self.overhead
+        h.counts[bisect_left(h.bounds, overhead)] += 1
+        h.total += overhead
+        if upstream is not None:
+            h = self.upstream_latency
+            h.counts[bisect_left(h.bounds, upstream)] += 1
+            h.total += upstream
+        self.events += events
+
 
 class ProxyMetrics:
     """Request, latency, in-flight and byte metrics; one instance per app, on the app's own registry."""

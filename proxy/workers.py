@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.app import Server
+from proxy.app import Server, install_fast_path
 
 log = logging.getLogger("distillguard.workers")
 
@@ -50,6 +50,7 @@ class ReusePortServer(Server):
         app = self._make_app()
         self.runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
         await self.runner.setup()
+        install_fast_path(self.runner, self.proxy)
         self.site = web.TCPSite(self.runner, self.host, self.port, reuse_address=True, reuse_port=True)
         await self.site.start()
 
