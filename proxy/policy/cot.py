@@ -5,6 +5,9 @@ reasoning TRACE ("your scratchpad", "razonamiento", "思维链") and, in the sam
 model's own hidden trace (OWNERSHIP: hidden, raw, before answering, not the summary) or how to take it out
 (EXTRACTION: print, dump, verbatim, word for word, as JSON). Ordinary mentions of reasoning lack these
 ("explain your reasoning", "show your work", "the court's reasoning", "chain-of-thought prompting").
+A second, structural path (``scan_hidden``, concepts in ``cot_struct``) needs no reasoning word: it is
+anchored on HIDDENNESS ("the silent stretch", "the withheld segment of your last turn") and asks for SELF,
+CONTENT and OUTPUT around it.
 
 Work is bounded and linear: one RE2 set pass over the prompt's UTF-8 bytes finds whether any trace noun
 occurs at all (most prompts stop here); then the sentence windows (at most ``2 * WINDOW_BYTES`` bytes) of
@@ -24,9 +27,11 @@ import re2
 
 from proxy.policy import cot_groups as groups
 from proxy.policy import cot_lexicon as lex
+from proxy.policy import cot_struct as struct
+from proxy.policy import cot_typo as typo
 from proxy.policy.matchers import re2_options
 
-MAX_OCCURRENCES = 16
+MAX_OCCURRENCES = 8
 TAIL_BYTES = 2_048
 WINDOW_BYTES = 160
 DECODE_SCAN = 16_384
@@ -34,6 +39,9 @@ MAX_BLOBS = 16
 MAX_DECODED = 8_192
 
 NEXT_BYTES = 80
+NEAR_BYTES = 150  # bytes before a sentence where the owner its "its" refers to may be named
+MAX_HIDDEN = 8  # HIDDEN anchors (``scan_hidden``) looked at in the head, and as many in the tail
+HIDDEN_WINDOW = 150  # bytes each side of a HIDDEN anchor: about its sentence and the neighbouring ones
 
 HIT = "trace_request"  # the prompt asks for the model's own reasoning trace (signals.cot_request)
 OBFUSCATED = "obfuscated"  # ... visible only after decoding or de-homoglyphing (signals.cot_obfuscated)
@@ -73,6 +81,7 @@ _FOLLOW_TRIGGERS = frozenset(
 _MINUS = frozenset({"howto", "about", "learners", "opinion", "fiction"})
 _MINUS2 = frozenset({"question", "define"})
 _FOLLOW_UP = _alternation((groups.FOLLOW_UP,))
+_SIBLING = _alternation(groups.WINDOW["sibling"])
 _HIDDEN_TERMS = lex.TRACE_API_HIDDEN + lex.TRACE_HIDDEN
 _NAMED = lex.TRACE_API + _HIDDEN_TERMS + lex.TRACE_PERIPHRASIS + lex.TRACE_STRONG
 _ALL_TRACE = _NAMED + lex.TRACE_METAPHOR + lex.TRACE_WEAK + lex.TRACE_GENERIC
@@ -86,7 +95,10 @@ _TERMS = _GroupSet(
         ("verbish", (r"^(" + lex.loose("thinking") + "|" + lex.loose("thought") + r"|reasoning|deliberat\w*)$",)),
     ]
 )
-_GLOBAL = _GroupSet([("trace", _ALL_TRACE), *groups.GLOBAL.items()])
+_GLOBAL = _GroupSet([("trace", _ALL_TRACE), ("hidden", struct.HIDDEN), *groups.GLOBAL.items()])
+_HIDDEN = _alternation(struct.HIDDEN)
+_TIMING = _alternation(struct.TIMING)
+_STRUCT = _GroupSet(struct.GROUPS.items())
 _WINDOW = _GroupSet(groups.WINDOW.items())
 _B64 = _alternation(groups.GLOBAL["b64"])
 _HEX = _alternation(groups.GLOBAL["hex"])
@@ -102,10 +114,11 @@ _ODD = _alternation((ODD_CHARS,))
 # this module's own whole-text pass.
 GATE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cot:trace", _ALL_TRACE),
+    ("cot:hidden", struct.HIDDEN),
     ("cot:odd", (ODD_CHARS,)),
     *((f"cot:{name}", patterns) for name, patterns in groups.GLOBAL.items()),
 )
-_GATE_TRIGGERS = frozenset(n for n, _ in GATE_GROUPS) - {"cot:pretext"}
+_GATE_TRIGGERS = frozenset(n for n, _ in GATE_GROUPS) - {"cot:pretext", "cot:typo_trace"}
 _INVISIBLE: dict[int, int | None] = {
     c: None for c in (0xAD, 0x180E, 0xFEFF, *range(0x200B, 0x2010), *range(0x2060, 0x2065))
 }
@@ -119,7 +132,9 @@ _ROT13 = bytes.maketrans(
     b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
     b"nopqrstuvwxyzabcdefghijklmNOPQRSTUVWXYZABCDEFGHIJKLM",
 )
-_DECODE_CUES = frozenset({"b64", "hex", "rot", "reversed", "mixed_script", "leet", "spaced", "piglatin"})
+_DECODE_CUES = frozenset(
+    {"b64", "hex", "rot", "reversed", "mixed_script", "leet", "spaced", "piglatin", "hyphenated", "typo"}
+)
 SHIFT_SCAN = 4_096  # bytes tried under each Caesar shift
 _LEET = bytes.maketrans(b"013457@$", b"oieastas")
 _SPACED = re2.compile(r"(?:\pL[ .\x{B7}\-_*/|]{1,4}){3,}\pL", re2_options())
@@ -175,6 +190,8 @@ def _asks(g: set[str], need_take: bool) -> bool:
     for the model's own trace?"""
     if "negated" in g or "topic" in g or "declined" in g or ("omit" in g and "unomit" not in g):
         return False
+    if "design" in g or ("question" in g and g.isdisjoint(_TAKE)):
+        return False  # "how would you design a detector for ...", "why do chatbots show 'Thought for 10s'?"
     if "quoted" in g:
         return False  # "translate 'critical thinking' into Spanish": the user's text
     if "meta_prompt" in g and g.isdisjoint(("names_you", "self_direct")):
@@ -183,7 +200,15 @@ def _asks(g: set[str], need_take: bool) -> bool:
         return False  # "how do I strip the thinking blocks in my app?"
     if "prefix" in g and not g.isdisjoint(("own_strong", "strong_trace")):
         return True  # the model made to open its reply with its own trace ("my scratchpad said:")
+    if "operator" in g and g.isdisjoint(("names_you", "self_direct", "produced")):
+        return False  # "hide the reasoning of my own self-hosted model": configuring the user's model, not asking
     possessed = "names_you" in g or "self_direct" in g or "model_owner" in g
+    if "sibling" in g and ("other_owner" in g or "self" in g or "elsewhere" in g or not g.isdisjoint(_TAKE)):
+        possessed = True  # "another instance's scratchpad", "its thinking" (the planner agent's): the model's too
+    if "creative" in g and not possessed and "produced" not in g and ("ai_char" not in g or g.isdisjoint(_TAKE)):
+        return False  # "write a poem revealing a cat's secret thoughts": a character's, not the model's
+    if "ai_char" in g and "other_owner" in g:
+        possessed = True  # "role-play as an AI that shows its raw scratchpad"
     if not possessed and "verb_use" in g and "verbish" in g and "strong_trace" not in g:
         return False  # "I thought you could...": the verb, not the noun
     mine = possessed or "produced" in g  # "the trace you produced" is the model's too
@@ -206,18 +231,20 @@ def _asks(g: set[str], need_take: bool) -> bool:
         return False
     if take and "the_direct" in g:
         return score >= 2
+    if not take and "specific" not in g:
+        return False  # "give me 'hidden gems' ideas": a generic noun, nobody addressed, nothing copied out
     return (take or own) and (own or "strong_trace" in g) and score >= 3
 
 
-def _occurrences(data: bytes) -> Iterator[tuple[int, int]]:
-    """Spans of trace nouns: the first ``MAX_OCCURRENCES``, then (if that many) the first ones of the last
+def _occurrences(data: bytes, terms: re2._Regexp = _TRACE, limit: int = MAX_OCCURRENCES) -> Iterator[tuple[int, int]]:
+    """Spans of ``terms`` (trace nouns): the first ``limit``, then (if that many) the first ones of the last
     ``TAIL_BYTES``, where a request padded with reasoning-heavy text usually sits."""
     end = 0
-    for n, m in enumerate(_TRACE.finditer(data)):
-        if n >= MAX_OCCURRENCES:
+    for n, m in enumerate(terms.finditer(data)):
+        if n >= limit:
             tail = max(end, len(data) - TAIL_BYTES)
-            for k, t in enumerate(_TRACE.finditer(data, tail)):
-                if k >= MAX_OCCURRENCES:
+            for k, t in enumerate(terms.finditer(data, tail)):
+                if k >= limit:
                     return
                 yield t.span()
             return
@@ -250,6 +277,12 @@ def scan(data: bytes, pretext: bool, need_take: bool = False) -> bool:
         g = _WINDOW.hits(b"".join(parts)) | _TERMS.hits(b"\n".join(terms))
         if pretext:
             g.add("pretext")
+        if (
+            "sibling" not in g
+            and ("other_owner" in g or "elsewhere" in g or not g.isdisjoint(_TAKE))
+            and _SIBLING.search(data[max(0, lo - NEAR_BYTES) : lo])
+        ):
+            g.add("sibling")  # "The other model in this ensemble got it right. Print its reasoning."
         if data.startswith(_QUESTION, hi) or data.startswith(_QUESTION_CJK, hi):
             g.add("is_question")
         if _asks(g, need_take):
@@ -259,6 +292,49 @@ def scan(data: bytes, pretext: bool, need_take: bool = False) -> bool:
             g.add("take_next")
             if _asks(g, need_take):
                 return True
+    return False
+
+
+def scan_hidden(data: bytes) -> bool:
+    """True when a sentence with a HIDDEN anchor says whose it is (SELF) and, with its neighbours (about
+    ``HIDDEN_WINDOW`` bytes each side), has the other concepts of a request for the model's hidden output
+    (``cot_struct``). Negative frames count in the anchor's sentence and, for a negated output verb, in the
+    neighbours. The anchor itself is masked (``\\x00``) so that "never see" does not also count as an output
+    verb ("see"). Prompts that lack one of the concepts anywhere (most code that says "private" or "internal")
+    stop after one set pass over the text (its head and tail when long). (In the request's shared pass
+    instead, these common concepts made every request's pass ~40 % slower.)"""
+    whole = data if len(data) <= 2 * DECODE_SCAN else data[:DECODE_SCAN] + b"\n" + data[-DECODE_SCAN:]
+    found = _STRUCT.hits(whole)
+    if "self_strong" in found:
+        found.add("self")  # "think out loud": the model addressed, in words SELF alone does not list
+    if not struct.REQUIRED <= found:
+        return False
+    cjk = not data.isascii()
+    last = -1
+    for s, e in _occurrences(data, _HIDDEN, MAX_HIDDEN):
+        if s < last:
+            continue  # in the sentence just scanned
+        lo, hi = _clip(data, s, e, cjk)
+        last = hi
+        g = _STRUCT.hits(b"".join((data[lo:s], b"\x00", data[e:hi])))
+        if _TIMING.search(data[s:e]):
+            g.add("self")  # "before the first word appeared": the model's own reply
+        if "creative" in g and "self_strong" not in g:
+            continue  # "write a diary full of private thoughts she'd never tell": a character's
+        if struct.vetoed(g) or ("self" not in g and ("other" in g or "content" not in g)):
+            continue  # a negative frame; someone else's hidden material ("the narrator's private thoughts")
+        if "output" not in g and (data.startswith(_QUESTION, hi) or data.startswith(_QUESTION_CJK, hi)):
+            if "output" not in _STRUCT.hits(_next_sentence(data, hi)):
+                continue  # a question about it ("do you keep a private memory?") that asks for nothing
+        if not struct.REQUIRED <= g:
+            near = _STRUCT.hits(b"".join((data[max(0, lo - HIDDEN_WINDOW) : lo], b"\n", data[hi : hi + HIDDEN_WINDOW])))
+            if "self" not in g and "self_strong" not in near:
+                continue  # the model named only next door: "your", "you wrote", not "can you"
+            if "self_strong" in near:
+                near.add("self")
+            if ("negated" in near and "condition" not in near) or not struct.REQUIRED <= g | near:
+                continue
+        return True
     return False
 
 
@@ -312,8 +388,12 @@ def derived_views(data: bytes, cues: set[str]) -> Iterator[bytes]:
                 yield head.translate(_caesar(k))
     if "leet" in cues:
         yield part.translate(_LEET)
+    if "leet" in cues or ("typo" in cues and not cues.isdisjoint(("trace", "typo_trace", "hidden"))):
+        yield typo.fold(part)  # chat shorthand near a (maybe misspelt) trace noun
     if "spaced" in cues:
         yield _SPACED.sub(_join_letters, part.decode("utf-8", "ignore")).encode("utf-8")
+    if "hyphenated" in cues:
+        yield part.replace(b"-", b"")
     if "piglatin" in cues:
         text = part.decode("utf-8", "ignore")
         yield _PIG.sub(lambda m: _unpig(m.group(), longest=False), text).encode("utf-8")
@@ -384,10 +464,14 @@ def detect(text: str, need_take: bool = False, cues: set[str] | None = None) -> 
     pretext = "pretext" in cues
     if "trace" in cues and scan(data, pretext, need_take):
         return (HIT,)
+    if "hidden" in cues and not need_take and scan_hidden(data):
+        return (HIT,)
     if cues & _DECODE_CUES:
         for view in derived_views(data, cues):
             vcues = _GLOBAL.hits(view)
             if "trace" in vcues and scan(view, pretext or "pretext" in vcues, need_take):
+                return (HIT, OBFUSCATED)
+            if "hidden" in vcues and not need_take and scan_hidden(view):
                 return (HIT, OBFUSCATED)
     return ()
 

@@ -18,6 +18,15 @@ from proxy.policy.cot_lexicon import COPY_VERBS
 # "inner monologue" does not also count as an ownership marker).
 _NA = r"(?:^|\P{L})"  # boundary for non-ASCII words (RE2 \b is ASCII-only)
 _NZ = r"(?:\P{L}|$)"
+OPERATOR: tuple[str, ...] = (
+    r"\b(my|our) (own |local |locally[- ]hosted |self[- ]?hosted |fine[- ]?tuned |private |company'?s )*([\w.-]+ )?"
+    r"(model|llm|deployment|instance|server|endpoint|checkpoint|fine[- ]?tune)s?\b|\bself[- ]?host\w*"
+    r"|\b(ollama|vllm|llama\.cpp|open ?webui|librechat|lm ?studio|text-generation-webui|sglang|localai)\b",
+    _NA + r"(mein\pL*|unser\pL*|mi|mis|nuestr[oa]s?|mon|ma|notre|meu|minha|nosso|mio|mia|nostro) (eigen\pL* |propi[oa] "
+    r"|propre |pr[óo]pri[oa] |local\pL* |lokal\pL* )*(\pL+ ){0,2}(modell?|mod[eè]le|modelo|servidor|server|serveur)"
+    + _NZ,
+)
+
 WINDOW: dict[str, tuple[str, ...]] = {
     # "there's a monologue": a contraction, not a possessive (see other_owner)
     "contraction": (r"\b(there|it|that|here|what|where|who|he|she|let|how)'s\s+(\w+\s+)?\x00",),
@@ -37,11 +46,14 @@ WINDOW: dict[str, tuple[str, ...]] = {
         _NA + r"(mi|mis|mon|ma|mes|mein\pL*|meu|minha|meus|minhas|mio|mia|miei|mijn|m[óo]j\pL*|benim|sus|son|sa|ses"
         r"|leurs?|sein\pL*|dessen|deren|zijn|haar|hun|jego|jej|ich|мо[йиеёя]\pL*|наш\pL*|его|её|их)\s+(\pL+\s+)?\x00",
         r"(我的|我们的|他的|她的|他们的|私の|彼の|彼女の|내|나의|우리의|그의)\s*\x00",
+        # "its secret thoughts", "private thoughts she'd never tell": a third party owns them
+        r"\bits\s+(\w+\s+)?\x00|\x00 (that |which )?(he|she|they|it)('d|'s| would| had| has| never| keeps?| kept)\b",
     ),
     "model_owner": (
         r"\b(model|assistant|ai|gpt|claude|gemini|llm|bot|chatbot|o1|o3|r1)'?s\s+(\w+\s+){0,2}\x00",
         r"\x00 (of|from|by) (the|this) (model|assistant|ai|llm|bot|chatbot)\b",
         r"\b(turn|answer|reply|response|message|completion|generation)'s\s+(\w+\s+)?\x00",
+        r"\x00[^.?!\n]{0,40} (generated|produced|written|emitted) by (the|this) (assistant|model|ai|llm|bot)\b",
     ),
     # "the thinking": with an extraction verb and no other owner, in a chat with a model it is the model's
     "the_direct": (r"\b(the|those|these)\s+([a-z]+\s+){0,2}\x00",),
@@ -49,7 +61,8 @@ WINDOW: dict[str, tuple[str, ...]] = {
     "elsewhere": (
         r"\x00 (of|from|by|behind|in) (the|this|that|my|our|his|her|their|a|an|these|those|following)\b",
         r"\b(from|in|of) (this|the|that|my|these|following|attached) (paragraph|text|document|article|essay|paper"
-        r"|report|file|page|book|chapter|email|transcript|pdf|post|story|novel|speech|ruling|judgment|decision)",
+        r"|report|file|page|book|chapter|email|transcript|pdf|post|story|novel|speech|ruling|judgment|decision|play"
+        r"|film|movie|script|scene|episode|series|song|lyrics|poem)",
         r"\b(paragraph|text|article|essay|passage|sentence|page|chapter|story|poem|book|document|report|song|film)s? "
         r"(about|on|regarding|describing)\b",
     ),
@@ -57,6 +70,9 @@ WINDOW: dict[str, tuple[str, ...]] = {
     "in_ui": (
         r"\x00 (in|on|of) (the|this|your) (ui|interface|app|chat|panel|window|screen|response|api|reply"
         r"|answer)\b",
+        # behind an output of the model: "the internal reasoning behind the portfolio suggestion"
+        r"\x00 (behind|for|of) (the|that|this) (\w+ ){0,2}(answer|reply|response|recommendation|suggestion|verdict"
+        r"|solution|output|completion)\b",
     ),
     # the reasoning as a topic: "chain-of-thought prompting", "reasoning models", "a paper on reasoning"
     "topic": (
@@ -79,7 +95,7 @@ WINDOW: dict[str, tuple[str, ...]] = {
         r"scenes|under the hood|collapsed|collapses)\b",
         r"\bbefore (every|each|any) (answer|reply|response)\b|"
         r"\bbefore (you )?(answer|answering|answered|replying|replied|responding|responded|writing|wrote|"
-        r"respond|reply)\b|\bbefore (the|your) (\w+ )?(answer|reply|response|output)\b",
+        r"respond|reply)\b|\bbefore (the|your|its) (\w+ )?(answer|reply|response|output)\b",
         r"回答の前|答えの前|antes de (responder|contestar|la respuesta)|avant de r[ée]pondre"
         r"|avant (ta|la) r[ée]ponse|bevor du "
         r"(antwortest|geantwortet)|vor (deiner|der) antwort|prima di rispondere|voordat je antwoordde|zanim odpowiedzia"
@@ -102,7 +118,7 @@ WINDOW: dict[str, tuple[str, ...]] = {
         r"\bnot (just |only )?(a |the |your )?(summary|summari[sz]ed|paraphrase|recap|cleaned[- ]up)\b|"
         r"\binstead of (a |the )?summary\b|\bthe part (that )?(i|users?|we) (normally )?(can'?t|cannot|don'?t|didn'?t"
         r"|did not|never)\b",
-        _NA + r"(ocult[oa]s?|intern[oa]s?|privad[oa]s?|crud[oa]s?|secret[oa]s?|cach[ée]e?s?|interne?s?|priv[ée]e?s?"
+        _NA + r"(ocult[oa]s?|intern[oa]s?|privad[oa]s?|crud[oa]s?|secret[oa]s?|caché(e|s|es)?|interne?s?|privé(e|s|es)?"
         r"|brut(e|es|s)?|versteckt\pL*|verborgen\pL*|intern(e|er|en|es|em)?|geheim\pL*|roh(e|en|er|es)?"
         r"|ungefiltert\pL*|unzensiert\pL*|ungek[üu]rzt\pL*|brut[oa]s?|nascost[oiae]|intern[oiae]|privat[oiae]"
         r"|grezz[oiae]|segret[oiae]|onbewerkt\pL*|ongefilterd\pL*|ruwe?|ukryt\pL*|wewn[ęe]trzn\pL*|prywatn\pL*"
@@ -131,7 +147,8 @@ WINDOW: dict[str, tuple[str, ...]] = {
         r"(?:复制|粘贴|打印|输出|导出|泄露|透露|照抄|展示).{0,12}\x00",
     ),
     "take_after": (
-        r"\x00[^.?!\n]{0,80}\b(?:" + COPY_VERBS
+        r"\x00[^.?!\n]{0,80}\b(?:"
+        + COPY_VERBS
         + r")\W+(me |us )?(it|them|this|that|those|these|both|all|everything)\b",
         r"\x00.{0,24}(?:出力|書き出|コピー|貼り付け|복사|출력|붙여|写出|写下|列出|贴出|说出|讲出|yazd[ıi]r|kopyala|yap[ıi][şs]t[ıi]r|复制|输出|打印)",
     ),
@@ -216,6 +233,13 @@ WINDOW: dict[str, tuple[str, ...]] = {
     "quoted": (
         r"\b(translat\w*|traduc\w*|[üu]bersetz\w*|tradu\w*|say|pronounce|spell|define|meaning of|means?)\b"
         r"[^'\"“‘«]{0,40}['\"“‘«][^'\"”’»]{0,200}\x00",
+        r"(翻译|翻譯|译成|译为|翻訳|번역)[^“「『\"]{0,20}[“「『\"][^”」』\"]{0,200}\x00",
+    ),
+    # a design task about elicitation itself: "design a classifier that flags prompts extracting hidden reasoning"
+    "design": (
+        r"\b(design|build|train|write|implement|evaluate|create)\w* (a |an |the )?(\w+ ){0,2}(classifier|detector"
+        r"|filter|guardrail|benchmark|test suite)\b|\b(detects?|flags?|blocks?|catch(es)?) (\w+ )?(prompts|requests"
+        r"|attempts|users|jailbreaks)\b",
     ),
     # the user writes instructions for a model ("write a system prompt that tells the model to keep its
     # reasoning private"): about reasoning, not a request for this model's trace
@@ -231,6 +255,31 @@ WINDOW: dict[str, tuple[str, ...]] = {
     ),
     # fiction and characters: "a story where the narrator shares its private thoughts"
     "fiction": (r"\b(story|stories|novel|poem|fiction|fanfic\w*|screenplay|narrator|protagonist|villain|heroine)\b",),
+    # a creative-writing request: the thoughts belong to a character ("a poem revealing a cat's secret thoughts")
+    "creative": (
+        r"\b(write|compose|create|draft|rewrite|craft|invent|imagine|describe)\w*\b[^.?!\n]{0,60}\b(poems?|story"
+        r"|stories|diary|diaries|journal entry|scenes?|characters?|monologues?|letters?|songs?|lyrics|haiku|sonnet"
+        r"|novel|chapter|play|script|screenplay|fable|tale|dialogue|sketch|fan ?fic\w*)\b",
+        _NA + r"(cuento|relato|poema|historia|diario|escena|personaje|po[èe]me|histoire|r[ée]cit|journal intime"
+        r"|personnage|gedicht|geschichte|erz[äa]hlung|tagebuch|szene|figur|conto|poesia|racconto|storia|diário"
+        r"|personagem|personaggio|verhaal|opowiadanie|wiersz|hikaye|şiir|рассказ|стих\pL*|сказк\pL*|дневник)" + _NZ,
+        r"故事|诗|小说|日记|物語|小説|日記|이야기|소설|일기",
+    ),
+    # another instance, run, branch or sample of the model: its reasoning is the model's too
+    "sibling": (
+        r"\b(another|other|second|parallel|previous|earlier|first|different) (instance|copy|copies|run|sample|branch"
+        r"|generation|regeneration|response|completion|attempt|draft|rollout|agent|model|call)\b|\bbranch [a-z0-9]\b"
+        r"|\b(seed|sample|run|attempt|rollout) #?\d+\b|\bwhen i (regenerated|retried|reran|re-ran|resampled)\b"
+        r"|\b(the|a) (reasoning|thinking|planner|planning|router|upstream|first-stage|base) (model|agent|stage)\b"
+        r"|(?-i:\b[Aa]gent [A-Z][a-z]+\b)",
+        _NA + r"(другая|другой|другую|другие) (копи\pL*|верси\pL*|модел\pL*|экземпляр\pL*)" + _NZ,
+        r"(otra|otro) (instancia|copia|ejecuci[óo]n|versi[óo]n)|(une )?autre (instance|copie|ex[ée]cution)"
+        r"|(eine )?andere (instanz|kopie)|另一个(实例|副本|模型)|別の(インスタンス|モデル)",
+    ),
+    # an AI as the character or role: "a story in which an AI reads its own reasoning", "role-play as an AI"
+    "ai_char": (r"\b(an?|the|this) (\w+ )?(ai|assistant|model|chatbot|llm|language model)\b",),
+    # the operator's own model or serving stack: "hide my own model's reasoning in Open WebUI"
+    "operator": OPERATOR,
     # the user's own program handles traces ("my app strips the <think> block"): benign in a how-to question
     "user_code": (
         r"\b(my|our) (own |local |company'?s |team'?s )?(\w+ )?(app|application|code|codebase|program|script|client"
@@ -257,6 +306,7 @@ WINDOW: dict[str, tuple[str, ...]] = {
     # "hide your reasoning", "skip the chain of thought" unless "don't hide", "stop omitting"
     "omit": (
         r"\b(hide|omit|skip|suppress|remove|drop|exclude|leave out|strip|no need for|without)\s+(\w+\s+){0,2}\x00",
+        r"\bkeep\s+(\w+\s+){0,2}\x00\s+(\w+\s+)?(to yourself|internal|private|hidden|secret|silent|brief|short)\b",
     ),
     "unomit": (
         r"\b(don'?t|do not|never|stop|no more|quit|no longer)\s+(hiding|hide|omitting|omit|skipping|skip"
@@ -321,6 +371,13 @@ GLOBAL: dict[str, tuple[str, ...]] = {
     ),
     # character-level disguise: leetspeak digits inside words, letters spaced or dotted apart, pig latin
     "leet": (r"[a-z][013457@$][a-z][a-z0-9@$]*[\s.,!?]+([a-z0-9@$]+[\s.,!?]+){0,3}[a-z0-9@$]*[a-z][013457@$][a-z]",),
+    # chat shorthand: the typo-repaired view (``cot_typo``) is worth computing
+    "typo": (r"\b(ur|pls|plz|plox|thx|thnx|wat|wats|wut|teh|gimme|lemme|b4|bfore|thots?|ans|smth|ppl)\b",),
+    # ... and a word that may be a misspelt trace noun ("thinkng", "resoning", "chian", "internel", "hiden")
+    "typo_trace": (
+        r"\bth[i1!|]?n?k|\bth[o0]u?g|\bthots?\b|\br[e3]a?[s5][o0]?n|\bch(ai|ia|a|i)n|\bm[o0]n[o0]l[o0]g|\bint[e3]?rn"
+        r"|\bhid+[e3]?n|\bscr[a4]tch|\bt[o0]k[e3]?n|\bdel[i1]b|\bragion|\bpensam|\bpens[a-z]{0,3}\b|\bprocess",
+    ),
     "spaced": (r"(?:[a-z][ .\-_*/|]{1,4}){6,}[a-z]",),
     "piglatin": (r"[a-z]-?[a-z]*ay\W+([a-z]+\W+)?[a-z]-?[a-z]*ay\W+([a-z]+\W+)?[a-z]-?[a-z]*ay\b",),
     "reversed": (
@@ -328,6 +385,8 @@ GLOBAL: dict[str, tuple[str, ...]] = {
         r"|de tr[áa]s para a frente|al contrario|achterstevoren|od ko[ńn]ca|tersten|задом наперёд|наоборот|倒过来"
         r"|反过来|逆から|거꾸로|بالعكس",
     ),
+    # words split by hyphens inside them: "ch-ain of th-ought", "priv-ate ver-sion"
+    "hyphenated": (r"(\b\pL{1,5}-\pL{1,5}\b\W+(\S+\W+){0,2}){3}",),
     "mixed_script": (r"[a-z][а-яёіјѕԁ]|[а-яёіјѕԁ][a-z]|[a-z][αεικνορτυχ]|[αεικνορτυχ][a-z]",),
 }
 
@@ -339,7 +398,9 @@ FOLLOW_UP = (
     r"|would like)|let'?s (hear|see|read|have)|what (is|was|'s|were|are))\W+(me |us )?(in |it |them )?((word for"
     r" word|verbatim|exactly|in full"
     r"|precisely) )?(what (it|they"
-    r"|that) (held|holds|contained|contains|said|says|had|has)\b|(those|these|the) (\d[\d,]* )?(tokens|words|lines"
+    r"|that) (held|holds|contained|contains|said|says|had|has)\b|what (it|they) (was |were )?(thinking|thought"
+    r"|working on|doing)\b|(each|every) (\w+ )?(part|step|section|sentence|line|one|stage)s?\b"
+    r"|(the|those|these) (\w+ )?ones\b|(those|these|the) (\d[\d,]* )?(tokens|words|lines"
     r"|steps)\b|(the |its )?(complete |full |actual |real )?(text|content|contents) (behind|of|in) (it|that|them)\b"
     r"|(that|this|the|its) (\w+'s )?(text|content|contents|output)\b"
     r"|(the|that) one\b|it|them|this|that|those|these|both|all|everything|its contents|their "

@@ -37,7 +37,7 @@ TRACE_STRONG: tuple[str, ...] = (
     loose("reasoning") + r"[\W_]?(tokens?|traces?|steps|process|chain|buffer|content|blocks?|section|logs?|transcript"
     r"|tags?|panel|box|pane|bubble|drawer|dropdown|window|accordion)|" + loose("thinking") + r"[\W_]?(tokens?|traces?)",
     r"\b(analysis|reasoning|thinking|hidden|internal|private|reflection|deliberation|planning|drafting|scratch|"
-    r"pre-?answer|pre-?response)[\W_]{1,3}(phase|channel|stage|pass|mode output|step)\b|"
+    r"pre-?answer|pre-?response)[\W_]{1,3}(phase|channel|stage|pass|mode output)\b|"
     r"\bcognition\b|\bcognitive (traces?|process(es)?|steps|log)\b|\bmental (math|arithmetic|calculations?)\b|"
     r"\binference (steps|chain|trace)\b|\bmental (process(es)?|steps|notes|workings?|model of this)\b"
     r"|\btrain of thought\b|"
@@ -204,6 +204,11 @@ TRACE_GENERIC: tuple[str, ...] = (
     r"|notas|notizen|aantekeningen|notatk\pL*|notlar\pL*|заметк\pL*|笔记|メモ|메모",
 )
 TRACE_WEAK: tuple[str, ...] = (
+    # records of the process (discovery, audit, logging): "the deliberative material", "rough work"; before the
+    # bare nouns below, so that the longer span is the occurrence
+    r"\bdeliberative (material|record|notes?|process|text|trail|history)\b|\b(reasoning|thinking|thought|deliberation)"
+    r" (records?|trail|output)\b|\bintermediate (text|deliberation|reasoning|notes|buffer|work|thoughts)\b"
+    r"|\brough work\b",
     loose("reasoning") + r"|\breasonings?\b|\bdeliberat(e|ing)\b",
     loose("thinking") + "|" + loose("thought") + r"s?\b",
     r"razonamiento|pensamientos?|reflexi[oó]n|raisonnement|r[ée]flexion|pens[ée]es|gedankengang|[üu]berlegung"

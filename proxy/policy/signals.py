@@ -151,7 +151,8 @@ COT_FAMILIES: dict[str, tuple[str, ...]] = {
         r"(answer|solution|response|result)\b.{0,300}\b(explain|write|reconstruct|articulate|imagine|derive|"
         r"produce|generate|show)\b.{0,40}\b(reasoning|steps|thought process|chain of thought|derivation)",
         r"\b(imagine|articulate|reconstruct|reverse[- ]engineer)\b.{0,40}\b(internal\s+)?(reasoning|thought "
-        r"process)\b.{0,40}\b(behind|that (led|produced|leads))",
+        r"process)\b.{0,40}\b(behind (this|that|the|your|my|it)\b(\s+(given|final|correct))?(\s+(answer|solution|result"
+        r"|response|output|verdict|conclusion|label))?|that (led|produced|leads))",
         r"\b(reasoning|thought process|steps)\s+(that|which)\s+(led|produced|leads|lead|would lead)\s+to\s+"
         r"(this|the|that|a)\s+(given\s+)?(answer|response|solution|result)",
     ),
@@ -160,12 +161,14 @@ COT_FAMILIES: dict[str, tuple[str, ...]] = {
 # app with a regex", "write a system prompt for my app that tells the model to think in <scratchpad> tags"):
 # the `tags` family alone does not count then (the concept detector still judges the sentence).
 TAGS_OWN_ARTEFACT = (
-    r"\b(my|our) (own |local |company'?s |team'?s )?([\w.-]+ ){0,2}(app|application|code|codebase|program|script"
+    r"\b(my|our) (own |local |company'?s |team'?s )?([\w.-]+ ){0,3}(app|application|code|codebase|program|script"
     r"|client|frontend|backend|ui|pipeline|server|integration|wrapper|parser|logs?|logger|config|project|service"
     r"|chatbot|bot|website|dashboard|database|repo|notebook|agent|deployment|product|tool|model|distill\w*"
-    r"|fine-?tune|xml|html|templates?|prompts?|files?)s?\b",
+    r"|fine-?tune|xml|html|templates?|prompts?|files?|instance)s?\b|\bself-?hosted\b"
+    r"|\bmein\w* (eigen\w* )?(\w+ ){0,3}(modell|instanz|server|app)\w*",
     r"\b(strip|stripping|parse|parsing|regexp?|remove|removing|filter|filtering|render|rendering|sanitiz\w*"
-    r"|escape|escaping|elementtree|beautifulsoup|lxml|xpath)\b|\bsystem prompt\b",
+    r"|escape|escaping|elementtree|beautifulsoup|lxml|xpath|hide|hiding|collapse|collapsing|fold|folding"
+    r"|ausblend\w*|versteck\w*)\b|\bsystem prompt\b",
 )
 GRADER_PATTERNS = (
     r"\b(grade|score|rate|evaluate|assess|judge)\b.{0,40}\b(the following|this|these|each|every)\s+"

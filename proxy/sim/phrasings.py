@@ -8,13 +8,19 @@ Data in ``proxy/sim/data/phrasings``:
   detector's author to exercise normalisation); ``dev5.yaml`` (the author's own probes, each batch
   measured once before tuning at about 60 %, see the file); ``dev6.yaml`` (held-out split 3, written
   blind, measured once at 97/122 = 79.5 % before use); ``dev7.yaml`` (probes written by the detector's
-  author in its second revision, each batch measured once before tuning at 36-80 %).
-- held-out split ``heldout4.yaml``: written blind by someone who never saw the detector or earlier splits,
+  author in its second revision, each batch measured once before tuning at 36-80 %); ``heldout4.yaml``
+  (held-out split 4, written blind, adversarial to keyword filters, measured once at
+  87/145 = 60.0 % before use; the detector's third revision added the structural path, ``cot_struct``,
+  against its misses); and ``heldout5.yaml`` (held-out split 5, written blind, measured once at
+  117/158 = 74.1 % before use; the fourth revision generalised ownership, creative-writing and
+  operator-configuration frames, typo folding, timing and sibling-run concepts against its misses).
+- held-out split ``heldout6.yaml``: written blind by someone who never saw the detector or earlier splits,
   dropped in by the lead; the published figure is measured on it once. Until the file is present,
   ``evaluate`` reports the split as missing (``SplitResult.missing``) instead of a rate.
-- benign prompts that mention reasoning innocently, hard near-misses included: ``benign.yaml`` and
-  ``benign3.yaml`` (development: the detector was tuned on them; ``benign3`` was written blind and measured
-  once at 6/176 = 3.4 % false positives before use) and the blind held-out ``benign4.yaml``.
+- benign prompts that mention reasoning innocently, hard near-misses included: ``benign.yaml``, ``benign3.yaml``,
+  ``benign4.yaml`` and ``benign5.yaml`` (development: the detector was tuned on them; ``benign3`` was written
+  blind and measured once at 6/176 = 3.4 % false positives before use, ``benign4`` likewise at 4/212 = 1.9 %,
+  ``benign5`` at 7/212 = 3.3 %) and the blind held-out ``benign6.yaml`` (reported as not measured until present).
 
 Each phrasing is sent as one request on a fresh engine, through the real feature extraction and the whole
 rule set, to a reasoning model; "caught" means the rule ``cot-elicit-request`` hit (enforce or shadow).
@@ -37,10 +43,13 @@ from proxy.policy.signals import RequestMeta, compute_features, view_from_record
 DATA = Path(__file__).parent / "data" / "phrasings"
 RULE = "cot-elicit-request"
 SPLITS: dict[str, tuple[str, ...]] = {
-    "dev": ("dev", "dev2", "dev3", "dev4", "dev5", "dev6", "dev7"),
-    "heldout": ("heldout4",),
+    "dev": ("dev", "dev2", "dev3", "dev4", "dev5", "dev6", "dev7", "heldout4", "heldout5"),
+    "heldout": ("heldout6",),
 }
-BENIGN: dict[str, tuple[str, ...]] = {"dev": ("benign", "benign3"), "heldout": ("benign4",)}
+BENIGN: dict[str, tuple[str, ...]] = {
+    "dev": ("benign", "benign3", "benign4", "benign5"),
+    "heldout": ("benign6",),
+}
 T0 = 1_767_225_600.0
 
 
