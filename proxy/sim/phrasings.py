@@ -15,12 +15,14 @@ Data in ``proxy/sim/data/phrasings``:
   117/158 = 74.1 % before use; the fourth revision generalised ownership, creative-writing and
   operator-configuration frames, typo folding, timing and sibling-run concepts against its misses).
 - held-out split ``heldout6.yaml``: written blind by someone who never saw the detector or earlier splits,
-  dropped in by the lead; the published figure is measured on it once. Until the file is present,
-  ``evaluate`` reports the split as missing (``SplitResult.missing``) instead of a rate.
+  dropped in by the lead and measured once (2026-11-27): 108/150 = 72.0 % caught (the detector was not
+  changed after that measurement). The next revision that tunes on it must move it to the development
+  split and bring a new blind split. Without the file ``evaluate`` reports the split as missing
+  (``SplitResult.missing``) instead of a rate.
 - benign prompts that mention reasoning innocently, hard near-misses included: ``benign.yaml``, ``benign3.yaml``,
   ``benign4.yaml`` and ``benign5.yaml`` (development: the detector was tuned on them; ``benign3`` was written
   blind and measured once at 6/176 = 3.4 % false positives before use, ``benign4`` likewise at 4/212 = 1.9 %,
-  ``benign5`` at 7/212 = 3.3 %) and the blind held-out ``benign6.yaml`` (reported as not measured until present).
+  ``benign5`` at 7/212 = 3.3 %) and the blind held-out ``benign6.yaml`` (measured once at 4/205 = 1.95 %).
 
 Each phrasing is sent as one request on a fresh engine, through the real feature extraction and the whole
 rule set, to a reasoning model; "caught" means the rule ``cot-elicit-request`` hit (enforce or shadow).

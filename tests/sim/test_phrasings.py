@@ -65,9 +65,10 @@ def heldout() -> dict:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="heldout6.yaml (being written blind) not measured yet; earlier held-out splits, measured once each "
-    "before they became development data: 38/52 = 73.1% (dev2), 24/48 = 50.0% (dev3), 97/122 = 79.5% (dev6), "
-    "87/145 = 60.0% (heldout4), 117/158 = 74.1% (heldout5); target 90%",
+    reason="heldout6.yaml (written blind, measured once on 2026-11-27 at 16:20 UTC): 108/150 = 72.0%; "
+    "earlier held-out splits, measured once each before they became development data: 38/52 = 73.1% (dev2), "
+    "24/48 = 50.0% (dev3), 97/122 = 79.5% (dev6), 87/145 = 60.0% (heldout4), 117/158 = 74.1% (heldout5); "
+    "target 90%",
 )
 def test_heldout_families_reach_the_target(heldout: dict) -> None:
     assert not heldout["heldout"].missing
@@ -76,9 +77,9 @@ def test_heldout_families_reach_the_target(heldout: dict) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="benign6.yaml (being written blind) not measured yet; earlier blind benign sets, measured once each "
-    "before they became development data: 6/176 = 3.4% (benign3), 4/212 = 1.9% (benign4), 7/212 = 3.3% (benign5); "
-    "target 1%",
+    reason="benign6.yaml (written blind, measured once on 2026-11-27 at 16:20 UTC): 4/205 = 1.95%; earlier blind "
+    "benign sets, measured once each before they became development data: 6/176 = 3.4% (benign3), "
+    "4/212 = 1.9% (benign4), 7/212 = 3.3% (benign5); target 1%",
 )
 def test_blind_benign_prompts_stay_under_one_percent(heldout: dict) -> None:
     assert heldout["benign_heldout"]["rate"] <= 0.01, heldout["benign_heldout"]["hits"]
