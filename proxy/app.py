@@ -312,7 +312,10 @@ def build_filters(app: ProxyApp) -> list[Any]:
             store = rule_store_from_config(cfg, judge.engine.ruleset, registry=app.metrics.registry,
                                            clock=app.clock)
             if store is not None:
+                from proxy.policy.clusters_shared import SharedTemplateClusters
+
                 judge.engine.use_store(store)
+                judge.clusters = SharedTemplateClusters(store)  # template cluster ids fleet-wide too
             filters.append(judge)
     limits = cfg.sections.get("limits")
     if limits:
