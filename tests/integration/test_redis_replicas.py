@@ -287,6 +287,13 @@ async def test_workers_share_one_port(fleet: Fleet) -> None:
     cfg = fleet.config("workers", burst=200)
     port = RS.free_port()
     p = fleet.proxy(cfg, "--workers", "2", port=port)
+    # ready means one worker answers; wait until both listen, or the kernel has one socket to pick
+    for _ in range(150):
+        listening = _established_by_child(p.proc.pid, port, state="0A")
+        if len(listening) == 2 and all(listening.values()):
+            break
+        await asyncio.sleep(0.1)
+    assert len(listening) == 2 and all(listening.values()), listening
     answers = await _burst([p.url], fleet.keys["alice"], 500, concurrency=64)
     statuses = Counter(x.status for x in answers)
     assert statuses == {200: 200, 429: 300}, statuses
@@ -310,13 +317,14 @@ async def test_workers_share_one_port(fleet: Fleet) -> None:
     assert p.proc.returncode == 0
 
 
-def _established_by_child(parent: int, port: int) -> dict[int, int]:
-    """Established connections on ``port`` per child process of ``parent`` (from /proc)."""
+def _established_by_child(parent: int, port: int, state: str = "01") -> dict[int, int]:
+    """Established (``state`` "01"; "0A": listening) sockets on ``port`` per child process of ``parent``
+    (from /proc)."""
     inodes: set[str] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             f = line.split()
-            if int(f[1].rsplit(":", 1)[1], 16) == port and f[3] == "01":
+            if int(f[1].rsplit(":", 1)[1], 16) == port and f[3] == state:
                 inodes.add(f[9])
     children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
     out: dict[int, int] = {}
