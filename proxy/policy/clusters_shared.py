@@ -25,15 +25,14 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from proxy.policy.clusters import BUCKET_MAX, Cluster, TemplateClusters, simhash
-from proxy.state.redis import load_script
-from proxy.state.resp import RespError
+from proxy.policy.store import SEP
+from proxy.state.redis import eval_script, load_script
 from proxy.tasks import spawn
 
 if TYPE_CHECKING:
     from proxy.policy.store_faults import FaultTolerantRuleStore
 
 log = logging.getLogger("distillguard.rules.clusters")
-SEP = "\x1f"
 DAY = 86_400.0
 
 
@@ -81,11 +80,12 @@ class SharedTemplateClusters(TemplateClusters):
             keys = self.keys(template, h)
             args = (str(h >> 32), str(h & 0xFFFFFFFF), str(self.max_distance), str(BUCKET_MAX), self.ttl_ms, template)
             self.shared_calls += 1
-            ok, out = await self.store._call(lambda: self._eval(keys, args))
+            ok, res = await self.store._call(lambda: eval_script(self.client, self.sha, self.script, keys, args))
             if not ok:
                 self.local_fallbacks += 1
                 super().observe(template, skeleton)
                 return
+            out = res[0]
             cid = out[0].decode() if isinstance(out[0], bytes) else str(out[0])
             if out[2]:  # the cluster's own SimHash (the local tables index it for the fallback search)
                 h = (int(out[2]) << 32) | int(out[3])
@@ -94,14 +94,6 @@ class SharedTemplateClusters(TemplateClusters):
             log.exception("shared template clustering failed")
         finally:
             self.pending.pop(template, None)
-
-    async def _eval(self, keys: list[str], args: tuple[str, ...]) -> Any:
-        try:
-            return await self.client.call("EVALSHA", self.sha, len(keys), *keys, *args)
-        except RespError as e:
-            if not str(e).startswith("NOSCRIPT"):
-                raise
-            return await self.client.call("EVAL", self.script, len(keys), *keys, *args)
 
     def _adopt(self, template: str, cid: str, h: int, new: bool) -> None:
         """Map ``template`` to the fleet's cluster ``cid`` in the local tables (LRU caps as locally)."""

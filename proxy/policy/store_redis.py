@@ -37,8 +37,8 @@ import orjson
 from proxy.policy.spec import SCOPES
 from proxy.policy.store import ALERT_MEMORY, BAN_MEMORY, LN2, SCORE_KEYS, SEP, Active, Fetch, decay
 from proxy.state.base import state_key
-from proxy.state.redis import key_prefix, load_script
-from proxy.state.resp import RespClient, RespError
+from proxy.state.redis import eval_script, key_prefix, load_script
+from proxy.state.resp import RespClient
 from proxy.tasks import spawn
 
 if TYPE_CHECKING:
@@ -221,13 +221,10 @@ class RedisRuleStore:
 
     async def _eval(self, keys: list[str], args: list[Any], joint: Joint | None = None) -> Any:
         sha, script = (self.sha, self.script) if joint is None else (joint.sha, joint.script)
-        try:
-            return await self.client.call("EVALSHA", sha, len(keys), *keys, *args)
-        except RespError as e:
-            if not str(e).startswith("NOSCRIPT"):
-                raise
+        out, reloaded = await eval_script(self.client, sha, script, keys, args)
+        if reloaded:
             self.reloads += 1
-            return await self.client.call("EVAL", script, len(keys), *keys, *args)
+        return out
 
     def _take_writes(self, keys: list[str], args: list[Any]) -> int:
         n = self._pn

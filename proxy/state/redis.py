@@ -51,6 +51,18 @@ def load_script(name: str = "apply.lua") -> str:
     return resources.files("proxy.state").joinpath("lua", name).read_text(encoding="utf-8")
 
 
+async def eval_script(client: RespClient, sha: str, script: str, keys: Sequence[str], args: Sequence[Any]
+                      ) -> tuple[Any, bool]:
+    """EVALSHA of ``script`` (its SHA1 ``sha``); on ``NOSCRIPT`` once more as EVAL with the body, which
+    also puts it back in the server's script cache. Returns (the reply, whether it had to reload)."""
+    try:
+        return await client.call("EVALSHA", sha, len(keys), *keys, *args), False
+    except RespError as e:
+        if not str(e).startswith("NOSCRIPT"):
+            raise
+    return await client.call("EVAL", script, len(keys), *keys, *args), True
+
+
 def key_prefix(namespace: str) -> str:
     """The prefix of every Redis key of ``namespace``: ``{namespace}`` (the Cluster hash tag) + SEP."""
     if not namespace or any(c in namespace for c in "{}" + SEP):
@@ -90,14 +102,10 @@ class RedisBackend:
             return []
         keys, args = self._pack(ops, now, all_or_nothing)
         self.round_trips += 1
-        try:
-            out = await self.client.call("EVALSHA", self.sha, len(keys), *keys, *args)
-        except RespError as e:
-            if not str(e).startswith("NOSCRIPT"):
-                raise
+        out, reloaded = await eval_script(self.client, self.sha, self.script, keys, args)
+        if reloaded:
             self.reloads += 1
             self.round_trips += 1
-            out = await self.client.call("EVAL", self.script, len(keys), *keys, *args)
         return [_parse(x) for x in out]
 
     async def sweep(self, now: float) -> int:
