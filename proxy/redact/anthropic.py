@@ -106,6 +106,14 @@ def _delta_head(idx: int) -> bytes:
     return b'{"type":"content_block_delta","index":%d,"delta":{"type":"thinking_delta","thinking":"' % idx
 
 
+def _text_head(idx: int) -> bytes:
+    return b'{"type":"content_block_delta","index":%d,"delta":{"type":"text_delta","text":"' % idx
+
+
+_OFF = b"\x00"  # the hot head while none is armed: no JSON text starts with a NUL byte
+_DELTA = "content_block_delta"
+
+
 def _thinking_text(data: bytes, head: bytes) -> bytes | None:
     """The text of a compact ``thinking_delta`` (``head`` names its block) as the body of a JSON string,
     or None (then the event is parsed): a quote inside must be escaped, and the body must not end in a
@@ -124,16 +132,23 @@ class AnthropicStream:
     """Per-stream state: block kinds by upstream index, the index map (drop), text collected (seal)."""
 
     __slots__ = (
+        "cap",
         "ctx",
         "dropped",
+        "hot",
+        "hot_thinking",
         "kinds",
+        "lean",
         "next_index",
         "open_idx",
         "open_reasoning",
+        "quick",
         "remap",
         "sig",
+        "sink",
         "td_head",
         "text",
+        "tx_head",
     )
 
     def __init__(self, ctx: Ctx) -> None:
@@ -147,18 +162,71 @@ class AnthropicStream:
         self.text: dict[int, list[bytes]] = {}  # seal: thinking text per block, as JSON string bodies
         self.sig: dict[int, list[str]] = {}
         self.td_head = b"-"  # the bytes a compact thinking_delta of block ``open_idx`` starts with
+        self.tx_head = b"-"  # the same for a text_delta of the last text block started
+        # Hot path (``on_event``): the head of the compact delta handled last, and whether it is thinking
+        self.hot = _OFF
+        self.hot_thinking = False
+        self.lean = not ctx.seal_mode and ctx.index is None and ctx.stream_check is None
+        self.quick = ctx.seal_mode and ctx.index is None and ctx.stream_check is None
+        self.cap = ctx.spec.seal_max_bytes
+        self.sink: list[bytes] = []  # seal: the open thinking block's text (``text[open_idx]``)
 
     def on_event(self, ev: Event) -> list[Event]:
+        """The hot path: a compact delta of the block the last event recognised on bytes belonged to
+        (``hot``, armed by ``_event`` only there; every other event disarms it): that head, a string
+        body, ``"}}``. The body holds no quote (so the string ends there and nothing else is in the
+        event) and does not end in a backslash (which would escape its closing quote). A thinking
+        delta is dropped (its text counted, or kept to seal), a text delta relayed as it came (armed
+        only while no reasoning block is open, nothing is renumbered and there is no leak check)."""
+        data = ev.data
+        rest = data.removeprefix(self.hot)
+        body = rest.removesuffix(b'"}}')
+        if rest is not data and body is not rest and body and 34 not in body and body[-1] != 92:  # '"', '\\'
+            if not ev.comment:
+                if not self.hot_thinking:
+                    return [ev]
+                ctx = self.ctx
+                if self.lean:
+                    ctx.reasoning_chars += len(body)
+                    return []
+                if self.quick:  # the body kept as it came, decoded once when sealed
+                    ctx.reasoning_chars += len(body)
+                    ctx.held += len(body)
+                    if ctx.held > self.cap:
+                        raise RedactionFailed("reasoning to seal exceeds seal.max_bytes")
+                    self.sink.append(body)
+                    return []
+                self._thinking(body)
+                return []
+        return self._event(ev)
+
+    def _thinking(self, body: bytes) -> None:
+        """The open reasoning block's text, a JSON string body read off the bytes: counted, indexed, kept."""
+        ctx = self.ctx
+        ctx.saw_reasoning_raw(body)
+        if ctx.seal_mode:
+            kept = self.text.get(self.open_idx)
+            if kept is None:
+                raise RedactionFailed("Anthropic thinking delta outside an open thinking block")
+            kept.append(ctx.hold_raw(body))
+
+    def _event(self, ev: Event) -> list[Event]:
+        self.hot = _OFF
         if ev.comment:
             return [ev]
         name = ev.name
         data = ev.data
         ctx = self.ctx
-        if name == "content_block_delta":
+        if name == _DELTA:
             # A text or tool delta that needs no renumbering: relayed unparsed (the leak check reads its
-            # text straight from the bytes).
-            if not self.dropped and not self.open_reasoning:
-                if ctx.stream_check is None or b'"text_delta"' not in data:
+            # text straight from the bytes). One that mentions thinking (a stray thinking_delta of a
+            # closed block) or holds a ``\u`` escape (a key spelt with escapes) is parsed.
+            if not self.dropped and not self.open_reasoning and b"thinking" not in data and b"\\u" not in data:
+                if ctx.stream_check is None:
+                    self.hot = self.tx_head  # the hot path checks the head itself
+                    self.hot_thinking = False
+                    return [ev]
+                if b'"text_delta"' not in data:
                     return [ev]
                 texts = strings_after(data, b'"text_delta","text":"')
                 if texts:  # else: not the compact form, parsed below
@@ -167,15 +235,18 @@ class AnthropicStream:
                     return [ev]
             # A thinking delta is never forwarded; seal and the leak check read its text from the bytes.
             if b'"type":"thinking_delta"' in data:
+                sink = self.text.get(self.open_idx) if self.quick else self.sink
+                if sink is not None:  # (the hot path checks the head itself)
+                    self.hot = self.td_head
+                    self.hot_thinking = True
+                    self.sink = sink
                 if not ctx.seal_mode and ctx.index is None:
                     return []
                 body = _thinking_text(data, self.td_head)
                 if body is not None:
-                    ctx.saw_reasoning_raw(body)
-                    if ctx.seal_mode:
-                        self.text[self.open_idx].append(ctx.hold_raw(body))
+                    self._thinking(body)
                     return []
-        if name == "ping":
+        if name == "ping" and b"thinking" not in data and b"\\u" not in data:
             return [ev]
         obj = ev.obj
         if not isinstance(obj, dict):
@@ -237,6 +308,8 @@ class AnthropicStream:
             self.open_reasoning += 1
             self.open_idx = i
             self.td_head = _delta_head(i)
+        elif kind == "text":
+            self.tx_head = _text_head(i)
         if kind in _REASONING_BLOCKS and ctx.drop:
             self.dropped += 1
             return []
@@ -295,6 +368,8 @@ class AnthropicStream:
                     return []
                 return self._renumbered(ev, obj)
             return []  # unknown content of a reasoning block: never forwarded
+        if dtype in ("thinking_delta", "signature_delta"):
+            return []  # reasoning addressed to a block that is not a reasoning block: never forwarded
         if dtype == "text_delta" and isinstance(delta, dict) and isinstance(delta.get("text"), str):
             self.ctx.saw_visible(delta["text"])
         return self._renumbered(ev, obj)

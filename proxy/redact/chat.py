@@ -115,6 +115,10 @@ class _Inline:
 
     def removed(self, ctx: Ctx, body: bytes) -> None:
         ctx.hold_raw(body)
+        self.keep(body)
+
+    def keep(self, body: bytes) -> None:
+        """A removed stretch's body, at the current visible offset (already counted by the caller)."""
         st = self.stretches
         if st and st[-1][0] == self.visible:
             st[-1][1].append(body)

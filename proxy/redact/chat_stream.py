@@ -79,6 +79,8 @@ class ChatStream:
     """
 
     __slots__ = (
+        "c0",
+        "cap",
         "choices",
         "content",
         "ctx",
@@ -88,6 +90,7 @@ class ChatStream:
         "hot",
         "lean",
         "prefilled",
+        "quick",
         "seal",
         "shapes",
         "template",
@@ -102,6 +105,10 @@ class ChatStream:
         # nothing to keep from fast-path chunks but a count: no seal, no leak check
         self.lean = not ctx.seal_mode and ctx.index is None and ctx.stream_check is None
         self.seal = ctx.seal_mode
+        # seal without the leak check: the hot path keeps string bodies itself (no calls, see ``on_event``)
+        self.quick = ctx.seal_mode and ctx.index is None and ctx.stream_check is None
+        self.cap = ctx.spec.seal_max_bytes
+        self.c0 = _Choice()  # choice 0's state once it exists (the hot path is armed only then)
         self.head: bytes | None = None  # this stream's bytes before the first delta key
         # (prefix, its length, suffix, its length, reasoning field or None) with this stream's own bytes
         self.shapes: list[tuple[bytes, int, bytes, int, str | None]] = []
@@ -120,6 +127,7 @@ class ChatStream:
             self.fast = []
             self.hot = _NO_SHAPE
             return
+        self.c0 = st
         sp = st.splitter
         if sp is None:
             content: int | None = None if self.prefilled else _VISIBLE
@@ -160,7 +168,9 @@ class ChatStream:
         string body, the suffix: the body holds no quote (so the string ends where the suffix starts) and,
         for a reasoning field, does not end in a backslash (which would escape that quote). For ``content``
         the whole chunk holds no ``<`` and no backslash at all (no tag, no escaped ``<``). Anything else,
-        and every chunk while no shape is usable (``_NO_SHAPE``), goes to ``_event``."""
+        and every chunk while no shape is usable (``_NO_SHAPE``), goes to ``_event``. In seal mode without
+        the leak check (``quick``) the kept bodies are counted against ``seal.max_bytes`` here, inline:
+        each call saved is ~0.05 µs per event."""
         data = ev.data
         pre, _, suf, _, kind, key = self.hot
         # removeprefix / removesuffix return their input itself when it does not match
@@ -172,6 +182,18 @@ class ChatStream:
                     if self.lean:
                         self.ctx.reasoning_chars += len(body)
                         return []
+                    if self.quick:  # the body kept as it came, decoded once when sealed
+                        ctx = self.ctx
+                        ctx.reasoning_chars += len(body)
+                        ctx.held += len(body)
+                        if ctx.held > self.cap:
+                            raise RedactionFailed("reasoning to seal exceeds seal.max_bytes")
+                        fields = self.c0.fields
+                        if key in fields:
+                            fields[key].append(body)
+                        else:
+                            fields[key] = [body]
+                        return []
                     self._held_field(key, body)
                     return []
             elif 60 not in data and 92 not in data:  # 60: '<'
@@ -179,6 +201,18 @@ class ChatStream:
                     if kind == _VISIBLE:
                         return [ev]
                     self.ctx.reasoning_chars += len(body)
+                    return []
+                if self.quick:
+                    inline = self.c0.inline
+                    if kind == _VISIBLE:  # offsets of sealed <think> stretches are in characters
+                        inline.visible += len(body) if body.isascii() else len(decode_bodies([body]))
+                        return [ev]
+                    ctx = self.ctx
+                    ctx.reasoning_chars += len(body)
+                    ctx.held += len(body)
+                    if ctx.held > self.cap:
+                        raise RedactionFailed("reasoning to seal exceeds seal.max_bytes")
+                    inline.keep(body)
                     return []
                 return self._held_content(ev, kind, body)
         return self._event(ev)
@@ -371,7 +405,7 @@ class ChatStream:
                 changed = True
         if st.fields or st.inline.stretches:
             fields = {k: (decode_bodies(v) if k != "reasoning_details" else v) for k, v in st.fields.items()}
-            st.fields = {}
+            st.fields.clear()  # the same dict: the hot path holds it
             if st.inline.stretches:
                 fields[_INLINE_KEY] = st.inline.payload()
             for k in _FIELDS:

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from proxy.redact.leak import ReasoningIndex, StreamLeakCheck
-from proxy.redact.seal import KeyRing
+from proxy.redact.seal import KeyRing, binary_token
 from proxy.redact.spec import DROP, OMIT, PASS, PLACEHOLDER, SEAL, RedactionSpec
 
 
@@ -133,12 +133,21 @@ class Ctx:
         return text
 
     def seal(self, payload: Any) -> str:
+        self._sealing(payload)
+        return self.keyring.seal(payload, context=self.context, now=self.now, ttl=self.spec.seal_ttl)
+
+    def seal_binary(self, payload: Any) -> bytes:
+        """``seal``, as the bytes of ``seal.binary_token`` (for a carrier that is base64 itself)."""
+        self._sealing(payload)
+        kid, blob = self.keyring.seal_blob(payload, context=self.context, now=self.now, ttl=self.spec.seal_ttl)
+        return binary_token(kid, blob)
+
+    def _sealing(self, payload: Any) -> None:
         size = _approx_size(payload)
         if size > self.spec.seal_max_bytes:
             raise RedactionFailed(f"reasoning of {size} bytes exceeds seal.max_bytes")
         self.sealed += 1
         self.held = 0
-        return self.keyring.seal(payload, context=self.context, now=self.now, ttl=self.spec.seal_ttl)
 
 
 def _approx_size(v: Any) -> int:

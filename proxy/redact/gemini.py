@@ -5,11 +5,13 @@ with ``text: ""`` so the signature (which Gemini 3 needs back on function calls)
 (google-genai validates it as base64, so Google's own signatures are never rewritten).
 
 ``seal``: each run of thought parts becomes one part ``{"text": "", "thought": true, "thoughtSignature":
-<seal>}`` where ``<seal>`` is the base64 of the seal token (google-genai decodes the field to bytes and
-encodes it again, URL-safe, when the client sends the part back: both alphabets are accepted). It holds
-the thoughts' text and the signature of the run's last thought part, if any. The sealed part takes the
-place of a thought part that carried a signature, or goes just before the first non-thought part that
-ends the run, or at the end of the candidate's parts when the chunk finishes it (``finishReason``); a
+<seal>}`` where ``<seal>`` is the base64 of the seal token in its binary form (``seal.binary_token``: the
+ciphertext is not base64-encoded twice; the text form of older parts is still accepted). google-genai
+decodes the field to bytes and encodes it again, URL-safe, when the client sends the part back: both
+alphabets are accepted. It holds the thoughts' text and the signature of the run's last thought part,
+if any. The sealed part takes the place of a thought part that carried a signature, or goes just before
+the first non-thought part that ends the run, or at the end of the candidate's parts when the chunk
+finishes it (``finishReason``); a
 stream that ends with a run still open gets one more chunk holding it. On the way in, ``rewrite_request``
 turns such a part back into ``{"text": <thoughts>, "thought": true}`` (plus the original signature).
 Signatures on non-thought parts (function calls, answer text) are Google's and are left alone.
@@ -28,7 +30,7 @@ from typing import Any
 
 from proxy.exchange import Event
 from proxy.redact.common import Ctx, RedactionFailed, decode_bodies, json_body, strings_after, zero_keys
-from proxy.redact.seal import KeyRing, is_token
+from proxy.redact.seal import KeyRing, parse_binary_token
 
 _USAGE_PATH = ("thoughtsTokenCount",)
 _SIG = ("thoughtSignature", "thought_signature")
@@ -59,21 +61,22 @@ _REST_KEYS = frozenset(
 _SEALED_B64 = "ZGdzMS"  # how base64 of b"dgs1." (the seal token prefix) starts, in both alphabets
 
 
-def seal_signature(token: str) -> str:
-    """A seal token in the form ``thoughtSignature`` takes (base64)."""
-    return base64.b64encode(token.encode()).decode()
+def seal_signature(token: bytes) -> str:
+    """A seal token (``seal.binary_token``: ``thoughtSignature`` is base64 already, so the ciphertext is
+    not encoded twice) in the form ``thoughtSignature`` takes."""
+    return binascii.b2a_base64(token, newline=False).decode("ascii")
 
 
-def sealed_token(sig: Any) -> str | None:
-    """The seal token inside a ``thoughtSignature`` we made, or None for any other signature."""
+def sealed_blob(sig: Any) -> tuple[str, bytes] | None:
+    """(key id, ``nonce || ciphertext``) of a seal token inside a ``thoughtSignature`` we made (binary or
+    text form), or None for any other signature. Raises ``SealError`` for one of ours that is broken."""
     if not isinstance(sig, str) or not sig.startswith(_SEALED_B64):
         return None
     try:
         raw = base64.b64decode(sig.replace("-", "+").replace("_", "/") + "=" * (-len(sig) % 4), validate=True)
     except (binascii.Error, ValueError):
         return None
-    token = raw.decode("ascii", "replace")
-    return token if is_token(token) else None
+    return parse_binary_token(raw)
 
 
 def rewrite_request(
@@ -89,10 +92,10 @@ def rewrite_request(
             if not isinstance(p, dict):
                 continue
             sk = next((k for k in _SIG if k in p), None)
-            token = sealed_token(p.get(sk)) if sk is not None else None
-            if token is None:
+            found = sealed_blob(p.get(sk)) if sk is not None else None
+            if found is None:
                 continue
-            payload = keyring.open(token, context=context, now=now)
+            payload = keyring.open_blob(found[0], found[1], context=context, now=now)
             if not isinstance(payload, dict) or not isinstance(payload.get("t"), str):
                 raise RedactionFailed("sealed thought part has an unexpected payload")
             part: dict[str, Any] = {"text": payload["t"], "thought": True}
@@ -213,7 +216,7 @@ class GeminiRedactor:
         payload: dict[str, Any] = {"t": decode_bodies(self.held.pop(idx, []))}
         if isinstance(sig, str):
             payload["s"] = sig
-        return {"text": "", "thought": True, "thoughtSignature": seal_signature(self.ctx.seal(payload))}
+        return {"text": "", "thought": True, "thoughtSignature": seal_signature(self.ctx.seal_binary(payload))}
 
     def flush(self) -> list[Event]:
         """Runs of thoughts still open at the end of a stream, in one chunk of their own."""
@@ -234,13 +237,16 @@ class GeminiStream:
     no backslash; the keys after the candidates are checked once per shape (digits aside) and must be
     spelt without escapes. Anything else is parsed."""
 
-    __slots__ = ("ctx", "fast_ok", "hot", "lean", "redactor", "rest_last", "rest_ok")
+    __slots__ = ("cap", "ctx", "fast_ok", "hot", "lean", "quick", "redactor", "rest_last", "rest_ok")
 
     def __init__(self, ctx: Ctx) -> None:
         self.ctx = ctx
         self.redactor = GeminiRedactor(ctx)
         self.fast_ok = not (ctx.placeholder or ctx.zero_usage)
         self.lean = not ctx.seal_mode and ctx.index is None and ctx.stream_check is None
+        # seal without the leak check: the hot path keeps thought bodies itself (no calls)
+        self.quick = ctx.seal_mode and ctx.index is None and ctx.stream_check is None
+        self.cap = ctx.spec.seal_max_bytes
         self.rest_last = b"-"  # the last rest of a chunk found valid, compared byte for byte first
         self.rest_ok: set[bytes] = set()  # valid rest shapes (digits removed), a few at most
         # The compact chunk that matched last: (what follows the text, a thought?), tried first; None while
@@ -263,6 +269,17 @@ class GeminiStream:
             if thought:
                 if self.lean:
                     self.ctx.reasoning_chars += len(body)
+                elif self.quick:  # the body kept as it came, decoded once when sealed
+                    ctx = self.ctx
+                    ctx.reasoning_chars += len(body)
+                    ctx.held += len(body)
+                    if ctx.held > self.cap:
+                        raise RedactionFailed("reasoning to seal exceeds seal.max_bytes")
+                    held = self.redactor.held
+                    if 0 in held:
+                        held[0].append(body)
+                    else:
+                        held[0] = [body]
                 else:
                     self._thought(body)
                 return []

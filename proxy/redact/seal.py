@@ -107,11 +107,16 @@ class KeyRing:
         return f"KeyRing(active={self.active!r}, keys={list(self._aeads)!r}, cipher={self.cipher!r})"
 
     def seal(self, payload: Any, *, context: str, now: float, ttl: float) -> str:
+        kid, blob = self.seal_blob(payload, context=context, now=now, ttl=ttl)
+        return PREFIX + kid + "." + b64url(blob)
+
+    def seal_blob(self, payload: Any, *, context: str, now: float, ttl: float) -> tuple[str, bytes]:
+        """The key id and ``nonce || ciphertext`` of a token, not yet encoded (``seal`` encodes it; Gemini
+        puts it in ``thoughtSignature``, which is base64 already, see ``binary_token``)."""
         kid = self.active
         plain = orjson.dumps({"x": int(now + ttl), "p": payload})
         nonce = os.urandom(_NONCE)
-        ct = self._aeads[kid].encrypt(nonce, plain, _aad(kid, context))
-        return PREFIX + kid + "." + base64.urlsafe_b64encode(nonce + ct).rstrip(b"=").decode()
+        return kid, nonce + self._aeads[kid].encrypt(nonce, plain, _aad(kid, context))
 
     def open(self, token: str, *, context: str, now: float) -> Any:
         if not is_token(token):
@@ -119,13 +124,19 @@ class KeyRing:
         kid, sep, body = token[len(PREFIX) :].partition(".")
         if not sep or not kid or not body:
             raise SealError("malformed", "the seal token is truncated")
+        if kid not in self._aeads:
+            raise SealError("unknown_key", "the seal token was made with a key this proxy does not hold")
+        try:
+            raw = unb64url(body)
+        except (binascii.Error, ValueError) as e:
+            raise SealError("malformed", "the seal token is not valid base64url") from e
+        return self.open_blob(kid, raw, context=context, now=now)
+
+    def open_blob(self, kid: str, raw: bytes, *, context: str, now: float) -> Any:
+        """Open ``nonce || ciphertext`` made with key ``kid`` (what ``seal_blob`` returned)."""
         aead = self._aeads.get(kid)
         if aead is None:
             raise SealError("unknown_key", "the seal token was made with a key this proxy does not hold")
-        try:
-            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        except (binascii.Error, ValueError) as e:
-            raise SealError("malformed", "the seal token is not valid base64url") from e
         if len(raw) < _NONCE + 16 + 2:
             raise SealError("malformed", "the seal token is truncated")
         try:
@@ -142,6 +153,40 @@ class KeyRing:
         if now > obj["x"]:
             raise SealError("expired", "the seal token has expired; start the conversation again")
         return obj.get("p")
+
+
+def binary_token(kid: str, blob: bytes) -> bytes:
+    """A token as bytes, for carriers that encode it themselves (Gemini's base64 ``thoughtSignature``):
+    ``dgs1.<key id>.`` then a NUL (never in the text form) then ``nonce || ciphertext`` unencoded."""
+    return PREFIX.encode() + kid.encode() + b".\x00" + blob
+
+
+def parse_binary_token(raw: bytes) -> tuple[str, bytes] | None:
+    """(key id, ``nonce || ciphertext``) of a token in either form, given as bytes; None if ``raw`` is
+    not one. Raises ``SealError`` for a token that cannot be decoded."""
+    if not raw.startswith(PREFIX.encode()):
+        return None
+    kid, sep, body = raw[len(PREFIX) :].partition(b".")
+    if not sep or not kid or not body:
+        raise SealError("malformed", "the seal token is truncated")
+    try:
+        kid_text = kid.decode("ascii")
+        return kid_text, body[1:] if body[:1] == b"\x00" else unb64url(body.decode("ascii"))
+    except (binascii.Error, ValueError) as e:
+        raise SealError("malformed", "the seal token is not valid base64url") from e
+
+
+def b64url(raw: bytes) -> str:
+    """``base64.urlsafe_b64encode`` without padding, the same text. Its ``bytes.translate`` (~1 ns per byte
+    here, about as much as the encoding) is replaced by two ``bytes.replace`` (memchr-driven, ~0.25 ns)."""
+    return binascii.b2a_base64(raw, newline=False).rstrip(b"=").replace(b"+", b"-").replace(b"/", b"_").decode()
+
+
+def unb64url(text: str) -> bytes:
+    """``base64.urlsafe_b64decode`` of unpadded text (same leniency: characters outside the alphabet are
+    skipped, as ``b64decode`` without ``validate`` does; the AEAD tag catches any change)."""
+    t = text.encode("ascii").replace(b"-", b"+").replace(b"_", b"/")
+    return binascii.a2b_base64(t + b"=" * (-len(t) % 4))
 
 
 def _aad(kid: str, context: str) -> bytes:

@@ -10,7 +10,7 @@ grows (bounded = does not grow with the stream length).
 
 Target: omit/seal >= 90 % of pass throughput (leak check off, the part the target is about; the leak
 check's own cost is printed apart). Run: .venv/bin/python tests/benchmarks/bench_redact.py
-[--rounds N] [--only chat,gemini] [--modes omit,seal] [--streams-only | --leak-only]
+[--rounds N] [--only chat,gemini] [--modes omit,seal] [--reads both|1k|event] [--streams-only | --leak-only]
 [--leak-baseline OLD_LEAK.py]
 """
 
@@ -277,6 +277,9 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated substrings of api:model, e.g. chat,gemini")
     ap.add_argument("--modes", default="", help="comma-separated modes besides pass, e.g. omit,seal,omit+leak")
     ap.add_argument("--streams-only", action="store_true", help="skip the leak and memory figures")
+    ap.add_argument(
+        "--reads", choices=("both", "1k", "event"), default="both", help="1 KiB reads, one event per read, or both"
+    )
     ap.add_argument("--leak-only", action="store_true", help="only the leak check figures")
     ap.add_argument("--leak-baseline", default="", help="another leak.py to time against the current one")
     args = ap.parse_args()
@@ -284,8 +287,10 @@ def main() -> None:
     modes = tuple(m for m in args.modes.split(",") if m)
     print(f"python {sys.version.split()[0]}, {CHUNKS} reasoning + {CHUNKS} answer deltas per stream")
     if not args.leak_only:
-        bench_streams(args.rounds, only=only, modes=modes)
-        bench_streams(args.rounds, split=True, only=only, modes=modes)
+        if args.reads != "event":
+            bench_streams(args.rounds, only=only, modes=modes)
+        if args.reads != "1k":
+            bench_streams(args.rounds, split=True, only=only, modes=modes)
     if not args.streams_only:
         bench_leak(args.leak_baseline)
     if not (args.streams_only or args.leak_only):

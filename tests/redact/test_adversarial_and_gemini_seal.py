@@ -170,13 +170,25 @@ def test_gemini_seal_rejects_tampered_and_foreign_tokens() -> None:
     body = _gemini_body({"text": SECRET, "thought": True}, {"text": "answer"})
     gemini.redact_body(body, make_ctx("gemini", "seal"))
     sealed = body["candidates"][0]["content"]["parts"][0]
-    token = base64.b64decode(sealed["thoughtSignature"]).decode()
-    bad = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
-    with pytest.raises(SealError):
-        _restore([{**sealed, "thoughtSignature": base64.b64encode(bad.encode()).decode()}])
+    token = base64.b64decode(sealed["thoughtSignature"])
+    assert token.startswith(b"dgs1.t1.\x00")  # the binary form: the ciphertext is not base64 twice
+    for bad in (token[:-1] + bytes([token[-1] ^ 1]), token[:-20], token.replace(b".t1.", b".zz.")):
+        with pytest.raises(SealError):
+            _restore([{**sealed, "thoughtSignature": base64.b64encode(bad).decode()}])
     req = {"contents": [{"role": "model", "parts": [dict(sealed)]}]}
     with pytest.raises(SealError):  # bound to the account and the API
         gemini.rewrite_request(req, None, RING, "gemini|mallory", 1_700_000_000, False)
+
+
+def test_gemini_text_form_tokens_still_open() -> None:
+    """Parts sealed before the binary form (base64 of the text token) are restored as before."""
+    text_token = RING.seal({"t": SECRET}, context="gemini|alice", now=1_700_000_000, ttl=60)
+    part = {"text": "", "thought": True, "thoughtSignature": base64.b64encode(text_token.encode()).decode()}
+    for alphabet in ("std", "url"):
+        assert _restore([dict(part)], alphabet)["contents"][1]["parts"] == [{"text": SECRET, "thought": True}]
+    broken = {**part, "thoughtSignature": base64.b64encode(text_token[:-4].encode() + b"!!!!").decode()}
+    with pytest.raises(SealError):
+        _restore([broken])
 
 
 def test_gemini_seal_stream_places_the_sealed_part() -> None:

@@ -74,6 +74,7 @@ def _run(api: str, data: bytes, mode: str, slow: bool, monkeypatch: Any) -> byte
         monkeypatch.setattr(rchat.ChatStream, "_update_fast", lambda self: setattr(self, "fast", []))
         monkeypatch.setattr(rgemini.GeminiStream, "_compact", lambda self, ev, d: None)
         monkeypatch.setattr(ranthropic, "_thinking_text", lambda d, i: None)
+        monkeypatch.setattr(ranthropic.AnthropicStream, "on_event", ranthropic.AnthropicStream._event)
     st = STREAMS[api](make_ctx(api, mode))
     name = "gemini.x.sse" if api == "gemini" else "x.sse"
     fr = framer_for(name)
