@@ -2,7 +2,10 @@
 
 Benign: interactive chat, coding agents (tools, long contexts, a shared agent system prompt), heavy legitimate
 automation (one org's CI/eval fleet resending fixed templates on a schedule, some with logprobs or as a
-grader), batch jobs, multilingual users, users who ask about reasoning innocently.
+grader), batch jobs, multilingual users, users who ask about reasoning innocently, users of popular
+third-party apps built on the API (``app_user``: many unrelated accounts and orgs sending one app's fixed
+wrapper around their own content, reasoning as a per-user setting) and, outside the default mix, users of an
+app that always turns reasoning on (``app_forced``).
 Attackers: hydra clusters (many accounts, shared templates and /24s, mixed with resold customer traffic),
 low-and-slow accounts (~26 requests/day on residential addresses), CoT-elicitation jailbreakers, logprob
 harvesters, release chasers. Attackers sit on every tier, ``trusted`` included (S14).
@@ -22,16 +25,19 @@ REASONING_MODEL = "deepseek-reasoner"
 PLAIN_MODEL = "gpt-plain-mini"  # the fake model answers without reasoning for "plain" names
 NEW_MODEL = "reasoner-next"
 
-BENIGN = ("chat", "coding_agent", "automation", "batch", "multilingual", "reasoning_curious")
+BENIGN = ("chat", "coding_agent", "automation", "batch", "multilingual", "reasoning_curious", "app_user", "app_forced")
 ATTACKERS = ("hydra", "low_slow", "jailbreaker", "logprob", "release_chaser")
 PERSONAS = BENIGN + ATTACKERS
 DEFAULT_MIX: dict[str, float] = {
-    "chat": 0.44,
+    "chat": 0.34,
     "coding_agent": 0.10,
     "automation": 0.06,
     "batch": 0.03,
     "multilingual": 0.10,
     "reasoning_curious": 0.06,
+    # users of third-party apps built on the API (bring-your-own-key writing/homework/document tools): taken
+    # from chat's share, so every other persona keeps its accounts and traffic for a seed
+    "app_user": 0.10,
     "hydra": 0.12,
     "low_slow": 0.03,
     "jailbreaker": 0.02,
@@ -141,6 +147,46 @@ BATCH_TEMPLATES = (
     "Classify the following support ticket as billing, bug or feature request. Ticket #{n}: my invoice shows {m} seats.",  # noqa: E501
     "Extract the company name and amount from this invoice line: ACME-{n} paid {m} EUR.",
 )
+# Third-party apps built on the API: each sends its own fixed system prompt and wrapper around the user's
+# content, from its users' own accounts (bring your own key), so one template arrives from many unrelated
+# accounts and orgs on unrelated networks. (name, system, wrapper, user agent, follow-up share). StepSolver's
+# wrapper is deliberately close to the low-and-slow campaign's ("explain how you arrive at ...").
+APPS = (
+    (
+        "quillmate",
+        "You are Quillmate, a writing assistant inside a note-taking app. Keep the author's voice and language.",
+        "Improve the clarity and flow of the following passage and briefly explain the main changes you made. "
+        "Passage: {t} is something I keep coming back to in my notes, and I want {n} words on it.",
+        "Quillmate/3.2 openai-node/4.2",
+        0.35,
+    ),
+    (
+        "stepsolver",
+        "You are StepSolver, a patient homework helper for students. Show your work.",
+        "Solve the following problem and explain how you arrive at each intermediate result. Problem: {p}",
+        "StepSolver/1.8 (iOS) openai-swift/0.9",
+        0.0,
+    ),
+    (
+        "docask",
+        "You are DocAsk, a browser extension that answers questions about the page the user is reading.",
+        "Answer the question using only the document below and say which passage supports your answer. "
+        "Question: what does section {n} say about {t}? Document: (page text, {m} words)",
+        "DocAsk/0.14 Mozilla/5.0",
+        0.1,
+    ),
+)
+# An app that always runs with reasoning on (no per-user setting): outside the default mix; operators who have
+# one add its prefix to lists.known_app_prefixes (docs/rules-pack.md).
+FORCED_APP = (
+    "tutorbot",
+    "You are TutorBot, a maths tutor. Think carefully and check every step before answering.",
+    "Work through the following exercise step by step and explain each intermediate result to the student. "
+    "Exercise: {p}",
+    "TutorBot/2.0 openai-python/1.54",
+    0.0,
+)
+FOLLOW_UPS = ("Make it shorter.", "Can you explain that last part again?", "Thanks, now in a more formal tone.")
 
 
 @dataclass

@@ -44,6 +44,8 @@ class Recorder:
     tracks: dict[str, AccountTrack] = field(default_factory=dict)
     latencies: dict[str, list[float]] = field(default_factory=dict)  # persona -> ms (or us in replay)
     rule_hits: dict[str, list[int]] = field(default_factory=dict)  # rule -> [enforce, shadow]
+    # shadow rule -> accounts it hit (what it would act on if promoted to enforce)
+    shadow_accounts: dict[str, set[str]] = field(default_factory=dict)
 
     def record(
         self,
@@ -76,6 +78,8 @@ class Recorder:
         for rule, mode in hits:
             c = self.rule_hits.setdefault(rule, [0, 0])
             c[0 if mode == "enforce" else 1] += 1
+            if mode != "enforce":
+                self.shadow_accounts.setdefault(rule, set()).add(account)
 
 
 def _pct(xs: list[float], q: float) -> float | None:
@@ -114,6 +118,9 @@ def summarize(rec: Recorder, *, latency_unit: str, meta: dict[str, Any]) -> dict
                 tier: f"{sum(1 for t in flagged if t.tier == tier)}/{sum(1 for t in trs if t.tier == tier)}"
                 for tier in ("trusted", "standard", "restricted")
                 if any(t.tier == tier for t in trs)
+            },
+            "shadow_would_act": {
+                r: n for r, ids in sorted(rec.shadow_accounts.items()) if (n := sum(1 for a in accts if a.id in ids))
             },
             f"latency_p50_{latency_unit}": _round(_pct(lat, 0.5)),
             f"latency_p99_{latency_unit}": _round(_pct(lat, 0.99)),
@@ -189,6 +196,10 @@ def format_report(s: dict[str, Any]) -> str:
         lines.append("  impacted benign accounts: " + ", ".join(s["impacted_benign_accounts"]))
     if "latency_note" in m:
         lines += ["", m["latency_note"]]
+    would = [(p, d["shadow_would_act"]) for p, d in s["personas"].items() if d.get("shadow_would_act")]
+    if would:
+        lines += ["", "accounts shadow rules would act on if promoted (persona: rule=accounts):"]
+        lines += [f"  {p:<18} " + " ".join(f"{r}={n}" for r, n in w.items()) for p, w in would]
     lines += ["", "rule hits (enforce / shadow):"]
     for r, c in s["rules"].items():
         lines.append(f"  {r:<28} {c['enforce']:>8} {c['shadow']:>8}")

@@ -20,6 +20,10 @@ from proxy.sim import personas as P
 from proxy.sim.phrasings import load_benign, load_families, split_present
 
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z, a Thursday
+# people (not scripts): activity follows their waking hours
+DIURNAL = frozenset(
+    ("chat", "multilingual", "reasoning_curious", "coding_agent", "jailbreaker", "app_user", "app_forced")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,8 @@ def _account(seed: int, persona: str, i: int) -> P.Account:
             org, ip = f"corp{k:02d}", f"172.16.{k}.{rng.randint(2, 254)}"
         rate = rng.uniform(5, 40)
         return P.Account(aid, persona, tier, org, ip, ua, rate, extra={"oss_tool": rng.random() < 0.1})
+    if persona in ("app_user", "app_forced"):
+        return _app_account(rng, aid, persona, i)
     if persona == "coding_agent":
         tier = P.pick_tier(rng, (0.3, 0.6, 0.1))
         return P.Account(
@@ -158,6 +164,22 @@ def _account(seed: int, persona: str, i: int) -> P.Account:
     raise ValueError(persona)
 
 
+def _app_account(rng: random.Random, aid: str, persona: str, i: int) -> P.Account:
+    """A user of a third-party app on their own key: self-serve or one of many small companies, home or campus
+    network, a heavy-tailed volume (median ~8 requests a day, a few past 60), part of it sent directly."""
+    tier = P.pick_tier(rng, (0.15, 0.6, 0.25))
+    org = f"appco{rng.randrange(200):03d}" if rng.random() < 0.25 else ""
+    ip = _home_ip(rng) if rng.random() < 0.85 else f"192.0.2.{rng.randint(2, 254)}"
+    if persona == "app_forced":
+        app, reasoning = P.FORCED_APP, 1.0
+    else:
+        app = rng.choices(P.APPS, weights=(0.4, 0.35, 0.25))[0]
+        reasoning = 1.0 if rng.random() < 0.35 else 0.0  # the app's "deep thinking" setting, per user
+    rate = min(120.0, max(1.0, rng.lognormvariate(math.log(8.0), 0.9)))
+    extra = {"app": app, "reasoning": reasoning, "in_app": rng.uniform(0.6, 1.0), "oss_tool": False}
+    return P.Account(aid, persona, tier, org, ip, app[3], rate, extra=extra)
+
+
 # --------------------------------------------------------------------------- arrival times
 
 
@@ -177,7 +199,7 @@ def _times(rng: random.Random, a: P.Account, days: float) -> list[float]:
             t0 = d * P.DAY + a.extra["hour"] * 3600.0
             out += [t0 + k * (7200.0 / n) for k in range(n) if t0 + k * (7200.0 / n) < end]
         return out
-    diurnal = a.persona in ("chat", "multilingual", "reasoning_curious", "coding_agent", "jailbreaker")
+    diurnal = a.persona in DIURNAL
     t = a.start
     while True:
         t += rng.expovariate(a.rate / P.DAY)
@@ -215,6 +237,25 @@ def _chat_req(rng: random.Random, a: P.Account) -> dict[str, Any]:
     return {"model": model, "prompt": prompt}
 
 
+def _app_req(rng: random.Random, a: P.Account) -> dict[str, Any]:
+    if rng.random() >= a.extra["in_app"]:
+        return _chat_req(rng, a)  # the same account used directly
+    _name, system, wrapper, _ua, follow = a.extra["app"]
+    req: dict[str, Any] = {"model": P.REASONING_MODEL, "system": system}
+    ask = P.fill(rng, wrapper)
+    if rng.random() < follow:  # a follow-up in the app's chat pane: the history comes along
+        req["messages"] = [
+            {"role": "user", "text": ask},
+            {"role": "assistant", "text": "Here is the revised passage."},
+            {"role": "user", "text": rng.choice(P.FOLLOW_UPS)},
+        ]
+    else:
+        req["prompt"] = ask
+    if a.extra["reasoning"]:
+        req["reasoning"] = True
+    return req
+
+
 def request_for(rng: random.Random, a: P.Account, t: float, corpus: _Corpus, release_at: float) -> dict[str, Any]:
     p = a.persona
     if p == "chat":
@@ -227,6 +268,8 @@ def request_for(rng: random.Random, a: P.Account, t: float, corpus: _Corpus, rel
         if rng.random() < 0.3:
             return {"model": P.REASONING_MODEL, "prompt": rng.choice(corpus.benign_reasoning)}
         return _chat_req(rng, a)
+    if p in ("app_user", "app_forced"):
+        return _app_req(rng, a)
     if p == "coding_agent":
         turns = rng.randint(1, 12)
         msgs: list[dict[str, Any]] = []

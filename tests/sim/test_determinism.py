@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from proxy.cli_sim import parse_mix
-from proxy.sim.personas import ATTACKERS, BENIGN
+from proxy.sim.personas import DEFAULT_MIX
 from proxy.sim.runner_replay import run_replay
 from proxy.sim.traffic import allocate, generate, make_accounts
 
@@ -40,7 +40,26 @@ def test_events_are_in_time_order_and_cover_every_persona() -> None:
     evs = list(generate(5, accts, 1.0))
     assert all(a.ts <= b.ts for a, b in itertools.pairwise(evs))
     seen = {e.account.rsplit("-", 1)[0] for e in evs}
-    assert set(BENIGN) | set(ATTACKERS) <= seen
+    assert set(DEFAULT_MIX) <= seen
+
+
+def test_app_users_share_a_wrapper_across_unrelated_owners_with_reasoning_per_user() -> None:
+    """The benign counterpart of a low-and-slow campaign: one app's fixed wrapper from many accounts, orgs and
+    networks, reasoning a per-user setting (some on, most off); app_forced always asks for reasoning."""
+    accts = make_accounts(7, 400, {"app_user": 1.0})
+    assert {a.persona for a in accts} == {"app_user"}
+    owners = {a.org or a.id for a in accts}
+    nets = {a.ip.rsplit(".", 1)[0] for a in accts}
+    assert len(owners) > 300 and len(nets) > 300
+    on = sum(1 for a in accts if a.extra["reasoning"])
+    assert 0.2 * len(accts) < on < 0.5 * len(accts)
+    by = {a.id: a for a in accts}
+    wrapped = [ev for ev in generate(7, accts, 1.0) if ev.request.get("system", "").startswith("You are StepSolver")]
+    assert len({by[ev.account].org or ev.account for ev in wrapped}) > 50
+    assert {bool(ev.request.get("reasoning")) for ev in wrapped} == {True, False}
+    forced = make_accounts(7, 20, {"app_forced": 1.0})
+    evs = [ev for ev in generate(7, forced, 1.0) if "system" in ev.request]
+    assert evs and all(ev.request["reasoning"] for ev in evs)
 
 
 def test_replay_results_are_deterministic() -> None:

@@ -41,6 +41,7 @@ def test_report_has_every_persona_and_measure(summary: dict) -> None:
         "batch",
         "multilingual",
         "reasoning_curious",
+        "app_user",
         "hydra",
         "low_slow",
         "jailbreaker",
@@ -52,6 +53,7 @@ def test_report_has_every_persona_and_measure(summary: dict) -> None:
     assert hydra["reasoning_tokens_after_action"] == 0  # ... and withheld after, as received by the client
     assert "trusted" in hydra["by_tier_acted"]
     assert p["automation"]["accounts_acted_on"] == 0  # heavy legitimate automation untouched
+    assert p["app_user"]["accounts_acted_on"] == 0  # one app's wrapper from many unrelated accounts
     assert summary["meta"]["direct_p50_ms"] is not None
     assert p["chat"]["latency_p50_ms"] is not None
 
