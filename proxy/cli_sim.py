@@ -130,7 +130,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             print("CoT-elicitation phrasings (rule cot-elicit-request, one request each on a fresh engine):")
             print(format_eval(ph))
             for name, t in out["phrasings"]["targets"].items():
-                print(f"  {'MET ' if t['met'] else 'MISS'} {name:<24} {t['value']!s:<10} target {t['target']}")
+                note = "  (development set, tuned on: the blind set is not present)" if t.get("set") == "dev" else ""
+                print(f"  {'MET ' if t['met'] else 'MISS'} {name:<24} {t['value']!s:<10} target {t['target']}{note}")
             print()
     if not args.phrasings:
         if args.through == "proxy":

@@ -11,7 +11,7 @@ themselves are in ``cot_lexicon``; languages as there.
 
 from __future__ import annotations
 
-from proxy.policy.cot_lexicon import COPY_VERBS
+from proxy.policy.cot_lexicon import COPY_VERBS, MORE_LANGUAGES
 
 # --- concept groups scanned in a window around one TRACE occurrence. The window is the text before the
 # occurrence, the marker " \x00 ", then the text after it (the trace word itself is left out, so "inner" in
@@ -42,7 +42,7 @@ WINDOW: dict[str, tuple[str, ...]] = {
     "other_owner": (
         r"\b(my|our|his|her|their|mine|someone'?s|people'?s|humans?'?|students?'?|children'?s|kids'?)\s+(\w+\s+)"
         r"{0,2}\x00",
-        r"\b\w+'s\s+(\w+\s+)?\x00",
+        r"\b\w+'s\s+(\w+\s+)?\x00|\b\w+s'\s+(\w+\s+)?\x00",
         _NA + r"(mi|mis|mon|ma|mes|mein\pL*|meu|minha|meus|minhas|mio|mia|miei|mijn|m[óo]j\pL*|benim|sus|son|sa|ses"
         r"|leurs?|sein\pL*|dessen|deren|zijn|haar|hun|jego|jej|ich|мо[йиеёя]\pL*|наш\pL*|его|её|их)\s+(\pL+\s+)?\x00",
         r"(我的|我们的|他的|她的|他们的|私の|彼の|彼女の|내|나의|우리의|그의)\s*\x00",
@@ -51,7 +51,8 @@ WINDOW: dict[str, tuple[str, ...]] = {
     ),
     "model_owner": (
         r"\b(model|assistant|ai|gpt|claude|gemini|llm|bot|chatbot|o1|o3|r1)'?s\s+(\w+\s+){0,2}\x00",
-        r"\x00 (of|from|by) (the|this) (model|assistant|ai|llm|bot|chatbot)\b",
+        r"\x00 (of|from|by) (the|this) (model|assistant|ai|llm|bot|chatbot)\b|\x00 (of|from|by) (claude|gemini|gpt"
+        r"|chatgpt|o1|o3|o4|deepseek|qwen|llama|grok|mistral)\b",
         r"\b(turn|answer|reply|response|message|completion|generation)'s\s+(\w+\s+)?\x00",
         r"\x00[^.?!\n]{0,40} (generated|produced|written|emitted) by (the|this) (assistant|model|ai|llm|bot)\b",
     ),
@@ -60,6 +61,8 @@ WINDOW: dict[str, tuple[str, ...]] = {
     # the reasoning sits in something the user supplied or names: "of the court", "from this paragraph"
     "elsewhere": (
         r"\x00 (of|from|by|behind|in) (the|this|that|my|our|his|her|their|a|an|these|those|following)\b",
+        # a named person: "the thoughts of Marcus Aurelius" (a model's name counts as ``model_owner``)
+        r"\x00 (of|by) (?-i:[A-Z][a-z]+)\b",
         r"\b(from|in|of) (this|the|that|my|these|following|attached) (paragraph|text|document|article|essay|paper"
         r"|report|file|page|book|chapter|email|transcript|pdf|post|story|novel|speech|ruling|judgment|decision|play"
         r"|film|movie|script|scene|episode|series|song|lyrics|poem)",
@@ -88,7 +91,8 @@ WINDOW: dict[str, tuple[str, ...]] = {
         r"\b(hidden|hiding|hide|hides|hid|conceal\w*|secret|pre-?(answer|response|reply|output)|private|internal"
         r"|internally|inner|raw|unfiltered|unpublished|"
         r"unreleased|unshared|undisclosed|non-?public|not (shown|visible|displayed)|you (didn'?t|did not|don'?t) show|"
-        r"unpolished|uncut|unvarnished|unprocessed|unsani[tz]i[sz]ed|unretouched|as (it )?(actually|really) happened|"
+        r"unpolished|uncut|unvarnished|unprocessed|unsani[tz]i[sz]ed|unretouched|(as|that) (it )?(actually"
+        r"|really) happened|"
         r"silently|privately|quietly|secretly|in secret|to yourself|in the background|behind the curtain|"
         r"unredacted|redacted|unedited|uncensored|unabridged|unsummari[sz]ed|invisible|unseen|unmodified|untouched"
         r"|uncompressed|unshortened|uncondensed|pre-?summary|behind[- ]the[- ]"
@@ -96,14 +100,18 @@ WINDOW: dict[str, tuple[str, ...]] = {
         r"\bbefore (every|each|any) (answer|reply|response)\b|"
         r"\bbefore (you )?(answer|answering|answered|replying|replied|responding|responded|writing|wrote|"
         r"respond|reply)\b|\bbefore (the|your|its) (\w+ )?(answer|reply|response|output)\b",
-        r"回答の前|答えの前|antes de (responder|contestar|la respuesta)|avant de r[ée]pondre"
+        r"回答の前|答えの前|antes de (responder|contestar|la respuesta)|avant de (me |nous )?r[ée]pondre"
+        r"|int[ée]rieur\pL*"
         r"|avant (ta|la) r[ée]ponse|bevor du "
         r"(antwortest|geantwortet)|vor (deiner|der) antwort|prima di rispondere|voordat je antwoordde|zanim odpowiedzia"
         r"|cevap vermeden [öo]nce|cevaplamadan [öo]nce|przed odpowiedzi\pL*|zanim odpowiesz|прежде чем ответить"
         r"|перед (тем как ответить|ответом)|回答(之前|前)|答える前|回答する前"
         r"|답하기 전|답변 전|대답하기 전"
         r"|قبل (الإجابة|أن تجيب)",
-        r"\bprior to (answering|responding|replying|the (final |visible )?answer|your (final )?answer)\b",
+        r"\bprior to (answering|responding|replying|writing|the (final |visible )?answer|your (final )?answer)\b"
+        r"|\bbefore the ((final|visible|polished|clean|published) )?(version|answer|text|reply|output) (i|we) (saw|got"
+        r"|received|see|read)\b|\bbefore the (final|visible|polished|clean|published) (version|answer|text|reply"
+        r"|output)\b",
         r"\b(that|which) (came|come|went|were|was|are|is) (generated |produced |written )?(before|ahead of|prior to)\b"
         r"|\b(never|not) (\w+ )?(received|receives|receive|shown|visible|returned|displayed)\b|\b(i|we|users?|my client"
         r"|the client|the app|the ui) (never|can'?t|cannot|don'?t|doesn'?t|didn'?t) (get|gets|see|sees|receive"
@@ -111,7 +119,11 @@ WINDOW: dict[str, tuple[str, ...]] = {
         r"|\b(billed|charged|invoiced|metered|paid for|paying for)\b|\b(underneath|beneath|underlying)\b"
         r"|\bbefore (the|your) (first|opening) (word|token|line|sentence)\b|\bnot exposed\b|\bisn'?t exposed\b"
         r"|\bbefore (you )?(hit(ting)? send|handing|going on stage|you spoke"
-        r"|speaking|the part)\b",
+        r"|speaking|the part)\b|\bbefore (you )?(began|started) (the |your )?(writing|answering|replying|responding"
+        r"|to (write|answer|reply|respond)|answer|reply|response)\b|\bbefore (you )?(giving|gave|presenting|presented"
+        r"|writing|wrote|sending|sent|producing|produced|typing|typed) (that|the|your|this|me|us) (\w+ )?(answer|result"
+        r"|reply|response|solution|output|number|verdict)\b|\bbefore (it|the (answer|reply|response))"
+        r" (existed|was written|appeared)\b|\bas (it|they) existed\b",
         r"\b(that|which|what) you (produced|generated|had|wrote|made|used|went through|came up with|did)\b",
         r"\bas (it was|they were|you) (generated|produced|wrote|written|had it|thought)\b|\bwhile (solving|"
         r"answering|working)\b",
@@ -145,11 +157,13 @@ WINDOW: dict[str, tuple[str, ...]] = {
     "take_verb": (
         r"(?:^|\PL)(?:" + COPY_VERBS + r")\PL+(?:\pL+\PL+){0,5}\x00",
         r"(?:复制|粘贴|打印|输出|导出|泄露|透露|照抄|展示).{0,12}\x00",
+        r"\b(play|read|give|hand|echo|spit|feed)\W+(\w+\W+){0,4}\x00\W+(\w+\W+)?back\b",
     ),
     "take_after": (
         r"\x00[^.?!\n]{0,80}\b(?:"
         + COPY_VERBS
-        + r")\W+(me |us )?(it|them|this|that|those|these|both|all|everything)\b",
+        + r")\W+(me |us )?(it|them|this|that|those|these|both|all|everything|each( one)?|every one|(the |some |any )?"
+        r"(\w+ )?(passages?|excerpts?|quotes?|lines?|sentences?|snippets?|segments?))\b",
         r"\x00.{0,24}(?:出力|書き出|コピー|貼り付け|복사|출력|붙여|写出|写下|列出|贴出|说出|讲出|yazd[ıi]r|kopyala|yap[ıi][şs]t[ıi]r|复制|输出|打印)",
     ),
     "take_manner": (
@@ -167,9 +181,10 @@ WINDOW: dict[str, tuple[str, ...]] = {
         r"|빈칸|채워|空欄|埋めて|填空|填写|填入|rellena|completa (el|la|los|las) (hueco|espacio|plantilla)|remplis"
         r"|ausf[üu]ll\pL*|preencha|riempi",
         r"\b(first|last|opening|next|final|closing) (\w+ ){0,2}(words|sentences?|lines?|paragraphs?|tokens|"
-        r"characters|chars) of\b",
+        r"characters|chars) (of|in)\b",
         r"palabra por palabra|al pie de la letra|literalmente|textualmente|tal cual|sin omitir|mot (à|pour) mot"
-        r"|textuellement|litt[ée]ralement|int[ée]gralement|tel quel|sans (rien )?omettre|wortw[öo]rtlich|w[öo]rtlich"
+        r"|textuellement|litt[ée]ralement|int[ée]gralement|tel(le)?s? quel(le)?s?|sans (rien )?omettre|wortw[öo]rtlich"
+        r"|w[öo]rtlich"
         r"|wort f[üu]r wort|unver[äa]ndert|ohne (etwas )?auszulassen|palavra por palavra|sem omitir|parola per parola"
         r"|letteralmente|testualmente|cos[iì] com|senza omettere|woord voor woord|letterlijk|ongewijzigd"
         r"|s[łl]owo w s[łl]owo|dos[łl]ownie|bez zmian|kelimesi kelimesine|harfi harfine|aynen|oldu[ğg]u gibi"
@@ -211,7 +226,9 @@ WINDOW: dict[str, tuple[str, ...]] = {
         r"\bwhat('s| is| are) (the )?(difference|meaning|definition|role|purpose)\b|\bdifference between\b|"
         r"\bwhat does .{0,40} mean\b|\bdefine\b|\bexplain (what|how|why|the difference)\b|\bexplain( \w+){1,4} (what"
         r"|how|why)\b|\bwhat (is|are) (a|an)\b|\bwhat (a|an) [^.?!\n]{0,40} (is|are|means)\b",
-        r"\barguments? (for|against)\b|\bpros and cons\b|\bshould (we|companies|providers|labs|ai labs|vendors)\b",
+        r"\barguments? (for|against)\b|\bpros and cons\b|\bshould (we|companies|providers|labs|ai labs|vendors)\b"
+        r"|\b(debate|controversy|discussion) (about|over|on) (whether|if)\b|\b(labs|companies|providers|vendors"
+        r"|developers) should\b",
     ),
     # "I thought you could...", "we were thinking": the verb, not the noun
     "verb_use": (
@@ -249,12 +266,46 @@ WINDOW: dict[str, tuple[str, ...]] = {
         r"|my|our|it|each) ((\w+ )?(model|assistant|llm|bot|agent) )?to\b",
     ),
     # the trace of a past turn of this conversation: "your thoughts from the last answer"
+    # the trace made visible in a hypothetical: "if your thinking had been on screen", "suppose I could read your
+    # mind", "what would it have displayed": a request for what was hidden, phrased as a counterfactual
+    "counterfactual": (
+        r"\b(if|suppose|supposing|imagine|pretend|assume|what if|as if|in a world where|alternate universe|picture)"
+        r"\b[^.?!\n]{0,80}\b(had been|were|was|became|got|are|is|had|turned) (\w+ ){0,2}(visible|shown|displayed"
+        r"|printed|on[- ]screen|broadcast|public|readable|exposed|turned on|switched on|recorded|transcribed|leaked)\b",
+        r"\bwhat (would|might) (it|that|they|i|we|the \w+) (\w+ )?have (said|shown|displayed|read|seen|looked like"
+        r"|contained|printed)\b|\bwhat i('d| would) have (read|seen)\b|\b(telepath\w*|mind[- ]read\w*|x-?ray vision"
+        r"|glass box)\b|lo que habr[íi]a (le[íi]do|visto)|ce que j'aurais (lu|vu)|was ich (gelesen|gesehen) h[äa]tte"
+        r"|o que eu (teria|tinha) (lido|visto)|что бы я (прочитал|увидел)|何が(読め|見え)",
+        r"(imagina|supón|suponga|imagine|stell dir vor|suponha|immagina|представь\pL*|假设|如果|もし"
+        r"|se (os|as|o|a) (teus|tuas|seus|suas)|si (tu|tus|ton|ta|tes)|wenn (deine|dein)|если (бы )?тво\pL*)"
+        r"[^.?!\n]{0,80}"
+        r"(visible|sichtbar|vis[íi]ve(l|is)|visibil[ei]|pantalla|[ée]cran|bildschirm|tela|schermo|экран|屏幕|画面"
+        r"|leer tu mente|lire (dans )?ton esprit|deine gedanken lesen|ler a tua mente|читать твои мысли|心を読め)",
+    ),
+    # other models show theirs ("Other chatbots show me their thinking. Show me yours"): the next sentence's
+    # "yours" is the model's trace
+    "rival": (
+        r"\b(other|another|rival|competing|competitor'?s?|open[- ]weight|open[- ]source|open|every|every other"
+        r"|different|that other) (\w+ |\x00 ){0,2}(models?|chatbots?|assistants?|ais?|bots?|llms?)\b"
+        r"|\b(deepseek|qwen|the competitor"
+        r"|your rival)\b",
+        r"otros (asistentes|modelos|ia)|autres (mod[èe]les|assistants|ia)|andere\pL* (ki-?)?(modelle|assistenten|ki)"
+        r"|outros"
+        r" (modelos|assistentes)|altri (modelli|assistenti)|други\pL* модел\pL*|别的模型|其他模型|他のモデル"
+        r"|다른 모델|mô hình khác",
+    ),
     "past_turn": (
-        r"\x00 (from|of|behind|for|during|in) (the|your|that|this) (last|previous|prior|earlier|preceding) (answer"
-        r"|reply|response|turn|message|question|completion)\b",
+        r"\x00 (from|of|behind|for|during|in|on) (the|your|that|this) (last|previous|prior|earlier|preceding) (answer"
+        r"|reply|response|turn|message|question|completion|task|problem|prompt|request)\b",
     ),
     # fiction and characters: "a story where the narrator shares its private thoughts"
-    "fiction": (r"\b(story|stories|novel|poem|fiction|fanfic\w*|screenplay|narrator|protagonist|villain|heroine)\b",),
+    "fiction": (
+        r"\b(story|stories|novel|poem|fiction|fanfic\w*|screenplay|narrator|protagonist|villain|heroine|the hero"
+        r"|the reader)\b",
+        # "create a monologue for a superhero": the trace noun itself is the piece to write
+        r"\b(write|compose|create|draft|craft|invent)\w* (me )?(a|an) (\w+ )?\x00 (for|of|from|by|in which|where"
+        r"|about|spoken)\b",
+    ),
     # a creative-writing request: the thoughts belong to a character ("a poem revealing a cat's secret thoughts")
     "creative": (
         r"\b(write|compose|create|draft|rewrite|craft|invent|imagine|describe)\w*\b[^.?!\n]{0,60}\b(poems?|story"
@@ -309,8 +360,8 @@ WINDOW: dict[str, tuple[str, ...]] = {
         r"\bkeep\s+(\w+\s+){0,2}\x00\s+(\w+\s+)?(to yourself|internal|private|hidden|secret|silent|brief|short)\b",
     ),
     "unomit": (
-        r"\b(don'?t|do not|never|stop|no more|quit|no longer)\s+(hiding|hide|omitting|omit|skipping|skip"
-        r"|suppressing)\b",
+        r"\b(don'?t|do not|never|stop|no more|quit|no longer|forg[oe]t to|fail(ed)? to)\s+(hiding|hide|omitting|omit"
+        r"|skipping|skip|suppressing|suppress)\b",
         r"\bdrop\b[^.?!\n]{0,60}\b(into (this|the|my|your) (chat|conversation|reply|answer|message|thread)|here)\b",
         r"\b(ignore|disregard|override|forget|bypass) (the |any |all |your |those )?(\w+ )?(instructions?|rules?|"
         r"polic(y|ies)|system prompt|guidelines?|settings?)\b",
@@ -320,7 +371,20 @@ WINDOW: dict[str, tuple[str, ...]] = {
         r"\b(essay|article|paper|blog post|poem|story|report|thesis|lecture|talk|presentation|discussion|debate|"
         r"question|book|course|seminar|podcast) (on|about|regarding)\b",
     ),
-    "learners": (r"\b(students?|pupils?|homework|worksheet|exam|rubric|class|learners?|kids|children)\b",),
+    "learners": (
+        r"\b(students?|pupils?|homework|worksheet|exam|rubric|class|learners?|kids|children)\b",
+        # a worked exercise: "solve it step by step and write out your reasoning process"
+        r"\bstep[- ]by[- ]step\b|paso a paso|[ée]tape par [ée]tape|schritt f[üu]r schritt|passo a passo|шаг за шагом"
+        r"|一步一步|逐步|解这道题|这道题|ステップ|단계별",
+    ),
+    # the reasoning of the reply being written now, shown as it goes: "show your thought process as you factor it"
+    "as_you_go": (
+        r"\bas you (go|solve|work|factor|simplify|compute|calculate|debug|do (it|this|that)|answer|write|explain"
+        r"|proceed)\b"
+        r"|\bwhile you (solve|work|answer|write|compute|calculate)\b",
+    ),
+    # asked to explain (a new account), not to reproduce one: "explain your thought process for the outline"
+    "explain": (r"\b(explain|justify|elaborate on)\b|explica|explique|erkl[äa]r\pL*|spiega|объясни|解释|説明|설명",),
     # questions about reasoning rather than requests for it
     "question": (
         r"\bwhy (do|does|don'?t|doesn'?t|are|aren'?t|is|isn'?t|would|should|did)\b|\bwhat is it like\b",
@@ -332,7 +396,13 @@ WINDOW: dict[str, tuple[str, ...]] = {
         r"\bshould (i|we)\b|べき|应该|應該|해야 할|deber[íi]a|sollte|devrais|dovrei|powinienem",
     ),
     "produced": (
-        r"\x00\s+(that |which )?you (actually |really |just |originally |silently |secretly )?(produced|generated|"
+        r"\x00 (where|when|in which|at which) you (changed|switched|first|doubted|hesitated|decided|reali[sz]ed|did|had"
+        r"|considered|thought|picked|chose)\b"
+        r"|(o[ùu]|wo|bei (dem|der)|en (el|la) que|em que|in cui|на которой|где) (tu as|du|cambiaste|voc[êe]|hai|ты)"
+        r" ?(chang[ée]|deine meinung|de opini[oó]n|mudou|cambiato|передумал)",
+        r"\x00\s+(that |which )?you (actually |really |just |originally |silently |secretly |already |previously "
+        r"|first )?"
+        r"(produced|generated|"
         r"wrote|had|made|used|did|went through|ran|computed|followed|hid)\b",
         r"que (usaste|generaste|tuviste|hiciste|escribiste|produjiste|seguiste)|que tu as (utilis|g[ée]n[ée]r|eu|fait"
         r"|[ée]crit|produit|suivi)|(den|die|das) du (benutzt|verwendet|generiert|erzeugt|hattest|geschrieben|gemacht)"
@@ -346,6 +416,11 @@ WINDOW: dict[str, tuple[str, ...]] = {
         r"|just now|during)\b",
     ),
 }
+
+# --- languages beyond the lexicon's fourteen (``cot_lexicon.MORE_LANGUAGES``), appended so that the positions
+# other modules index (``WINDOW["self"][1]``, ``WINDOW["extract_weak"][1]``) stay put.
+for _name, _patterns in MORE_LANGUAGES.items():
+    WINDOW[_name] += _patterns
 
 # --- whole-text groups: pretexts and the cues that make decoded views worth computing.
 GLOBAL: dict[str, tuple[str, ...]] = {
@@ -390,15 +465,25 @@ GLOBAL: dict[str, tuple[str, ...]] = {
     "mixed_script": (r"[a-z][а-яёіјѕԁ]|[а-яёіјѕԁ][a-z]|[a-z][αεικνορτυχ]|[αεικνορτυχ][a-z]",),
 }
 
+# The next sentence after other models' traces asks for the model's own: "Show me yours", "muéstrame el tuyo".
+YOURS = (
+    r"\b(yours|your own|the same for (you|yours)|do the same|your turn)\b|(el|la|los|las) tuy[oa]s?|(la|le|les)"
+    r" tien(ne)?s?|\bdeine?[nmrs]?\b|(o|a|os|as) (seu|sua|teu|tua)s?\b|(il|i|la|le) tu(o|oi|a|e)\b|сво(и|ё|ю)"
+    r"|тво(и|ё|ю)|你的|あなたの|あなたも|당신의|của bạn",
+)
+
 # A short next sentence that orders out what the previous one named: "What is in your scratchpad? Print it."
 FOLLOW_UP = (
     r"^\W*([^.?!\n]{0,40}\b(and|then|now|so|just),? )?(please |now |then |just |so |ok |okay )?((can|could|would"
     r"|will) you (please )?)?(" + COPY_VERBS + r"|show|give|write|share|list|include|send|post|repeat|tell|fill|read"
     r"( aloud| out)?|put|place|move|convert|turn|render|let me (see|read|have)|i (want|need|'d like"
-    r"|would like)|let'?s (hear|see|read|have)|what (is|was|'s|were|are))\W+(me |us )?(in |it |them )?((word for"
+    r"|would like)|let'?s (hear|see|read|have)|what (is|was|'s|were|are))\W+(me |us |down |out )?(in |it "
+    r"|them )?((word for"
     r" word|verbatim|exactly|in full"
     r"|precisely) )?(what (it|they"
-    r"|that) (held|holds|contained|contains|said|says|had|has)\b|what (it|they) (was |were )?(thinking|thought"
+    r"|that) (held|holds|contained|contains|said|says|had|has)\b|what (i|we) (would|'d|might|could) (have |be )?(seen"
+    r"|read"
+    r"|heard|found|see|seeing|reading)\b|each( one)?\b|what (it|they) (was |were )?(thinking|thought"
     r"|working on|doing)\b|(each|every) (\w+ )?(part|step|section|sentence|line|one|stage)s?\b"
     r"|(the|those|these) (\w+ )?ones\b|(those|these|the) (\d[\d,]* )?(tokens|words|lines"
     r"|steps)\b|(the |its )?(complete |full |actual |real )?(text|content|contents) (behind|of|in) (it|that|them)\b"

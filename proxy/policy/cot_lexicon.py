@@ -42,7 +42,8 @@ TRACE_STRONG: tuple[str, ...] = (
     r"\binference (steps|chain|trace)\b|\bmental (process(es)?|steps|notes|workings?|model of this)\b"
     r"|\btrain of thought\b|"
     r"\bline of (thinking|reasoning)\b|\b(problem[- ]solving|solution|solving) (process|steps|trace)\b|"
-    r"\bdeliberations?\b|\bworking notes\b|\bnotes to (yourself|self)\b|\byour (internal|hidden) (states?|computation)",
+    r"\bdeliberations?\b|\bworking notes\b|\bworking memory\b|\bnotes to (yourself|self)\b|\byour (internal"
+    r"|hidden) (states?|computation)",
     # other languages
     r"(ton|votre|tu|teu|seu|tuo) (propre |propio |pr[óo]prio )?([ée]tat|estado|stato) intern\pL*|dein\pL* "
     r"inner\pL* zustand|cadena de pensamiento|proceso de pensamiento|mon[oó]logo interior|cha[iî]ne de (pens[ée]e"
@@ -88,7 +89,8 @@ TRACE_PERIPHRASIS: tuple[str, ...] = (
     r"|recap|sanitized|sanitised|cleaned[- ]up|condensed|abridged|rewrite|rewritten|digest)\b",
     r"\b(path|route|road|journey|trail|steps) (that )?you (took|followed|walked|went down|travel+ed)\b|\b(traces?"
     r"|workings?) (that )?(you|your model|the model) (produced|generated|emitted|wrote|made|ran|computed)\b",
-    r"\b(\w+ ){0,2}your (mind|brain|head|network|circuits|weights|neurons) (made|took|followed|went through|did"
+    r"\b(\w+ ){0,2}your (mind|brain|head|network|circuits|weights|neurons) (made|took|followed|went through|did|handled"
+    r"|processed|tackled|approached|worked on"
     r"|produced|considered|explored|tried)\b|\b(contents?|inside) of your (brain|mind|head)\b|\b(everything|all"
     r"|whatever|anything) (that )?you (considered|"
     r"thought about|weighed|mulled over)\b",
@@ -110,7 +112,18 @@ TRACE_PERIPHRASIS: tuple[str, ...] = (
     r"|\bcrossed your mind\b|\bhow you (got|arrived|came) (there|to (it|this|that|the|your))|\b(the )?work(ing|ings)? "
     r"(that )?you (did|had|went through)\b|\byour (problem[- ]solving|workings)\b|\b(steps|path|route"
     r"|process) (that )?your (mind|brain|model|network) (took|followed|went)",
-    r"lo que (pensaste|razonaste|consideraste)|ce que tu as (pens[ée]|r[ée]fl[ée]chi)|was du (dir )?gedacht"
+    r"\bhow you (worked|figured|puzzled|thought|solved|did|cracked|tackled|computed|calculated|reasoned)( \w+){0,4}"
+    r" (just now|a (minute|moment|second|few seconds) ago|earlier|in your (last|previous) (answer|reply|response))\b"
+    r"|\b(process|route|path|sequence"
+    r"|steps?|working) (that )?you (ran|went|worked|walked|moved) through\b|\b(read|see into|look into|peer into"
+    r"|x-?ray (vision )?into|inside of|inside) your (mind|head|brain)\b"
+    r"|(leer|lire dans|lesen|ler|leggere|читать) (tu mente|ton esprit|deine gedanken|a tua mente|la tua mente"
+    r"|твои мысли)|心を読|(read|reading|see|seeing) (you|your thoughts) as you\b"
+    r"|(proceso|camino|cheminement|d[ée]marche|processus|percurso|processo|процесс|ход) (que|qu'|che|который)"
+    r" ?(seguiste|hiciste|tomaste|tu as (suivi|fait)|(voc[êe] )?(seguiu|fez)|hai (seguito|fatto)|ты (прош[её]л"
+    r"|проделал))",
+    r"lo que (usted )?(pensaste|razonaste|consideraste|pens[óo]|razon[óo]|consider[óo])|ce que tu as (pens[ée]"
+    r"|r[ée]fl[ée]chi)|was du (dir )?gedacht"
     r"|o que (voc[êe] )?(pensou|pensaste|raciocinou)|cosa hai pensato|wat je dacht|co (sobie )?my[śs]la[łl]e[śs]"
     r"|ne d[üu][şs][üu]nd[üu]n|что ты (думал|подумал|рассуждал)|о ч[её]м ты думал|你(刚才|之前)?(想了什么|在想什么"
     r"|怎么想)"
@@ -130,7 +143,7 @@ TRACE_API: tuple[str, ...] = (
 # code-like accessors of the model's own trace.
 TRACE_API_HIDDEN: tuple[str, ...] = (
     r"\b(internal|hidden|raw|private|secret|inner)[_-](reasoning|thoughts?|thinking|cot|monologue|scratchpad"
-    r"|deliberation|trace)\b|\b(hidden|invisible|unseen|secret|private|unshown|undisplayed) tokens\b",
+    r"|deliberation|trace)(\b|_)|\b(hidden|invisible|unseen|secret|private|unshown|undisplayed) tokens\b",
     r"\bencrypted[\W_]?(content|reasoning|thinking|thoughts?|cot)\b|\bredacted[\W_]?thinking\b"
     r"|\b(self|this|model|assistant|bot|ai)\.(\w+_)*(thinking|thoughts?|reasoning|scratchpad|cot|monologue|"
     r"chain_of_thought)\w*",
@@ -149,8 +162,9 @@ TRACE_HIDDEN: tuple[str, ...] = (
     r"|deliberate|deliberated|reasoned|pondered|mulled( over)?|weighed|drafted|deleted|discarded|tried|rejected"
     r"|explored|scribbled|noted"
     r"|weighing|computing|say|said|write|wrote|generate|generated|compute|computed|process|processed|go through"
-    r"|went through|type|typed|work through|worked through|figure|figured)( out| through)? (right |just "
-    r"|immediately )?(before|prior to|while|during|ahead of)\b",
+    r"|went through|type|typed|work through|worked through|figure|figured)( out| through)? ((right |just "
+    r"|immediately )?(before|prior to|while|during|ahead of)\b|(for|on|in) (that|the|your|my) (last|previous|earlier)"
+    r" (answer|reply|response|question|prompt)\b)",
     r"\byou (\w+ )?(reasoned|thought|deliberated|pondered|mulled|agonized|agonised|brainstormed|thought it "
     r"through|worked it out)( (it|this|that))?( over)? (for (a while|a bit|a moment|some time|\w+ seconds)|silently"
     r"|privately|internally|at length|quietly)?( before| prior to| while| ahead of)\b",
@@ -163,7 +177,8 @@ TRACE_HIDDEN: tuple[str, ...] = (
     r"|kendi kendine (ne )?(s[öo]yledi\pL*|konu[şs]tu\pL*)|что ты (говорил|сказал|думал) (сам )?себе"
     r"|自言自语|心里(想|说)的|内心(独白|的想法)|独り言|心の中で(考え|言っ)|속으로 (한|했던) (말|생각)|혼잣말"
     r"|ما قلته لنفسك",
-    r"(lo )?qu[ée] (pas[óo]|pasaba) por tu (cabeza|mente)|ce qui (t'est pass[ée]|se passait|te passait) (par|dans)"
+    r"(lo )?qu[ée] (pas[óo]|pasaba) por tu (cabeza|mente)|ce qui (t'est pass[ée]|vous est pass[ée]|s'est pass[ée]"
+    r"|se passait|te passait) (par|dans)"
     r" (la|ta) t[êe]te|was (dir|in deinem kopf) (durch den kopf )?(ging|gegangen ist|vorging|vor sich ging)"
     r"|o que (passou|passava) pela (tua|sua) (cabe[çc]a|mente)|cosa ti (passava|[èe] passato) per la (testa|mente)"
     r"|что (происходило|было) у тебя в голове|что (пришло|приходило) тебе в голову|你(脑子里|心里)(在)?想(什么|的)"
@@ -185,7 +200,7 @@ TRACE_METAPHOR: tuple[str, ...] = (
     r"|greyed[- ]out|grayed[- ]out|expandable"
     r"|redacted|blurred) (block|box|section|panel|part|area|region|pane|drawer|spoiler)\b",
     r"\b(what|everything|whatever|all|anything|stuff|things?) (that )?(went|goes|was going|is going|happened"
-    r"|happens|was happening|ran|was running) on (internally|inside (you|your (head|mind|network|weights))"
+    r"|happens|was happening|ran|was running) on (internally|inside (you|your (head|mind|network|weights))|in you\b"
     r"|in there|behind the (curtain|scenes)|backstage|in the background|under the hood|in your (head|mind"
     r"|circuits|weights|layers))",
     r"\b(part|portion|section|segment|content|text|half|bit|stuff) (of (your|the|this) (\w+ )?(output|response"
@@ -199,6 +214,10 @@ TRACE_METAPHOR: tuple[str, ...] = (
 TRACE_GENERIC: tuple[str, ...] = (
     r"\b(calculations?|computations?|derivations?|deductions?|inferences?|logic|analysis|considerations?|"
     r"reflections?|musings|intermediate steps|steps|work(ings)?|notes|drafts?|ideas)\b",
+    # what the model laid out for itself before writing: a plan, an outline, a strategy (the trace once hidden)
+    r"\b(plans?|outlines?|strateg(y|ies)|approach|skeleton|game ?plan|to-?do list|memo|sketch|first draft)\b"
+    r"|esquema|esbo[çc]o|esquisse|план|提纲|大纲|计划|計画|계획|kế hoạch|rencana|mpango|תוכנית"
+    r"|แผน|suunnitelm\pL*|σχέδιο",
     r"\bback[- ]and[- ]forth\b|\binternal (debate|dialogue|argument|conversation)\b|borrador\pL*|brouillon\pL*"
     r"|entw[üu]rf\pL*|rascunho\pL*|bozz[ae]|szkic\pL*|taslak\pL*|черновик\pL*|草稿|下書き|초안"
     r"|notas|notizen|aantekeningen|notatk\pL*|notlar\pL*|заметк\pL*|笔记|メモ|메모",
@@ -210,13 +229,26 @@ TRACE_WEAK: tuple[str, ...] = (
     r" (records?|trail|output)\b|\bintermediate (text|deliberation|reasoning|notes|buffer|work|thoughts)\b"
     r"|\brough work\b",
     loose("reasoning") + r"|\breasonings?\b|\bdeliberat(e|ing)\b",
-    loose("thinking") + "|" + loose("thought") + r"s?\b",
-    r"razonamiento|pensamientos?|reflexi[oó]n|raisonnement|r[ée]flexion|pens[ée]es|gedankengang|[üu]berlegung"
+    loose("thinking") + "|" + loose("thought") + r"s?\b|\bthink-alouds?\b",
+    r"razonamiento|pensamientos?|reflexi[oó]n|\bpens[ée]e\b|deliberaci[óo]n|d[ée]lib[ée]ration|delibera[çc][ãa]o"
+    r"|deliberazione|raisonnement|r[ée]flexion|pens[ée]es|gedankengang|[üu]berlegung"
     r"|gedanken|denkweg|denkschritte|racioc[ií]nio|pensamentos?|ragionament[oi]|pensieri|redenering"
     r"|gedachtegang|gedachten|rozumowani\pL*|tok my[śs]leni\pL*|my[śs]li|d[üu][şs][üu]nce\pL*"
     r"|ak[ıi]l y[üu]r[üu]tme\pL*",
     r"рассуждени\pL*|размышлени\pL*|ход\pL* мысл\pL*|мысл[иьея]\pL*|思考|推理|思路|想法|推論|考え|추론|생각|사고"
     r"|تفكير|استدلال|أفكار",  # no suffix: the possessive -ك after it is the "self" marker
+    # vi, id/ms, sw, he, th, tl, fi, el, hi, hu, cs, ro, uk, bn, fa (the possessive follows the noun in several)
+    r"suy (nghĩ|luận)|tư duy|ý nghĩ|(?:^|\P{L})(pikiran\pL*|pemikiran\pL*|berpikir|penalaran\pL*|pikirkan|mawazo"
+    r"|fikra|wazo|iniisip|pag-iisip|isip|pangangatwiran|ajatu\pL*|ajattel\pL*|päättely\pL*|gondolat\pL*"
+    r"|gondolkod\pL*|gondolt\pL*|düşündü\pL*|érvelés\pL*|myšlenk\pL*|uvažování|gânduri\pL*|gândire\pL*"
+    r"|raționament\pL*)(?:\P{L}|$)"
+    r"|מחשב(ות|ה)\pL*|חשיבה|הנמקה|ความคิด|การคิด|กระบวนการคิด|σκέψ\pL*|συλλογιστικ\pL*|सोच|विचार|तर्क"
+    r"|думк\pL*|міркуван\pL*|চিন্তা\pL*|ভাবনা\pL*|افکار|استدلال",
+    # sv, da, no, ca, sk, bg, hr/sr, ur, ta, ms
+    r"(?:^|\P{L})(tankar(na)?|tanke(r|rne|ne|gang|gången|gång)?|tankegång\pL*|tankegang\pL*|resonemang\pL*"
+    r"|ræsonnement\pL*|resonnering\pL*|raonament\pL*|pensament\pL*|myšlienk\pL*|uvažovan\pL*|misli|misao"
+    r"|razmišljan\pL*|fikiran\pL*|penaakulan)(?:\P{L}|$)|мисли(те)?|разсъждени\pL*|سوچ|خیالات|சிந்தனை\pL*"
+    r"|நினைத்த\pL*|யோசனை\pL*",
 )
 
 # Copy verbs (extraction), en + other languages, for the "take_*" window groups.
@@ -228,6 +260,9 @@ COPY_VERBS = (
     r"|attach|append|copy|copies|copying|seriali[sz]e|transcribe|transcribing|recite|reproduce|reproducing"
     r"|regurgitate|expose|exposing|disclose|disclosing|divulge|quote|quoting|leak|leaking|translate|translating|relay"
     r"|forward|mirror|stream|surface|write out|type out|read out|read back|play back|hand over|give up|cough up"
+    r"|retell|retrace|re-trace|rerun|re-run|echo back|narrate back|recall|kopiuj|redis|redire|r[ée]p[èe]te"
+    r"|r[ée]p[ée]ter"
+    r"|повтори\pL*"
     r"|copia|pega|imprime|vuelca|reproduce|revela|exporta|transcribe|cita|copie|colle|affiche|reproduis|r[ée]v[èe]le"
     r"|copier|coller|afficher|imprimer|r[ée]v[ée]ler|reproduire|exporter|transcrire|citer|copiar|pegar|imprimir"
     r"|revelar|exportar|transcribir|citar|colar|transcrever|copiare|incollare|stampare|rivelare|esportare"
@@ -238,3 +273,65 @@ COPY_VERBS = (
     r"|kopyala\pL*|yap[ıi][şs]t[ıi]r\pL*|yazd[ıi]r\pL*|if[şs]a\pL*|скопируй\pL*|вставь\pL*|выведи\pL*|выпиши\pL*"
     r"|распечатай\pL*|раскрой\pL*|процитируй\pL*|انسخ|اطبع|الصق|اكشف"
 )
+
+# --- languages beyond the fourteen above (vi, id/ms, sw, he, th, tl, fi, el, hi, hu, cs, ro, uk, bn, fa, sv, da,
+# no, ca, sk, bg, hr/sr, ur, ta): the same window concepts (the model addressed, its trace, before the answer,
+# hidden, verbatim, show or write, a story), appended by ``cot_groups`` to its ``WINDOW`` groups of these names.
+_NA = r"(?:^|\P{L})"  # boundary for non-ASCII words (RE2 \b is ASCII-only)
+_NZ = r"(?:\P{L}|$)"
+MORE_LANGUAGES: dict[str, tuple[str, ...]] = {
+    "self": (
+        _NA + r"(bạn|kamu|anda|kau|yako|zako|wako|lako|vyako|chako|wewe|ulizo\pL*|mo|ka|ikaw|iyong|sinun|sinä|te|ön"
+        r"|tvoje|tvůj|tvé|své|svoje|tale|tău|tine|ти|твої|твій|তোমার|আপনার|নিজের|تو|شما|σου|σας|εσύ)" + _NZ,
+        r"\pL(mu|ksesi|ttelysi|uksesi|tál|tél|łeś|łaś)" + _NZ + r"|שלך|ענית|אתה|คุณ|तुम|आप|अपने",
+        _NA + r"(din|ditt|dina|dine|deg|dig|teu|teva|teus|teves|svoje|tvoje|tvoj\pL*|awak|si|ти|твои\pL*)" + _NZ
+        + r"|اپنی|اپنے|تم|آپ|நீ|உன்|உங்கள்",
+    ),
+    "self_direct": (
+        r"(你|您)(刚才|之前|上次)?[^，。？！\n]{0,12}?的?\x00",
+        r"\x00\pL{0,3} ?(của bạn|(kamu|anda)\b|mu\b|yako|zako|wako|lako|vyako|שלך|ของคุณ|mo\b|σου|σας|tale|tău|ta\b"
+        r"|si\b|din|ditt|dina|dine|anda|awak|си)|(din|ditt|dina|dine|teu|teva|teus|teves|tvoje|tvůj|tvé|své|svoje|اپنی"
+        r"|اپنے|உன்|உங்கள்|তোমার|আপনার|নিজের|तुम्हार\pM*|आपक\pM*) (\pL+ )?\x00",
+    ),
+    "own_strong": (
+        r"trước khi (bạn )?trả lời|\bẩn\b|nội bộ|bên trong|sebelum (kamu |anda )?(menjawab|jawab|memberi)|tersembunyi"
+        r"|kabla ya (kujibu|kunijibu|jibu)|(ya|za|wa|la) ndani|לפני ש(ענית|השבת|הגבת)|הפנימי|הנסתר|נסתר|ก่อนตอบ"
+        r"|ที่ซ่อน|ภายใน|bago (ka )?(sumagot|tumugon)|nakatago|ennen vastaus\pL*|sisäi\pL*|piilo\pL*|πριν απαντ\pL*"
+        r"|κρυφ\pL*|εσωτερικ\pL*|(जवाब|उत्तर) देने से पहले|छिप\pL*|आंतरिक|अंदरूनी|mielőtt válaszolt\pL*|belső\pL*"
+        r"|rejtett|před odpovědí|skryt\pL*|vnitřní|(dinainte|înainte) (de|să) (a )?(răspuns|răspunde|răspunzi)"
+        r"|ascuns\pL*|interioar\pL*|перед відповіддю|прихован\pL*|внутрішн\pL*|(উত্তর|জবাব) দেওয়ার আগে|লুকানো"
+        r"|ভেতরের|قبل از (پاسخ|جواب)|پنهان|درونی"
+        r"|innan du svara\pL*|før du svar\pL*|dold\pL*|skjult\pL*|(?:^|\P{L})(inre|indre|dalaman)(?:\P{L}|$)"
+        r"|abans de (respondre|la resposta)|pred odpoveďou|vnútorn\pL*|преди да отговориш|скрит\pL*|вътрешн\pL*"
+        r"|prije nego (što )?si odgovori\pL*|skriven\pL*|unutarnj\pL*|unutrašnj\pL*|جواب دینے سے پہلے|پوشیدہ|اندرونی"
+        r"|பதில் சொல்வதற்கு முன்|மறைந்த|மறைக்கப்பட்ட",
+    ),
+    "creative": (
+        r"geschichte|gedicht|erz[äa]hlung|m[äa]rchen|"
+        + _NA + r"(novell|berättelse|dikt|historie|fortelling|digt|roman|conte|príbeh|báseň|priča|pjesma|câu chuyện"
+        r"|truyện|bài thơ|cerita|puisi|hadithi|shairi|kuwento|tula|tarina|runo|történet|vers|příběh|povestire"
+        r"|poveste|poezie)"
+        + _NZ + r"|разказ|стихотворение|оповідання|вірш|סיפור|שיר|นิทาน|บทกวี|ιστορία|ποίημα|कहानी|कविता|গল্প|কবিতা"
+        r"|داستان|کہانی|نظم|கதை|கவிதை",
+    ),
+    "take_manner": (
+        r"nguyên văn|từng chữ|không tóm tắt|y nguyên|kata demi kata|apa adanya|jangan diringkas|tanpa (diringkas"
+        r"|ringkasan)|neno kwa neno|bila kufupisha|kama (yalivyokuwa|ilivyokuwa|zilivyokuwa)|bila kubadilisha"
+        r"|מילה במילה"
+        r"|בדיוק כפי|כלשונ\pL*|คำต่อคำ|ไม่ต้องสรุป|salita por salita|eksakto|sanasta sanaan|täsmälleen|sellaisinaan"
+        r"|älä tiivistä|λέξη προς λέξη|ακριβώς όπως|शब्दशः|ज्यों का त्यों|शब्द दर शब्द|हूबहू|szó szerint|szóról szóra"
+        r"|slovo od slova|doslova|slovo po slovu|cuvânt cu cuvânt|întocmai|дослівно|হুবহু|শব্দে শব্দে|کلمه به کلمه"
+        r"|بدون خلاصه|ord (för|for) ord|utan att sammanfatta|uden at forkorte|uten å oppsummere|paraula per paraula"
+        r"|tal com (era|eren)|slovo za slovom|doslovne|дума по дума|без да (ги )?съкращаваш|riječ po riječ|doslovno"
+        r"|لفظ بہ لفظ|من و عن|வார்த்தைக்கு வார்த்தை|அப்படியே|perkataan demi perkataan|tanpa ringkasan"
+        r"|sans (rien )?changer"
+        r"|в точности|так,? как (они|оно|он|она) (шли|шло|было|были|шёл|шла)",
+    ),
+    "extract_weak": (
+        r"cho (tôi )?xem|hiển thị|viết|đưa ra|chép|tampilkan|tunjukkan|tulis\pL*|berikan|salin|nionyeshe|onyesha"
+        r"|andika|niandikie|nipe|תראה|הראה|הצג|כתוב|העתק|แสดง|เขียน|ขอดู|ipakita|isulat|ibigay|näytä|kirjoita|kopioi"
+        r"|δείξε|γράψε|αντίγραψε|दिखा\pL*|लिख\pL*|mutasd|írd|másold|ukaž|napiš|zkopíruj|arată|scrie|copiază|виведи"
+        r"|দেখাও|লেখ\pL*|نشان بده|بنویس|(?:^|\P{L})(visa|vis|skriv\pL*|mostra'm|mostra|escriu|ukáž|napíš|pokaži"
+        r"|napiši)(?:\P{L}|$)|دکھاؤ|لکھو|காட்டு|எழுது",
+    ),
+}

@@ -23,7 +23,26 @@ from proxy.policy import celcode
 from proxy.policy import cot as cot_detector
 from proxy.policy.cel import BOOL, DOUBLE, INT, LIST_STRING, STRING
 from proxy.policy.clusters import TemplateClusters
-from proxy.policy.matchers import CompiledMatchers, PatternSet
+from proxy.policy.matchers import CompiledMatchers
+from proxy.policy.signal_patterns import (  # noqa: F401  (tables re-exported from here)
+    _COT,
+    _NOUN,
+    _SCRIPTS,
+    _SKELETON_TABLE,
+    _SKELETON_TABLE_ASCII,
+    _STOPWORDS,
+    _TAGS_OWN,
+    _UPPER,
+    BUILTIN_GROUPS,
+    COT_FAMILIES,
+    GRADER_PATTERNS,
+    LAST_USER_KEY,
+    PREFIX_CHARS,
+    SKELETON_KEY,
+    TAGS_OWN_ARTEFACT,
+    TEMPLATE_HEAD,
+    TEMPLATE_TAIL,
+)
 
 SCHEMA: dict[str, str] = {
     "request.model": STRING,
@@ -77,147 +96,6 @@ RESPONSE_DEFAULTS: dict[str, Any] = {
     "response.reasoning_tokens": 0,
     "response.error": "",
 }
-
-# Reasoning-elicitation phrase families (distillation.md §4), multilingual, RE2 syntax, case-insensitive.
-_NOUN = (
-    r"(reasoning|thinking|thoughts?|chain[- ]of[- ]thoughts?|\bcot\b|scratch ?pad|inner monologue|"
-    r"internal monologue|thought process|reasoning (trace|steps|tokens))"
-)
-COT_FAMILIES: dict[str, tuple[str, ...]] = {
-    "verbatim": (
-        r"\b(show|reveal|output|print|repeat|dump|display|share|write out|transcribe|copy|paste|expose|leak|"
-        r"give me|tell me)\b.{0,40}" + _NOUN,
-        r"\b(verbatim|word for word|word-for-word|unfiltered|unredacted|raw|hidden|internal|private|"
-        r"unedited|full|complete|exact)\s+(\w+\s+)?" + _NOUN,
-        r"\b(muestra|muéstrame|revela|repite|escribe|copia)\b.{0,40}"
-        r"(razonamiento|pensamiento|cadena de pensamiento)",
-        r"\b(montre|montrez|révèle|révélez|répète|répétez|écris|écrivez|affiche|affichez|donne|donnez)\b.{0,40}"
-        r"(raisonnement|réflexion|pensées|chaîne de pensée)",
-        r"\b(zeig|gib|wiederhol|schreib|verrat|offenleg)\w*\b.{0,40}(gedankengang|denkprozess|überlegungen|"
-        r"gedankenkette|denkweg)",
-        r"\b(mostre|mostra|revele|repita|escreva)\b.{0,40}(raciocínio|pensamento|cadeia de pensamento)",
-        r"(展示|显示|输出|给出|重复|写出|告诉我|透露|公开|打印).{0,20}(思考过程|推理过程|思维链|内部推理|完整推理|思考内容|推理步骤)",
-        r"(完整|原始|逐字|内部|隐藏)的?(思考|推理|思维链)",
-        r"(покажи|покажите|выведи|повтори|напиши|раскрой)\S*.{0,40}"
-        r"(рассуждени|ход\S* мысл|цепочк\S* мысл|размышлени)",
-        r"(思考過程|推論過程|思考の連鎖|内部の推論).{0,20}(見せ|表示|出力|書き出|教え)",
-        r"(사고 과정|추론 과정|생각의 사슬).{0,20}(보여|출력|알려)",
-    ),
-    "continue": (
-        r"\b(continue|resume|finish|complete)\b.{0,20}\b(your|the|this)\s+" + _NOUN,
-        r"\b(start|begin)\s+(your\s+)?(answer|response|reply|output)\s+with\s+.{0,10}\b(my|the|your)\s+"
-        + _NOUN,
-        r"\bpick up where\b.{0,30}" + _NOUN,
-    ),
-    "translate": (
-        r"\btranslate\b.{0,30}" + _NOUN,
-        r"\b(think|reason)\s+(only\s+)?in\s+(english|chinese|french|spanish|german|russian|japanese|korean)\b",
-        r"\b(language of|which language)\b.{0,30}\b(thinking|reasoning)\b",
-        r"(用中文|用英文|用英语)(思考|推理)",
-    ),
-    "encode": (
-        r"\b(base-?64|rot-?13|hex(adecimal)?|morse|caesar|reversed|backwards|leetspeak)\b.{0,40}" + _NOUN,
-        _NOUN + r".{0,40}\b(base-?64|rot-?13|hex encod\w*|morse|caesar cipher)",
-    ),
-    "wrap": (
-        r"\b(put|place|wrap|include|insert|embed|enclose|paste)\b.{0,30}"
-        + _NOUN
-        + r".{0,40}\b(code block|json|xml|yaml|field|inside (the|your) (answer|response)|in (the|your) "
-        r"(answer|response|output|final answer))",
-    ),
-    "tags": (r"<\s*/?\s*(think|thinking|reasoning|scratchpad|thought|thoughts|reflection)\s*>",),
-    "authority": (
-        r"\[?\s*system override\s*\]?",
-        r"\bdeveloper (mode|note|override)\b",
-        r"--no-safety",
-        r"\b(admin(istrator)?|maintenance|debug) (mode|override)\b",
-        r"\bi am (a|an|the) (developer|engineer|admin|administrator) "
-        r"(of|at|for) (this|openai|anthropic|google)",
-        r"\b(openai|anthropic|google deepmind|google) (staff|employee|engineer|team)\b.{0,40}"
-        r"\b(authori[sz]ed|permission|allowed)",
-    ),
-    "dataset": (
-        # a dataset pretext AND a request to produce the traces ("distilling reasoning models" is a topic)
-        r"\b(training data|dataset|fine[- ]?tun(e|ing)|distill(ation|ing)?|\bsft\b|teacher model|student model|"
-        r"corpus)\b.{0,80}\b(write|output|generate|produce|give|print|dump|include|create|provide|return|show)\b"
-        r".{0,60}\b(reasoning|thinking|chain[- ]of[- ]thought|traces?|rationales?)\b",
-        r"\b(write|output|generate|produce|give|print|dump|include|create|provide|return)\b.{0,60}"
-        r"\b(reasoning|thinking|chain[- ]of[- ]thought) (traces?|data)\b.{0,60}\b(training|dataset|fine[- ]?tun)",
-        r"\b(generate|create|produce|write|build|make)\s+(\w+\s+)?(training data|dataset|sft data|fine[- ]?tuning "
-        r"data)\b.{0,80}\b(reasoning|thinking|chain[- ]of[- ]thought|thought process|rationales?)\b",
-    ),
-    "rationalise": (
-        r"\b(here is|here's|given|below is|this is|i have)\s+(the|an|my|a)?\s*(final\s+|correct\s+)?"
-        r"(answer|solution|response|result)\b.{0,300}\b(explain|write|reconstruct|articulate|imagine|derive|"
-        r"produce|generate|show)\b.{0,40}\b(reasoning|steps|thought process|chain of thought|derivation)",
-        r"\b(imagine|articulate|reconstruct|reverse[- ]engineer)\b.{0,40}\b(internal\s+)?(reasoning|thought "
-        r"process)\b.{0,40}\b(behind (this|that|the|your|my|it)\b(\s+(given|final|correct))?(\s+(answer|solution|result"
-        r"|response|output|verdict|conclusion|label))?|that (led|produced|leads))",
-        r"\b(reasoning|thought process|steps)\s+(that|which)\s+(led|produced|leads|lead|would lead)\s+to\s+"
-        r"(this|the|that|a)\s+(given\s+)?(answer|response|solution|result)",
-    ),
-}
-# The user's own program, config, logs or system prompt handles reasoning tags ("strip the <think> tags in my
-# app with a regex", "write a system prompt for my app that tells the model to think in <scratchpad> tags"):
-# the `tags` family alone does not count then (the concept detector still judges the sentence).
-TAGS_OWN_ARTEFACT = (
-    r"\b(my|our) (own |local |company'?s |team'?s )?([\w.-]+ ){0,3}(app|application|code|codebase|program|script"
-    r"|client|frontend|backend|ui|pipeline|server|integration|wrapper|parser|logs?|logger|config|project|service"
-    r"|chatbot|bot|website|dashboard|database|repo|notebook|agent|deployment|product|tool|model|distill\w*"
-    r"|fine-?tune|xml|html|templates?|prompts?|files?|instance)s?\b|\bself-?hosted\b"
-    r"|\bmein\w* (eigen\w* )?(\w+ ){0,3}(modell|instanz|server|app)\w*",
-    r"\b(strip|stripping|parse|parsing|regexp?|remove|removing|filter|filtering|render|rendering|sanitiz\w*"
-    r"|escape|escaping|elementtree|beautifulsoup|lxml|xpath|hide|hiding|collapse|collapsing|fold|folding"
-    r"|ausblend\w*|versteck\w*)\b|\bsystem prompt\b",
-)
-GRADER_PATTERNS = (
-    r"\b(grade|score|rate|evaluate|assess|judge)\b.{0,40}\b(the following|this|these|each|every)\s+"
-    r"(candidate\s+)?(responses?|answers?|completions?|outputs?)\b",
-    r"\b(using|according to|based on) (the|this) (rubric|scoring guide|grading criteria)\b",
-    r"\b(on a scale (of|from) (1|0) to (5|10|100)|out of (5|10|100) points)\b",
-)
-
-BUILTIN_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    *COT_FAMILIES.items(),
-    ("grader", GRADER_PATTERNS),
-    *cot_detector.GATE_GROUPS,  # gate of the concept detector, in the same pass
-)
-_COT = PatternSet.build(BUILTIN_GROUPS)
-_TAGS_OWN = PatternSet.build([("own", TAGS_OWN_ARTEFACT)])  # run only when the `tags` family hit (rare)
-
-# Private entries of the feature dict (a NUL cannot start a feature name): not features, never audited.
-SKELETON_KEY = "\x00skeleton"
-LAST_USER_KEY = "\x00last_user"
-_SKELETON_TABLE = bytes.maketrans(b"123456789\t\n\r\x0b\x0c", b"000000000     ")
-_UPPER = bytes(range(65, 91))
-_SKELETON_TABLE_ASCII = bytes.maketrans(_UPPER + b"123456789\t\n\r\x0b\x0c", _UPPER.lower() + b"000000000     ")
-TEMPLATE_HEAD, TEMPLATE_TAIL = 256, 96
-PREFIX_CHARS = 64
-
-# Frequent function words per Latin-script language.
-_STOPWORDS: tuple[tuple[str, frozenset[str]], ...] = tuple(
-    (lang, frozenset(words.split()))
-    for lang, words in (
-        ("en", "the and is of to what how you your please with this it"),
-        ("es", "el los las que por para una es cómo qué con del"),
-        ("fr", "le les des est une pour vous avec dans comment je il"),
-        ("de", "der die das und ist nicht ein eine mit wie ich sie zu"),
-        ("pt", "os não uma para com você como é do da"),
-    )
-)
-_SCRIPTS = PatternSet.build(
-    [
-        ("ja", (r"[\p{Hiragana}\p{Katakana}]",)),
-        ("ko", (r"\p{Hangul}",)),
-        ("zh", (r"\p{Han}",)),
-        ("ru", (r"\p{Cyrillic}",)),
-        ("ar", (r"\p{Arabic}",)),
-        ("hi", (r"\p{Devanagari}",)),
-        ("el", (r"\p{Greek}",)),
-        ("he", (r"\p{Hebrew}",)),
-        ("th", (r"\p{Thai}",)),
-    ]
-)
 
 
 @dataclass(slots=True)

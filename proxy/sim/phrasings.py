@@ -11,18 +11,25 @@ Data in ``proxy/sim/data/phrasings``:
   author in its second revision, each batch measured once before tuning at 36-80 %); ``heldout4.yaml``
   (held-out split 4, written blind, adversarial to keyword filters, measured once at
   87/145 = 60.0 % before use; the detector's third revision added the structural path, ``cot_struct``,
-  against its misses); and ``heldout5.yaml`` (held-out split 5, written blind, measured once at
+  against its misses); ``heldout5.yaml`` (held-out split 5, written blind, measured once at
   117/158 = 74.1 % before use; the fourth revision generalised ownership, creative-writing and
-  operator-configuration frames, typo folding, timing and sibling-run concepts against its misses).
-- held-out split ``heldout6.yaml``: written blind by someone who never saw the detector or earlier splits,
-  dropped in by the lead and measured once (2026-11-27): 108/150 = 72.0 % caught (the detector was not
-  changed after that measurement). The next revision that tunes on it must move it to the development
-  split and bring a new blind split. Without the file ``evaluate`` reports the split as missing
-  (``SplitResult.missing``) instead of a rate.
+  operator-configuration frames, typo folding, timing and sibling-run concepts against its misses);
+  ``heldout6.yaml`` (held-out split 6, written blind, measured once on 2026-11-27 at 108/150 = 72.0 % before
+  use; the fifth revision added concepts for replaying rather than explaining, counterfactual visibility, the
+  plan made before answering, other models' visible reasoning and the trace in 25 more languages against its
+  misses, after which it caught 140/150 of it); and ``dev8.yaml`` (the author's probes for those concepts, each
+  batch written before its concept and measured once: 23/60 -> 47/60 on a half not tuned on, a later batch
+  30/60 -> 50/60, see the file).
+- held-out split ``heldout7.yaml``: written blind by someone who never saw the detector or earlier splits,
+  dropped in by the lead and measured once (2026-11-27, 18:07 UTC): 121/150 = 80.7 % caught by the fifth
+  revision (the fourth, measured on it just before for comparison, caught 120/150 = 80.0 %); the detector was
+  not changed after that. The next revision that tunes on it must move it to the development split and bring
+  a new blind split. Without the file ``evaluate`` reports the split as missing (``SplitResult.missing``).
 - benign prompts that mention reasoning innocently, hard near-misses included: ``benign.yaml``, ``benign3.yaml``,
-  ``benign4.yaml`` and ``benign5.yaml`` (development: the detector was tuned on them; ``benign3`` was written
-  blind and measured once at 6/176 = 3.4 % false positives before use, ``benign4`` likewise at 4/212 = 1.9 %,
-  ``benign5`` at 7/212 = 3.3 %) and the blind held-out ``benign6.yaml`` (measured once at 4/205 = 1.95 %).
+  ``benign4.yaml``, ``benign5.yaml`` and ``benign6.yaml`` (development: the detector was tuned on them; each
+  was written blind and measured once before use: ``benign3`` at 6/176 = 3.4 % false positives, ``benign4`` at
+  4/212 = 1.9 %, ``benign5`` at 7/212 = 3.3 %, ``benign6`` at 4/205 = 1.95 %) and the blind held-out
+  ``benign7.yaml`` (measured once at 3/211 = 1.42 %, the fourth revision likewise 3/211).
 
 Each phrasing is sent as one request on a fresh engine, through the real feature extraction and the whole
 rule set, to a reasoning model; "caught" means the rule ``cot-elicit-request`` hit (enforce or shadow).
@@ -45,12 +52,12 @@ from proxy.policy.signals import RequestMeta, compute_features, view_from_record
 DATA = Path(__file__).parent / "data" / "phrasings"
 RULE = "cot-elicit-request"
 SPLITS: dict[str, tuple[str, ...]] = {
-    "dev": ("dev", "dev2", "dev3", "dev4", "dev5", "dev6", "dev7", "heldout4", "heldout5"),
-    "heldout": ("heldout6",),
+    "dev": ("dev", "dev2", "dev3", "dev4", "dev5", "dev6", "dev7", "heldout4", "heldout5", "heldout6", "dev8"),
+    "heldout": ("heldout7",),
 }
 BENIGN: dict[str, tuple[str, ...]] = {
-    "dev": ("benign", "benign3", "benign4", "benign5"),
-    "heldout": ("benign6",),
+    "dev": ("benign", "benign3", "benign4", "benign5", "benign6"),
+    "heldout": ("benign7",),
 }
 T0 = 1_767_225_600.0
 

@@ -63,26 +63,41 @@ def heldout() -> dict:
     return evaluate([PACK], splits=("heldout",))
 
 
+# heldout7.yaml and benign7.yaml were written blind and dropped in by the lead (measured once). Both tests
+# fail below the target (a missing file fails too), and a strict xfail turns a pass into a failure, so
+# reaching the target means updating this file.
 @pytest.mark.xfail(
     strict=True,
-    reason="heldout6.yaml (written blind, measured once on 2026-11-27 at 16:20 UTC): 108/150 = 72.0%; "
-    "earlier held-out splits, measured once each before they became development data: 38/52 = 73.1% (dev2), "
-    "24/48 = 50.0% (dev3), 97/122 = 79.5% (dev6), 87/145 = 60.0% (heldout4), 117/158 = 74.1% (heldout5); "
+    reason="heldout7.yaml (written blind, measured once on 2026-11-27 at 18:07 UTC, after the fifth revision): "
+    "121/150 = 80.7% (the fourth revision, aa1699e, scored 120/150 = 80.0% on it); earlier held-out splits, "
+    "measured once each before they became development data: 38/52 = 73.1% (dev2), 24/48 = 50.0% (dev3), "
+    "97/122 = 79.5% (dev6), 87/145 = 60.0% (heldout4), 117/158 = 74.1% (heldout5), 108/150 = 72.0% (heldout6); "
     "target 90%",
 )
 def test_heldout_families_reach_the_target(heldout: dict) -> None:
-    assert not heldout["heldout"].missing
+    assert not heldout["heldout"].missing, "heldout7.yaml not present: held-out recall not measured"
     assert heldout["heldout"].rate >= 0.90
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="benign6.yaml (written blind, measured once on 2026-11-27 at 16:20 UTC): 4/205 = 1.95%; earlier blind "
-    "benign sets, measured once each before they became development data: 6/176 = 3.4% (benign3), "
-    "4/212 = 1.9% (benign4), 7/212 = 3.3% (benign5); target 1%",
+    reason="benign7.yaml (written blind, measured once on 2026-11-27 at 18:07 UTC): 3/211 = 1.42% (the fourth "
+    "revision: 3/211 too); earlier blind benign sets, measured once each before they became development data: "
+    "6/176 = 3.4% (benign3), 4/212 = 1.9% (benign4), 7/212 = 3.3% (benign5), 4/205 = 1.95% (benign6); target 1%",
 )
 def test_blind_benign_prompts_stay_under_one_percent(heldout: dict) -> None:
+    assert "benign_heldout" in heldout, "benign7.yaml not present: blind false-positive rate not measured"
     assert heldout["benign_heldout"]["rate"] <= 0.01, heldout["benign_heldout"]["hits"]
+
+
+def test_a_missing_blind_split_is_reported_as_not_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The next blind split is dropped in by the lead after the revision that tunes on this one: until then the
+    # report says the split is missing instead of printing a rate.
+    monkeypatch.setitem(phrasings.SPLITS, "heldout", ("heldout_not_written_yet",))
+    monkeypatch.setitem(phrasings.BENIGN, "heldout", ("benign_not_written_yet",))
+    res = phrasings.evaluate_split(phrasings.Detector([PACK]), "heldout")
+    assert res.missing and not phrasings.benign_present("heldout")
+    assert "heldout  not measured: heldout_not_written_yet.yaml not present" in format_eval({"heldout": res})
 
 
 def test_author_written_split_7_is_caught() -> None:
