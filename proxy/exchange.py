@@ -387,13 +387,17 @@ class Exchange:
     @property
     def model(self) -> str | None:
         """The model asked for, without building the full view when nothing else needed it."""
-        if self._model is not None:
-            return self._model or None
-        if self._view is None and self.dialect is not None and self.dialect.name != "gemini":
-            body = self.json
+        m = self._model
+        if m is not None:
+            return m or None
+        dialect = self.dialect
+        if self._view is None and dialect is not None and dialect.name != "gemini":
+            body = self._json
+            if body is None:
+                body = self.json  # (parses the body if nothing did yet)
             m = body.get("model") if isinstance(body, dict) else None
             return m if isinstance(m, str) else None
-        return self.view.model or None if self.dialect is not None else None
+        return self.view.model or None if dialect is not None else None
 
     @property
     def max_tokens(self) -> int | None:

@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import orjson
 from aiohttp import web
+from yarl import URL
 
 from proxy import errors
+from proxy.deadlines import HeaderDeadlines, IdleWatch
 from proxy.errors import ProxyError, Reply
 from proxy.exchange import Event, Exchange
 from proxy.headers import auth_header, client_headers, upstream_headers
 from proxy.sse import Framer, SSEFramer
-from proxy.tasks import Deadline, TimerWheel, timer_wheel
 
 if TYPE_CHECKING:
     from proxy.config import UpstreamSpec
@@ -96,50 +97,56 @@ class Relay:
         self.upstreams = upstreams
         self.chain = chain
         self.mono = clock_mono
-        # (upstream, dialect) -> (spec, header carrying the upstream key)
-        self._auth: dict[tuple[str, str | None], tuple[Any, tuple[str, str] | None]] = {}
-        self._wheel: TimerWheel | None = None
+        # (upstream, dialect, upstream path) -> (spec, header carrying the upstream key, URL without query)
+        self._targets: dict[tuple[str, str | None, str], tuple[Any, tuple[str, str] | None, URL]] = {}
+        self._waiting: HeaderDeadlines | None = None
 
     def start(self) -> None:
-        """Bind to the running loop's timer wheel (``asyncio.get_running_loop()`` makes a ``getpid``
-        system call each time: once at start instead of twice per request)."""
-        self._wheel = timer_wheel()
+        """Bind to the running loop (``asyncio.get_running_loop()`` makes a ``getpid`` system call each
+        time: once at start instead of twice per request)."""
+        self._waiting = HeaderDeadlines(asyncio.get_running_loop())
 
     def stop(self) -> None:
-        self._wheel = None
+        if self._waiting is not None:
+            self._waiting.close()
+        self._waiting = None
 
     async def __call__(self, ex: Exchange, request: web.Request) -> web.StreamResponse:
         spec = ex.route
         assert spec is not None
         session = self.upstreams.sessions[spec.name]
-        url = spec.target(ex.upstream_path, ex.query)
         dialect_name = ex.dialect.name if ex.dialect is not None else None
-        auth_key = (spec.name, dialect_name)
-        hit = self._auth.get(auth_key)
-        if hit is not None and hit[0] is spec:
-            auth = hit[1]
-        else:
-            auth = auth_header(spec, dialect_name)
-            self._auth[auth_key] = (spec, auth)
+        key = (spec.name, dialect_name, ex.upstream_path)
+        hit = self._targets.get(key)
+        if hit is None or hit[0] is not spec:
+            # (the URL parsed here as aiohttp would parse the string: a URL object it takes as is)
+            hit = (spec, auth_header(spec, dialect_name), URL(spec.target(ex.upstream_path)))
+            if len(self._targets) >= 1024:  # paths are client-chosen: bound the cache
+                self._targets.clear()
+            self._targets[key] = hit
+        auth = hit[1]
+        url: URL | str = spec.target(ex.upstream_path, ex.query) if ex.query else hit[2]
         headers = upstream_headers(ex, spec, ex.peer_ip, request.scheme, auth)
-        body = ex.outgoing_body()
+        body = ex.outgoing_body() if ex.body_changed else ex.body
         t = spec.timeouts
         ex.t_upstream = self.mono()
-        # Deadline for the response headers: a wheel entry that cancels this task (cheaper than a
-        # timeout context or a loop timer); it is no longer pending once it fired, which tells its
+        # Deadline for the response headers: an entry that cancels this task when due (cheaper than a
+        # timeout context, a loop timer or a wheel entry); it is gone once it fired, which tells its
         # cancellation apart from a client disconnect.
-        wheel = self._wheel or timer_wheel()
-        task = asyncio.current_task(wheel.loop)
+        waiting = self._waiting
+        if waiting is None:  # (not started: a relay driven without the app, as in some tests)
+            waiting = self._waiting = HeaderDeadlines(asyncio.get_running_loop())
+        task = asyncio.current_task(waiting.loop)
         assert task is not None
-        deadline = wheel.at(wheel.loop.time() + t.connect + t.first_byte, task.cancel)
+        waiting.arm(task, t.connect + t.first_byte)
         try:
             resp = await session.request(
                 ex.method, url, headers=headers, data=body if body else None,
                 allow_redirects=False, compress=None,
             )
         except asyncio.CancelledError as e:
-            if deadline.pending:
-                raise
+            if waiting.disarm(task):
+                raise  # not the deadline: the client went away or the server is stopping
             task.uncancel()
             log.warning("upstream %s timed out before responding (%s)", spec.name, ex.request_id)
             raise ProxyError(errors.UPSTREAM_TIMEOUT, f"upstream '{spec.name}' did not answer in time") from e
@@ -149,9 +156,7 @@ class Relay:
                 errors.UPSTREAM_UNAVAILABLE, f"upstream '{spec.name}' is unavailable ({type(e).__name__})"
             ) from e
         finally:
-            deadline.cancel()
-        # The request is sent: do not hold its bytes and parsed body for the life of a long stream.
-        ex.release_request()
+            waiting.disarm(task)
         body = b""
         ex.t_headers = self.mono()
         try:
@@ -166,13 +171,29 @@ class Relay:
             if dialect is not None and ok:
                 framer = dialect.framer(ex, ctype)
             ex.streaming = framer is not None
-            if self.chain.response_headers:
+            chain = self.chain
+            if (framer is not None or not ok or dialect is None or "json" not in ctype or chain.response
+                    or chain.done or chain.response_headers):
+                # The request is sent: do not hold its bytes and parsed body for the life of a long
+                # stream. (Kept only for a buffered answer no hook looks at, which is short-lived: the
+                # log line then reads the model from the parsed body, cheaper than releasing it.)
+                ex.release_request()
+            if chain.response_headers:
                 reply = await self.chain.run_response_headers(ex)
                 if reply is not None:
                     return await send_reply(ex, request, reply, self.chain, self.rid_header)
             if framer is not None:
                 return await self._relay_stream(ex, request, resp, spec, framer)
             if dialect is not None and ok and "json" in ctype:
+                if not chain.response and not chain.done and resp.content.is_eof():
+                    # The usual answer: complete with its headers and no hook to show it to. Read here
+                    # rather than in ``_relay_buffered``: one coroutine less per request.
+                    try:
+                        raw = await resp.read()
+                    except (aiohttp.ClientError, OSError) as e:
+                        raise ProxyError(errors.UPSTREAM_UNAVAILABLE,
+                                         f"upstream '{spec.name}' broke off the body") from e
+                    return self._usage_later(ex, resp, raw)
                 return await self._relay_buffered(ex, request, resp, spec)
             return await self._relay_raw(ex, request, resp, spec)
         finally:
@@ -193,16 +214,11 @@ class Relay:
         finally:
             if watch is not None:
                 watch.cancel()
-        ex.t_first_byte = self.mono()
-        body = raw
         chain = self.chain
         if not chain.response and not chain.done:
-            # No hook can look at the body or the usage before the response is sent: the app reads
-            # the usage after sending it (``read_body_usage``), off the client's wait.
-            ex.usage_body = raw
-            headers = client_headers(ex, resp.headers, self.rid_header)
-            ex.bytes_out += len(body)
-            return web.Response(status=resp.status, body=body, headers=headers)
+            return self._usage_later(ex, resp, raw)
+        ex.t_first_byte = self.mono()
+        body = raw
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -222,6 +238,14 @@ class Relay:
         out = web.Response(status=resp.status, body=body, headers=headers)
         ex.bytes_out += len(body)
         return out
+
+    def _usage_later(self, ex: Exchange, resp: aiohttp.ClientResponse, raw: bytes) -> web.Response:
+        """The answer for a buffered body no hook can look at before it is sent: the bytes as they came;
+        the app reads the usage after sending it (``read_body_usage``), off the client's wait."""
+        ex.t_first_byte = self.mono()
+        ex.usage_body = raw
+        ex.bytes_out += len(raw)
+        return web.Response(status=resp.status, body=raw, headers=client_headers(ex, resp.headers, self.rid_header))
 
     async def _relay_raw(
         self, ex: Exchange, request: web.Request, resp: aiohttp.ClientResponse, spec: UpstreamSpec
@@ -434,53 +458,6 @@ def read_body_usage(ex: Exchange) -> None:
     usage = ex.dialect.usage(obj)
     if usage is not None:
         ex.usage.merge(usage)
-
-
-class IdleWatch:
-    """Ends a response that has made no progress for ``idle`` seconds, in either direction.
-
-    One wheel deadline per response instead of a timeout context per chunk: ``touch()`` only stores
-    the time; the deadline re-arms itself for the last touch plus ``idle``. On expiry it closes the
-    upstream response, which makes a pending read fail (``fired`` tells that failure apart from a real
-    one). If the client's write buffer is still full at that point, the client has stopped reading: a
-    pending write would wait forever (and hold the upstream), so the client connection is dropped too.
-    """
-
-    __slots__ = ("_deadline", "_loop", "ex", "fired", "idle", "last", "request", "resp")
-
-    def __init__(
-        self, resp: aiohttp.ClientResponse, idle: float, request: web.Request | None = None,
-        ex: Exchange | None = None,
-    ) -> None:
-        wheel = timer_wheel()
-        self._loop = wheel.loop
-        self.resp = resp
-        self.request = request
-        self.ex = ex
-        self.idle = idle
-        self.fired = False
-        self.last = self._loop.time()
-        self._deadline: Deadline = wheel.at(self.last + idle, self._check)
-
-    def touch(self) -> None:
-        self.last = self._loop.time()
-
-    def _check(self) -> None:
-        due = self.last + self.idle
-        if self._loop.time() < due:
-            self._deadline = timer_wheel().at(due, self._check)
-            return
-        self.fired = True
-        transport = self.request.transport if self.request is not None else None
-        if transport is not None and transport.get_write_buffer_size() > 0:
-            if self.ex is not None:
-                self.ex.error_code = errors.CLIENT_TIMEOUT
-                log.warning("client stopped reading for %.0fs; dropping it (%s)", self.idle, self.ex.request_id)
-            transport.abort()
-        self.resp.close()
-
-    def cancel(self) -> None:
-        self._deadline.cancel()
 
 
 def _abort(request: web.Request) -> None:

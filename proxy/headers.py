@@ -57,6 +57,36 @@ def auth_header(spec: UpstreamSpec, dialect: str | None) -> tuple[str, str] | No
 
 _COMPUTE: Any = object()
 
+# What the relay does with a header field, by its name as received. aiohttp hands the common names over
+# as shared constants, so looking the name up here costs less than lower-casing it and testing sets for
+# every field of every message. Names are sender-chosen: each table is bounded.
+_KEEP, _DROP, _CONNECTION, _UPSTREAM_ID, _SERVER = range(5)
+_MAX_KINDS = 512
+_REQUEST_KINDS: dict[str, int] = {}
+_RESPONSE_KINDS: dict[str, dict[str, int]] = {}  # per request-id header name
+
+
+def _kind(table: dict[str, int], name: str, drop: frozenset[str], rid_header: str) -> int:
+    """Classify ``name`` (request fields: ``rid_header`` empty) and remember it in ``table``."""
+    lk = name.lower()
+    if lk == "connection":
+        kind = _CONNECTION
+    elif lk in drop:
+        kind = _DROP
+    elif not rid_header:
+        kind = _KEEP
+    elif lk == "x-request-id":
+        kind = _UPSTREAM_ID
+    elif lk == rid_header:
+        kind = _DROP
+    elif lk == "server":
+        kind = _SERVER
+    else:
+        kind = _KEEP
+    if len(table) < _MAX_KINDS:
+        table[name] = kind
+    return kind
+
 
 def upstream_headers(
     ex: Exchange, spec: UpstreamSpec, peer_ip: str, scheme: str, auth: tuple[str, str] | None = _COMPUTE
@@ -65,17 +95,36 @@ def upstream_headers(
     the upstream key (``auth``, as ``auth_header`` gives it; computed when not passed)."""
     src = ex.headers
     state = ex.state
-    drop: frozenset[str] | set[str] = _REQUEST_SKIP
-    if "Connection" in src:
-        drop = drop | _connection_listed(src)
-    strip = state.get("strip_headers")
-    if strip:
-        drop = drop | strip
-    pairs = [(k, v) for k, v in src.items() if k.lower() not in drop]
-    trusted = state.get("peer_trusted")
-    xff = src.get("X-Forwarded-For") if trusted else None
-    pairs.append(("X-Forwarded-For", f"{xff}, {peer_ip}" if xff else peer_ip))
-    pairs.append(("X-Forwarded-Proto", (src.get("X-Forwarded-Proto") if trusted else None) or scheme))
+    strip = state.get("strip_headers") if state else None
+    pairs: list[tuple[str, str]] | None = None
+    if not strip:
+        # Each field name's fate looked up by the name as received (see ``_kind``); a Connection field
+        # (which may list more fields to drop) sends the request down the general path below.
+        pairs = []
+        kinds = _REQUEST_KINDS
+        for k, v in src.items():
+            kind = kinds.get(k)
+            if kind is None:
+                kind = _kind(kinds, k, _REQUEST_SKIP, "")
+            if kind == _KEEP:
+                pairs.append((k, v))
+            elif kind == _CONNECTION:
+                pairs = None
+                break
+    if pairs is None:
+        drop: frozenset[str] | set[str] = _REQUEST_SKIP
+        if "Connection" in src:
+            drop = drop | _connection_listed(src)
+        if strip:
+            drop = drop | strip
+        pairs = [(k, v) for k, v in src.items() if k.lower() not in drop]
+    if state and state.get("peer_trusted"):
+        xff = src.get("X-Forwarded-For")
+        pairs.append(("X-Forwarded-For", f"{xff}, {peer_ip}" if xff else peer_ip))
+        pairs.append(("X-Forwarded-Proto", src.get("X-Forwarded-Proto") or scheme))
+    else:
+        pairs.append(("X-Forwarded-For", peer_ip))
+        pairs.append(("X-Forwarded-Proto", scheme))
     pairs.append(("X-Distillguard-Request-Id", ex.request_id))
     out: CIMultiDict[str] = CIMultiDict(pairs)
     if spec.headers:
@@ -91,13 +140,41 @@ def upstream_headers(
     return out
 
 
-def client_headers(ex: Exchange, upstream: Any, rid_header: str = "x-request-id") -> CIMultiDict[str]:
+def client_headers(
+    ex: Exchange, upstream: Any, rid_header: str = "x-request-id"
+) -> list[tuple[str, str]] | CIMultiDict[str]:
     """Headers sent to the client: the upstream's minus hop-by-hop, plus the request id and filter headers.
 
-    The upstream's own request id is passed on as ``x-upstream-request-id``."""
-    drop: frozenset[str] | set[str] = _RESPONSE_DROP
-    if "Connection" in upstream:
-        drop = drop | _connection_listed(upstream)
+    The upstream's own request id is passed on as ``x-upstream-request-id``. Without filter headers the
+    fields come as a list of pairs: aiohttp's response builds its own ``CIMultiDict`` from whatever it
+    is given, so a multidict made here would only be copied."""
+    kinds = _RESPONSE_KINDS.get(rid_header)
+    if kinds is None:
+        kinds = _RESPONSE_KINDS[rid_header] = {}
+    pairs: list[tuple[str, str]] = []
+    server = False
+    for k, v in upstream.items():
+        kind = kinds.get(k)
+        if kind is None:
+            kind = _kind(kinds, k, _RESPONSE_DROP, rid_header)
+        if kind == _KEEP:
+            pairs.append((k, v))
+        elif kind == _UPSTREAM_ID:
+            ex.upstream_request_id = v
+            pairs.append(("x-upstream-request-id", v))
+        elif kind == _SERVER:
+            server = True
+            pairs.append((k, v))
+        elif kind == _CONNECTION:
+            return _client_headers_listed(ex, upstream, rid_header)
+    return _finish_client_headers(ex, pairs, server, rid_header)
+
+
+def _client_headers_listed(
+    ex: Exchange, upstream: Any, rid_header: str
+) -> list[tuple[str, str]] | CIMultiDict[str]:
+    """``client_headers`` when the upstream sent a Connection field (which may name more fields to drop)."""
+    drop = _RESPONSE_DROP | _connection_listed(upstream)
     pairs: list[tuple[str, str]] = []
     server = False
     for k, v in upstream.items():
@@ -113,10 +190,18 @@ def client_headers(ex: Exchange, upstream: Any, rid_header: str = "x-request-id"
         if lk == "server":
             server = True
         pairs.append((k, v))
+    return _finish_client_headers(ex, pairs, server, rid_header)
+
+
+def _finish_client_headers(
+    ex: Exchange, pairs: list[tuple[str, str]], server: bool, rid_header: str
+) -> list[tuple[str, str]] | CIMultiDict[str]:
     if not server:
         pairs.append(("Server", "distillguard"))
     pairs.append((rid_header, ex.request_id))
+    if not ex.reply_headers:
+        return pairs
     out: CIMultiDict[str] = CIMultiDict(pairs)
-    for k, v in ex.reply_headers.items():
+    for k, v in ex.reply_headers.items():  # (a filter's header replaces the upstream's)
         out[k] = v
     return out

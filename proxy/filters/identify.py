@@ -9,10 +9,10 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Callable
+from hashlib import sha256
 from typing import TYPE_CHECKING
 
 from proxy import errors
-from proxy.accounts import key_digest
 from proxy.errors import Reply
 from proxy.pipeline import Filter
 
@@ -106,9 +106,16 @@ class IdentifyFilter(Filter):
                     )
                     ex.key_id = None
                     return None
-        key = self._presented_key(ex)
+        # The usual credential, "Authorization: Bearer <key>", read here; anything else through
+        # ``_presented_key`` (same order of precedence: a usable bearer token wins).
+        auth = ex.headers.get("Authorization")
+        key: str | None = None
+        if auth and auth[:7].lower() == "bearer ":
+            key = auth[7:].strip() or None
+        if key is None:
+            key = self._presented_key(ex)
         if key is not None and store is not None:
-            d = key_digest(key)
+            d = "sha256:" + sha256(key.encode("utf-8", "surrogatepass")).hexdigest()  # key_digest, inlined
             account = store.by_digest(d)
             if account is not None:
                 ex.account = account

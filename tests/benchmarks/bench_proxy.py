@@ -12,6 +12,8 @@ filters beyond the default chain, it prints:
 6. RSS after 10k, 50k, 100k requests: flat within noise
 
 Phase 8 adds the default rule pack enforcing (``rules: paths: [rules/default]``): dg with rules / thin >= 0.75.
+Phase 10 (only with ``--only 10``; needs valgrind) counts instructions per request under callgrind, thin and
+distillguard (and ``--compare TREE`` copies) in one run.
 
 Run: ``.venv/bin/python tests/benchmarks/bench_proxy.py [--quick] [--only 1,3] [--json]``
 """
@@ -101,6 +103,7 @@ class Bench:
         self.headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.key}"}
         self.script = common.wrk_script(workdir / "post.lua", common.chat_request(), self.headers)
         self.procs: list[ServerProc] = []
+        self.compare: list[str] = []  # phase 10: other trees to count besides this one
 
     def _log(self, name: str) -> Path:
         return self.dir / f"{name}.log"
@@ -115,23 +118,27 @@ class Bench:
         self.procs.append(p)
         return p
 
+    def dg_config(self, upstream: ServerProc, port: int, tag: str, extra: str = "",
+                  redaction: str = "{trusted: pass, standard: pass, restricted: pass}") -> str:
+        access = f'"{self.dir / (tag + "-access.log")}"' if self.access_log else "off"
+        return (
+            f'server:\n  listen: "127.0.0.1:{port}"\n'
+            f"upstreams:\n  - name: bench\n    url: {upstream.url}\n    max_connections: 20000\n"
+            f'accounts_file: "{self.accounts}"\n'
+            f"logging:\n  level: warning\n  access_log: {access}\n"
+            # Identity on and no other filters (the issue's baseline): no redaction, no hardening.
+            f"redaction:\n  tiers: {redaction}\n  default_mode: pass\n"
+            "hardening:\n  tiers: {trusted: 'off', standard: 'off', restricted: 'off'}\n"
+            "  default_profile: 'off'\n"
+            + extra
+        )
+
     def distillguard(self, upstream: ServerProc, tag: str = "dg", extra: str = "",
                      redaction: str = "{trusted: pass, standard: pass, restricted: pass}") -> ServerProc:
-        access = f'"{self.dir / (tag + "-access.log")}"' if self.access_log else "off"
         cfg = self.dir / f"{tag}.yaml"
 
         def argv(port: int) -> list[str]:
-            cfg.write_text(
-                f'server:\n  listen: "127.0.0.1:{port}"\n'
-                f"upstreams:\n  - name: bench\n    url: {upstream.url}\n    max_connections: 20000\n"
-                f'accounts_file: "{self.accounts}"\n'
-                f"logging:\n  level: warning\n  access_log: {access}\n"
-                # Identity on and no other filters (the issue's baseline): no redaction, no hardening.
-                f"redaction:\n  tiers: {redaction}\n  default_mode: pass\n"
-                "hardening:\n  tiers: {trusted: 'off', standard: 'off', restricted: 'off'}\n"
-                "  default_profile: 'off'\n"
-                + extra
-            )
+            cfg.write_text(self.dg_config(upstream, port, tag, extra, redaction))
             return [sys.executable, "-m", "proxy", "serve", "--config", str(cfg)]
 
         p = common.start_on_free_port(tag, argv, log=self._log(tag))
@@ -462,8 +469,33 @@ async def client_hold(args: argparse.Namespace) -> dict[str, Any]:
     return {"held": len(tasks)}
 
 
+async def client_count(args: argparse.Namespace) -> dict[str, Any]:
+    """Exactly ``--n`` phase-1 requests over ``--streams`` keep-alive connections (a fixed count, so the
+    work counted under callgrind does not depend on how fast the server is)."""
+    body = common.chat_request()
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {args.key}"}
+    session = _client_session(args.streams)
+    left = args.n
+
+    async def worker() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            async with session.post(args.url, data=body, headers=headers) as r:
+                await r.read()
+                if r.status != 200:
+                    raise RuntimeError(f"status {r.status}")
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(args.streams)))
+    finally:
+        await session.close()
+    return {"requests": args.n}
+
+
 CLIENTS: dict[str, Callable[[argparse.Namespace], Any]] = {
     "client-ttfb": client_ttfb, "client-streams": client_streams, "client-hold": client_hold,
+    "client-count": client_count,
 }
 
 
@@ -665,10 +697,69 @@ def phase_configured_streams(b: Bench) -> list[Figure]:
     ]
 
 
+def phase_instructions(b: Bench) -> list[Figure]:
+    """Instructions per request of the proxy process under callgrind (phase 1's request, identity on):
+    thin, distillguard and each ``--compare`` tree (another checkout's folder, put first on PYTHONPATH),
+    all running and counted side by side. Each server gets 300 warm-up requests, then exactly
+    ``CG_REQUESTS`` (8 connections) counted between ``callgrind_control -i on`` and ``-i off``. Deterministic up to the
+    background ticks (timer wheel, log flushes), unlike CPU time on a shared box. Needs valgrind."""
+    import signal
+
+    vg = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-instr=no"]
+    up = b.upstream()
+    servers: list[tuple[str, ServerProc]] = []
+    port = common.free_port()
+    out = b.dir / "cg.thin"
+    servers.append(("thin", common.start_server("thin", [
+        *vg, f"--callgrind-out-file={out}", sys.executable, str(common.HERE / "common.py"), "thin",
+        "--port", str(port), "--upstream", up.url], port, log=b._log("cg-thin"), timeout=300)))
+    for i, tree in enumerate(["", *b.compare]):
+        tag = f"dg{i}"
+        port = common.free_port()
+        cfg = b.dir / f"{tag}.yaml"
+        cfg.write_text(b.dg_config(up, port, tag))
+        env = ["env", f"PYTHONPATH={tree}"] if tree else []
+        servers.append((f"{tree} ({tag})" if tree else "distillguard", common.start_server(tag, [
+            *env, *vg, f"--callgrind-out-file={b.dir / ('cg.' + tag)}", sys.executable, "-m", "proxy",
+            "serve", "--config", str(cfg)], port, log=b._log("cg-" + tag), timeout=300)))
+    b.procs += [p for _, p in servers]
+    per: dict[str, float] = {}
+
+    def count(p: ServerProc) -> None:
+        url = p.url + PATH
+        b.client("client-count", "--url", url, "--n", "300", "--streams", "8")
+        subprocess.run(["callgrind_control", "-i", "on", str(p.pid)], capture_output=True, check=True)
+        b.client("client-count", "--url", url, "--n", str(CG_REQUESTS), "--streams", "8")
+        subprocess.run(["callgrind_control", "-i", "off", str(p.pid)], capture_output=True, check=True)
+
+    # All servers counted at once, so they share whatever else loads the box: work that runs per second
+    # rather than per request (timer ticks, log flushes) then weighs about the same on each.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(servers)) as pool:
+        list(pool.map(count, [p for _, p in servers]))
+    for name, p in servers:
+        p.proc.send_signal(signal.SIGTERM)
+        p.proc.wait(300)
+        assert p.log is not None
+        total = [x for x in p.log.read_text().splitlines() if "Collected" in x][-1].split()[-1]
+        per[name] = int(total) / CG_REQUESTS
+    b.stop(*(p for _, p in servers), up)
+    thin = per.pop("thin")
+    figs = [Figure(10, "instructions per request, thin", thin / 1000, "k", detail=f"{CG_REQUESTS} requests")]
+    for name, v in per.items():
+        figs.append(Figure(10, f"instructions per request, {name}", v / 1000, "k",
+                           detail=f"thin/dg {thin / v:.3f}"))
+    return figs
+
+
+CG_REQUESTS = 1500
+
+
 PHASES: dict[int, Callable[..., list[Figure]]] = {
     1: phase_throughput, 2: phase_latency, 3: phase_ttfb, 4: phase_cpu,
     5: phase_streams_memory, 6: phase_memory_flat, 7: phase_limits, 8: phase_rules,
-    9: phase_configured_streams,
+    9: phase_configured_streams, 10: phase_instructions,
 }
 
 
@@ -683,6 +774,8 @@ def main() -> int:
     p.add_argument("--rounds", type=int, help="interleaved rounds for phases 1, 2 and 4")
     p.add_argument("--no-access-log", action="store_true", help="run distillguard with access_log: off")
     p.add_argument("--keep", action="store_true", help="keep the scratch folder (configs, server logs)")
+    p.add_argument("--compare", action="append", default=[], metavar="TREE",
+                   help="phase 10: also count a distillguard from TREE (a folder holding proxy/)")
     args = p.parse_args()
     if shutil.which("wrk") is None and not Path("/usr/bin/wrk").exists():
         print("wrk is required (apt-get install wrk)", file=sys.stderr)
@@ -691,9 +784,11 @@ def main() -> int:
     sizes = QUICK if args.quick else FULL
     if args.rounds:
         sizes.rounds = args.rounds
-    only = sorted({int(x) for x in args.only.split(",") if x.strip()}) or sorted(PHASES)
+    # Phase 10 (callgrind) runs only when asked for: it needs valgrind.
+    only = sorted({int(x) for x in args.only.split(",") if x.strip()}) or sorted(n for n in PHASES if n != 10)
     workdir = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
     b = Bench(sizes, workdir, access_log=not args.no_access_log)
+    b.compare = args.compare
     figs: list[Figure] = []
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     t0 = time.monotonic()
