@@ -65,6 +65,7 @@ class ShapeFilter(Filter):
         throttle_scopes: Sequence[str] = ("account", "key"),
         fail_open: bool = True,
         sweep_interval: float = 30.0,
+        fast_path: bool = True,
     ) -> None:
         self.metrics = ShapeMetrics(registry)
         if backend is None:
@@ -74,7 +75,7 @@ class ShapeFilter(Filter):
         self.backend = backend
         self.clock = clock
         self.shaper = Shaper(limits, backend, clock=clock, metrics=self.metrics, sleep=sleep,
-                             throttle_scopes=throttle_scopes, fail_open=fail_open)
+                             throttle_scopes=throttle_scopes, fail_open=fail_open, fast_path=fast_path)
         self.sweep_interval = sweep_interval
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -123,6 +124,9 @@ class ShapeFilter(Filter):
         if st is None:
             st = ShapeState(shaper)
             ex.state["shape"] = st
+            fast = shaper.fast
+            if fast is not None and fast.admit(ex, st):  # the common case, fused (``proxy.shaping.fast``)
+                return None
             if shaper.admit_now(ex, st):  # the common case, without a coroutine on the embedded backend
                 if st.results is not None:
                     shaper.write_headers(ex, st)
@@ -196,7 +200,11 @@ class ShapeFilter(Filter):
         """Always: release concurrency leases, reconcile token reservations with real usage (the
         app has merged the response's usage into ``ex.usage``, streamed or buffered)."""
         st: ShapeState | None = ex.state.get("shape")
-        if st is not None and not self.shaper.finish_now(st, ex):
+        if st is None:
+            return
+        if st.fast:
+            self.shaper.fast.finish(st, ex)  # type: ignore[union-attr]
+        elif not self.shaper.finish_now(st, ex):
             await self.shaper.finish(st, ex)
 
     # -- for the relay and for rule actions ------------------------------------------------------

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from proxy.clock import SYSTEM_CLOCK, Clock
+from proxy.shaping.fast import FastPath
 from proxy.shaping.headers import HeaderPlan, retry_after
 from proxy.shaping.metrics import ShapeMetrics
 from proxy.shaping.queue import DelayQueues, Sleep
@@ -72,7 +73,10 @@ class Shaper:
         sleep: Sleep = asyncio.sleep,
         throttle_scopes: Sequence[str] = ("account", "key"),
         fail_open: bool = True,
+        fast_path: bool = True,
     ) -> None:
+        """``fast_path``: on a ``MemoryBackend``, serve the common case through ``proxy.shaping.fast``
+        (``fast`` is None when off or when the limits need the general path)."""
         self.backend = backend
         self.clock = clock
         # the system clock read without its method's frame (an injected clock is always asked)
@@ -109,6 +113,7 @@ class Shaper:
         # header plans by the set (bit mask) of limits a request applied
         self._header_plans: dict[int, HeaderPlan | None] = {}
         self._all_mask = (1 << len(self.limits)) - 1
+        self.fast = FastPath.build(self) if fast_path else None
 
     # -- admission --------------------------------------------------------------------------------
 
@@ -209,7 +214,8 @@ class Shaper:
         else:
             mult_keys = ()
         ops: list[Op] = []
-        plan = st.plan
+        plan: list[tuple[CompiledLimit, str, float]] = []
+        st.plan = plan
         leases = None
         max_tokens: Any = _UNBUILT  # read once, for the first token limit that needs it
         built: list[str | None] = self._unbuilt.copy()  # per distinct scope: limits sharing it build once
@@ -395,6 +401,9 @@ class Shaper:
     def finish_now(self, st: ShapeState, ex: Exchange) -> bool:
         """``finish`` without a coroutine on the embedded backend; False when ``finish`` must run."""
         if st.done:
+            return True
+        if st.fast:
+            self.fast.finish(st, ex)  # type: ignore[union-attr]
             return True
         sync = self._apply_sync
         if sync is None and (st.leases or st.charges):

@@ -58,10 +58,12 @@ class ShapeState:
     input_estimate = 0
     part: LimitsPart | None = None  # the ops sent with the rules in one call (``proxy.shaping.remote``)
     local = False  # that call failed: plan again and apply on the local fallback, not the store
+    fast = False  # admitted by ``proxy.shaping.fast`` (settled there too)
+
+    plan: list[tuple[CompiledLimit, str, float]] = _NONE  # set by ``Shaper._plan``
 
     def __init__(self, shaper: Shaper) -> None:
         self.shaper = shaper
-        self.plan: list[tuple[CompiledLimit, str, float]] = []
 
     def note_usage(self, u: Usage) -> None:
         if self.usage is None:

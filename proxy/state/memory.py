@@ -1,10 +1,13 @@
 """The embedded state backend: one dict in this process, LRU-bounded, idle keys dropped.
 
 Values by kind: a GCRA cell is a bare ``float`` (its TAT; idle once TAT <= now, ~60 B plus the key);
-a concurrency key is a ``_Leases`` dict lease -> expiry (dropped when empty); a multiplier is a ``tuple``
+a concurrency key is a ``Leases`` dict lease -> expiry (dropped when empty); a multiplier is a ``tuple``
 (factor, until, recover). The dict's insertion order is the LRU order: a touch re-inserts the key at
 the end, eviction pops from the front. Everything runs synchronously inside ``apply`` (no awaits), so
 a batch is atomic with respect to other coroutines.
+
+``proxy.shaping.fast`` (the shaper's fused fast path) reads and writes ``_d`` the same way ``apply_now``
+does, using ``_base``, ``max_keys``, ``_evict`` and ``_rollback``: keep it in step with changes here.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from proxy.state.base import (
     multiplier_at,
 )
 
-_MISSING: Any = object()
+MISSING: Any = object()  # an absent key (also in the undo log entries of ``proxy.shaping.fast``)
 _INF = float("inf")
 _EPS = 1e-6  # conforming a microsecond early is harmless; it absorbs float rounding
 
@@ -111,8 +114,8 @@ class MemoryBackend:
                     results.append(DONE)
                 elif kind == ADJUST:  # token reconciliation (``_adjust``, inlined)
                     _, key, interval, _, units = op
-                    tat = d.pop(key, _MISSING)
-                    if tat is _MISSING or tat < now:
+                    tat = d.pop(key, MISSING)
+                    if tat is MISSING or tat < now:
                         tat = now
                     tat += units * interval
                     if tat > now:
@@ -139,8 +142,8 @@ class MemoryBackend:
                     # ``_gcra`` inlined for the usual op (one call less per limit per request); the
                     # Redis contract test compares both paths against the Lua script.
                     _, key, interval, capacity, cost, max_wait, _, _, _ = op
-                    old = d.pop(key, _MISSING)
-                    tat = now if old is _MISSING or old < now else old
+                    old = d.pop(key, MISSING)
+                    tat = now if old is MISSING or old < now else old
                     span = capacity * interval
                     new_tat = tat + cost * interval
                     wait = new_tat - span - now
@@ -163,7 +166,7 @@ class MemoryBackend:
                 leases = d.get(key)
                 if leases is None and limit >= 1:  # ``_acquire`` inlined for the usual cases: a new key
                     exp = now + ttl
-                    leases = d[key] = _Leases()
+                    leases = d[key] = Leases()
                     leases.first_exp = exp
                     leases[lease] = exp
                     undo.append((key, lease, None))
@@ -220,7 +223,7 @@ class MemoryBackend:
         for key, lease, old in reversed(undo):
             if lease is None:  # a GCRA cell
                 d.pop(key, None)
-                if old is not _MISSING:
+                if old is not MISSING:
                     d[key] = old
                 continue
             leases = d.get(key)
@@ -239,9 +242,9 @@ class MemoryBackend:
         """``undo``: a list (write, logging the old value), False (write, no log) or None (dry run)."""
         _, key, interval, capacity, cost, max_wait, mk, commit, _ = op
         d = self._d
-        tat = d.pop(key, _MISSING)
+        tat = d.pop(key, MISSING)
         old = tat
-        if tat is _MISSING or tat < now:
+        if tat is MISSING or tat < now:
             tat = now
         f = 1.0
         if mk and self.may_have_multipliers:
@@ -277,8 +280,8 @@ class MemoryBackend:
     def _adjust(self, op: Op, now: float) -> None:
         _, key, interval, _, units = op
         d = self._d
-        tat = d.pop(key, _MISSING)
-        if tat is _MISSING or tat < now:
+        tat = d.pop(key, MISSING)
+        if tat is MISSING or tat < now:
             tat = now
         tat += units * interval
         if tat > now:
@@ -291,7 +294,8 @@ class MemoryBackend:
         d = self._d
         leases = d.pop(key, None)
         if leases is None:
-            leases = _Leases()
+            leases = Leases()
+            leases.first_exp = _INF
         elif leases.first_exp <= now:
             leases.purge(now)
         held = len(leases)
@@ -361,15 +365,13 @@ class MemoryBackend:
         return len(dead)
 
 
-class _Leases(dict[str, float]):
+class Leases(dict[str, float]):
     """The leases of one concurrency key: lease -> expiry, plus a lower bound of the earliest expiry
     (checking one float per acquire instead of scanning every lease; a scan only once one expired)."""
 
-    __slots__ = ("first_exp",)
+    __slots__ = ("first_exp",)  # set by whoever creates one (no ``__init__``: a Python frame per new key)
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.first_exp = _INF
+    first_exp: float
 
     def purge(self, now: float) -> None:
         dead = [k for k, exp in self.items() if exp <= now]
@@ -381,7 +383,7 @@ class _Leases(dict[str, float]):
 def _idle(v: Any, now: float) -> bool:
     if type(v) is float:
         return v <= now
-    if type(v) is _Leases:
+    if type(v) is Leases:
         return all(exp <= now for exp in v.values())
     if type(v) is tuple:
         return v[1] + v[2] <= now

@@ -3,7 +3,9 @@
 Prints µs (process CPU time, best of 3 runs) per decision for: one GCRA op on the backend; one
 decision + finish with 1 and with 3 limits (requests + tokens + concurrency) on a pool of Exchanges
 whose accounts cycle over 100k keys, called the way the shape filter calls them (``admit_now``, then
-``admit`` only if that did not decide; ``finish_now``); and the reject path. Target: <= 5 µs per limit.
+``admit`` only if that did not decide; ``finish_now``; the general path, and with 3 limits also the fused
+fast path of ``proxy.shaping.fast`` tried first, whose figure includes writing the limit headers); and
+the reject path. Target: <= 5 µs per limit.
 Then the whole filter per request as the proxy runs it (``on_request`` with the limit headers written
 into the response headers, ``on_done``) with bench_proxy's phase-7 limits, against the same loop
 without the filter: the in-process part of phase 7's budget (~15 µs for three limits).
@@ -76,19 +78,24 @@ def bench_backend() -> None:
           f"({cur / KEYS:.0f} B state + {key_bytes:.0f} B key string)")
 
 
-async def bench_shaper(n_limits: int, reject: bool = False, repeat: int = 3) -> None:
-    """Best of ``repeat`` runs (the machine is shared: the minimum is the least disturbed figure)."""
-    best = min([await _run_shaper(n_limits, reject) for _ in range(repeat)], key=sum)
+async def bench_shaper(n_limits: int, reject: bool = False, repeat: int = 3, fast: bool | None = None) -> None:
+    """Best of ``repeat`` runs (the machine is shared: the minimum is the least disturbed figure).
+    ``fast`` (True or False): the limit headers are written too, as the shape filter does, on the fused
+    fast path tried first (True) or on the general path only (False)."""
+    best = min([await _run_shaper(n_limits, reject, fast) for _ in range(repeat)], key=sum)
     a, f = best
     label = "reject path, 1 limit" if reject else f"{n_limits} limit(s)"
+    if fast is not None:
+        label += " + headers, " + ("fast" if fast else "general")
     print(f"shaper {label:29s} : admit {a:6.2f} µs ({a / n_limits:5.2f} per limit), "
           f"finish {f:5.2f} µs, total {(a + f) / n_limits:5.2f} µs per limit")
 
 
-async def _run_shaper(n_limits: int, reject: bool) -> tuple[float, float]:
+async def _run_shaper(n_limits: int, reject: bool, fast: bool | None = None) -> tuple[float, float]:
     specs = parse_limits(LIMITS[:n_limits] if not reject else
                          [{"name": "tight", "scope": ["account"], "requests": {"rate": "1/h"}}])
-    shaper = Shaper(specs, MemoryBackend(), clock=Clock())
+    shaper = Shaper(specs, MemoryBackend(), clock=Clock(), fast_path=bool(fast))
+    fp = shaper.fast
     accounts = [Account(id=f"acct_{i:08d}", tier="standard") for i in range(KEYS)]
     msgs = [{"role": "user", "content": "hi"}]
     body = orjson.dumps({"model": "gpt-x", "max_tokens": 256, "messages": msgs})
@@ -111,7 +118,12 @@ async def _run_shaper(n_limits: int, reject: bool) -> tuple[float, float]:
         ex.account = acct
         t0 = clock()
         st = ShapeState(shaper)
-        if not shaper.admit_now(ex, st):
+        if fp is not None and fp.admit(ex, st):  # headers written
+            pass
+        elif shaper.admit_now(ex, st):
+            if fast is not None:
+                shaper.write_headers(ex, st)
+        else:
             await shaper.admit(ex, st)
         t1 = clock()
         if not shaper.finish_now(st, ex):
@@ -267,8 +279,9 @@ def proxy_instructions(seconds: int = 10) -> None:
 
 def filter_loop(mode: str, n: int) -> None:
     """``bench_filter``'s loop, ``n`` requests after 200 warm-up ones, with bench_proxy's phase-7 limits
-    (``mode`` "three") or without the filter ("none"); the hooks are driven without an event loop (on
-    the memory backend they never await). Run by ``filter_instructions`` under callgrind."""
+    (``mode`` "three") or without the filter ("none"); each request's coroutine is driven without an
+    event loop (on the memory backend the hooks never await). Run by ``filter_instructions`` under
+    callgrind."""
     from multidict import CIMultiDict
 
     from proxy.filters.shape import ShapeFilter
@@ -291,6 +304,16 @@ def filter_loop(mode: str, n: int) -> None:
             return
         raise RuntimeError("a shape hook awaited on the memory backend")
 
+    async def request(ex: Exchange) -> None:
+        """One request's part of the app's handler coroutine: the hooks are awaited in it, as the
+        chain awaits them (an awaited coroutine that returns costs no StopIteration)."""
+        if f is not None:
+            await f.on_request(ex)
+        client_headers(ex, upstream)
+        if f is not None:
+            ex.usage.input, ex.usage.output = 240, 100  # the upstream's usage: tokens are reconciled
+            await f.on_done(ex)
+
     def run(k: int) -> None:
         for _ in range(k):
             ex = Exchange(path="/v1/chat/completions", body=body, dialect=dialect, headers={})
@@ -298,12 +321,7 @@ def filter_loop(mode: str, n: int) -> None:
             ex.key_id = "k1"
             ex.status = 200
             _ = ex.json
-            if f is not None:
-                drive(f.on_request(ex))
-            client_headers(ex, upstream)
-            if f is not None:
-                ex.usage.input, ex.usage.output = 240, 100  # the upstream's usage: tokens are reconciled
-                drive(f.on_done(ex))
+            drive(request(ex))
 
     run(200)
     run(n)
@@ -335,6 +353,8 @@ async def main() -> None:
     bench_backend()
     await bench_shaper(1)
     await bench_shaper(3)
+    await bench_shaper(3, fast=False)
+    await bench_shaper(3, fast=True)
     await bench_shaper(1, reject=True)
     await bench_filter()
 
