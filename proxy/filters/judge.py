@@ -227,7 +227,10 @@ class JudgeFilter(Filter):
         if verdict.actions:
             self.metrics.count_actions(verdict.actions)
         feats = ex.features
-        feats.update(ctx)
+        if feats:
+            feats.update(ctx)
+        else:  # the usual case: a copy of a dict is one block copy, ``update`` one insert per key
+            feats = ex.features = ctx.copy()
         for private in PRIVATE_KEYS:  # the masked skeleton and the last user turn stay in ctx only
             feats.pop(private, None)
         ex.state[self.name] = (now, ctx, verdict)
@@ -258,11 +261,13 @@ class JudgeFilter(Filter):
     @staticmethod
     def apply(ex: Exchange, verdict: Verdict) -> None:
         """Merge the verdict into the exchange: controls (strictest wins), tags, one decision entry."""
-        for name, value in verdict.controls.items():
-            kind = _KIND_OF_CONTROL.get(name)
-            if kind is not None:
-                merge_control(ex.controls, kind, value)
-        ex.tags |= verdict.tags
+        if verdict.controls:
+            for name, value in verdict.controls.items():
+                kind = _KIND_OF_CONTROL.get(name)
+                if kind is not None:
+                    merge_control(ex.controls, kind, value)
+        if verdict.tags:  # ``ex.tags`` makes its set on first use: only when there is something to add
+            ex.tags |= verdict.tags
         if verdict.hits or verdict.actions or verdict.block is not None:
             ex.decisions.append(
                 {
@@ -281,6 +286,8 @@ class JudgeFilter(Filter):
             return
         _, ctx, verdict = st
         self.observe_template(ctx)
+        if self.audit is None and not self.engine.ruleset.response_rules:
+            return  # nothing reads the outcome: no response rules, no audit record
         now = self.clock.now()
         u = ex.usage
         response = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from proxy.policy.spec import REDACTION_MODES, SCOPES, ActionSpec
@@ -37,16 +37,26 @@ class Hit:
     values: dict[str, float]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Verdict:
-    hits: list[Hit] = field(default_factory=list)
-    actions: list[dict[str, Any]] = field(default_factory=list)  # taken (or, shadow, would-be) this request
-    controls: dict[str, Any] = field(default_factory=dict)
-    tags: set[str] = field(default_factory=set)
-    scores: dict[str, float] = field(default_factory=dict)
-    block: Active | None = None
-    alerts: list[dict[str, Any]] = field(default_factory=list)
-    errors: int = 0
+    hits: list[Hit]
+    actions: list[dict[str, Any]]  # taken (or, shadow, would-be) this request
+    controls: dict[str, Any]
+    tags: set[str]
+    scores: dict[str, float]
+    block: Active | None
+    alerts: list[dict[str, Any]]
+    errors: int
+
+    def __init__(self) -> None:  # one per request: literals, not the dataclass's default factories
+        self.hits = []
+        self.actions = []
+        self.controls = {}
+        self.tags = set()
+        self.scores = {}
+        self.block = None
+        self.alerts = []
+        self.errors = 0
 
     @property
     def hit_ids(self) -> list[str]:

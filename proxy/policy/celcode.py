@@ -79,17 +79,25 @@ def _num(t: str) -> bool:
 class _Gen:
     """Source generation for one expression; constants collected into ``ns``."""
 
-    def __init__(self, env: Env) -> None:
+    def __init__(self, env: Env, shared: Shared | None = None) -> None:
         self.env = env
         self.ns: dict[str, Any] = {"__builtins__": {}, **_HELPERS}
+        self.shared = shared
+        self.reads: set[str] = set()  # feature names the expression being generated reads
 
     def const(self, v: Any) -> str:
         if isinstance(v, bool) or v is None:
             return repr(v)
         if isinstance(v, int) or (isinstance(v, float) and math.isfinite(v)):
             return f"({v!r})"
+        sh = self.shared
+        key = (type(v), v)
+        if sh is not None and key in sh.consts:  # one name per value: equal macros get equal source
+            return sh.consts[key]
         name = f"_k{len(self.ns)}"
         self.ns[name] = v
+        if sh is not None:
+            sh.consts[key] = name
         return name
 
     def gen(self, n: Node, expanding: frozenset[str]) -> tuple[str, str]:
@@ -151,6 +159,7 @@ class _Gen:
         if name in env.features:
             if env.refs is not None:
                 env.refs.add(name)
+            self.reads.add(name)
             if name in LAZY:
                 return f"_lazy(c, {name!r})", env.features[name]
             return f"c[{name!r}]", env.features[name]
@@ -163,9 +172,27 @@ class _Gen:
         if name in env.macros:
             if name in expanding:
                 raise CelError(f"macro {name!r} refers to itself", n.col)
-            return self.gen(env.macros[name], expanding | {name})
+            outer, self.reads = self.reads, set()
+            try:
+                src, typ = self.gen(env.macros[name], expanding | {name})
+                return self.memo(src), typ
+            finally:
+                outer |= self.reads
+                self.reads = outer
         options = [*env.features, *env.macros, *(f"lists.{x}" for x in env.lists)]
         raise CelError(f"unknown name {name!r}{suggest(name, options)}", n.col)
+
+    def memo(self, src: str) -> str:
+        """With ``shared.memo``, a macro is computed once per run of the generated function, in a local
+        (``_mN``, initialised to ``_U`` by the caller), unless it reads what a run changes (``agg.*``,
+        ``score.*``). A macro that raises stays unset, so each rule reading it raises again, as before."""
+        sh = self.shared
+        if sh is None or not sh.memo_on or any(r.startswith(VOLATILE) for r in self.reads):
+            return src
+        var = sh.memo.get(src)
+        if var is None:
+            var = sh.memo[src] = f"_m{len(sh.memo)}"
+        return f"({var} if {var} is not _U else ({var} := {src}))"
 
     def binary(self, n: Node, expanding: frozenset[str]) -> tuple[str, str]:
         op = n.value
@@ -267,16 +294,38 @@ def compile_node(n: Node, env: Env) -> tuple[Fn, str]:
     return fn, typ
 
 
+VOLATILE = ("agg.", "score.")  # features a rule program writes while it runs
+
+
+class Shared:
+    """What the expressions of one generated function share: one name per constant value and, with
+    ``memo_on``, one local per macro (``memo``: macro source -> local name; the function starts with
+    ``_m0 = _m1 = ... = _U``, see ``memo_init``)."""
+
+    def __init__(self, memo: bool = True) -> None:
+        self.consts: dict[tuple[type, Any], str] = {}
+        self.memo: dict[str, str] = {}
+        self.memo_on = memo
+
+    def memo_init(self) -> str:
+        """The statement that initialises the macro locals (empty when there are none)."""
+        return " = ".join([*self.memo.values(), "_U"]) if self.memo else ""
+
+
+_UNSET = object()
+
+
 def namespace() -> dict[str, Any]:
     """A namespace for generated code: the helpers, no builtins (``expr_source`` adds constants to it)."""
-    return {"__builtins__": {}, **_HELPERS}
+    return {"__builtins__": {}, **_HELPERS, "_U": _UNSET}
 
 
-def expr_source(src: str, env: Env, ns: dict[str, Any]) -> str:
+def expr_source(src: str, env: Env, ns: dict[str, Any], shared: Shared | None = None) -> str:
     """The Python source of an expression that compiled before (in ``env``), as in ``compile_node``, with
     its constants bound in ``ns``: several expressions can share one generated function
-    (``proxy.policy.engine``'s rule programs). Raises ``CelError`` as ``compile_expr`` does."""
-    g = _Gen(env)
+    (``proxy.policy.engine``'s rule programs), and with ``shared`` their constants and macro values.
+    Raises ``CelError`` as ``compile_expr`` does."""
+    g = _Gen(env, shared)
     g.ns = ns
     return g.gen(parse(src), frozenset())[0]
 

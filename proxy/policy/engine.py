@@ -46,20 +46,23 @@ _Pending = tuple[CompiledRule, Any, int, bool]
 Program = Callable[[dict[str, Any], float, MemoryRuleStore, Verdict, Any, Any], int]
 
 
-def _program(rules: tuple[CompiledRule, ...], fill_scores: bool) -> Program:
+def _program(rules: tuple[CompiledRule, ...], fill_scores: bool, memo: bool = True) -> Program:
     """Rules in order, each: ``when``; the key (none: skip); every aggregate's input then push; the
     threshold; a runtime error counts as an error of the rule (no hit); a hit is recorded after. With
     ``fill_scores`` the scores are read into ``ctx`` before the first rule that reads them. Conditions,
     inputs and thresholds are inlined (``celcode.expr_source``: the same code as their compiled functions),
-    so a rule costs no call until its window is pushed."""
+    so a rule costs no call until its window is pushed; with ``memo`` a macro several rules use (the
+    default pack's ``cot_elicit``, ``wants_reasoning``, ...) is computed once per request, when a rule
+    first reaches it (``celcode.Shared``)."""
     ns = celcode.namespace()
     ns["_E"] = _ERRORS
+    shared = celcode.Shared(memo)
     out = ["def run(c, now, store, v, hit, err):", "    windows = store.windows", "    filled = -1"]
 
     def code(e: Expr | None, env: Any, name: str, fn: Any) -> str:
         if e is not None:
             with contextlib.suppress(CelError):  # it compiled once already
-                return "(" + celcode.expr_source(e.src, env, ns) + ")"
+                return "(" + celcode.expr_source(e.src, env, ns, shared) + ")"
         ns[name] = fn  # pragma: no cover - the compiled function instead
         return f"{name}(c)"
 
@@ -91,6 +94,8 @@ def _program(rules: tuple[CompiledRule, ...], fill_scores: bool) -> Program:
         out += ["    except _E:", f"        err(_r{i}, v)",
                 "    if h:", f"        hit(_r{i}, k, {{{values}}}, c, now, v, store)"]
     out.append("    return filled")
+    if shared.memo:
+        out.insert(1, "    " + shared.memo_init())
     exec(compile("\n".join(out), "<rules>", "exec"), ns)  # source built above from checked expressions
     run: Program = ns["run"]
     return run

@@ -8,10 +8,14 @@ end; ``ewma`` is time-decayed with a half-life; ``interarrival`` keeps the last 
 value, ``read(state, now)`` reads without adding. The Redis rule store (``proxy.policy.store_redis``)
 mirrors these operations in ``proxy/state/lua/rules.lua``.
 
-State is allocated as it is needed, so an account seen a few times costs little: a ring holds only its
-total until events fall in a second bucket, the gaps array grows to ``samples``, and a distinct set of
-up to ``SMALL_DISTINCT`` values is one flat list (an ``OrderedDict`` beyond). Each kind's ``push`` is a
-method of its own, bound once (``Aggregate.push``), so the hot path does not dispatch on the kind.
+Each state is as few objects as it can be, so per-account state stays small (``bench_rules.py``'s memory
+figures): a ring or a ratio is one flat uint32 array (header and slots; only its total and head until
+events fall in a second bucket), the gaps of ``interarrival`` and their running sums one array('d')
+that grows to ``samples``, and a distinct set of up to ``SMALL_DISTINCT`` values one flat list of values
+then sighting times (an ``OrderedDict`` beyond; the times are the requests' ``now`` objects, one per
+request whichever sets it updates). No ring or gaps state holds a float or int object of its own.
+Each kind's ``push`` is a method of its own, bound once (``Aggregate.push``), so the hot path does not
+dispatch on the kind.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from proxy.policy.spec import AggregateSpec
 
@@ -29,110 +33,171 @@ Fn = Callable[[Mapping[str, Any]], Any]
 SMALL_DISTINCT = 8  # values kept in a flat list; more move to an OrderedDict
 
 _ZEROS: dict[tuple[str, int], array[Any]] = {}
+if TYPE_CHECKING:
+    _Array = array[Any]
+else:
+    _Array = array  # states are flat arrays, one object each (``array`` is generic to mypy only)
+MASK = 0xFFFFFFFF  # bucket indexes are kept modulo 2**32 (uint32 slots) and compared by their difference
+HALF = 1 << 31
 
 
 def _zeros(typecode: str, n: int) -> array[Any]:
     zero = _ZEROS.get((typecode, n))
     if zero is None:
         zero = _ZEROS[(typecode, n)] = array(typecode, bytes(n * array(typecode).itemsize))
-    return zero[:]
+    return zero
 
 
-def _shift(slots: Any, total: float, last: int, idx: int, typecode: str) -> tuple[Any, float]:
-    """One series of a ring moved on from bucket ``last`` to ``idx`` (> ``last``): its slots and total."""
-    if type(slots) is int:  # sparse: ``total`` is all in bucket ``last``
-        if last < 0 or idx - last >= slots:
-            return slots, 0.0
-        arr = _zeros(typecode, slots)
-        arr[last % slots] = total
-        slots = arr
-    n = len(slots)
-    if last < 0 or idx - last >= n:
-        for i in range(n):
-            slots[i] = 0
-        return slots, 0.0
-    for b in range(last + 1, idx + 1):
-        j = b % n
-        total -= slots[j]
-        slots[j] = 0
-    return slots, (total if total > 1e-9 else 0.0)
+class Ring(_Array):
+    """Sum of values over the last ``window`` seconds in ``n`` buckets: one flat uint32 array (counts).
 
+    Sparse while every event so far fell in one bucket: ``[total, last, n]``. Dense once a second bucket
+    is used: ``[total, last, head, s0 .. s(n-1)]``, ``head`` being the slot of bucket ``last``. Bucket
+    indexes are stored modulo 2**32 and compared by their difference modulo 2**32, so no slot depends on
+    the absolute index: a ring is one object, with no wrapper, int or float object of its own."""
 
-class Ring:
-    """Sum of values over the last ``window`` seconds in ``n`` buckets (float32 slots: counts).
+    __slots__ = ()
+    CODE = "I"  # the array's typecode
 
-    ``slots`` is the bucket count ``n`` (an int) while every event so far fell in bucket ``last``, whose
-    value is then ``total``; the array is allocated when a second bucket is needed."""
+    def __new__(cls, n: int) -> Ring:
+        return array.__new__(cls, cls.CODE, (0, 0, n))
 
-    __slots__ = ("last", "slots", "total")
-    typecode = "f"
-
-    def __init__(self, n: int) -> None:
-        self.last = -1
-        self.total = 0.0
-        self.slots: Any = n
-
-    def _advance(self, idx: int) -> None:
-        if idx > self.last:
-            self.slots, self.total = _shift(self.slots, self.total, self.last, idx, self.typecode)
-            self.last = idx
+    def step(self, idx: int) -> None:
+        """Move the head on to bucket ``idx`` (masked, not the head's). A late event (older than the
+        head) leaves it: the caller counts it in the head bucket."""
+        if not self[0] and len(self) == 3:  # nothing yet: start at ``idx``
+            self[1] = idx
+            return
+        d = (idx - int(self[1])) & MASK
+        if d >= HALF:
+            return
+        self[1] = idx
+        if len(self) == 3:  # sparse: ``total`` is all in the old head bucket
+            n = int(self[2])
+            if d >= n:
+                self[0] = 0
+                return
+            total = self[0]
+            self[2] = d  # the old head bucket becomes slot 0
+            self.extend(_zeros(self.typecode, n))
+            self[3] = total
+            return
+        n = len(self) - 3
+        if d >= n:
+            self[0] = self[2] = 0
+            self[3:] = _zeros(self.typecode, n)
+            return
+        head = int(self[2])
+        total = self[0]
+        for _ in range(d):
+            head += 1
+            if head == n:
+                head = 0
+            total -= self[3 + head]
+            self[3 + head] = 0
+        self[2] = head
+        self[0] = total if total > 1e-9 else 0
 
     def add(self, idx: int, v: float) -> float:
-        if idx != self.last:
-            self._advance(idx)
-            if idx < self.last:  # late event older than the ring's head: count it in the current bucket
-                idx = self.last
-        slots = self.slots
-        if type(slots) is not int:
-            slots[idx % len(slots)] += v
-        total = self.total = self.total + v
+        idx &= MASK
+        if idx != self[1]:
+            self.step(idx)
+        if len(self) > 3:
+            self[3 + int(self[2])] += v
+        total = self[0] = self[0] + v
         return total
 
     def read(self, idx: int) -> float:
-        if idx > self.last:
-            self._advance(idx)
-        return self.total
+        idx &= MASK
+        if idx != self[1] and self[0]:
+            self.step(idx)
+        return self[0]
 
+    @property
+    def total(self) -> float:
+        return self[0]
 
-class Ratio(Ring):
-    """A ratio's two rings in one object: all events (the ``Ring`` part) and matching events (``num*``),
-    always at the same bucket."""
-
-    __slots__ = ("nslots", "ntotal")
-
-    def __init__(self, n: int) -> None:
-        super().__init__(n)
-        self.nslots: Any = n
-        self.ntotal = 0.0
-
-    def _advance(self, idx: int) -> None:
-        last = self.last
-        if idx > last:
-            self.slots, self.total = _shift(self.slots, self.total, last, idx, "f")
-            self.nslots, self.ntotal = _shift(self.nslots, self.ntotal, last, idx, "f")
-            self.last = idx
-
-    def push(self, idx: int, match: bool) -> float:
-        den = self.add(idx, 1.0)
-        if match:
-            if idx < self.last:
-                idx = self.last
-            nslots = self.nslots
-            if type(nslots) is not int:
-                nslots[idx % len(nslots)] += 1.0
-            self.ntotal += 1.0
-        return self.ntotal / den if den else 0.0
-
-    def ratio(self, idx: int) -> float:
-        den = self.read(idx)
-        return self.ntotal / den if den else 0.0
+    @property
+    def dense(self) -> bool:
+        return len(self) > 3
 
 
 class SumRing(Ring):
     """A ``Ring`` with float64 slots (sums of arbitrary values)."""
 
     __slots__ = ()
-    typecode = "d"
+    CODE = "d"
+
+
+class Ratio(_Array):
+    """A ratio's two series in one uint32 array, always at the same bucket: all events (``den``) and
+    matching ones (``num``). Sparse ``[den, last, n, num]``; dense
+    ``[den, last, head, num, d0 .. d(n-1), m0 .. m(n-1)]`` (as ``Ring``)."""
+
+    __slots__ = ()
+
+    def __new__(cls, n: int) -> Ratio:
+        return array.__new__(cls, "I", (0, 0, n, 0))  # type: ignore[return-value]
+
+    def step(self, idx: int) -> None:
+        if not self[0] and len(self) == 4:
+            self[1] = idx
+            return
+        d = (idx - self[1]) & MASK
+        if d >= HALF:
+            return
+        self[1] = idx
+        if len(self) == 4:
+            n = self[2]
+            if d >= n:
+                self[0] = self[3] = 0
+                return
+            den, num = self[0], self[3]
+            self[2] = d
+            self.extend(_zeros("I", 2 * n))
+            self[4] = den
+            self[4 + n] = num
+            return
+        n = (len(self) - 4) >> 1
+        if d >= n:
+            self[0] = self[2] = self[3] = 0
+            self[4:] = _zeros("I", 2 * n)
+            return
+        head, den, num = self[2], self[0], self[3]
+        for _ in range(d):
+            head += 1
+            if head == n:
+                head = 0
+            j = 4 + head
+            den -= self[j]
+            num -= self[j + n]
+            self[j] = self[j + n] = 0
+        self[0], self[2], self[3] = den, head, num
+
+    def push(self, idx: int, match: bool) -> float:
+        idx &= MASK
+        if idx != self[1]:
+            self.step(idx)
+        if len(self) > 4:
+            j = 4 + self[2]
+            self[j] += 1
+            if match:
+                self[j + ((len(self) - 4) >> 1)] += 1
+        den = self[0] = self[0] + 1
+        if match:
+            self[3] += 1
+        return self[3] / den
+
+    def ratio(self, idx: int) -> float:
+        idx &= MASK
+        if idx != self[1] and self[0]:
+            self.step(idx)
+        den = self[0]
+        return self[3] / den if den else 0.0
+
+    @property
+    def ntotal(self) -> float:
+        return self[3]
 
 
 class Aggregate:
@@ -141,7 +206,6 @@ class Aggregate:
     __slots__ = (
         "alpha_k",
         "argf",
-        "bucket",
         "ctx_key",
         "fresh",
         "kind",
@@ -170,7 +234,6 @@ class Aggregate:
         self.window = spec.window
         self.n = spec.buckets
         self.width = spec.window / spec.buckets if spec.window else 1.0
-        self.bucket = -1  # the last bucket index computed (``_index``)
         self.value_fn, self.of_fn, self.match_fn = value_fn, of_fn, match_fn
         self.per = spec.per
         self.stat = spec.stat
@@ -225,32 +288,22 @@ class Aggregate:
         return self.push(st, now, self.arg(ctx))
 
     def _index(self, now: float) -> int:
-        """The bucket of ``now``: one int object while the bucket lasts, which the rings of every key then
-        share as their ``last`` (an int this large is an object of its own, 32 bytes per ring)."""
-        idx = int(now // self.width)
-        if idx == self.bucket:
-            return self.bucket
-        self.bucket = idx
-        return idx
+        """The bucket of ``now``, modulo 2**32 (as the rings keep it)."""
+        return int(now // self.width) & MASK
 
     # -- push, one per kind: add one event (``x`` from ``arg``) at ``now``, return the new value ----
 
     def _push_count(self, st: Ring, now: float, x: Any) -> float:
-        idx = int(now // self.width)
-        if idx == self.bucket:
-            idx = self.bucket
-        else:
-            self.bucket = idx
-        if idx != st.last:
-            return st.add(idx, 1.0)
-        slots = st.slots  # same bucket as the last event: ``Ring.add`` without its checks
-        if type(slots) is not int:
-            slots[idx % len(slots)] += 1.0
-        total = st.total = st.total + 1.0
-        return total
+        idx = int(now // self.width) & MASK
+        if idx != st[1]:
+            st.step(idx)
+        if len(st) > 3:  # ``Ring.add`` inlined: the hot path of the default pack
+            st[3 + st[2]] += 1
+        total = st[0] = st[0] + 1
+        return float(total)
 
     def _push_rate(self, st: Ring, now: float, x: Any) -> float:
-        return st.add(self._index(now), 1.0) * self.per / self.window
+        return st.add(self._index(now), 1) * self.per / self.window
 
     def _push_sum(self, st: Ring, now: float, x: Any) -> float:
         return float(st.add(self._index(now), x))
@@ -259,13 +312,17 @@ class Aggregate:
         return st.push(self._index(now), x)
 
     def _push_distinct(self, st: list[Any], now: float, x: Any) -> float:
-        # Small: [v0, ..., vk-1, t0, ..., tk-1], oldest sighting first. Large: [OrderedDict value -> time].
+        # Small: [v0, ..., vk-1, t0, ..., tk-1], oldest sighting first (the times are the requests' own
+        # ``now`` objects, shared by every distinct set a request updates). Large: [OrderedDict value -> time].
         if len(st) == 1:
             od = st[0]
             if x in od:
                 od.move_to_end(x)  # the young end; pruning pops from the old end
             od[x] = now
-            return float(self._prune_large(od, now))
+            n = len(od)
+            if n > self.max_values or od[next(iter(od))] < now - self.window:
+                n = self._prune_large(od, now)
+            return float(n)
         k = len(st) >> 1
         if k and x in st:
             try:
@@ -334,11 +391,15 @@ class Aggregate:
             st.popitem(last=False)
         return len(st)
 
-    def last_seen(self, st: Any) -> float:
-        """Latest event time in this state (for idle sweeps); -1 when unknown."""
+    def last_seen(self, st: Any, now: float = 0.0) -> float:
+        """Latest event time in this state (for idle sweeps, which pass ``now``: a ring keeps its bucket
+        modulo 2**32); -1 when unknown."""
         k = self.kind
         if k in ("count", "rate", "sum", "ratio"):
-            return (st.last + 1) * self.width
+            if not st[0]:
+                return -1.0
+            cur = int(now // self.width)
+            return (cur - ((cur - int(st[1])) & MASK) + 1) * self.width
         if k == "distinct":
             if len(st) == 1:
                 return max(st[0].values(), default=-1.0)
@@ -355,49 +416,58 @@ class Aggregate:
 _IRREGULAR = {"cv": 1.0, "burstiness": 0.0, "mean": 0.0, "min": 0.0}
 
 
-class Gaps:
-    """Last N inter-arrival gaps with running sums (the gaps array grows to N as gaps arrive)."""
+class Gaps(_Array):
+    """Last N inter-arrival gaps with running sums, in one array('d'):
+    ``[last_t, s, ss, i, n, size, g0, ...]`` (the gaps grow to ``size`` as they arrive, then wrap)."""
 
-    __slots__ = ("gaps", "i", "last_t", "n", "s", "size", "ss")
+    __slots__ = ()
 
-    def __init__(self, size: int) -> None:
-        self.last_t = -1.0
-        self.size = size
-        self.gaps = array("d")
-        self.i = 0
-        self.n = 0
-        self.s = 0.0
-        self.ss = 0.0
+    def __new__(cls, size: int) -> Gaps:
+        return array.__new__(cls, "d", (-1.0, 0.0, 0.0, 0.0, 0.0, float(size)))  # type: ignore[return-value]
+
+    @property
+    def last_t(self) -> float:
+        return self[0]
+
+    @property
+    def n(self) -> int:
+        return int(self[4])
+
+    @property
+    def gaps(self) -> array[float]:
+        return self[6:]
 
     def add(self, now: float) -> None:
-        if self.last_t >= 0:
-            g = max(0.0, now - self.last_t)
-            n = self.n
-            if n < self.size:
-                self.gaps.append(g)  # while filling, slot i is n: the next append
-                self.n = n + 1
-                self.i = n + 1
+        last = self[0]
+        if last >= 0:
+            g = now - last
+            if g < 0:
+                g = 0.0
+            n = int(self[4])
+            if n < self[5]:
+                self.append(g)  # while filling, slot i is n: the next append
+                self[3] = self[4] = n + 1
             else:
-                j = self.i % n
-                old = self.gaps[j]
-                self.s -= old
-                self.ss -= old * old
-                self.gaps[j] = g
-                self.i = j + 1
-            self.s += g
-            self.ss += g * g
-        self.last_t = now
+                j = int(self[3]) % n
+                old = self[6 + j]
+                self[1] -= old
+                self[2] -= old * old
+                self[6 + j] = g
+                self[3] = j + 1
+            self[1] += g
+            self[2] += g * g
+        self[0] = now
 
     def stat(self, which: str) -> float:
-        n = self.n
+        n = int(self[4])
         if n < 2:
             # Not enough gaps to judge regularity: report "irregular" values that do not trip thresholds.
             return _IRREGULAR[which]
-        mean = self.s / n
+        mean = self[1] / n
         if which == "mean":
             return mean
         if which == "min":
-            return min(self.gaps[:n])
-        var = max(0.0, self.ss / n - mean * mean)
+            return min(self[6 : 6 + n])
+        var = max(0.0, self[2] / n - mean * mean)
         cv = math.sqrt(var) / mean if mean > 0 else 0.0
         return cv if which == "cv" else (cv - 1.0) / (cv + 1.0)

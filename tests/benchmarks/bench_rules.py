@@ -1,7 +1,8 @@
 """Rule evaluation cost and state size with the shipped default pack. Prints figures; asserts nothing.
 
     .venv/bin/python tests/benchmarks/bench_rules.py [--rules rules/default] [--requests 20000]
-        [--accounts 10000] [--history 1000000 --history-accounts 100000]
+        [--accounts 10000] [--active-accounts 4000] [--history 1000000 --history-accounts 100000]
+    .venv/bin/python tests/benchmarks/bench_rules.py --judge-instructions   # needs valgrind, ~4 min
 
 Per-request CPU covers everything the judge does for a request: features (CoT phrase families over
 the prompt, template fingerprint, ...; lazily, as the judge computes them) plus evaluation of every
@@ -15,7 +16,13 @@ Measured with ``thread_time_ns`` around each request; median and p99 reported (b
 ``--repeat`` runs: the shared VM is noisy). Memory per tracked account: tracemalloc growth of the
 engine state divided by the number of accounts, each having filled its account-keyed windows and score
 with two requests 0.01 s apart; printed too with the two requests 2 h apart (state grows as windows fill:
-a ring allocates its buckets when a second one is used, so this is the larger figure).
+a ring allocates its buckets when a second one is used, so this is the larger figure), and for an
+*active* account (``bench_active_memory``: 8 requests an hour apart, the marginal cost of one more such
+account). ``--history`` prints the median per tenth of a long history (flat once state is in use).
+``--judge-instructions`` counts, with callgrind, the instructions of each part of the path the rule pack
+adds to bench_proxy's phase-8 request (dialect view, features, rules, judge hooks, the harden and redact
+filters that come with rules, the buffered answer parsed for them): where a proxied request's time goes
+beyond features + rules.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import statistics
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -178,8 +186,50 @@ def bench_memory(rules: list[str], accounts: int, apart: float = 0.0) -> float:
     return (after - before) / accounts
 
 
-def bench_history(rules: list[str], total: int, accounts: int) -> tuple[float, float]:
-    """Median per-request CPU over the first and the last 20 000 requests of a long history."""
+def bench_active_memory(rules: list[str], accounts: int, requests: int = 8, every: float = 3600.0) -> float:
+    """Memory one more *active* account costs: ``requests`` requests ``every`` seconds apart (default: one
+    an hour over a working day, so its day windows hold 8 buckets, its interarrival gaps and distinct
+    sets several values), drawn from the 2 KB traffic of ``bench_cpu`` (1 in 10 asking for the
+    reasoning, half with reasoning on, 1 in 7 logprobs), 16 accounts per /24. Marginal cost: the engine's
+    tracemalloc growth with ``2 * accounts`` accounts minus with ``accounts``, where the second half sends
+    exactly what the first does (same prompts, addresses and times) under other account ids, so state
+    keyed by template, prefix or address is the same in both runs and only what a tracked account adds
+    remains: its windows, score and actions, and its id in other keys' distinct sets."""
+
+    def run(n_accounts: int) -> int:
+        rs = load_ruleset(rules)
+        engine = Engine(rs)
+        vs = views(2048, 64)
+        mirror = n_accounts > accounts
+        metas = [
+            RequestMeta(f"acct-{i:07d}", "free", "", "", f"10.{(i % accounts) // 16 % 250}.{i % accounts // 4000}.7",
+                        "OpenAI/Python 1.50.0")
+            for i in range(n_accounts)
+        ]
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for h in range(requests):
+            for i in range(accounts):
+                t = T0 + h * every + i * (every / 2 / accounts)
+                v = vs[(i + h) % len(vs)]
+                for m in (metas[i], metas[i + accounts]) if mirror else (metas[i],):
+                    engine.evaluate(compute_features(v, m, t, rs.matchers, lazy=True, eager=rs.key_features), t)
+        gc.collect()
+        grown: int = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        del engine, metas
+        return grown
+
+    return (run(2 * accounts) - run(accounts)) / accounts
+
+
+def bench_history(rules: list[str], total: int, accounts: int, parts: int = 10) -> list[float]:
+    """Median per-request CPU (us) in each tenth of a long history of ``total`` requests from ``accounts``
+    accounts (a day of traffic, at most one request a second). The first tenth starts from empty state
+    (most requests create their account's windows); flat means the later tenths stay level once every
+    account's windows are in use.
+    Idle state is swept every 100 000 requests, as the judge does every minute."""
     rs = load_ruleset(rules)
     engine = Engine(rs)
     clusters = TemplateClusters()
@@ -187,10 +237,10 @@ def bench_history(rules: list[str], total: int, accounts: int) -> tuple[float, f
     vs = views(2048, 32)
     rnd = random.Random(7)
     t = T0
-    first: list[int] = []
-    last: list[int] = []
+    block = max(1, total // parts)
+    samples: list[list[int]] = [[] for _ in range(parts)]
     clock = time.thread_time_ns
-    span = max(1.0, 86400.0 / total)  # one day of traffic
+    span = max(1.0, 86400.0 / total)  # one day of traffic, or one request a second (1M: 11.6 days)
     for i in range(total):
         t += span
         m = RequestMeta(f"acct-{rnd.randrange(accounts)}", "free", "", "", f"10.{i % 250}.{i % 200}.7", "x")
@@ -199,14 +249,140 @@ def bench_history(rules: list[str], total: int, accounts: int) -> tuple[float, f
         engine.evaluate(ctx, t)
         if clustering:
             clusters.observe(ctx["signals.template"], ctx[SKELETON_KEY])
-        dt = clock() - c0
-        if i < 20_000:
-            first.append(dt)
-        elif i >= total - 20_000:
-            last.append(dt)
+        samples[min(parts - 1, i // block)].append(clock() - c0)
         if i % 100_000 == 0:
             engine.sweep(t)
-    return statistics.median(first) / 1000, statistics.median(last) / 1000
+    return [statistics.median(x) / 1000 for x in samples if x]
+
+
+# -- the judge's whole path in the proxy, part by part, in instructions (callgrind) ---------------
+
+PARTS = ("exchange", "view", "features", "evaluate", "judge", "done", "chain", "response")
+PART_NAMES = {
+    "exchange": "Exchange + orjson body (reference)",
+    "view": "dialect parse_request (ex.view; lazy: built for the judge)",
+    "features": "compute_features",
+    "evaluate": "Engine.evaluate (rules)",
+    "judge": "JudgeFilter.on_request glue (meta, features copy, metrics, apply)",
+    "done": "JudgeFilter.on_done (response dict, clustering gate)",
+    "chain": "HardenFilter + RedactFilter on_request (present whenever rules are)",
+    "response": "buffered answer parsed + usage + RedactFilter.on_response (on_done/on_response hooks exist)",
+}
+
+
+def judge_loop(part: str, n: int) -> None:
+    """bench_proxy's phase-8 request (``common.chat_request``, one account) through the parts of the
+    proxy's path that the rule pack adds, up to ``part`` (``PARTS``), hooks driven without an event loop
+    (on the memory store they never await). Under callgrind (``--instr-atstart=no``) only the ``n``
+    requests after 300 warm-up ones are counted (``callgrind_control -i on/off`` on this process)."""
+    import logging
+    import os
+    import subprocess
+    import sys
+    from types import MappingProxyType
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import common
+
+    from proxy.accounts import Account
+    from proxy.dialects import DIALECTS
+    from proxy.exchange import Exchange
+    from proxy.filters.harden import HardenFilter
+    from proxy.filters.judge import JudgeFilter, meta_of
+    from proxy.filters.redact import RedactFilter
+    from proxy.redact.spec import PASS, RedactionSpec
+
+    logging.disable(logging.WARNING)
+    upto = PARTS.index(part)
+    body, answer = common.chat_request(), common.chat_answer()
+    dialect = DIALECTS["openai_chat"]
+    acct = Account(id="bench-client", tier="standard")
+    judge = JudgeFilter.from_paths([str(ROOT / "rules" / "default")])
+    harden = HardenFilter()
+    passing = MappingProxyType({"trusted": PASS, "standard": PASS, "restricted": PASS})
+    redact = RedactFilter(RedactionSpec(tiers=passing, default_mode=PASS))
+    rs = judge.engine.ruleset
+    clock = [T0]
+
+    class Clock:
+        def now(self) -> float:
+            clock[0] += 0.01
+            return clock[0]
+
+    judge.clock = Clock()  # type: ignore[assignment]
+
+    def drive(c: Any) -> Any:
+        try:
+            c.send(None)
+        except StopIteration as e:
+            return e.value
+        raise RuntimeError("a hook awaited on the memory store")
+
+    def run(k: int) -> None:
+        for _ in range(k):
+            ex = Exchange(path="/v1/chat/completions", body=body, dialect=dialect, headers={})
+            ex.account, ex.key_id, ex.client_ip, ex.status = acct, "k1", "10.1.2.3", 200
+            _ = ex.json
+            if upto < 1:
+                continue
+            v = ex.view
+            if upto < 4:
+                if upto >= 2:
+                    ctx = compute_features(v, meta_of(ex), clock[0], rs.matchers, lazy=True, eager=rs.key_features,
+                                           clusters=judge.clusters)
+                    if upto >= 3:
+                        judge.engine.evaluate(ctx, clock[0])
+                continue
+            drive(judge.on_request(ex))
+            if upto >= 6:
+                drive(harden.on_request(ex))
+                drive(redact.on_request(ex))
+            if upto >= 7:
+                obj = orjson.loads(answer)
+                usage = dialect.usage(obj)
+                if usage is not None:
+                    ex.usage.merge(usage)
+                redact.on_response(ex, obj)
+            if upto >= 5:
+                drive(judge.on_done(ex))
+
+    def instrument(on: bool) -> None:
+        if os.environ.get("DG_CALLGRIND"):
+            subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(os.getpid())],
+                           capture_output=True, check=False)
+
+    run(300)
+    instrument(True)
+    run(n)
+    instrument(False)
+
+
+def judge_instructions(n: int = 1500) -> None:
+    """Instructions per request of each part of the judge's path (``judge_loop``), each part's count minus
+    the previous one's, counted by callgrind (deterministic, unlike CPU time on a shared box; the
+    instrumentation toggles cost the same in every run and cancel out). Needs valgrind; ~4 min."""
+    import os
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    env = dict(os.environ, PYTHONHASHSEED="0", DG_CALLGRIND="1")
+
+    def count(part: str) -> int:
+        out = subprocess.run(["valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=/dev/null",
+                              sys.executable, __file__, "--judge-loop", part, str(n)], env=env, capture_output=True,
+                             text=True, check=True).stderr
+        return int([x for x in out.splitlines() if "Collected" in x][-1].split()[-1])
+
+    with ThreadPoolExecutor(2) as pool:
+        totals = dict(zip(PARTS, pool.map(count, PARTS), strict=True))
+    prev = 0.0
+    for part in PARTS:
+        per = totals[part] / n
+        print(f"{PART_NAMES[part]:<92} {per - prev:>9,.0f} instr/request (cumulative {per:,.0f})")
+        prev = per
+    added = (totals["response"] - totals["exchange"]) / n
+    print(f"{'what the rule pack adds to a proxied request (everything above minus the reference)':<92} {added:>9,.0f}")
 
 
 def main() -> None:
@@ -215,6 +391,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=20_000)
     ap.add_argument("--accounts", type=int, default=2_000)
     ap.add_argument("--memory-accounts", type=int, default=20_000)
+    ap.add_argument("--active-accounts", type=int, default=4_000, help="accounts of the active-account memory figure")
     ap.add_argument("--repeat", type=int, default=3, help="runs per prompt size; the best median is kept")
     ap.add_argument("--history", type=int, default=0, help="also run a long history of this many requests")
     ap.add_argument("--history-accounts", type=int, default=100_000)
@@ -242,13 +419,27 @@ def main() -> None:
         f"{a.memory_accounts} accounts)\n"
         f"    the same two requests 2 h apart (every ring holding two buckets): {spread:,.0f} B"
     )
+    active = bench_active_memory(a.rules, a.active_accounts)
+    print(
+        f"memory per active account (8 requests an hour apart, marginal over {a.active_accounts} accounts): "
+        f"{active:,.0f} B  (target <= 2048 B: {'OK' if active <= 2048 else 'OVER'})"
+    )
     if a.history:
-        f, l_ = bench_history(a.rules, a.history, a.history_accounts)
+        tenths = bench_history(a.rules, a.history, a.history_accounts)
         print(
-            f"history {a.history:,} requests / {a.history_accounts:,} accounts: median first 20k {f:.1f} us, "
-            f"last 20k {l_:.1f} us (ratio {l_ / f:.2f})"
+            f"history {a.history:,} requests / {a.history_accounts:,} accounts: median per tenth "
+            + ", ".join(f"{x:.1f}" for x in tenths)
+            + f" us; last / second tenth {tenths[-1] / tenths[1]:.2f}, last / first {tenths[-1] / tenths[0]:.2f}"
         )
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if "--judge-loop" in sys.argv:
+        i = sys.argv.index("--judge-loop")
+        judge_loop(sys.argv[i + 1], int(sys.argv[i + 2]))
+    elif "--judge-instructions" in sys.argv:
+        judge_instructions()
+    else:
+        main()

@@ -16,7 +16,7 @@ from proxy.policy.loader import load_text
 from proxy.policy.signals import RequestMeta, compute_features
 from proxy.policy.spec import AggregateSpec
 from proxy.policy.store import Active, MemoryRuleStore
-from proxy.policy.windows import SMALL_DISTINCT, Aggregate, Gaps, Ratio, Ring
+from proxy.policy.windows import SMALL_DISTINCT, Aggregate, Gaps, Ratio, Ring, SumRing
 
 T0 = 1_767_225_600.0
 
@@ -45,13 +45,33 @@ def test_ring_matches_a_model_of_its_buckets_sparse_or_not() -> None:
                 continue
             head = max(head, idx)
             events.append((head, 1.0))  # a late event lands in the head bucket
-            assert r.add(idx, 1.0) == bucket_sum(events, head, n)
+            assert r.add(idx, 1) == bucket_sum(events, head, n)
     fresh = Ring(24)
-    fresh.add(10, 1.0)
-    fresh.add(10, 1.0)
-    assert isinstance(fresh.slots, int)  # one bucket used: no array yet
-    fresh.add(11, 1.0)
-    assert not isinstance(fresh.slots, int) and fresh.total == 3.0 and fresh.slots[10 % 24] == 2.0
+    fresh.add(10, 1)
+    fresh.add(10, 1)
+    assert not fresh.dense and len(fresh) == 3  # one bucket used: total, head, bucket count
+    fresh.add(11, 1)
+    assert fresh.dense and fresh.total == 3 and sorted(fresh[3:]) == [0] * 22 + [1, 2]
+
+
+def test_ring_indexes_wrap_modulo_2_32() -> None:
+    """Buckets are kept modulo 2**32: a ring fed ``base + i`` (across the wrap, or past 2**32) counts as
+    one fed ``i``, late events included."""
+    rnd = random.Random(4)
+    seq, head = [], 5
+    for _ in range(300):
+        head += rnd.choice([0, 0, 1, 2, 5])
+        seq.append(head - rnd.choice([0, 0, 0, 1, 3]))
+    for base in (2**32 - 40, 5 * 2**32 + 7, 2**40):
+        r, model = Ring(6), Ring(6)
+        for i in seq:
+            assert r.add(base + i, 1) == model.add(i, 1)
+        assert r.read(base + head + 3) == model.read(head + 3) and r.read(base + head + 6) == 0
+
+
+def test_sum_ring_keeps_float_values() -> None:
+    s = SumRing(3)
+    assert s.add(100, 0.25) == 0.25 and s.add(101, 1.5) == 1.75 and s.read(103) == 1.5 and s.read(104) == 0.0
 
 
 def test_ratio_keeps_both_series_on_one_bucket() -> None:
@@ -107,7 +127,7 @@ def test_gaps_grow_to_their_size_then_wrap() -> None:
     cv = math.sqrt(sum(x * x for x in gaps) / 4 - mean * mean) / mean
     assert g.stat("mean") == pytest.approx(mean) and g.stat("cv") == pytest.approx(cv)
     assert g.stat("min") == min(gaps)
-    assert len(Gaps(32).gaps) == 0  # allocated as gaps arrive
+    assert len(Gaps(32).gaps) == 0 and len(Gaps(32)) == 6  # the array grows as gaps arrive
 
 
 def test_one_action_per_target_is_stored_without_a_dict() -> None:
