@@ -49,6 +49,12 @@ _MODULES: dict[str, Any] = {
     "gemini": gemini,
 }
 _SUPPRESSING = frozenset((OMIT, DROP, PLACEHOLDER))
+# A request can carry a seal token back only if its raw body holds the token prefix (``dgs1.``) as text, or
+# base64 of it (Gemini's ``thoughtSignature`` holds the token base64-encoded: "dgs1." -> "ZGdzMS..."). Without
+# either the restore walk is skipped. A token spelt with JSON escapes is then not restored and reaches the
+# upstream as it came: an opaque ciphertext, so nothing is revealed; the upstream rejects the conversation.
+_TOKEN_TEXT = b"dgs1."
+_TOKEN_B64 = b"ZGdzMS"
 _STATE = "redact"
 _STREAM = "redact_stream"
 _STREAM_OBJ = "redact_stream_state"
@@ -95,10 +101,12 @@ class RedactFilter(Filter):
             return None
         mode = self.mode_of(ex)
         body = ex.json
+        suppress = self.spec.suppress_upstream and mode in _SUPPRESSING
+        if mode == PASS and not suppress and _TOKEN_TEXT not in ex.body and _TOKEN_B64 not in ex.body:
+            return None  # nothing to restore, nothing to ask of the upstream, no stream state
         now = self.clock.now()
         context = seal_context(dialect.name, ex.account_id)
-        suppress = self.spec.suppress_upstream and mode in _SUPPRESSING
-        if isinstance(body, dict):
+        if isinstance(body, dict) and (suppress or _TOKEN_TEXT in ex.body or _TOKEN_B64 in ex.body):
             try:
                 mod = _MODULES[dialect.name]
                 changes = mod.rewrite_request(body, None, self.keyring, context, now, suppress)
