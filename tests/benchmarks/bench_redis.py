@@ -44,7 +44,8 @@ from common import ServerProc
 PATH = "/v1/chat/completions"
 # Commands the script runs inside the server: they appear in commandstats but are not round trips.
 SCRIPT_INTERNAL = {"get", "set", "del", "pttl", "pexpire", "hmget", "hset", "zadd", "zrem", "zcard", "zscore",
-                   "zremrangebyscore", "time", "hget", "hdel", "hgetall", "exists", "pfadd", "pfcount"}
+                   "zremrangebyscore", "time", "hget", "hdel", "hgetall", "exists", "pfadd", "pfcount", "pfmerge",
+                   "mget", "incr", "lpush", "lrange", "lrem", "ltrim"}
 RULES_DIR = Path(__file__).resolve().parents[2] / "rules" / "default"
 LIMITS = {
     "requests": """
