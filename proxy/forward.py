@@ -22,7 +22,7 @@ from proxy.deadlines import HeaderDeadlines, IdleWatch
 from proxy.errors import ProxyError, Reply
 from proxy.exchange import Event, Exchange
 from proxy.headers import auth_header, client_headers, upstream_headers
-from proxy.sse import Framer, SSEFramer
+from proxy.sse import EventCutter, Framer, SSEFramer, parse_block
 
 if TYPE_CHECKING:
     from proxy.config import UpstreamSpec
@@ -292,6 +292,9 @@ class Relay:
         out = web.StreamResponse(status=resp.status, headers=client_headers(ex, resp.headers, self.rid_header))
         await out.prepare(request)
         has_event_hooks = chain.events_for(ex)
+        # Read mode: the one filter that needs this stream's events takes whole reads (cut at event
+        # boundaries) and returns the bytes to send, or None to have this read framed as usual.
+        read_hook = chain.read_hook_for(ex) if has_event_hooks else None
         usage_of = dialect.usage
         shaping = ex.state.get("shape")  # output pacing and token budgets (proxy.filters.shape)
         watch = IdleWatch(resp, spec.timeouts.idle, request, ex)
@@ -301,10 +304,12 @@ class Relay:
         # Plain mode: no filter transforms events, so complete events go out as the very bytes that
         # came in, cut only at event boundaries (a partial event is never sent, so an error event can
         # still end the stream cleanly); only events that carry usage are parsed. Falls back to framed
-        # mode for mixed line endings.
-        plain = not has_event_hooks and isinstance(framer, SSEFramer)
-        sep: bytes | None = None
-        held = b""
+        # mode for mixed line endings (``EventCutter.off``), as does read mode.
+        cutter = (
+            EventCutter(framer)
+            if isinstance(framer, SSEFramer) and (not has_event_hooks or read_hook is not None)
+            else None
+        )
         try:
             while True:
                 watch.touch()
@@ -320,50 +325,46 @@ class Relay:
                     return out
                 if not chunk:
                     break
-                if plain:
-                    if held:
-                        chunk, held = held + chunk, b""
-                    if sep is None:
-                        if b"\r\n\r\n" in chunk:
-                            sep = b"\r\n\r\n"
-                            framer.eol = b"\r\n"  # type: ignore[attr-defined]
-                        elif b"\r" in chunk:
-                            plain = False
-                        elif b"\n\n" in chunk:
-                            sep = b"\n\n"
-                    elif sep == b"\n\n" and b"\r" in chunk:
-                        plain = False
-                    if plain:
-                        cut = chunk.rfind(sep) if sep is not None else -1
-                        if cut < 0:
-                            held = chunk
-                            continue
-                        cut += len(sep)  # type: ignore[arg-type]
-                        data, held = (chunk, b"") if cut == len(chunk) else (chunk[:cut], chunk[cut:])
-                        if b"sage" in data:  # "usage" / "usageMetadata"
-                            for ev in framer.feed(data):
-                                if b"sage" in ev.data:
-                                    u = usage_of(ev.obj)
-                                    if u is not None:
-                                        ex.usage.merge(u)
-                        n = data.count(sep)  # type: ignore[arg-type]
-                        ex.events_in += n
-                        ex.events_out += n
-                        ex.bytes_out += len(data)
-                        if first:
-                            ex.t_first_byte = self.mono()
-                            first = False
-                        await out.write(data)
+                if cutter is not None:
+                    data = cutter.cut(chunk)
+                    if cutter.off:
+                        cutter = None
+                        chunk = data  # what was held and this read: framed from now on
+                    elif not data:
                         continue
+                    else:
+                        sep: bytes = cutter.sep  # type: ignore[assignment]
+                        sent: bytes | None = data
+                        if read_hook is not None:
+                            try:
+                                sent = read_hook(ex, data, sep, framer)
+                            except Exception:
+                                log.exception("stream filter failed on a read; ending the stream closed (%s)",
+                                              ex.request_id)
+                                await self._end_with_error(ex, out, framer, errors.REDACTION_FAILED,
+                                                           "the proxy could not process this stream")
+                                return out
+                        if sent is None:
+                            chunk = data  # the filter asked for this read to be framed
+                        else:
+                            if b"sage" in data:  # "usage" / "usageMetadata"
+                                _merge_cut_usage(ex, usage_of, data, sep, framer)
+                            n = data.count(sep)
+                            ex.events_in += n
+                            ex.events_out += n if sent is data else sent.count(sep)
+                            if not sent:
+                                continue
+                            ex.bytes_out += len(sent)
+                            if first:
+                                ex.t_first_byte = self.mono()
+                                first = False
+                            await out.write(sent)
+                            continue
                 events = framer.feed(chunk)
                 if not events:
                     continue
                 ex.events_in += len(events)
-                for ev in events:
-                    if b"sage" in ev.data:  # "usage" / "usageMetadata": parse only those events
-                        u = usage_of(ev.obj)
-                        if u is not None:
-                            ex.usage.merge(u)
+                _merge_usage(ex, usage_of, events)
                 if has_event_hooks:
                     try:
                         events = chain.run_events(ex, events)
@@ -391,21 +392,21 @@ class Relay:
                         await out.write(tail_bytes)
                     await out.write_eof()
                     return out
-            if held:
+            held = cutter.held if cutter is not None else b""
+            if held and read_hook is None:
                 # The stream ended on an event without its blank line: send it as it came.
-                for ev in framer.feed(held) + framer.close():
-                    if b"sage" in ev.data:
-                        u = usage_of(ev.obj)
-                        if u is not None:
-                            ex.usage.merge(u)
+                _merge_usage(ex, usage_of, framer.feed(held) + framer.close())
                 ex.events_in += 1
                 ex.events_out += 1
                 ex.bytes_out += len(held)
                 await out.write(held)
-            tail = framer.close()
+            # (read mode: the last event, without its blank line, goes through the filters)
+            tail = framer.feed(held) if held and read_hook is not None else []
+            tail += framer.close()
             try:
                 if tail:
                     ex.events_in += len(tail)
+                    _merge_usage(ex, usage_of, tail)
                     if has_event_hooks:
                         tail = chain.run_events(ex, tail)
                 if chain.end:
@@ -444,6 +445,31 @@ class Relay:
             await out.write_eof()
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             ex.client_gone = True
+
+
+def _merge_usage(ex: Exchange, usage_of: Any, events: list[Event]) -> None:
+    """Merge the usage of the events that carry some ("usage" / "usageMetadata": only those are parsed)."""
+    for ev in events:
+        if b"sage" in ev.data:
+            u = usage_of(ev.obj)
+            if u is not None:
+                ex.usage.merge(u)
+
+
+def _merge_cut_usage(ex: Exchange, usage_of: Any, data: bytes, sep: bytes, framer: Framer) -> None:
+    """``_merge_usage`` for complete events cut by ``EventCutter``. LF streams: only the blocks that mention
+    "sage" are parsed (the framer cuts them at the same separators); CRLF ones are framed whole."""
+    if sep != b"\n\n":
+        _merge_usage(ex, usage_of, framer.feed(data))
+        return
+    i = data.find(b"sage")
+    while i >= 0:
+        start = data.rfind(sep, 0, i)
+        start = 0 if start < 0 else start + 2
+        end = data.find(sep, i)
+        block = data[start:end]
+        _merge_usage(ex, usage_of, [parse_block(block, block)])
+        i = data.find(b"sage", end)
 
 
 def read_body_usage(ex: Exchange) -> None:

@@ -13,6 +13,13 @@ A filter is any object with some of these hooks (all optional; the chain looks t
     Pure, synchronous, per stream event, in reverse order. Return ``[event]`` to pass it on unchanged
     (its raw bytes are relayed), ``[]`` to drop it, or new events. Raising ends the client's stream
     with the dialect's error event (fail closed).
+``on_read(ex, data, sep, framer) -> bytes | None``
+    Optional companion of ``on_event`` for SSE streams. When this filter is the only one that needs a
+    stream's events, the relay hands it whole reads instead: ``data`` is one or more complete events as
+    the bytes that came (each ending with ``sep``, ``\\n\\n`` or ``\\r\\n\\r\\n``). Return the bytes to send
+    (what ``on_event`` would have made of those events, encoded by ``framer``), or ``None`` before
+    changing any state to have the read framed and passed to ``on_event`` as usual. Raising ends the
+    stream like ``on_event``. A filter may say per request whether it takes reads (``wants_reads(ex)``).
 ``on_end(ex) -> list[Event]``
     After the upstream stream ended cleanly, in reverse order: flush anything held back.
 ``on_response(ex, obj) -> obj``
@@ -37,7 +44,7 @@ from proxy.exchange import Event, Exchange
 
 log = logging.getLogger("distillguard.pipeline")
 
-HOOKS = ("on_request", "on_response_headers", "on_event", "on_end", "on_response", "on_reply", "on_done")
+HOOKS = ("on_request", "on_response_headers", "on_event", "on_read", "on_end", "on_response", "on_reply", "on_done")
 
 
 class Filter:
@@ -95,6 +102,15 @@ class Chain:
         with_events = [f for f in self.filters if _own(f, "on_event")]
         self._always_events = any(not callable(getattr(f, "wants_events", None)) for f in with_events)
         self._wants_events = [f.wants_events for f in with_events if callable(getattr(f, "wants_events", None))]
+        # (wants_events or None for "always", on_read or None, wants_reads or None) per filter with on_event
+        self._readers = [
+            (
+                w if callable(w := getattr(f, "wants_events", None)) else None,
+                _own(f, "on_read"),
+                r if callable(r := getattr(f, "wants_reads", None)) else None,
+            )
+            for f in with_events
+        ]
 
     @property
     def transforms_events(self) -> bool:
@@ -115,6 +131,30 @@ class Chain:
             except Exception:
                 return True
         return False
+
+    def read_hook_for(self, ex: Exchange) -> Callable[[Exchange, bytes, bytes, Any], bytes | None] | None:
+        """The ``on_read`` hook of the one filter that needs this exchange's events, when it has one and
+        no other filter needs them (their ``on_event`` would pass every event through): the relay then
+        hands that filter whole reads, unless its ``wants_reads(ex)`` says no. None otherwise (a
+        ``wants_events`` that raises counts as needing the events, a ``wants_reads`` that raises as no)."""
+        found = None
+        reads = None
+        for wants, on_read, wants_reads in self._readers:
+            if wants is not None:
+                try:
+                    if not wants(ex):
+                        continue
+                except Exception:
+                    return None
+            if found is not None or on_read is None:
+                return None
+            found, reads = on_read, wants_reads
+        if reads is not None:
+            try:
+                return found if reads(ex) else None
+            except Exception:
+                return None
+        return found
 
     async def run_request(self, ex: Exchange) -> Reply | None:
         for hook in self.request:

@@ -112,6 +112,61 @@ class SSEFramer(Framer):
         return head + body + eol
 
 
+class EventCutter:
+    """Cuts an SSE byte stream at event boundaries without parsing it (the relay's plain and read modes).
+
+    ``cut(chunk)`` returns the complete events at the front of what was held plus ``chunk``, as the bytes
+    that came (``b""`` while no event is complete); the rest is held. A partial event is never returned.
+    The separator is learnt from the stream (``sep``: ``\\n\\n`` or ``\\r\\n\\r\\n``; the framer's ``eol``
+    follows it). Once line endings look mixed (a CR in an LF stream, a CR before any CRLF separator),
+    ``off`` turns True and ``cut`` returns everything held plus the chunk: the caller frames the stream
+    from there on (the framer holds nothing then, since only complete events were cut before).
+    """
+
+    __slots__ = ("framer", "held", "off", "sep")
+
+    def __init__(self, framer: SSEFramer) -> None:
+        self.framer = framer
+        self.held = b""
+        self.sep: bytes | None = None
+        self.off = False
+
+    def cut(self, chunk: bytes) -> bytes:
+        if self.held:
+            chunk, self.held = self.held + chunk, b""
+        sep = self.sep
+        if sep is None:
+            if b"\r\n\r\n" in chunk:
+                sep = self.sep = b"\r\n\r\n"
+                self.framer.eol = b"\r\n"
+            elif b"\r" in chunk:
+                self.off = True
+                return chunk
+            elif b"\n\n" in chunk:
+                sep = self.sep = b"\n\n"
+            else:
+                self.held = chunk
+                return b""
+        elif b"\r" in chunk and sep == b"\n\n":
+            self.off = True
+            return chunk
+        cut = chunk.rfind(sep)
+        if cut < 0:
+            self.held = chunk
+            return b""
+        cut += len(sep)
+        if cut == len(chunk):
+            return chunk
+        self.held = chunk[cut:]
+        return chunk[:cut]
+
+
+def parse_block(block: bytes, raw: bytes) -> Event:
+    """The event of one SSE block (``block``: without its blank line; ``raw``: with it), as the framer
+    parses it."""
+    return _parse_block(block, raw)
+
+
 def _parse_block(block: bytes, raw: bytes) -> Event:
     # Fast path: one "data: ..." line, the common case for every API.
     if block[:6] == b"data: " and b"\n" not in block and b"\r" not in block:

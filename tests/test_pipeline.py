@@ -151,6 +151,57 @@ def test_events_for_asks_each_filter_and_defaults_to_looking():
     assert Chain([Seer("boom")]).events_for(Exchange()) is True  # a failing answer means "look"
 
 
+class Reader(Seer):
+    """A filter that also takes whole reads."""
+
+    def on_read(self, ex: Exchange, data: bytes, sep: bytes, framer: object) -> bytes | None:
+        return data
+
+
+def test_read_hook_only_for_the_one_filter_that_needs_the_events():
+    ex = Exchange()
+    ex.state["r"] = True
+    assert Chain([Reader("r")]).read_hook_for(ex) is not None
+    assert Chain([Seer("x"), Reader("r")]).read_hook_for(ex) is not None  # the other one does not need them
+    assert Chain([Reader("x")]).read_hook_for(ex) is None  # nobody needs them
+    ex.state["y"] = True
+    assert Chain([Seer("y"), Reader("r")]).read_hook_for(ex) is None  # two need them: per event
+    assert Chain([Always(), Reader("r")]).read_hook_for(ex) is None  # no wants_events: always needs them
+    assert Chain([Seer("r")]).read_hook_for(ex) is None  # needs them but has no on_read
+    assert Chain([Seer("boom"), Reader("r")]).read_hook_for(ex) is None  # cannot tell: per event
+
+    class Picky(Reader):
+        def wants_reads(self, ex: Exchange) -> bool:
+            if "boom" in ex.state:
+                raise RuntimeError("cannot tell")
+            return "reads" in ex.state
+
+    ex = Exchange()
+    ex.state["r"] = True
+    assert Chain([Picky("r")]).read_hook_for(ex) is None  # it declines this request's reads
+    ex.state["reads"] = True
+    assert Chain([Picky("r")]).read_hook_for(ex) is not None
+    ex.state["boom"] = True
+    assert Chain([Picky("r")]).read_hook_for(ex) is None
+
+
+def test_event_cutter_cuts_at_event_boundaries_and_turns_off_on_mixed_line_endings():
+    from proxy.sse import EventCutter, SSEFramer
+
+    fr = SSEFramer()
+    c = EventCutter(fr)
+    assert c.cut(b"data: a") == b"" and c.held == b"data: a"
+    assert c.cut(b"\n\ndata: b\n") == b"data: a\n\n" and c.sep == b"\n\n"
+    whole = b"\ndata: c\n\n"
+    assert c.cut(whole[:1] + whole[1:]) == b"data: b\n\ndata: c\n\n" and c.held == b""
+    assert c.cut(b"data: d\r\n\r\n") == b"data: d\r\n\r\n" and c.off  # a CR in an LF stream
+    c = EventCutter(fr)
+    assert c.cut(b"data: a\r\n\r\ndata: b") == b"data: a\r\n\r\n" and fr.eol == b"\r\n"
+    assert c.cut(b"\r\n\r\n") == b"data: b\r\n\r\n"
+    c = EventCutter(SSEFramer())
+    assert c.cut(b"data: a\rdata: b") == b"data: a\rdata: b" and c.off  # lone CR before any separator
+
+
 async def test_timer_wheel_fires_late_by_at_most_a_slot_and_never_early():
     import asyncio
 

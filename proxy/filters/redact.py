@@ -23,7 +23,7 @@ from proxy.clock import SYSTEM_CLOCK, Clock
 from proxy.errors import ProxyError, Reply
 from proxy.exchange import Event, Exchange
 from proxy.pipeline import Filter
-from proxy.redact import anthropic, chat, chat_stream, gemini, responses
+from proxy.redact import anthropic, chat, chat_stream, gemini, reads, responses
 from proxy.redact.common import Ctx, RedactionFailed
 from proxy.redact.seal import KeyRing, SealError, new_key_text, parse_keyring, seal_context
 from proxy.redact.spec import DROP, MODES, OMIT, PASS, PLACEHOLDER, RedactionSpec, resolve
@@ -35,6 +35,11 @@ _STREAMS: dict[str, Any] = {
     "openai_responses": responses.ResponsesStream,
     "anthropic_messages": anthropic.AnthropicStream,
     "gemini": gemini.GeminiStream,
+}
+# Whole-read redaction per dialect (``on_read``); a dialect without one is framed event by event.
+_READS: dict[str, Any] = {
+    "openai_chat": reads.chat_read,
+    "anthropic_messages": reads.anthropic_read,
 }
 _BODIES: dict[str, Any] = {
     "openai_chat": chat.redact_body,
@@ -147,6 +152,32 @@ class RedactFilter(Filter):
         if fn is None:
             fn = ex.state[_STREAM] = self._stream_fn(ex)
         out: list[Event] = fn(ev)
+        return out
+
+    def wants_reads(self, ex: Exchange) -> bool:
+        """Whether this stream is redacted whole reads at a time (``on_read``): a dialect with a whole-read
+        path, a hiding mode with the byte-level hot path (not ``placeholder``), no leak check."""
+        ctx: Ctx | None = ex.state.get(_STATE)
+        return (
+            ctx is not None and ctx.dialect in _READS and ctx.placeholder is None
+            and ctx.index is None and ctx.stream_check is None
+        )
+
+    def on_read(self, ex: Exchange, data: bytes, sep: bytes, framer: Any) -> bytes | None:
+        """Whole reads of an SSE stream (the relay's read mode, see ``proxy.pipeline``): complete events
+        as the bytes that came; returns the bytes to send, or None to have the read framed and passed to
+        ``on_event`` (a dialect without a whole-read path, a stream with the leak check on)."""
+        st = ex.state.get(_STREAM_OBJ)
+        if st is None:
+            if _STREAM not in ex.state:
+                ex.state[_STREAM] = self._stream_fn(ex)
+            st = ex.state.get(_STREAM_OBJ)
+            if st is None:
+                return None
+        reader = _READS.get(st.ctx.dialect)
+        if reader is None:
+            return None
+        out: bytes | None = reader(st, data, sep, framer)
         return out
 
     def _stream_fn(self, ex: Exchange) -> Any:

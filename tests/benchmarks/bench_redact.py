@@ -2,16 +2,19 @@
 
 For each API (Chat Completions in four reasoning flavours) a long stream is rendered by the fake upstream
 (reasoning and answer, ``CHUNKS`` deltas each), then fed in 1 KiB reads (and again one event per read)
-through: the dialect's framer -> ``Chain.run_events`` -> ``framer.encode`` exactly as ``forward.Relay``
-does. Modes compared against ``pass`` (the same chain, redaction off for the
-tier) and a thin pass-through (no filter at all). Prints events/s, the ratio to ``pass``, the per-event
-overhead in µs, the leak check cost per 10 KB answer, and the peak memory of one stream as the stream
-grows (bounded = does not grow with the stream length).
+through the relay's own modes, as ``forward.Relay`` does: ``pass`` in plain mode (complete events relayed as
+the bytes that came), a hiding mode in read mode (``RedactFilter.on_read`` on whole reads, framed when it
+declines a read) or framed (the dialect's framer -> ``Chain.run_events`` -> ``framer.encode``); with
+``--framed`` every mode, ``pass`` included, is framed (the cost of the redaction code alone). Modes
+compared against ``pass`` (the same chain, redaction off for the tier) and a thin pass-through (no
+filter). Prints events/s, the ratio to ``pass``, the per-event overhead in µs, the leak check cost per
+10 KB answer, and the peak memory of one stream as the stream grows (bounded = does not grow with the
+stream length).
 
 Target: omit/seal >= 90 % of pass throughput (leak check off, the part the target is about; the leak
 check's own cost is printed apart). Run: .venv/bin/python tests/benchmarks/bench_redact.py
-[--rounds N] [--only chat,gemini] [--modes omit,seal] [--reads both|1k|event] [--streams-only | --leak-only]
-[--leak-baseline OLD_LEAK.py]
+[--rounds N] [--only chat,gemini] [--modes omit,seal] [--reads both|1k|event] [--framed]
+[--streams-only | --leak-only] [--leak-baseline OLD_LEAK.py]
 """
 
 from __future__ import annotations
@@ -39,6 +42,14 @@ from proxy.pipeline import Chain
 from proxy.redact import leak as leak_mod
 from proxy.redact.seal import KeyRing, new_key_text, parse_keyring
 from proxy.redact.spec import LeakSpec, RedactionSpec
+from proxy.sse import SSEFramer
+
+try:
+    from proxy.forward import _merge_cut_usage
+    from proxy.sse import EventCutter
+except ImportError:  # an older tree (before/after runs): the same cuts, made by the bench
+    EventCutter = None  # type: ignore[assignment,misc]
+    _merge_cut_usage = None  # type: ignore[assignment]
 
 CHUNKS = 400
 READ = 1024
@@ -109,25 +120,99 @@ def _exchange(api: str, body: dict[str, Any], chain: Chain) -> Exchange:
     return ex
 
 
-def _relay(ex: Exchange, chain: Chain, data: bytes | list[bytes]) -> tuple[int, int]:
+class _Cutter:
+    """``proxy.sse.EventCutter`` for a tree that predates it (``PYTHONPATH`` set to an older copy): the
+    same cuts as that tree's relay made inline in plain mode."""
+
+    def __init__(self, framer: Any) -> None:
+        self.framer, self.held, self.sep, self.off = framer, b"", None, False
+
+    def cut(self, chunk: bytes) -> bytes:
+        if self.held:
+            chunk, self.held = self.held + chunk, b""
+        if self.sep is None:
+            if b"\r\n\r\n" in chunk:
+                self.sep = b"\r\n\r\n"
+                self.framer.eol = b"\r\n"
+            elif b"\r" in chunk:
+                self.off = True
+                return chunk
+            elif b"\n\n" in chunk:
+                self.sep = b"\n\n"
+            else:
+                self.held = chunk
+                return b""
+        elif b"\r" in chunk and self.sep == b"\n\n":
+            self.off = True
+            return chunk
+        cut = chunk.rfind(self.sep)
+        if cut < 0:
+            self.held = chunk
+            return b""
+        cut += len(self.sep)
+        if cut == len(chunk):
+            return chunk
+        self.held = chunk[cut:]
+        return chunk[:cut]
+
+
+def _usage(ex: Exchange, usage_of: Any, events: list[Any]) -> None:
+    for ev in events:
+        if b"sage" in ev.data:
+            u = usage_of(ev.obj)
+            if u is not None:
+                ex.usage.merge(u)
+
+
+def _relay(ex: Exchange, chain: Chain, data: bytes | list[bytes], framed: bool = False) -> tuple[int, int]:
     """What Relay._relay_stream does per read, minus the socket. ``data``: the stream cut in ``READ``
     byte reads, or a list of reads (one event each, as a model streaming in real time delivers them).
+    As the relay does: a stream no filter needs to see in plain mode (complete events relayed as the bytes
+    that came, only events mentioning usage parsed), one whose only filter takes whole reads in read mode
+    (``on_read``, framed when it declines a read), framed otherwise. ``framed=True``: every stream framed
+    and every event through ``Chain.run_events`` (the per-event cost of redaction alone, ``pass`` included).
     Returns (events in, bytes out)."""
     assert ex.dialect is not None
     framer = ex.dialect.framer(ex, "text/event-stream")
     assert framer is not None
     n = out = 0
-    hooks = bool(chain.event)
+    usage_of = ex.dialect.usage
+    hooks = bool(chain.event) if framed else chain.events_for(ex)
+    read_for = getattr(chain, "read_hook_for", None)
+    hook = read_for(ex) if hooks and not framed and read_for is not None else None
+    cutter: Any = None
+    if not framed and isinstance(framer, SSEFramer) and (hook is not None or not hooks):
+        cutter = EventCutter(framer) if EventCutter is not None else _Cutter(framer)
     reads = data if isinstance(data, list) else (data[i : i + READ] for i in range(0, len(data), READ))
     for chunk in reads:
+        if cutter is not None:
+            cut = cutter.cut(chunk)
+            if cutter.off:
+                cutter, chunk = None, cut
+            elif not cut:
+                continue
+            else:
+                sent = cut if hook is None else hook(ex, cut, cutter.sep, framer)
+                if sent is not None:
+                    if b"sage" in cut:
+                        if _merge_cut_usage is not None:
+                            _merge_cut_usage(ex, usage_of, cut, cutter.sep, framer)
+                        else:
+                            _usage(ex, usage_of, framer.feed(cut))
+                    n += cut.count(cutter.sep)
+                    out += len(sent)
+                    continue
+                chunk = cut
         events = framer.feed(chunk)
         if not events:
             continue
         n += len(events)
+        _usage(ex, usage_of, events)
         if hooks:
             events = chain.run_events(ex, events)
         out += len(b"".join([framer.encode(e) for e in events]))
-    tail = framer.close()
+    held = cutter.held if cutter is not None else b""
+    tail = (framer.feed(held) if held else []) + framer.close()
     if hooks:
         tail = chain.run_events(ex, tail) + chain.run_end(ex)
     out += len(b"".join([framer.encode(e) for e in tail]))
@@ -159,14 +244,19 @@ def _chain(mode: str | None, leak: str = "off") -> Chain:
 
 
 def bench_streams(
-    rounds: int = 25, *, split: bool = False, only: tuple[str, ...] = (), modes: tuple[str, ...] = ()
+    rounds: int = 25,
+    *,
+    split: bool = False,
+    only: tuple[str, ...] = (),
+    modes: tuple[str, ...] = (),
+    framed: bool = False,
 ) -> None:
     """Modes are timed interleaved (in a new random order each round) so machine noise hits all of them
     alike. ``vs pass`` is the median over rounds of pass time / mode time within the same round (paired,
     so slow drifts of the machine cancel); ``µs/event`` the median of the per-round differences; ``ev/s``
     the best round."""
     how = "one event per read" if split else f"{READ} B reads"
-    print(f"-- {how}")
+    print(f"-- {how}, {'every mode framed' if framed else 'as the relay (pass plain, hiding modes read/framed)'}")
     print(f"{'api':20s} {'mode':12s} {'events':>7s} {'ev/s':>10s} {'vs pass':>8s} {'µs/event':>9s}")
     rng = random.Random(7)
     for api, model in STREAMS:
@@ -187,7 +277,7 @@ def bench_streams(
                 gc.collect()
                 gc.disable()
                 t = time.thread_time()  # CPU time of this thread: other load on the machine does not count
-                n, _ = _relay(ex, chain, data)
+                n, _ = _relay(ex, chain, data, framed)
                 times[key].append(time.thread_time() - t)
                 gc.enable()
         base = times[("pass", "off")]
@@ -280,6 +370,8 @@ def main() -> None:
     ap.add_argument(
         "--reads", choices=("both", "1k", "event"), default="both", help="1 KiB reads, one event per read, or both"
     )
+    ap.add_argument("--framed", action="store_true",
+                    help="frame every mode, pass included (redaction's per-event cost alone; before read mode)")
     ap.add_argument("--leak-only", action="store_true", help="only the leak check figures")
     ap.add_argument("--leak-baseline", default="", help="another leak.py to time against the current one")
     args = ap.parse_args()
@@ -288,9 +380,9 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}, {CHUNKS} reasoning + {CHUNKS} answer deltas per stream")
     if not args.leak_only:
         if args.reads != "event":
-            bench_streams(args.rounds, only=only, modes=modes)
+            bench_streams(args.rounds, only=only, modes=modes, framed=args.framed)
         if args.reads != "1k":
-            bench_streams(args.rounds, split=True, only=only, modes=modes)
+            bench_streams(args.rounds, split=True, only=only, modes=modes, framed=args.framed)
     if not args.streams_only:
         bench_leak(args.leak_baseline)
     if not (args.streams_only or args.leak_only):
