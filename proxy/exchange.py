@@ -402,10 +402,14 @@ class Exchange:
     @property
     def max_tokens(self) -> int | None:
         """The output-token cap asked for, read directly when no view was built."""
-        if self._view is None and self.dialect is not None:
-            body = self.json
-            if isinstance(body, dict):
-                return self.dialect.max_tokens_of(body, self)
+        if self._view is None:
+            dialect = self.dialect
+            if dialect is not None:
+                body = self._json
+                if body is None:
+                    body = self.json  # (parses the body if nothing did yet)
+                if isinstance(body, dict):
+                    return dialect.max_tokens_of(body, self)
         return self.view.max_tokens
 
     @property

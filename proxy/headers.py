@@ -202,6 +202,5 @@ def _finish_client_headers(
     if not ex.reply_headers:
         return pairs
     out: CIMultiDict[str] = CIMultiDict(pairs)
-    for k, v in ex.reply_headers.items():  # (a filter's header replaces the upstream's)
-        out[k] = v
+    out.update(ex.reply_headers)  # (a filter's header replaces every upstream field of that name)
     return out

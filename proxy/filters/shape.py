@@ -78,6 +78,9 @@ class ShapeFilter(Filter):
                              throttle_scopes=throttle_scopes, fail_open=fail_open, fast_path=fast_path)
         self.sweep_interval = sweep_interval
         self._sweeper: asyncio.Task[None] | None = None
+        fast = self.shaper.fast  # (its two functions, one attribute load away)
+        self._fast_admit = fast.admit if fast is not None else None
+        self._fast_finish = fast.finish if fast is not None else None
 
     @classmethod
     def from_config(cls, limits: Any, backend: StateBackend | None = None, **kw: Any) -> ShapeFilter:
@@ -122,11 +125,11 @@ class ShapeFilter(Filter):
         shaper = self.shaper
         st = ex.state.get("shape")
         if st is None:
+            admit = self._fast_admit
+            if admit is not None and admit(ex):  # the common case, fused (``proxy.shaping.fast``)
+                return None
             st = ShapeState(shaper)
             ex.state["shape"] = st
-            fast = shaper.fast
-            if fast is not None and fast.admit(ex, st):  # the common case, fused (``proxy.shaping.fast``)
-                return None
             if shaper.admit_now(ex, st):  # the common case, without a coroutine on the embedded backend
                 if st.results is not None:
                     shaper.write_headers(ex, st)
@@ -203,7 +206,7 @@ class ShapeFilter(Filter):
         if st is None:
             return
         if st.fast:
-            self.shaper.fast.finish(st, ex)  # type: ignore[union-attr]
+            self._fast_finish(st, ex)  # type: ignore[misc]
         elif not self.shaper.finish_now(st, ex):
             await self.shaper.finish(st, ex)
 

@@ -75,6 +75,15 @@ class ShapeState:
         return await self.shaper.pace(self)
 
 
+class FastShapeState(ShapeState):
+    """The state of a request the fast path admitted (``proxy.shaping.fast``), which also settles it.
+    Created without an ``__init__`` frame (a request pays for every Python call): the fast path sets
+    ``shaper`` and what it took."""
+
+    __init__ = object.__init__
+    fast = True
+
+
 @dataclass(slots=True)
 class Verdict:
     """The outcome of ``admit``: admitted, or rejected by ``limit`` with ``retry`` seconds to wait."""

@@ -117,14 +117,15 @@ async def _run_shaper(n_limits: int, reject: bool, fast: bool | None = None) -> 
         ex = pool[i & 1023]
         ex.account = acct
         t0 = clock()
-        st = ShapeState(shaper)
-        if fp is not None and fp.admit(ex, st):  # headers written
-            pass
-        elif shaper.admit_now(ex, st):
-            if fast is not None:
-                shaper.write_headers(ex, st)
+        if fp is not None and fp.admit(ex):  # headers written, state in ``ex.state``
+            st = ex.state["shape"]
         else:
-            await shaper.admit(ex, st)
+            st = ShapeState(shaper)
+            if shaper.admit_now(ex, st):
+                if fast is not None:
+                    shaper.write_headers(ex, st)
+            else:
+                await shaper.admit(ex, st)
         t1 = clock()
         if not shaper.finish_now(st, ex):
             await shaper.finish(st, ex)

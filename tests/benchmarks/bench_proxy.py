@@ -13,7 +13,8 @@ filters beyond the default chain, it prints:
 
 Phase 8 adds the default rule pack enforcing (``rules: paths: [rules/default]``): dg with rules / thin >= 0.75.
 Phase 10 (only with ``--only 10``; needs valgrind) counts instructions per request under callgrind, thin and
-distillguard (and ``--compare TREE`` copies) in one run.
+distillguard (and ``--compare TREE`` copies) in one run; with ``--cg-limits`` each distillguard is counted
+also with phase 7's three limits (the instruction cost of issue 4's budget: <= ~5 % of dg without).
 
 Run: ``.venv/bin/python tests/benchmarks/bench_proxy.py [--quick] [--only 1,3] [--json]``
 """
@@ -104,6 +105,7 @@ class Bench:
         self.script = common.wrk_script(workdir / "post.lua", common.chat_request(), self.headers)
         self.procs: list[ServerProc] = []
         self.compare: list[str] = []  # phase 10: other trees to count besides this one
+        self.cg_limits = False  # phase 10: count each distillguard with phase 7's three limits too
 
     def _log(self, name: str) -> Path:
         return self.dir / f"{name}.log"
@@ -560,14 +562,16 @@ def phase_instructions(b: Bench) -> list[Figure]:
         *vg, f"--callgrind-out-file={out}", sys.executable, str(common.HERE / "common.py"), "thin",
         "--port", str(port), "--upstream", up.url], port, log=b._log("cg-thin"), timeout=300)))
     for i, tree in enumerate(["", *b.compare]):
-        tag = f"dg{i}"
-        port = common.free_port()
-        cfg = b.dir / f"{tag}.yaml"
-        cfg.write_text(b.dg_config(up, port, tag))
-        env = ["env", f"PYTHONPATH={tree}"] if tree else []
-        servers.append((f"{tree} ({tag})" if tree else "distillguard", common.start_server(tag, [
-            *env, *vg, f"--callgrind-out-file={b.dir / ('cg.' + tag)}", sys.executable, "-m", "proxy",
-            "serve", "--config", str(cfg)], port, log=b._log("cg-" + tag), timeout=300)))
+        for limits in ("", THREE_LIMITS) if b.cg_limits else ("",):
+            tag = f"dg{i}" + ("-limits" if limits else "")
+            port = common.free_port()
+            cfg = b.dir / f"{tag}.yaml"
+            cfg.write_text(b.dg_config(up, port, tag, limits))
+            env = ["env", f"PYTHONPATH={tree}"] if tree else []
+            name = (f"{tree} ({tag})" if tree else "distillguard") + (", three limits" if limits else "")
+            servers.append((name, common.start_server(tag, [
+                *env, *vg, f"--callgrind-out-file={b.dir / ('cg.' + tag)}", sys.executable, "-m", "proxy",
+                "serve", "--config", str(cfg)], port, log=b._log("cg-" + tag), timeout=300)))
     b.procs += [p for _, p in servers]
     per: dict[str, float] = {}
 
@@ -594,8 +598,11 @@ def phase_instructions(b: Bench) -> list[Figure]:
     thin = per.pop("thin")
     figs = [Figure(10, "instructions per request, thin", thin / 1000, "k", detail=f"{CG_REQUESTS} requests")]
     for name, v in per.items():
-        figs.append(Figure(10, f"instructions per request, {name}", v / 1000, "k",
-                           detail=f"thin/dg {thin / v:.3f}"))
+        detail = f"thin/dg {thin / v:.3f}"
+        if name.endswith(", three limits"):
+            none = per[name.removesuffix(", three limits")]
+            detail += f"; three limits add {(v - none) / 1000:+.1f}k ({(v - none) / none:+.1%})"
+        figs.append(Figure(10, f"instructions per request, {name}", v / 1000, "k", detail=detail))
     return figs
 
 
@@ -619,6 +626,8 @@ def main() -> int:
     p.add_argument("--keep", action="store_true", help="keep the scratch folder (configs, server logs)")
     p.add_argument("--compare", action="append", default=[], metavar="TREE",
                    help="phase 10: also count a distillguard from TREE (a folder holding proxy/)")
+    p.add_argument("--cg-limits", action="store_true",
+                   help="phase 10: count each distillguard also with phase 7's three limits")
     args = p.parse_args()
     if shutil.which("wrk") is None and not Path("/usr/bin/wrk").exists():
         print("wrk is required (apt-get install wrk)", file=sys.stderr)
@@ -632,6 +641,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
     b = Bench(sizes, workdir, access_log=not args.no_access_log)
     b.compare = args.compare
+    b.cg_limits = args.cg_limits
     figs: list[Figure] = []
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     t0 = time.monotonic()

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 from proxy.accounts import Account
 from proxy.clock import FakeClock
 from proxy.dialects import DIALECTS
-from proxy.exchange import Exchange
+from proxy.exchange import Event, Exchange
 from proxy.filters.shape import ShapeFilter
 from proxy.shaping.request import ShapeState
 from proxy.shaping.spec import parse_limits
@@ -125,11 +125,12 @@ def _ex(rng: random.Random, rid: str) -> Callable[[], Exchange]:
 
 
 def _shape_view(st: ShapeState | None) -> tuple[Any, ...] | None:
+    """What settling a request reads from its state (the plan serves the general path only: the fast
+    path keeps none)."""
     if st is None:
         return None
     return ([(cl.spec.name, k, c, d) for cl, k, c, d in st.charges], [(cl.spec.name, k) for cl, k in st.leases],
-            [(cl.spec.name, k, raw) for cl, k, raw in st.plan], st.count_stream, st.input_estimate, st.budget,
-            st.paced, st.done)
+            st.count_stream, st.input_estimate, st.budget, st.paced, st.done)
 
 
 async def _run(config: str, seed: int, steps: int, max_keys: int) -> tuple[int, int]:
@@ -313,3 +314,41 @@ def test_fast_path_only_on_the_memory_backend() -> None:
     assert _filter([RPM], backend=Other())[0].shaper.fast is None
     assert _filter([RPM], fast_path=False)[0].shaper.fast is None
     assert _filter([RPM])[0].shaper.fast is not None
+
+
+async def test_a_new_key_that_would_evict_takes_the_general_path(make_ex: Callable[..., Exchange]) -> None:
+    f = ShapeFilter(parse_limits([RPM]), MemoryBackend(max_keys=3), clock=FakeClock(), registry=CollectorRegistry(),
+                    sweep_interval=0)
+    await f.on_request(make_ex(account="a0"))  # the backend's first request sets its time base
+    assert [(await _took_fast(f, make_ex(account=f"a{i}")))[0] for i in (1, 2)] == [True, True]
+    fast, reply = await _took_fast(f, make_ex(account="a3"))  # a 4th key: the backend evicts the oldest
+    assert not fast and reply is None
+    assert f.backend.evictions == 1 and list(f.backend._d) == [  # type: ignore[attr-defined]
+        "lim\x1frpm\x1fa1", "lim\x1frpm\x1fa2", "lim\x1frpm\x1fa3"]
+    assert (await _took_fast(f, make_ex(account="a1")))[0] is True  # a known key: nothing to evict
+
+
+async def test_a_stream_admitted_on_the_fast_path_is_counted_and_reconciled(
+        make_ex: Callable[..., Exchange]) -> None:
+    limits = [CONC, {**TPM, "tokens": {"limit": 1000, "window": "1m", "count": "output"}}]
+    delta = orjson.dumps({"choices": [{"index": 0, "delta": {"content": "abcdefgh"}}]})
+    seen = []
+    for fast in (True, False):
+        f = _filter(limits, fast_path=fast)[0]
+        await f.on_request(first := make_ex(max_tokens=1))  # sets the backend's time base
+        await f.on_done(first)
+        ex = make_ex(max_tokens=800, stream=True)
+        assert await f.on_request(ex) is None and f.wants_events(ex)
+        assert ex.state["shape"].fast is fast
+        for _ in range(10):  # 20 tokens streamed, then the client goes away
+            event = Event(delta)
+            assert f.on_event(ex, event) == [event]
+        ex.client_gone = True
+        await f.on_done(ex)
+        await f.on_done(ex)  # settled once
+        probe = make_ex(max_tokens=300)
+        assert await f.on_request(probe) is None
+        state = f.backend._d.items()  # type: ignore[attr-defined]
+        seen.append((probe.reply_headers, [(k, v if isinstance(v, float) else list(v.values())) for k, v in state]))
+    assert seen[0] == seen[1]
+    assert seen[0][0]["x-ratelimit-remaining-tokens"] == str(1000 - 20 - 300)  # 800 reserved, 20 used
