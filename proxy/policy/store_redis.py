@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import struct
 import zlib
 from typing import TYPE_CHECKING, Any
@@ -38,7 +39,7 @@ from proxy.policy.spec import SCOPES
 from proxy.policy.store import ALERT_MEMORY, BAN_MEMORY, LN2, SCORE_KEYS, SEP, Active, Fetch, decay
 from proxy.state.base import state_key
 from proxy.state.redis import eval_script, key_prefix, load_script
-from proxy.state.resp import RespClient
+from proxy.state.resp import Framed, RespClient, frame
 from proxy.tasks import spawn
 
 if TYPE_CHECKING:
@@ -47,7 +48,10 @@ if TYPE_CHECKING:
     from proxy.state.joint import Joint, LimitsPart
 
 log = logging.getLogger("distillguard.rules.state")
-_LN2 = repr(LN2)
+_LN2 = frame(repr(LN2))
+# Arguments that are the same in every call, framed once (``proxy.state.resp.Framed``).
+_W, _E, _F, _P, _V = (frame(op) for op in "WEFPV")
+_SMALL = tuple(frame(str(i)) for i in range(64))  # counts (windows in a call, inputs of a window)
 
 
 class RedisView:
@@ -179,7 +183,7 @@ class RedisRuleStore:
         self.flushes = 0
         self.reloads = 0
         self._wbase: dict[str, str] = {}  # rule fingerprint -> window key prefix
-        self._specs: dict[str, Any] = {}  # rule fingerprint -> (window ttl, static_spec)
+        self._specs: dict[str, tuple[Framed, ...]] = {}  # rule fingerprint -> static_fields
         self._pk: list[str] = []  # pending writes, packed
         self._pa: list[Any] = []
         self._pn = 0
@@ -205,10 +209,10 @@ class RedisRuleStore:
         v = str(keyval)
         return base + (v.replace(SEP, "") if SEP in v else v)  # as state_key does
 
-    def _static(self, rule: CompiledRule) -> tuple[bytes, tuple[bytes, ...]]:
+    def _static(self, rule: CompiledRule) -> tuple[Framed, ...]:
         spec = self._specs.get(rule.fingerprint)
         if spec is None:
-            spec = self._specs[rule.fingerprint] = static_spec(rule)
+            spec = self._specs[rule.fingerprint] = static_fields(rule)
         return spec
 
     def entity_key(self, target: str) -> str:
@@ -251,7 +255,8 @@ class RedisRuleStore:
         args: list[Any] = [repr(now), _LN2]
         nw = self._take_writes(keys, args)
         if req.updates:
-            args += ("W", len(req.updates))
+            nu = len(req.updates)
+            args += (_W, _SMALL[nu] if nu < 64 else nu)
             for rule, keyval, xs in req.updates:
                 keys.append(self.window_key(rule, keyval))
                 _pack_update(args, rule, xs, now, self._static(rule))
@@ -262,12 +267,12 @@ class RedisRuleStore:
         if limits is None:
             for target in entities:
                 keys.append(self.entity_key(target))
-                args.append("E")
+                args.append(_E)
         else:  # the action targets' entities also tell the limits part what is in force (F)
             acts = self._action_feats()
             for target in entities:
                 keys.append(self.entity_key(target))
-                args.append("F" if target.partition(SEP)[0] in acts else "E")
+                args.append(_F if target.partition(SEP)[0] in acts else _E)
         self.round_trips += 1
         if self.metrics is not None:
             self.metrics.calls.labels("fetch").inc()
@@ -367,7 +372,7 @@ class RedisRuleStore:
         args: list[Any] = [repr(now), _LN2]
         self._take_writes(keys, args)
         keys.append(self.entity_key(target))
-        args.append("P")
+        args.append(_P)
         out = await self._eval(keys, args)
         return int(out[-1])
 
@@ -378,11 +383,11 @@ class RedisRuleStore:
         rules = [r for r in self.ruleset.rules if r.key == feat and r.aggregates]
         for rule in rules:
             keys.append(self.window_key(rule, value))
-            args.append("V")
+            args.append(_V)
             _pack_read(args, rule, now, self._static(rule))
         target = feat + SEP + value
         keys.append(self.entity_key(target))
-        args.append("E")
+        args.append(_E)
         out = await self._eval(keys, args)
         windows = {
             r.id: {a.name: x for a, x in zip(r.aggregates, _doubles(blob), strict=True)}
@@ -426,8 +431,8 @@ def _doubles(blob: bytes) -> tuple[float, ...]:
 
 
 def static_spec(rule: CompiledRule) -> tuple[bytes, tuple[bytes, ...]]:
-    """A window's static fields for the script (see ``specs`` there), encoded once per rule: "ttl,nagg"
-    and one token per aggregate."""
+    """A window's static fields, compactly: "ttl,nagg" and one token per aggregate (kind letter and
+    parameters, comma-separated); ``static_fields`` sends them to the script as separate fields."""
     toks = []
     for a in rule.aggregates:
         k = a.kind
@@ -446,27 +451,45 @@ def static_spec(rule: CompiledRule) -> tuple[bytes, tuple[bytes, ...]]:
     return f"{max(span, 1.0)!r},{len(toks)}".encode(), tuple(toks)
 
 
+def static_fields(rule: CompiledRule) -> tuple[Framed, ...]:
+    """The static fields of a rule's windows for the script (``specs`` there), framed once: ttl (ms), nagg,
+    the number of fields that follow, then per aggregate its kind letter and parameters (the tokens of
+    ``static_spec`` split at their commas; a distinct count's sketch ttl in ms)."""
+    head, toks = static_spec(rule)
+    ttl, nagg = head.split(b",")
+    fields: list[bytes] = []
+    for t in toks:
+        params = t[1:].split(b",") if len(t) > 1 else []
+        if t[:1] == b"d":
+            params[1] = _ms(params[1])
+        fields += (t[:1], *params)
+    return tuple(frame(f) for f in (_ms(ttl), nagg, b"%d" % len(fields), *fields))
+
+
+def _ms(seconds: bytes) -> bytes:
+    return b"%d" % math.ceil(float(seconds) * 1000)
+
+
 def _pack_update(args: list[Any], rule: CompiledRule, xs: list[Any], now: float, static: Any) -> None:
-    """One window of a W op (see ``specs`` in the script)."""
-    head, toks = static
+    """One window of a W op (see ``specs`` in the script): its static fields, then this event's."""
     nadd = len(xs)
-    args += (head, b"%d" % nadd)
+    args += static
+    args.append(_SMALL[nadd] if nadd < 64 else nadd)
     for i, a in enumerate(rule.aggregates):
-        args.append(toks[i])
         k = a.kind
         if k == "ewma":
             if i < nadd:
                 args.append(repr(xs[i]))
         elif k != "interarrival":
-            args.append(b"%d" % int(now // a.width))
+            args.append(int(now // a.width))
             if i < nadd:
                 if k == "sum":
                     args.append(repr(xs[i]))
                 elif k == "ratio":
-                    args.append(b"1" if xs[i] else b"0")
+                    args.append("1" if xs[i] else "0")
                 elif k == "distinct":
-                    v = str(xs[i]).encode()
-                    args += (v, b"%d" % zlib.crc32(v))  # the script skips PFADD for the same value again
+                    v = str(xs[i])
+                    args += (v, zlib.crc32(v.encode()))  # the script skips PFADD for the same value again
 
 
 def _pack_read(args: list[Any], rule: CompiledRule, now: float, static: Any) -> None:

@@ -105,6 +105,8 @@ class Shaper:
         self.has_queues = any(cl.queues is not None for cl in self.limits)
         # A backend whose ``apply`` never awaits may expose it synchronously as ``apply_now``.
         self._apply_sync = getattr(backend, "apply_now", None)
+        # A remote backend that settles off the request's path (``FaultTolerantBackend.settle``).
+        self._settle = None if self._apply_sync is not None else getattr(backend, "settle", None)
         # a backend that knows no multiplier was ever set saves building their keys per request
         self._mult_hint = backend if hasattr(backend, "may_have_multipliers") else None
         # admissions by the set of enforced limits that admitted a request (one count per request)
@@ -407,7 +409,12 @@ class Shaper:
             return True
         sync = self._apply_sync
         if sync is None and (st.leases or st.charges):
-            return False
+            if self._settle is None:
+                return False
+            self._settle(self._finish_ops(st, ex), self.clock.now())
+            if self.has_queues:
+                self._notify(st)
+            return True
         ops = self._finish_ops(st, ex)
         if ops and sync is not None:
             try:

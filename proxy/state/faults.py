@@ -14,6 +14,16 @@ breaker, failure opens it again. While the breaker is open or a call failed:
             store is the truth again; leases taken locally are forgotten, the store's expire by TTL).
 ``closed``  ``StateUnavailable`` is raised; the shape filter (built with ``fail_open=False``) answers
             503 ``state_unavailable`` in the caller's dialect.
+
+``settle`` takes a finished request's settlement (lease releases, token reconciliation) off its path:
+the ops are queued and sent without the request waiting, in one batch with the others queued in the
+same event-loop turn (a background ``apply``, with the same timeout, breaker and fail-open/closed
+behaviour), or earlier, riding along with the next ``apply`` of this process (prepended to its ops,
+so a slot released before an admission is free for it). The queue is bounded; every outcome is
+counted in ``distillguard_state_settlements_total{outcome}``: ``sent``, ``local`` (on the fail-open
+fallback, where a lease taken while the store was down is freed at once), ``failed`` (lost with a
+failed call, or refused in fail-closed mode: the store's leases expire by their TTL) and ``dropped``
+(queue full). ``close`` sends what is left.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from proxy.clock import SYSTEM_CLOCK, Clock
 from proxy.state.base import Op, Result, StateBackend
 from proxy.state.memory import MemoryBackend
+from proxy.tasks import spawn
 
 log = logging.getLogger("distillguard.state")
 
@@ -138,6 +149,14 @@ class StateMetrics:
         self.breaker_opened = Counter("distillguard_state_breaker_opened",
                                       "Times the state store's circuit breaker opened.",
                                       ["backend"], registry=registry).labels(backend)
+        self.settlements = Counter("distillguard_state_settlements",
+                                   "Settlement ops of finished requests (lease releases, token reconciliation) "
+                                   "sent off the request's path, by outcome: sent, local (fail-open fallback), "
+                                   "failed (lost: leases expire by TTL), dropped (queue full).",
+                                   ["backend", "outcome"], registry=registry)
+        self.settle_batches = Counter("distillguard_state_settlement_batches",
+                                      "Background script calls that carried only settlements.",
+                                      ["backend"], registry=registry).labels(backend)
         self.backend = backend
         self.up.set(1)
 
@@ -158,6 +177,7 @@ class FaultTolerantBackend:
         name: str = "redis",
         describe: str = "",
         log_every: float = 10.0,
+        max_settling: int = 10_000,
     ) -> None:
         if on_failure not in ("open", "closed"):
             raise ValueError(f"state: on_failure must be 'open' or 'closed', got {on_failure!r}")
@@ -173,6 +193,11 @@ class FaultTolerantBackend:
         self._degraded_since: float | None = None
         self._last_log = 0.0
         self._local_ops = 0
+        self.max_settling = max_settling
+        self._settling: list[Op] = []  # queued settlement ops (see ``settle``)
+        self._settle_now = 0.0
+        self._settle_task: asyncio.Task[None] | None = None
+        self._drop_logged = -log_every
 
     may_have_multipliers = True
 
@@ -181,17 +206,94 @@ class FaultTolerantBackend:
         return self._degraded_since is not None
 
     async def apply(self, ops: Sequence[Op], now: float, *, all_or_nothing: bool = False) -> list[Result]:
-        ok, res, closed = await guarded_call(
-            self.breaker,
-            self.timeout,
-            lambda: self.primary.apply(ops, now, all_or_nothing=all_or_nothing),
-            self._failed,
-        )
+        settled = self._settling
+        if settled:  # queued settlements ride along, first: a slot they free is free for these ops
+            self._settling = []
+            ops = [*settled, *ops]
+        else:
+            settled = []  # not the live queue: settle() may extend that one while this call waits
+        try:
+            ok, res, closed = await guarded_call(
+                self.breaker,
+                self.timeout,
+                lambda: self.primary.apply(ops, now, all_or_nothing=all_or_nothing),
+                self._failed,
+            )
+            if ok:
+                if closed or self._degraded_since is not None:
+                    self._recovered()
+                if settled:
+                    self._settled("sent", len(settled))
+                return res[len(settled):] if settled else res
+            res = self._degraded_apply(ops, now, all_or_nothing)
+        except StateUnavailable:
+            if settled:
+                self._settled("failed", len(settled))
+            raise
+        except BaseException:  # cancelled (the client left): the call may or may not have run
+            if settled:
+                self._settled("failed", len(settled))
+            raise
+        if settled:
+            self._settled("local", len(settled))
+        return res[len(settled):] if settled else res
+
+    # -- settlements, off the request's path ------------------------------------------------------
+
+    def settle(self, ops: Sequence[Op], now: float) -> None:
+        """Queue a finished request's settlement (``release`` and ``adjust`` ops; their results are
+        not needed) and return at once; see the module docstring."""
+        if not ops:
+            return
+        if len(self._settling) + len(ops) > self.max_settling:
+            self._settled("dropped", len(ops))
+            t = self.clock.mono()
+            if t - self._drop_logged >= self.log_every:
+                self._drop_logged = t
+                log.warning("state: settlement queue full (%d ops); settlements dropped (leases expire by "
+                            "TTL; see distillguard_state_settlements_total)", len(self._settling))
+            return
+        self._settling.extend(ops)
+        if now > self._settle_now:
+            self._settle_now = now
+        if self._settle_task is None:
+            self._settle_task = spawn(self._flush_settlements(), "state-settlements")
+
+    async def _flush_settlements(self) -> None:
+        try:
+            while self._settling:
+                ops, self._settling = self._settling, []
+                self.metrics.settle_batches.inc()
+                try:
+                    await self._send_settlements(ops)
+                except StateUnavailable:
+                    self._settled("failed", len(ops))
+                except Exception as e:
+                    self._settled("failed", len(ops))
+                    log.warning("state: %d settlement op(s) lost: %s: %s (leases expire by TTL)", len(ops),
+                                type(e).__name__, e)
+        finally:
+            self._settle_task = None
+
+    async def _send_settlements(self, ops: list[Op]) -> None:
+        now = self._settle_now
+        ok, _, closed = await guarded_call(self.breaker, self.timeout, lambda: self.primary.apply(ops, now),
+                                           self._failed)
         if ok:
             if closed or self._degraded_since is not None:
                 self._recovered()
-            return res
-        return self._degraded_apply(ops, now, all_or_nothing)
+            self._settled("sent", len(ops))
+            return
+        self._degraded_apply(ops, now, False)  # fail-closed: raises StateUnavailable
+        self._settled("local", len(ops))
+
+    def _settled(self, outcome: str, n: int) -> None:
+        self.metrics.settlements.labels(self.metrics.backend, outcome).inc(n)
+
+    async def drain_settlements(self) -> None:
+        """Wait until every queued settlement has been sent (tests, shutdown)."""
+        while self._settle_task is not None:
+            await asyncio.shield(self._settle_task)
 
     async def apply_local(self, ops: Sequence[Op], now: float, *, all_or_nothing: bool = False) -> list[Result]:
         """``apply`` for a request whose combined call (``proxy.state.joint``) has just failed: straight
@@ -252,5 +354,8 @@ class FaultTolerantBackend:
         return dropped
 
     async def close(self) -> None:
-        await self.fallback.close()
-        await self.primary.close()
+        try:
+            await self.drain_settlements()
+        finally:
+            await self.fallback.close()
+            await self.primary.close()

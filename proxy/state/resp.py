@@ -27,12 +27,47 @@ class RespError(Exception):
     """An error reply (``-ERR ...``, ``-NOSCRIPT ...``)."""
 
 
+class Framed(str):
+    """One argument already in its RESP form (``$len\\r\\nvalue\\r\\n``, see ``frame``): ``encode``
+    copies it as is. For the arguments that are the same in every call (op letters, a rule's static
+    window fields), so each call frames only what changes."""
+
+    __slots__ = ()
+
+
+def frame(value: str | bytes) -> Framed:
+    text = value.decode() if isinstance(value, bytes) else value
+    return Framed(f"${len(text.encode())}\r\n{text}\r\n")
+
+
 def encode(args: tuple[Any, ...] | list[Any]) -> bytes:
+    """One command in RESP. Built as text and encoded once (the hot path's arguments are str, ints,
+    floats and ``Framed``); a bytes argument switches to the byte-wise form."""
+    out = [f"*{len(args)}\r\n"]
+    ap = out.append
+    for a in args:
+        t = type(a)
+        if t is Framed:
+            ap(a)
+        elif t is str:
+            ap(f"${len(a) if a.isascii() else len(a.encode())}\r\n{a}\r\n")
+        elif t is int or t is float:
+            a = str(a)
+            ap(f"${len(a)}\r\n{a}\r\n")
+        else:
+            return _encode_bytes(args)
+    return "".join(out).encode()
+
+
+def _encode_bytes(args: tuple[Any, ...] | list[Any]) -> bytes:
     out = [b"*%d\r\n" % len(args)]
     for a in args:
-        if type(a) is bytes:
+        if type(a) is Framed:
+            out.append(a.encode())
+            continue
+        if isinstance(a, bytes):
             b = a
-        elif type(a) is str:
+        elif isinstance(a, str):
             b = a.encode()
         else:
             b = str(a).encode()

@@ -7,8 +7,10 @@ Prints, for the same limits and the same load (wrk, POST Chat Completions, keep-
    concurrency limits on the same account;
 2. Redis round trips per request, counted on the server (``INFO commandstats``: EVALSHA calls /
    requests answered, and every other command the clients sent): a requests limit costs exactly one
-   round trip (admission); with tokens or concurrency, ``on_done`` sends one more batch (lease
-   release + token reconciliation), after the response is written;
+   round trip (admission); with tokens or concurrency, each request's settlement (lease release +
+   token reconciliation) is queued in ``on_done`` and rides along with the next admission or goes in a
+   background batch (``FaultTolerantBackend.settle``; counted from the proxy's metrics), off the
+   request's path when the shaper settles that way (before: one more awaited call per request);
 3. the same with the default rule pack (``rules/default``) and its state in Redis (windows, scores,
    actions: ``proxy/state/lua/rules.lua``), alone and together with a requests limit: a request costs
    one round trip on its path, for its rules and its limits together (one script call, see
@@ -191,18 +193,30 @@ def rule_calls(p: ServerProc) -> dict[str, float]:
     return out
 
 
+def settlement_batches(p: ServerProc) -> float:
+    """Background script calls that carried only settlements (``distillguard_state_settlement_batches``)."""
+    import urllib.request
+
+    with urllib.request.urlopen(p.url + "/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("distillguard_state_settlement_batches_total{"))
+
+
 def round_trips(run: Run, p: ServerProc, seconds: int) -> tuple[float, dict[str, float], dict[str, float]]:
     """Per request answered: EVALSHA calls on the server, every other command the clients sent (as
     totals), and the rule store's calls by kind from the proxy's metrics."""
     time.sleep(0.3)
     n0 = answered(p)
     c0 = rule_calls(p)
+    c0["settle"] = settlement_batches(p)
     run.redis.command("CONFIG", "RESETSTAT")
     run.wrk(p, seconds)
     time.sleep(0.5)  # let the last requests (and their on_done batches) finish
     cmds = run.commands()
     n = answered(p) - n0
     c1 = rule_calls(p)
+    c1["settle"] = settlement_batches(p)
     rules = {k: (c1[k] - c0[k]) / n for k in c1}
     other = {k: v for k, v in cmds.items()
              if k not in SCRIPT_INTERNAL and k not in ("evalsha", "info", "config|resetstat")}
@@ -216,8 +230,8 @@ def hot_path(limits: str, evalsha: float, rules: dict[str, float]) -> float:
     the proxy) are not on a request's path. A request's path has at least one (its state), so a
     figure of 1.000 means exactly one for every request."""
     if not limits.startswith("rules"):
-        return evalsha  # limits only: every call is an admission (this scenario has no on_done batch)
-    return evalsha - rules["flush"] - rules["corrections"]
+        return evalsha - rules["settle"]  # limits only: the rest are admissions (settlements ride along)
+    return evalsha - rules["flush"] - rules["corrections"] - rules["settle"]
 
 
 def _r(xs: list[float]) -> list[int]:
@@ -323,6 +337,8 @@ def main() -> int:
                 f"{other or 'none'}",
                 f"[{limits}] round trips per request on its path {hot_path(limits, per_req, rules):.3f}",
             ]
+            if rules["settle"]:
+                lines.append(f"[{limits}] settlement batches/req {rules['settle']:10.3f} (background, off the path)")
             if limits.startswith("rules"):
                 lines.append(f"[{limits}] rule store calls/req  {rules['fetch']:10.3f} fetch (hot path)   "
                              f"{rules['flush']:.3f} background write batches   {rules['corrections']:.3f} "

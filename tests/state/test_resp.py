@@ -10,7 +10,7 @@ from redis_server import RedisServer
 
 from proxy.state import backend_from_url
 from proxy.state.base import OK, gcra
-from proxy.state.resp import RespClient, RespConnection, RespError, encode
+from proxy.state.resp import RespClient, RespConnection, RespError, encode, frame
 
 REPLIES = b"+OK\r\n:42\r\n$5\r\nhello\r\n$-1\r\n*3\r\n$1\r\na\r\n*1\r\n:7\r\n$0\r\n\r\n-ERR boom\r\n"
 VALUES = [b"OK", 42, b"hello", None, [b"a", [7], b""], RespError("ERR boom")]
@@ -36,6 +36,16 @@ async def test_replies_split_at_every_byte() -> None:
 def test_encode() -> None:
     want = b"*4\r\n$3\r\nSET\r\n$2\r\nk\x1f\r\n$3\r\n1.5\r\n$1\r\n\x00\r\n"
     assert encode(("SET", "k\x1f", 1.5, b"\x00")) == want
+
+
+def test_encode_text_framed_and_non_ascii() -> None:
+    """The text path (no bytes argument) and pre-framed arguments give the same bytes as the byte path;
+    a non-ASCII argument is framed with its UTF-8 length."""
+    args = ("EVALSHA", frame("W"), 12, 0.25, "caf\u00e9", frame("\u00e9t\u00e9"))
+    want = (b"*6\r\n$7\r\nEVALSHA\r\n$1\r\nW\r\n$2\r\n12\r\n$4\r\n0.25\r\n$5\r\ncaf\xc3\xa9\r\n"
+            b"$5\r\n\xc3\xa9t\xc3\xa9\r\n")
+    assert encode(args) == want
+    assert encode((*args, b"x")) == want.replace(b"*6", b"*7") + b"$1\r\nx\r\n"  # a bytes argument: byte path
 
 
 async def test_password_and_db_from_the_url(tmp_path: Path) -> None:

@@ -124,54 +124,31 @@ local function gaps(g, o, size, stat, add)
   return (cv - 1.0) / (cv + 1.0)
 end
 
--- A window's aggregate specs from ARGV[a]: "ttl,nagg" nadd, then per aggregate its static token
--- (cached by the caller: cN | sN | rN,per,window | qN | dN,ttl,max_values | eALPHA | iSAMPLES,stat),
--- its bucket index (c s r q d) and, for the first nadd aggregates, the event's input (s x | q 0/1 |
--- d value hash | e x). Returns the specs, the flat state length, the ttl, nadd and the next index.
+-- A window's aggregate specs from ARGV[a]: first its static fields (the caller's, built once per rule):
+-- the window's ttl in ms, nagg, the number of static fields after these three, then per aggregate a
+-- kind letter and its parameters (c|s|q n | r n per window | d n ttl_ms max_values | e alpha | i samples
+-- stat); then this
+-- event's fields: nadd, and per aggregate its bucket index (c s r q d) and, for the first nadd
+-- aggregates, the event's input (s x | q 0/1 | d value hash | e x). Plain fields, no patterns to match:
+-- this runs for every window of every request. Returns the specs, the flat state length, the ttl
+-- (ms, as sent), nadd and the next index.
 local function specs(a)
-  local ttl, nagg = string.match(ARGV[a], '^([^,]+),(%d+)$')
-  ttl, nagg = tonumber(ttl), tonumber(nagg)
-  local nadd = tonumber(ARGV[a + 1])
-  a = a + 2
+  local ttl, nagg = ARGV[a], tonumber(ARGV[a + 1])
+  local s = a + 3
+  a = s + tonumber(ARGV[a + 2])
+  local nadd = tonumber(ARGV[a])
+  a = a + 1
   local out, len = {}, 0
   for i = 1, nagg do
     local add = i <= nadd
-    local tok = ARGV[a]
-    local kind = string.sub(tok, 1, 1)
-    a = a + 1
+    local kind = ARGV[s]
     local sp
-    if kind == 'e' then
-      sp = {kind, tonumber(string.sub(tok, 2))}
-      if add then
-        sp[3] = tonumber(ARGV[a])
-        a = a + 1
-      end
-      sp.size = 2
-    elseif kind == 'i' then
-      local size, stat = string.match(tok, '^i(%d+),(%a+)$')
-      sp = {kind, tonumber(size), stat}
-      sp.size = 5 + sp[2]
-    elseif kind == 'd' then
-      local n, dttl, maxv = string.match(tok, '^d(%d+),([^,]+),(%d+)$')
-      sp = {kind, tonumber(n), tonumber(ARGV[a]), tonumber(dttl), tonumber(maxv)}
-      a = a + 1
-      if add then
-        sp[6], sp[7] = ARGV[a], tonumber(ARGV[a + 1])
-        a = a + 2
-      end
-      sp.size = 3
-    else
-      local n
-      if kind == 'r' then
-        local per, window
-        n, per, window = string.match(tok, '^r(%d+),([^,]+),([^,]+)$')
-        n = tonumber(n)
-        sp = {kind, n, 0, tonumber(per), tonumber(window)}
-      else
-        n = tonumber(string.sub(tok, 2))
-        sp = {kind, n}
-      end
-      sp[3] = tonumber(ARGV[a])
+    if kind == 'c' or kind == 's' or kind == 'q' then
+      local n = tonumber(ARGV[s + 1])
+      s = s + 2
+      local size = 2 + n
+      if kind == 'q' then size = 2 * size end
+      sp = {kind, n, tonumber(ARGV[a]), size = size, off = len}
       a = a + 1
       if add and kind == 's' then
         sp[4] = tonumber(ARGV[a])
@@ -180,10 +157,32 @@ local function specs(a)
         sp[4] = ARGV[a] == '1'
         a = a + 1
       end
-      sp.size = 2 + n
-      if kind == 'q' then sp.size = 2 * sp.size end
+    elseif kind == 'd' then
+      sp = {kind, tonumber(ARGV[s + 1]), tonumber(ARGV[a]), ARGV[s + 2], tonumber(ARGV[s + 3]),
+            size = 3, off = len}
+      s = s + 4
+      a = a + 1
+      if add then
+        sp[6], sp[7] = ARGV[a], tonumber(ARGV[a + 1])
+        a = a + 2
+      end
+    elseif kind == 'r' then
+      local n = tonumber(ARGV[s + 1])
+      sp = {kind, n, tonumber(ARGV[a]), tonumber(ARGV[s + 2]), tonumber(ARGV[s + 3]), size = 2 + n, off = len}
+      s = s + 4
+      a = a + 1
+    elseif kind == 'e' then
+      sp = {kind, tonumber(ARGV[s + 1]), size = 2, off = len}
+      s = s + 2
+      if add then
+        sp[3] = tonumber(ARGV[a])
+        a = a + 1
+      end
+    else  -- 'i'
+      local n = tonumber(ARGV[s + 1])
+      sp = {kind, n, ARGV[s + 2], size = 5 + n, off = len}
+      s = s + 3
     end
-    sp.off = len
     len = len + sp.size
     out[i] = sp
   end
@@ -230,10 +229,10 @@ local function aggregate(key, i, sp, st, add)
     if den ~= 0 then return nu / den end
     return 0.0
   elseif kind == 'd' then  -- {last count, its bucket, hash of the last value added}
-    local n, idx, ttl, maxv = sp[2], sp[3], sp[4], sp[5]
-    local base = key .. SEP .. i .. SEP
+    local n, idx, ms, maxv = sp[2], sp[3], sp[4], sp[5]
     local c = st[o + 1]
     if not add then
+      local base = key .. SEP .. i .. SEP
       local ks = {}
       for b = idx - n + 1, idx do ks[#ks + 1] = base .. num(b) end
       c = redis.call('PFCOUNT', unpack(ks))
@@ -242,9 +241,10 @@ local function aggregate(key, i, sp, st, add)
       -- then kept current by adding to it too, so a count is one single-key PFCOUNT (cached by Redis
       -- while the sketch does not change), not a merge of n sketches. The same value again in the same
       -- bucket changes nothing: skipped (st[o+3] is its hash).
+      local base = key .. SEP .. i .. SEP
       local hk, uk = base .. num(idx), base .. 'u'
-      local ms = math.ceil(ttl * 1000)
-      if redis.call('PFADD', hk, sp[6]) == 1 then redis.call('PEXPIRE', hk, ms) end
+      local added = redis.call('PFADD', hk, sp[6]) == 1
+      if added then redis.call('PEXPIRE', hk, ms) end
       if st[o + 2] ~= idx then
         local ks = {}
         for b = idx - n + 1, idx do ks[#ks + 1] = base .. num(b) end
@@ -252,7 +252,8 @@ local function aggregate(key, i, sp, st, add)
         redis.call('PFMERGE', uk, unpack(ks))
         redis.call('PEXPIRE', uk, ms)
         c = redis.call('PFCOUNT', uk)
-      elseif redis.call('PFADD', uk, sp[6]) == 1 then
+      elseif added and redis.call('PFADD', uk, sp[6]) == 1 then
+        -- (not added: the bucket's sketch already had the value's register, so the union has it too)
         c = redis.call('PFCOUNT', uk)
       end
       st[o + 1], st[o + 2], st[o + 3] = c, idx, sp[7]
@@ -278,8 +279,18 @@ local function aggregate(key, i, sp, st, add)
 end
 
 -- A window's flat state from its stored blob (fresh when missing or of another layout).
+local FMT = {}  -- '<' and len 'd's, by len
+local function packing(len)
+  local f = FMT[len]
+  if f == nil then
+    f = '<' .. string.rep('d', len)
+    FMT[len] = f
+  end
+  return f
+end
+
 local function load(blob, sps, len)
-  local fmt = '<' .. string.rep('d', len)
+  local fmt = packing(len)
   if blob and #blob == 8 * len then
     local st = {struct.unpack(fmt, blob)}
     st[len + 1] = nil  -- struct.unpack's last value is the next position
@@ -291,7 +302,7 @@ local function load(blob, sps, len)
 end
 
 local function values(vals)
-  return struct.pack('<' .. string.rep('d', #vals), unpack(vals))
+  return struct.pack(packing(#vals), unpack(vals))
 end
 
 local function score_at(key, hl)
@@ -346,7 +357,7 @@ while a <= #ARGV do
       local st, fmt = load(blobs[w], sps, len)
       local vals = {}
       for i = 1, nadd do vals[i] = aggregate(key, i - 1, sps[i], st, true) end
-      redis.call('SET', key, struct.pack(fmt, unpack(st, 1, len)), 'PX', math.ceil(ttl * 1000))
+      redis.call('SET', key, struct.pack(fmt, unpack(st, 1, len)), 'PX', ttl)
       out[#out + 1] = values(vals)
     end
   else
