@@ -10,6 +10,7 @@ removed) for logs and rules.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from proxy.errors import Reply
@@ -20,6 +21,9 @@ from proxy.redact.spec import EFFORTS, HardeningSpec, HardenProfile
 _NO_HARDENING = HardenProfile()  # (built once: a frozen dataclass costs ~10k instructions to construct)
 
 _ABSENT = object()
+_MAX_PLANS = 256  # cached (dialect, tier, control) plans; cleared when full
+# (profile, the dialect's editor or None when nothing applies, the body's top-level fields it may touch)
+_Plan = tuple[HardenProfile, "Callable[[dict[str, Any], HardenProfile, _Edit], None] | None", frozenset[str]]
 
 
 class _Edit:
@@ -69,26 +73,83 @@ class HardenFilter(Filter):
 
     def __init__(self, spec: HardeningSpec | None = None) -> None:
         self.spec = spec or HardeningSpec()
+        # (dialect, tier, harden control) -> (profile, its editor, top-level keys it may touch): resolved
+        # once, so a body holding none of those keys (most requests of most tiers) costs one set test.
+        self._plans: dict[tuple[str, str, Any], _Plan] = {}
 
     async def on_request(self, ex: Exchange) -> Reply | None:
         body = ex.json
-        if ex.dialect is None or not isinstance(body, dict):
+        dialect = ex.dialect
+        if dialect is None or not isinstance(body, dict):
             return None
-        profile = self.spec.profile_for(ex.tier, ex.controls.get("harden"))
-        if profile == _NO_HARDENING:
+        key = (dialect.name, ex.tier, ex.controls.get("harden"))
+        cache = True
+        try:
+            plan = self._plans.get(key)
+        except TypeError:  # an unhashable control value (not from a rule action): resolve it uncached
+            plan, cache = None, False
+        if plan is None:
+            plan = self._plan(dialect.name, ex)
+            if cache:
+                if len(self._plans) >= _MAX_PLANS:
+                    self._plans.clear()
+                self._plans[key] = plan
+        profile, apply, keys = plan
+        if apply is None or keys.isdisjoint(body):
             return None
         e = _Edit(ex)
-        apply = {
-            "openai_chat": _chat,
-            "openai_responses": _responses,
-            "anthropic_messages": _anthropic,
-            "gemini": _gemini,
-        }.get(ex.dialect.name)
-        if apply is not None:
-            apply(body, profile, e)
+        apply(body, profile, e)
         if e.n:
             ex.mark_body_changed()
         return None
+
+    def _plan(self, dialect: str, ex: Exchange) -> _Plan:
+        profile = self.spec.profile_for(ex.tier, ex.controls.get("harden"))
+        if profile == _NO_HARDENING:
+            return profile, None, frozenset()
+        apply = _APPLY.get(dialect)
+        return profile, apply, touched_keys(dialect, profile)
+
+
+def touched_keys(dialect: str, p: HardenProfile) -> frozenset[str]:
+    """Top-level body fields the editor of ``dialect`` reads under profile ``p`` (not ``_NO_HARDENING``):
+    a body without any of them is left as it is. Mirrors ``_chat``/``_responses``/``_anthropic``/``_gemini``."""
+    keys: set[str] = set()
+    strip_lp = p.logprobs == "strip"
+    cap_lp = p.logprobs == "cap" and p.top_logprobs_max is not None
+    if dialect == "openai_chat":
+        if strip_lp:
+            keys |= {"logprobs", "top_logprobs"}
+        elif cap_lp:
+            keys.add("top_logprobs")
+        if p.logit_bias == "strip":
+            keys.add("logit_bias")
+        if p.n_max is not None:
+            keys.add("n")
+        if p.max_tokens_max is not None:
+            keys |= {"max_tokens", "max_completion_tokens"}
+        if p.effort_max is not None:
+            keys |= {"reasoning_effort", "reasoning"}
+        if p.thinking_budget_max is not None:
+            keys |= {"thinking_token_budget", "thinking", "reasoning"}
+    elif dialect == "openai_responses":
+        if strip_lp:
+            keys |= {"top_logprobs", "include"}
+        elif cap_lp:
+            keys.add("top_logprobs")
+        if p.max_tokens_max is not None:
+            keys.add("max_output_tokens")
+        if p.effort_max is not None:
+            keys.add("reasoning")
+    elif dialect == "anthropic_messages":
+        keys.add("thinking")  # a budget at or over max_tokens is lowered under any profile
+        if p.max_tokens_max is not None:
+            keys.add("max_tokens")
+        if p.effort_max is not None:
+            keys.add("output_config")
+    elif dialect == "gemini":
+        keys |= {"generationConfig", "generation_config"}
+    return frozenset(keys)
 
 
 def _chat(b: dict[str, Any], p: HardenProfile, e: _Edit) -> None:
@@ -173,3 +234,11 @@ def _gemini(b: dict[str, Any], p: HardenProfile, e: _Edit) -> None:
                 )
                 lk = _k(tc, "thinkingLevel", "thinking_level")
                 e.effort(tc, lk, limit, f"{gk}.thinkingConfig.thinkingLevel", _LEVELS)
+
+
+_APPLY: dict[str, Callable[[dict[str, Any], HardenProfile, _Edit], None]] = {
+    "openai_chat": _chat,
+    "openai_responses": _responses,
+    "anthropic_messages": _anthropic,
+    "gemini": _gemini,
+}

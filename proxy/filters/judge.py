@@ -200,9 +200,13 @@ class JudgeFilter(Filter):
                 ex.view, meta_of(ex), now, rs.matchers, lazy=True, eager=rs.key_features, clusters=self.clusters
             )
             if joint is None:
-                if self._offer and self.engine.store.remote:
-                    ex.state[COUPLE] = self  # a shape filter on the same Redis may couple (``couple``)
-                verdict = await self.engine.aevaluate(ctx, now)
+                engine = self.engine
+                if not engine.store.remote:  # the memory store: synchronous, no coroutine
+                    verdict = engine.evaluate(ctx, now)
+                else:
+                    if self._offer:
+                        ex.state[COUPLE] = self  # a shape filter on the same Redis may couple (``couple``)
+                    verdict = await engine.aevaluate(ctx, now)
             else:  # this request's limits go in the same call as its rules (``proxy.shaping.remote``)
                 st = prepare(joint.shaper, joint, ex)
                 verdict = await self.engine.aevaluate(ctx, now, st.part if st is not None else None)

@@ -183,7 +183,7 @@ def collect(action_keys: tuple[str, ...], ctx: Mapping[str, Any], now: float, v:
         val = ctx.get(feat)
         if not val:
             continue
-        target = feat + SEP + str(val)
+        target = f"{feat}{SEP}{val}"  # (``format`` with no spec is ``str``)
         entries = view.actions(target)
         if not entries:
             continue

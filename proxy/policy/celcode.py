@@ -196,6 +196,10 @@ class _Gen:
 
     def binary(self, n: Node, expanding: frozenset[str]) -> tuple[str, str]:
         op = n.value
+        if op == "||":
+            src = self.any_of(n, expanding)
+            if src is not None:
+                return src, BOOL
         sa, ta = self.gen(n.args[0], expanding)
         sb, tb = self.gen(n.args[1], expanding)
         if op in ("&&", "||"):
@@ -233,6 +237,47 @@ class _Gen:
         if rt != INT:
             raise CelError("'%' needs int operands", n.col)
         return f"_mod({sa}, {sb})", INT
+
+    def any_of(self, n: Node, expanding: frozenset[str]) -> str | None:
+        """A chain of ``||``, flattened (``or`` is associative, short-circuit order kept). Consecutive
+        operands ``'lit' in L`` over one list ``L`` become one set test, ``not K.isdisjoint(L)``: the default
+        pack's ``cot_strong`` asks five such questions of ``signals.cot_families``. None when an operand is
+        not a bool: ``binary`` then reports it as it does for any operator."""
+        terms: list[Node] = []
+        stack = [n]
+        while stack:
+            t = stack.pop()
+            if t.kind == "binary" and t.value == "||":
+                stack += [t.args[1], t.args[0]]
+            else:
+                terms.append(t)
+        out: list[str] = []
+        run_src, run_lits = "", list[str]()  # the current run of ``'lit' in run_src``
+
+        def flush() -> None:
+            if len(run_lits) == 1:
+                out.append(f"({self.const(run_lits[0])} in {run_src})")
+            elif run_lits:
+                out.append(f"(not {self.const(frozenset(run_lits))}.isdisjoint({run_src}))")
+            run_lits.clear()
+
+        for t in terms:
+            lit = t.args[0] if t.kind == "binary" and t.value == "in" else None
+            if lit is not None and lit.kind == "lit" and isinstance(lit.value, str):
+                sl, tl = self.gen(t.args[1], expanding)
+                if tl == LIST_STRING:
+                    if sl != run_src:
+                        flush()
+                        run_src = sl
+                    run_lits.append(lit.value)
+                    continue
+            st, tt = self.gen(t, expanding)
+            if tt != BOOL:
+                return None
+            flush()
+            out.append(st)
+        flush()
+        return out[0] if len(out) == 1 else "(" + " or ".join(out) + ")"
 
     def call(self, n: Node, expanding: frozenset[str]) -> tuple[str, str]:
         name = n.value

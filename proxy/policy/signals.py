@@ -151,6 +151,9 @@ def ip_prefix(ip: str) -> str:
 # Per-process memos of ``ua_family`` and ``ip_prefix``: clients repeat their user agent and address, so
 # most requests find the answer here. Bounded: cleared when full.
 MEMO_SIZE = 4096
+_NO_FAMILIES: frozenset[str] = frozenset()
+_blake2b = hashlib.blake2b
+_intern = sys.intern
 _UA_FAMILY: dict[str, str] = {}
 _IP_PREFIX: dict[str, str] = {}
 
@@ -182,11 +185,18 @@ def template_skeleton(view: RequestView, last_user: str) -> bytes:
     Windows end and start at whitespace, so a digit run that changes length moves whole words across a
     window's edge, never a fragment of one; a last turn that fits in the head has no separate tail.
     """
-    head, tail = _cut_head(last_user), ""
-    if len(last_user) > TEMPLATE_HEAD:
+    system = view.system
+    if len(system) > TEMPLATE_HEAD:
+        system = _cut_head(system)
+    if len(last_user) > TEMPLATE_HEAD:  # ``_cut_head`` and the tail, inlined: this runs on every request
+        head = last_user[:TEMPLATE_HEAD]
+        cut = head.rfind(" ")
+        if cut > 0:
+            head = head[:cut]
         tail = last_user[-TEMPLATE_TAIL:]
-        tail = tail[tail.find(" ") + 1 :]
-    text = "\x00".join((_cut_head(view.system), head, tail))
+        text = f"{system}\x00{head}\x00{tail[tail.find(' ') + 1 :]}"
+    else:
+        text = f"{system}\x00{last_user}\x00"
     if "://" in text or "@" in text:
         text = " ".join(["<u>" if ("://" in w or "@" in w) else w for w in text.lower().split()])
     if text.isascii():  # the common case: case folding is a byte mapping, done in the same translate
@@ -221,11 +231,16 @@ def fingerprints(skeleton: bytes) -> tuple[str, str]:
     one template, and window state keeps one string for all of them."""
     sep = skeleton.find(b"\x00")
     end = skeleton.find(b"\x00", sep + 1) if sep >= 0 else -1
-    cut = min(end, sep + 1 + PREFIX_CHARS) if end >= 0 else min(len(skeleton), PREFIX_CHARS)
-    h = hashlib.blake2b(skeleton[:cut], digest_size=8)
+    if end >= 0:
+        cut = sep + 1 + PREFIX_CHARS
+        if end < cut:
+            cut = end
+    else:
+        cut = PREFIX_CHARS  # (a slice past the end is the whole skeleton)
+    h = _blake2b(skeleton[:cut], digest_size=8)
     prefix = h.hexdigest()
     h.update(skeleton[cut:])
-    return sys.intern(h.hexdigest()), sys.intern(prefix)
+    return _intern(h.hexdigest()), _intern(prefix)
 
 
 def prefix_net(prefix: str, ip_pfx: str) -> str:
@@ -275,24 +290,37 @@ def compute_features(
     cluster the template after the request.
     """
     msgs = view.messages
-    users = [m.text for m in msgs if m.role == "user"]
+    system = view.system
+    # One pass over the turns (the usual request has a system turn and one user turn).
+    users: list[str] = []
+    n_assistant = 0
+    assistant_reasoning = False
+    for m in msgs:
+        role = m.role
+        if role == "user":
+            users.append(m.text)
+        elif role == "assistant":
+            n_assistant += 1
+            if m.has_reasoning:
+                assistant_reasoning = True
     last_user = users[-1] if users else ""
-    prompt = "\n".join([view.system, *users]) if view.system else "\n".join(users)
-    assistant = [m for m in msgs if m.role == "assistant"]
+    user_text = users[0] if len(users) == 1 else "\n".join(users)
+    prompt = "\n".join([system, *users]) if system else user_text
     if matchers is not None and matchers.by_source:
         # One RE2 pass per text: the built-in phrase families share the prompt's set with rule matchers.
         extra: dict[str, Any] = {}
         cot = matchers.run(
-            {"prompt": prompt, "last_user": last_user, "system": view.system, "user_agent": meta.user_agent},
+            {"prompt": prompt, "last_user": last_user, "system": system, "user_agent": meta.user_agent},
             extra,
         )
     else:
         extra = {}
         cot = _COT.hits(prompt)
-    families = [f for f in COT_FAMILIES if cot.get(f)]
+    # ``cot`` holds only the groups that matched (most prompts: none).
+    families = [f for f in COT_FAMILIES if cot.get(f)] if cot else []
     # Concept detector (proxy/policy/cot.py): user turns in full; the system prompt only with an extraction
     # verb, since operators' system prompts legitimately say "use your scratchpad before answering".
-    concept = cot_detector.families("\n".join(users) if view.system else prompt, view.system, cot)
+    concept = cot_detector.families(user_text, system, cot)
     if "tags" in families and not concept and _TAGS_OWN.hits(prompt).get("own"):
         families.remove("tags")
     reasoning = (
@@ -302,9 +330,15 @@ def compute_features(
         or (bool(view.reasoning_display) and view.reasoning_display not in ("omitted", "none"))
     )
     day = int(now // 86400)
-    skeleton = template_skeleton(view, last_user) if (last_user or view.system) else b""
+    skeleton = template_skeleton(view, last_user) if (last_user or system) else b""
     template, prefix = fingerprints(skeleton) if skeleton else ("", "")
-    ipp = _memo(_IP_PREFIX, ip_prefix, meta.ip)
+    ip, ua = meta.ip, meta.user_agent
+    ipp = _IP_PREFIX.get(ip)
+    if ipp is None:
+        ipp = _memo(_IP_PREFIX, ip_prefix, ip)
+    uaf = _UA_FAMILY.get(ua)
+    if uaf is None:
+        uaf = _memo(_UA_FAMILY, ua_family, ua)
     f: dict[str, Any] = {
         "request.model": view.model,
         "request.stream": view.stream,
@@ -319,27 +353,27 @@ def compute_features(
         "request.reasoning_display": view.reasoning_display or "",
         "request.tools": view.tools,
         "request.messages": len(msgs),
-        "request.assistant_turns": len(assistant),
-        "request.assistant_reasoning": any(m.has_reasoning for m in assistant),
+        "request.assistant_turns": n_assistant,
+        "request.assistant_reasoning": assistant_reasoning,
         "request.prompt_chars": len(prompt),
         "request.path": meta.path,
         "account.id": meta.account_id,
         "account.tier": meta.tier,
         "account.org": meta.org,
         "account.key": meta.key_id,
-        "client.ip": meta.ip,
+        "client.ip": ip,
         "client.ip_prefix": ipp,
-        "client.user_agent": meta.user_agent[:256],
-        "client.ua_family": _memo(_UA_FAMILY, ua_family, meta.user_agent),
+        "client.user_agent": ua[:256],
+        "client.ua_family": uaf,
         "signals.cot_score": len(families),
-        "signals.cot_families": frozenset(families),
+        "signals.cot_families": frozenset(families) if families else _NO_FAMILIES,
         "signals.cot_request": cot_detector.HIT in concept,
         "signals.cot_obfuscated": cot_detector.OBFUSCATED in concept,
         "signals.grader": bool(cot.get("grader")),
         "signals.template": template,
         "signals.template_cluster": clusters.cluster_of(template) if clusters is not None else template,
         "signals.prefix": prefix,
-        "signals.prefix_net": prefix_net(prefix, ipp),
+        "signals.prefix_net": f"{prefix}@{ipp}" if prefix else "",  # ``prefix_net``, inlined
         SKELETON_KEY: skeleton,
         "signals.hour": int(now // 3600) % 24,
         "signals.weekday": (day + 3) % 7,  # 1970-01-01 was a Thursday; Monday is 0 as in time.gmtime

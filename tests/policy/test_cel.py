@@ -146,3 +146,36 @@ def test_lazy_features_are_computed_when_first_read() -> None:
     other = compute_features(view, RequestMeta("a1"), 0.0, lazy=True)
     assert complete_features(other)["signals.lang"] == "en"
     assert compute_features(view, RequestMeta("a1"), 0.0)["signals.lang"] == "en"  # eager by default
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        "'continue' in signals.cot_families || 'tags' in signals.cot_families || 'verbatim' in signals.cot_families",
+        "'a' in signals.cot_families || request.stream || 'b' in signals.cot_families || 'c' in signals.cot_families",
+        "request.model in lists.models || 'x' in signals.cot_families || 'mini' in request.model",
+        "('a' in signals.cot_families || 'b' in signals.cot_families) && !request.stream || agg.n > 2.0",
+    ],
+)
+def test_or_chains_of_list_membership_read_as_one_set_test(src: str) -> None:
+    """Consecutive ``'lit' in L`` operands of an ``||`` chain compile to one ``isdisjoint``; every context
+    gives the value the operands give one by one (lists and frozensets alike)."""
+    from itertools import product
+
+    from proxy.policy import celcode
+
+    fn, typ = compile_expr(src, ENV)
+    assert typ == BOOL
+    terms = [t.strip() for t in src.replace("(", " ").replace(")", " ").split("||")]
+    for fams, stream, model, n in product(
+        [frozenset(), frozenset({"a"}), frozenset({"c", "tags"}), ["verbatim"], ["x", "b"]],
+        [True, False], ["o3", "o4-mini"], [1.0, 2.5],
+    ):
+        ctx = {**CTX, "signals.cot_families": fams, "request.stream": stream, "request.model": model, "agg.n": n}
+        want = compile_expr(src.replace("||", "|| false ||"), ENV)[0](ctx)  # no two memberships side by side
+        assert fn(ctx) is want, (src, ctx, terms)
+    g = celcode._Gen(ENV)
+    first = g.gen(celcode.parse(src), frozenset())[0]
+    assert ("isdisjoint" in first) == (src.count("in signals.cot_families ||") >= 1 and "x' in" not in src)
+    with pytest.raises(KeyError):  # a missing list is still an error (read as false by ``safe``)
+        fn({k: v for k, v in CTX.items() if k != "signals.cot_families"})
