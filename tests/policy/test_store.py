@@ -75,3 +75,33 @@ def test_static_spec_tokens_and_decay() -> None:
     assert toks[2] == b"r20,60.0,600.0" and toks[4] == b"i8,min"
     assert decay(8.0, T0, T0 + 7200, 3600.0) == pytest.approx(2.0)
     assert decay(8.0, T0, T0 - 5, 3600.0) == 8.0  # no growth for a time before the last write
+
+
+def test_cluster_sets_are_swept_when_idle_and_capped_by_max_keys() -> None:
+    """Large distinct sets (a sample past 64 values) expire with their key and count under ``max_keys``."""
+    rs = load_text(
+        "t.yaml",
+        """format: 1
+rules:
+  - id: owners
+    when: "true"
+    key: signals.prefix
+    max_keys: 4
+    aggregates:
+      owners: {kind: distinct, of: account.id, window: 1h, max_values: 4096}
+    threshold: "agg.owners >= 1000000"
+""",
+    )
+    rule = rs.rules[0]
+    store = MemoryRuleStore(rs)
+    for i in range(200):  # one busy prefix: 200 owners, past the 64 its dict keeps
+        store.fetch_now(Fetch([(rule, "busy", [f"acct-{i}"])]), T0 + i)
+    states = store.windows[rule.fingerprint]["busy"]
+    assert len(states[0]) == 3 and len(states[0][0]) == 64  # [dict of the 64 latest, spill time, sample]
+    view = store.fetch_now(Fetch([(rule, "busy", ["acct-0"])]), T0 + 600)
+    assert view.values == [[200.0]]  # still exact: 200 values fit the sample at level 0
+    assert store.sweep_now(T0 + 1800) == 0 and "busy" in store.windows[rule.fingerprint]
+    assert store.sweep_now(T0 + 600 + 3601) == 1 and not store.windows[rule.fingerprint]
+    for i in range(20):  # 20 prefixes through a table capped at 4 keys
+        store.fetch_now(Fetch([(rule, f"p{i}", ["a"])]), T0 + 10_000 + i)
+    assert 1 <= len(store.windows[rule.fingerprint]) <= 4 and "p19" in store.windows[rule.fingerprint]

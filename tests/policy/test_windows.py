@@ -16,7 +16,17 @@ from proxy.policy.loader import load_text
 from proxy.policy.signals import RequestMeta, compute_features
 from proxy.policy.spec import AggregateSpec
 from proxy.policy.store import Active, MemoryRuleStore
-from proxy.policy.windows import SMALL_DISTINCT, Aggregate, Gaps, Ratio, Ring, SumRing
+from proxy.policy.windows import (
+    EXACT_DISTINCT,
+    SAMPLE_SIZE,
+    SMALL_DISTINCT,
+    Aggregate,
+    DistinctSample,
+    Gaps,
+    Ratio,
+    Ring,
+    SumRing,
+)
 
 T0 = 1_767_225_600.0
 
@@ -89,6 +99,21 @@ def test_ratio_keeps_both_series_on_one_bucket() -> None:
     assert q.ratio(head + 100) == 0.0 and q.ntotal == 0.0
 
 
+def test_ratio_holds_its_matching_series_only_while_a_match_is_in_the_window() -> None:
+    q = Ratio(4)
+    q.push(10, False)
+    q.push(11, False)
+    assert len(q) == 5 + 4  # dense, no matching series
+    assert q.push(12, True) == pytest.approx(1 / 3) and len(q) == 5 + 8
+    assert q.push(13, False) == pytest.approx(1 / 4)
+    assert q.push(16, False) == pytest.approx(0 / 2) and len(q) == 5 + 4  # the match left: series gone
+    assert q.push(16, True) == pytest.approx(1 / 3) and q.ntotal == 1
+    sparse = Ratio(4)
+    sparse.push(20, True)
+    assert sparse.push(21, False) == 0.5 and len(sparse) == 5 + 8  # sparse -> dense keeps the match
+    assert sparse.ratio(24) == 0.0 and sparse.ratio(25) == 0.0 and len(sparse) == 5 + 4
+
+
 def test_distinct_matches_a_model_small_and_large() -> None:
     rnd = random.Random(3)
     for max_values in (1, 3, SMALL_DISTINCT, 50):
@@ -114,6 +139,94 @@ def test_distinct_matches_a_model_small_and_large() -> None:
     assert len(st) == 2 * SMALL_DISTINCT  # values then times, one flat list
     small.push(st, T0 + 9, "one more")
     assert len(st) == 1 and list(st[0]) == [*range(SMALL_DISTINCT), "one more"]
+    assert type(st[0]) is dict  # a plain dict in sighting order, not an OrderedDict
+
+
+def model_count(seen: dict[str, float], cutoff: float) -> int:
+    return sum(1 for t in seen.values() if t >= cutoff)
+
+
+def test_distinct_is_exact_up_to_the_sample_size_and_slides_with_the_window() -> None:
+    """Past ``EXACT_DISTINCT`` values the dict keeps the most recent ones and a sample counts; while the
+    window never held more than ``SAMPLE_SIZE`` values the sample keeps them all: exact, on exact times."""
+    rnd = random.Random(5)
+    a = agg("distinct", 100.0, max_values=4096)
+    st = a.new()
+    seen: dict[str, float] = {}
+    t = T0
+    sampled = False
+    for i in range(6000):
+        slow = (i // 1000) % 2  # busy stretches (~200 values a window) and quiet ones (~8)
+        t += rnd.choice([0.0, 0.05, 0.2, 0.5]) if not slow else rnd.choice([1.0, 7.0, 20.0, 150.0])
+        x = f"v{rnd.randrange(SAMPLE_SIZE)}"
+        seen[x] = t
+        n = a.push(st, t, x)
+        assert n == model_count(seen, t - 100.0)
+        sampled = sampled or len(st) == 3
+        assert len(st[0]) <= EXACT_DISTINCT and a.last_seen(st) == t
+    assert sampled  # the sample was used ...
+    assert a.read(st, t + 100.0) == model_count(seen, t) and a.read(st, t + 101.0) == 0.0
+    assert len(st) == 1 and not st[0]  # ... and dropped once every spilled value left the window
+
+
+def test_distinct_hands_back_to_the_exact_count_after_a_burst() -> None:
+    a = agg("distinct", 100.0, max_values=4096)
+    st = a.new()
+    for i in range(5000):  # a burst of 5000 values within 50 s: sampled, level > 0
+        a.push(st, T0 + i / 100, f"burst-{i}")
+    assert len(st) == 3 and st[2].level > 0 and len(st[2].seen) <= SAMPLE_SIZE
+    for i in range(5):  # later, a few values only: exact as soon as the burst has left the window
+        n = a.push(st, T0 + 151 + i, f"late-{i}")
+    assert n == 5.0 and len(st) == 1
+    assert a.push(st, T0 + 152, "late-0") == 5.0
+
+
+def test_distinct_cap_and_small_max_values_stay_exact() -> None:
+    capped = agg("distinct", 1e6, max_values=100)
+    st = capped.new()
+    counts = [capped.push(st, T0 + i, f"v{i}") for i in range(1000)]
+    assert counts[:100] == [float(i + 1) for i in range(100)] and set(counts[100:]) == {100.0}
+    few = agg("distinct", 1e6, max_values=EXACT_DISTINCT)  # the dict alone: no sample
+    st = few.new()
+    assert [few.push(st, T0 + i, i) for i in range(200)][-1] == EXACT_DISTINCT and len(st) == 1
+    assert few.values_of(st) == list(range(200 - EXACT_DISTINCT, 200))
+
+
+@pytest.mark.parametrize("n", [1_000, 10_000])
+def test_distinct_estimate_within_its_error_bound(n: int) -> None:
+    """Past ``SAMPLE_SIZE`` values the count is ``sampled * 2**level`` with a relative standard error of
+    about ``1/sqrt(sampled)``, sampled about SAMPLE_SIZE/2 to SAMPLE_SIZE (<= ~8.9 %): over 40
+    independent value families the mean error stays near it and none is past 4 standard errors."""
+    errors = []
+    for fam in range(30):
+        a = agg("distinct", 1e6, max_values=100_000)
+        st = a.new()
+        est = 0.0
+        for i in range(n):
+            est = a.push(st, T0 + i * 1e-3, f"acct-{fam}-{i:07d}")
+        sample: DistinctSample = st[2]
+        assert SAMPLE_SIZE // 3 <= len(sample.seen) <= SAMPLE_SIZE and est == len(sample.seen) << sample.level
+        errors.append(est / n - 1.0)
+    rmse = math.sqrt(sum(e * e for e in errors) / len(errors))
+    bound = 1 / math.sqrt(SAMPLE_SIZE / 2)
+    assert rmse <= 1.3 * bound and max(abs(e) for e in errors) <= 4 * bound
+    assert abs(sum(errors) / len(errors)) <= 2 * bound / math.sqrt(len(errors)) + 0.01  # unbiased
+
+
+def test_two_sets_of_one_population_sample_the_same_values() -> None:
+    """``owners`` and ``r_owners`` (a subset) keep the same sampled values, so their ratio errs less
+    than either count."""
+    a = agg("distinct", 1e6, max_values=100_000)
+    owners, r_owners = a.new(), a.new()
+    for i in range(20_000):
+        x = f"acct-{i:07d}"
+        a.push(owners, T0 + i, x)
+        a.push(r_owners, T0 + i, x if i % 10 else "")  # 90 % of owners ask for reasoning
+    o, r = owners[2], r_owners[2]
+    assert o.level == r.level and set(r.seen) - {""} <= set(o.seen)
+    # the ratio's error is that of a 90 % share among the sampled owners (~2.5 %), not two counts' (~12 %)
+    ratio_se = math.sqrt(0.9 * 0.1 / len(o.seen))
+    assert a.read(r_owners, T0 + 20_000) / a.read(owners, T0 + 20_000) == pytest.approx(0.9, abs=3 * ratio_se)
 
 
 def test_gaps_grow_to_their_size_then_wrap() -> None:
