@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from proxy.exchange import Message, RequestView
+from proxy.policy.distinct import SAMPLE_SIZE, DistinctSample
 from proxy.policy.engine import Engine
 from proxy.policy.loader import load_text
 from proxy.policy.signals import RequestMeta, compute_features
@@ -18,10 +19,8 @@ from proxy.policy.spec import AggregateSpec
 from proxy.policy.store import Active, MemoryRuleStore
 from proxy.policy.windows import (
     EXACT_DISTINCT,
-    SAMPLE_SIZE,
     SMALL_DISTINCT,
     Aggregate,
-    DistinctSample,
     Gaps,
     Ratio,
     Ring,
