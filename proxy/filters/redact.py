@@ -40,6 +40,7 @@ _STREAMS: dict[str, Any] = {
 _READS: dict[str, Any] = {
     "openai_chat": reads.chat_read,
     "anthropic_messages": reads.anthropic_read,
+    "openai_responses": reads.responses_read,
 }
 _BODIES: dict[str, Any] = {
     "openai_chat": chat.redact_body,

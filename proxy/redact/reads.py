@@ -1,8 +1,8 @@
 """Whole reads of a stream redacted at once (the relay's read mode, ``RedactFilter.on_read``).
 
 In read mode the relay hands the redactor complete SSE events as the bytes that came, one upstream read
-at a time, instead of one framed ``Event`` per call (Chat Completions and Anthropic Messages; the other
-APIs are framed event by event). For Chat Completions, ``chat_read`` walks the events
+at a time, instead of one framed ``Event`` per call (Chat Completions, Anthropic Messages and OpenAI
+Responses; Gemini is framed event by event). For Chat Completions, ``chat_read`` walks the events
 of a read on their bytes with the very checks of ``ChatStream.on_event``'s hot path: a run of reasoning
 chunks is dropped and a run of visible chunks goes out as one slice of the read, with no ``Event``
 built, no per-event dispatch and no re-encoding. Any other event (the first chunks, the finishing
@@ -25,6 +25,7 @@ from typing import Any
 from proxy.redact.anthropic import AnthropicStream
 from proxy.redact.chat_stream import _FIELD, _VISIBLE, ChatStream
 from proxy.redact.common import RedactionFailed, decode_bodies
+from proxy.redact.responses import _FAST, ResponsesStream
 from proxy.sse import parse_block
 
 _DATA = b"data: "
@@ -167,6 +168,59 @@ def anthropic_read(st: AnthropicStream, data: bytes, sep: bytes, framer: Any) ->
             run = pos = end
         head = _DELTA_EVENT + st.hot
         thinking = st.hot_thinking
+    if run == 0:
+        return data
+    if run < pos:
+        parts.append(data[run:pos])
+    return b"".join(parts)
+
+
+_EVENT_LINE = b"event: response."  # what a line naming a Responses event starts with
+_PASSED = frozenset(n.encode() for n in _FAST)  # names ResponsesStream.on_event relays unparsed
+_HIDDEN = b"response.reasoning_"  # the prefix of the names it drops unparsed
+
+
+def responses_read(st: ResponsesStream, data: bytes, sep: bytes, framer: Any) -> bytes | None:
+    """``chat_read`` for OpenAI Responses streams, with the checks of ``ResponsesStream.on_event``'s fast
+    path, which looks at the event's name only: a block of exactly two lines, ``event: <name>`` and a
+    ``data: `` line, is that event; a ``response.reasoning_*`` one is dropped, a ``response.output_text``
+    or ``function_call_arguments`` delta kept as it came while no reasoning item was dropped (``drop``
+    renumbers ``output_index`` from the first one on: parsed then). Any other block is parsed and goes
+    through ``on_event``. LF streams only, without placeholder or leak check (``wants_reads``)."""
+    ctx = st.ctx
+    if ctx.placeholder is not None or ctx.stream_check is not None or sep != b"\n\n" or b"\r" in data:
+        return None
+    blocks = data.split(sep)
+    if blocks[-1]:
+        return None
+    blocks.pop()
+    parts: list[bytes] = []
+    run = pos = 0
+    for block in blocks:
+        end = pos + len(block) + 2
+        # The name as the framer reads it: the value of the first line, the only "event" line of the block
+        if block.startswith(_EVENT_LINE):
+            nl = block.find(b"\n", 16)
+            if block.startswith(b"data: ", nl + 1) and block.find(b"\n", nl + 7) < 0:  # (nl = -1: no)
+                name = block[7:nl]
+                if name in _PASSED:
+                    if not st.dropped:
+                        pos = end
+                        continue
+                elif name.startswith(_HIDDEN):
+                    if run < pos:
+                        parts.append(data[run:pos])
+                    run = pos = end
+                    continue
+        ev = parse_block(block, data[pos:end])
+        out = st.on_event(ev)
+        if len(out) == 1 and out[0] is ev and ev.raw is not None:
+            pos = end
+        else:
+            if run < pos:
+                parts.append(data[run:pos])
+            parts.extend([framer.encode(o) for o in out])
+            run = pos = end
     if run == 0:
         return data
     if run < pos:

@@ -331,8 +331,8 @@ def test_leak_check_and_other_filters_keep_the_per_event_path() -> None:
     assert chain.events_for(ex) and chain.read_hook_for(ex) is None
     assert Relay("placeholder").hook is None  # no byte-level hot path in placeholder mode
     chain = _chain("omit")  # other APIs have no whole-read path: framed, without the cutter
-    ex = Exchange(path="/v1/responses", body=b'{"model":"o4-mini","input":"hi","stream":true}',
-                  dialect=DIALECTS["openai_responses"])
+    ex = Exchange(path="/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse",
+                  body=b'{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}', dialect=DIALECTS["gemini"])
     ex.account = _Acct()  # type: ignore[assignment]
     asyncio.run(chain.run_request(ex))
     assert chain.events_for(ex) and chain.read_hook_for(ex) is None
