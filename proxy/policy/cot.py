@@ -31,6 +31,7 @@ import re2
 
 from proxy.policy import cot_groups as groups
 from proxy.policy import cot_lexicon as lex
+from proxy.policy import cot_model
 from proxy.policy import cot_struct as struct
 from proxy.policy.cot_typo import DECODE_SCAN, MAX_BLOBS, MAX_DECODED, derived_views  # noqa: F401  (re-exported)
 from proxy.policy.matchers import re2_options
@@ -45,6 +46,7 @@ HIDDEN_WINDOW = 150  # bytes each side of a HIDDEN anchor: about its sentence an
 
 HIT = "trace_request"  # the prompt asks for the model's own reasoning trace (signals.cot_request)
 OBFUSCATED = "obfuscated"  # ... visible only after decoding or de-homoglyphing (signals.cot_obfuscated)
+LEARNED = "learned"  # ... seen by the learned model only (``cot_model``), not by the lexical paths
 
 
 class _GroupSet:
@@ -135,6 +137,8 @@ GATE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     *((f"cot:{name}", patterns) for name, patterns in groups.GLOBAL.items()),
 )
 _GATE_TRIGGERS = frozenset(n for n, _ in GATE_GROUPS) - {"cot:pretext", "cot:typo_trace"}
+_MODEL_GATE = frozenset(n[4:] for n in _GATE_TRIGGERS)
+cot_model.shipped()  # read the weights at start-up: a missing or broken file fails here, not per request
 _INVISIBLE: dict[int, int | None] = {
     c: None for c in (0xAD, 0x180E, 0xFEFF, *range(0x200B, 0x2010), *range(0x2060, 0x2065))
 }
@@ -399,7 +403,27 @@ def families(user_text: str, system: str = "", gate: Mapping[str, int] | None = 
         # A superset of the user text's own cues when there is a system prompt: at worst a little more
         # work (a trace noun or a blob that is only in the system prompt); a pretext there counts too.
         cues = {n[4:] for n, c in gate.items() if c and n.startswith("cot:")}
-    found = detect(user_text, cues=cues)
+    norm = normalise(user_text)
+    if norm is not user_text:
+        cues = None  # the shared pass saw the text before normalisation
+    found = detect(norm, cues=cues)
     if not found and system:
         found = detect(system, need_take=True)
+    if not found and norm:
+        found = learned(norm, cues)
     return found
+
+
+def learned(norm: str, cues: set[str] | None = None) -> tuple[str, ...]:
+    """``(HIT, LEARNED)`` when the learned model (``cot_model``) scores the ``normalise``d user text at or
+    above its threshold (and does not veto it); run after the lexical paths said no, and only on text with
+    some reasoning or hiddenness vocabulary (``cues``: as in ``families``; None: computed here)."""
+    if cues is None:
+        cues = _GLOBAL.hits(norm.encode("utf-8", "replace"))
+    if _MODEL_GATE.isdisjoint(cues):
+        return ()
+    if len(norm) > cot_model.WHOLE and "hidden" not in cues:
+        # Long prose: generic trace nouns ("plan", "steps") are in most of it; looking for a named trace would
+        # cost another RE2 pass (~10 us per 2 KB), so only the shared pass's hiddenness cue lets it through.
+        return ()
+    return (HIT, LEARNED) if cot_model.shipped().flags(norm, cues) else ()

@@ -19,22 +19,23 @@ Data in ``proxy/sim/data/phrasings``:
   plan made before answering, other models' visible reasoning and the trace in 25 more languages against its
   misses, after which it caught 140/150 of it); and ``dev8.yaml`` (the author's probes for those concepts, each
   batch written before its concept and measured once: 23/60 -> 47/60 on a half not tuned on, a later batch
-  30/60 -> 50/60, see the file).
-- held-out split ``heldout7.yaml``: written blind by someone who never saw the detector or earlier splits,
-  dropped in by the lead and measured once (2026-11-27, 18:07 UTC): 121/150 = 80.7 % caught by the fifth
-  revision (the fourth, measured on it just before for comparison, caught 120/150 = 80.0 %); the detector was
-  not changed after that. The next revision that tunes on it must move it to the development split and bring
-  a new blind split. Without the file ``evaluate`` reports the split as missing (``SplitResult.missing``).
-- benign prompts that mention reasoning innocently, hard near-misses included: ``benign.yaml``, ``benign3.yaml``,
-  ``benign4.yaml``, ``benign5.yaml`` and ``benign6.yaml`` (development: the detector was tuned on them; each
-  was written blind and measured once before use: ``benign3`` at 6/176 = 3.4 % false positives, ``benign4`` at
-  4/212 = 1.9 %, ``benign5`` at 7/212 = 3.3 %, ``benign6`` at 4/205 = 1.95 %) and the blind held-out
-  ``benign7.yaml`` (measured once at 3/211 = 1.42 %, the fourth revision likewise 3/211).
+  30/60 -> 50/60, see the file); ``heldout7.yaml`` (held-out split 7, written blind by someone who never saw
+  the detector or earlier splits, measured once on 2026-11-27 at 18:07 UTC at 121/150 = 80.7 % before use by the
+  fifth revision, the fourth 120/150; from then on training data of the learned model, ``cot_model``).
+- held-out split ``heldout8.yaml``: to be written blind and dropped in by the lead; until then ``evaluate``
+  reports the split as missing (``SplitResult.missing``). The next revision that tunes on it must move it to the
+  development split and bring a new blind split.
+- benign prompts that mention reasoning innocently, hard near-misses included: ``benign.yaml``, ``benign3.yaml``
+  to ``benign7.yaml`` (development: the detector was tuned and the learned model trained on them; each was
+  written blind and measured once before use: ``benign3`` at 6/176 = 3.4 % false positives, ``benign4`` at
+  4/212 = 1.9 %, ``benign5`` at 7/212 = 3.3 %, ``benign6`` at 4/205 = 1.95 %, ``benign7`` at 3/211 = 1.42 %, the
+  fourth revision likewise 3/211) and the blind held-out ``benign8.yaml`` (not present yet).
 
 Each phrasing is sent as one request on a fresh engine, through the real feature extraction and the whole
 rule set, to a reasoning model; "caught" means the rule ``cot-elicit-request`` hit (enforce or shadow).
-``concept`` counts the hits of the concept detector alone (``signals.cot_request``, ``proxy/policy/cot.py``),
-without the pack's fixed phrase families.
+``concept`` counts the hits of the concept detector alone (``signals.cot_request``: the lexical paths of
+``proxy/policy/cot.py`` or the learned model ``proxy/policy/cot_model.py``), without the pack's fixed phrase
+families. Cross-validated figures of the learned model: ``python -m proxy.sim.cot_train --cv``.
 """
 
 from __future__ import annotations
@@ -52,12 +53,14 @@ from proxy.policy.signals import RequestMeta, compute_features, view_from_record
 DATA = Path(__file__).parent / "data" / "phrasings"
 RULE = "cot-elicit-request"
 SPLITS: dict[str, tuple[str, ...]] = {
-    "dev": ("dev", "dev2", "dev3", "dev4", "dev5", "dev6", "dev7", "heldout4", "heldout5", "heldout6", "dev8"),
-    "heldout": ("heldout7",),
+    "dev": (
+        "dev", "dev2", "dev3", "dev4", "dev5", "dev6", "dev7", "heldout4", "heldout5", "heldout6", "dev8", "heldout7"
+    ),
+    "heldout": ("heldout8",),
 }
 BENIGN: dict[str, tuple[str, ...]] = {
-    "dev": ("benign", "benign3", "benign4", "benign5", "benign6"),
-    "heldout": ("benign7",),
+    "dev": ("benign", "benign3", "benign4", "benign5", "benign6", "benign7"),
+    "heldout": ("benign8",),
 }
 T0 = 1_767_225_600.0
 

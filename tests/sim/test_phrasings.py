@@ -63,30 +63,30 @@ def heldout() -> dict:
     return evaluate([PACK], splits=("heldout",))
 
 
-# heldout7.yaml and benign7.yaml were written blind and dropped in by the lead (measured once). Both tests
-# fail below the target (a missing file fails too), and a strict xfail turns a pass into a failure, so
+# heldout8.yaml and benign8.yaml are to be written blind and dropped in by the lead (measured once). Both
+# tests fail below the target (a missing file fails too), and a strict xfail turns a pass into a failure, so
 # reaching the target means updating this file.
 @pytest.mark.xfail(
     strict=True,
-    reason="heldout7.yaml (written blind, measured once on 2026-11-27 at 18:07 UTC, after the fifth revision): "
-    "121/150 = 80.7% (the fourth revision, aa1699e, scored 120/150 = 80.0% on it); earlier held-out splits, "
-    "measured once each before they became development data: 38/52 = 73.1% (dev2), 24/48 = 50.0% (dev3), "
-    "97/122 = 79.5% (dev6), 87/145 = 60.0% (heldout4), 117/158 = 74.1% (heldout5), 108/150 = 72.0% (heldout6); "
+    reason="heldout8.yaml not written yet. Held-out splits so far, measured once each before they became "
+    "development data: 38/52 = 73.1% (dev2), 24/48 = 50.0% (dev3), 97/122 = 79.5% (dev6), 87/145 = 60.0% "
+    "(heldout4), 117/158 = 74.1% (heldout5), 108/150 = 72.0% (heldout6), 121/150 = 80.7% (heldout7, lexical "
+    "detector only; lexical OR learned model trained without heldout7/benign7: 139/150 in cross-validation); "
     "target 90%",
 )
 def test_heldout_families_reach_the_target(heldout: dict) -> None:
-    assert not heldout["heldout"].missing, "heldout7.yaml not present: held-out recall not measured"
+    assert not heldout["heldout"].missing, "heldout8.yaml not present: held-out recall not measured"
     assert heldout["heldout"].rate >= 0.90
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="benign7.yaml (written blind, measured once on 2026-11-27 at 18:07 UTC): 3/211 = 1.42% (the fourth "
-    "revision: 3/211 too); earlier blind benign sets, measured once each before they became development data: "
-    "6/176 = 3.4% (benign3), 4/212 = 1.9% (benign4), 7/212 = 3.3% (benign5), 4/205 = 1.95% (benign6); target 1%",
+    reason="benign8.yaml not written yet. Earlier blind benign sets, measured once each before they became "
+    "development data: 6/176 = 3.4% (benign3), 4/212 = 1.9% (benign4), 7/212 = 3.3% (benign5), 4/205 = 1.95% "
+    "(benign6), 3/211 = 1.42% (benign7); target 1%",
 )
 def test_blind_benign_prompts_stay_under_one_percent(heldout: dict) -> None:
-    assert "benign_heldout" in heldout, "benign7.yaml not present: blind false-positive rate not measured"
+    assert "benign_heldout" in heldout, "benign8.yaml not present: blind false-positive rate not measured"
     assert heldout["benign_heldout"]["rate"] <= 0.01, heldout["benign_heldout"]["hits"]
 
 

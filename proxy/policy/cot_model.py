@@ -1,0 +1,227 @@
+"""Learned CoT-elicitation scorer: a linear model over word n-grams and concept groups, beside ``cot.py``.
+
+The lexical concept detector (``cot.detect``) is precise on what it was written against but reached only
+50-81 % on each fresh blind split. This model generalises from examples instead: a linear score over binary
+features of the user's text, trained by ``proxy.sim.cot_train`` (our own deterministic SGD, no numpy) on the
+development phrasing families against benign prompts that mention reasoning and ordinary persona prompts.
+Its weights ship in ``data/cot_model.tsv``; ``python -m proxy.sim.cot_train`` rebuilds that file bit for bit.
+
+Features (``features``), binary, from the ``view``: the lowercased ``cot.normalise``d text as UTF-8, whole up
+to ``WHOLE`` bytes, else ``AROUND`` bytes each side of its first reasoning or hiddenness word plus its tail:
+
+- words (runs of letters, digits and "_"; a run of CJK/kana/hangul is cut into overlapping character pairs,
+  since those scripts do not separate words) and word pairs ("your hidden");
+- ``g:<group>``: the concept groups of ``cot_groups.WINDOW`` (prefixed ``w_``) and ``cot_struct.GROUPS``
+  (``s_``) found anywhere in the view, one RE2 set pass, and the request's whole-text cues (``c_``: trace noun,
+  hidden, pretext, encodings). Window groups written around a masked trace noun (``\x00``) do not fire here;
+- ``p:<group>+<group>``: every pair of those groups, so that co-occurrence ("the model addressed" with
+  "a copy verb" and "hidden") can weigh more than its parts.
+The score is the bias plus the weights of the features present over the square root of their number.
+
+A flag also needs the trace not to be negated, declined or left out in the text (``vetoed``). Cross-validated
+figures (``python -m proxy.sim.cot_train --cv``, method and numbers in its docstring): trained without
+heldout7/benign7, lexical OR model caught 139/150 = 92.7 % of heldout7 (lexical alone 121/150) with 2/211
+false positives on benign7; leave-families-out 97.4 % at 0.48 % false positives.
+
+Cost: the model runs only after the lexical detector said no, and only when the request's shared RE2 pass
+found some reasoning or hiddenness vocabulary (``cot.GATE_GROUPS``); most prompts stop before it. It reads at
+most ``3 * AROUND`` bytes of a long prompt, and only when it names the trace or something hidden (``view``).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import re2
+
+from proxy.policy import cot_groups as groups
+from proxy.policy import cot_lexicon as lex
+from proxy.policy import cot_struct as struct
+from proxy.policy.matchers import re2_options
+
+WEIGHTS = Path(__file__).parent / "data" / "cot_model.tsv"
+WHOLE = 768  # texts up to this many characters are read whole (every training phrasing is shorter)
+SCAN = 8_192  # ... longer ones: the first reasoning or hiddenness word is looked for in this many characters
+MAX_MASKED = 8  # trace nouns masked for the negation veto (``vetoed``)
+AROUND = 256  # ... longer ones: this many bytes each side of the first reasoning or hiddenness word, and the tail
+# Token separators: every ASCII byte but letters, digits and "_" (as ``\w``); UTF-8 bytes of other scripts stay.
+_SEP = bytes(b if chr(b).isalnum() or b == 0x5F or b >= 0x80 else 0x20 for b in range(256))
+# CJK ideographs, kana and hangul: runs of them are cut into character bigrams
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]{2,}")
+_UNUSED_CUES = frozenset({"odd"})
+
+
+_TRACE_TERMS = (
+    lex.TRACE_API
+    + lex.TRACE_API_HIDDEN
+    + lex.TRACE_HIDDEN
+    + lex.TRACE_PERIPHRASIS
+    + lex.TRACE_STRONG
+    + lex.TRACE_METAPHOR
+    + lex.TRACE_WEAK
+)
+
+
+def _alternation(terms: tuple[str, ...]) -> re2._Regexp:
+    opts = re2_options()
+    opts.never_capture = True
+    return re2.compile("|".join(f"(?:{p})" for p in terms), opts)
+
+
+class _Concepts:
+    """One RE2 set over the concept groups; ``hits`` returns the names of the groups with a match."""
+
+    def __init__(self) -> None:
+        opts = re2_options()
+        # The groups' DFA outgrows the default 64 MB over varied text, and RE2 then rebuilds it on every
+        # prompt (~1.3 ms instead of ~7 us, measured over the benign sets); 128 MB is a cap, not an allocation.
+        opts.max_mem = 128 << 20
+        self.rset = re2.Set.SearchSet(opts)
+        owners: list[bytes] = []
+        for prefix, table in (("w_", groups.WINDOW), ("s_", struct.GROUPS)):
+            for name, patterns in table.items():
+                for p in patterns:
+                    self.rset.Add(p)
+                    owners.append(f"g:{prefix}{name}".encode())
+        self.rset.Compile()
+        self.owners = tuple(owners)
+
+    def hits(self, data: bytes) -> set[bytes]:
+        return {self.owners[i] for i in self.rset.Match(data) or ()}
+
+
+_CONCEPTS = _Concepts()
+_ANCHOR = _alternation(
+    lex.TRACE_API
+    + lex.TRACE_API_HIDDEN
+    + lex.TRACE_HIDDEN
+    + lex.TRACE_PERIPHRASIS
+    + lex.TRACE_STRONG
+    + lex.TRACE_METAPHOR
+    + struct.HIDDEN
+)
+_TRACE = _alternation(_TRACE_TERMS)
+
+
+def view(norm: str) -> bytes | None:
+    """The part of the ``cot.normalise``d text the model reads, lowercased, as UTF-8: all of it up to ``WHOLE``
+    characters, else ``AROUND`` bytes each side of the first named reasoning trace or hiddenness word in its
+    first ``SCAN`` characters and its last ``AROUND`` characters; None (not scored) for a long text without one.
+    Generic trace nouns ("plan", "steps", "notes") occur in most long prose, where the model would cost
+    ~150 us a request; a long text is scored only when it names the trace itself or something hidden."""
+    if len(norm) <= WHOLE:
+        return norm.lower().encode("utf-8", "replace")
+    head = norm[:SCAN].encode("utf-8", "replace")
+    m = _ANCHOR.search(head)
+    if m is None:
+        return None
+    lo = max(0, m.start() - AROUND)
+    return head[lo : lo + 2 * AROUND].lower() + b"\n" + norm[-AROUND:].lower().encode("utf-8", "replace")
+
+
+def _masked(data: bytes) -> bytes:
+    """``data`` with its first ``MAX_MASKED`` trace nouns replaced by ``" \x00 "``, as ``cot.scan`` does."""
+    parts: list[bytes] = []
+    pos = 0
+    for n, m in enumerate(_TRACE.finditer(data)):
+        if n == MAX_MASKED:
+            break
+        s, e = m.span()
+        parts += (data[pos:s], b" \x00 ")
+        pos = e
+    if not parts:
+        return data
+    parts.append(data[pos:])
+    return b"".join(parts)
+
+
+def vetoed(data: bytes) -> bool:
+    """The trace negated, declined or left out ("hide your reasoning and only print the result", "no need to
+    show your thinking"): a bag of words misses the scope of a negation; the window groups of ``cot.scan`` see
+    it around a masked trace noun. Checked only when the score says yes."""
+    g = _CONCEPTS.hits(_masked(data))
+    return b"g:w_negated" in g or b"g:w_declined" in g or (b"g:w_omit" in g and b"g:w_unomit" not in g)
+
+
+def features(data: bytes, cues: Iterable[str]) -> set[bytes]:
+    """The binary features of ``data`` (a ``view``; see the module docstring): words as they are, word pairs
+    joined by a space, concept groups as ``g:<group>``, their pairs as ``p:<group>+<group>``. ``cues``: the
+    whole-text cue groups (``cot._GLOBAL``, or the request's shared pass over ``cot.GATE_GROUPS``).
+    Everything but the group pairs is built by C-level calls (translate, split, map)."""
+    toks = data.translate(_SEP).split()
+    if not data.isascii():
+        for run in _CJK.findall(data.decode("utf-8", "ignore")):
+            toks += [run[i : i + 2].encode() for i in range(len(run) - 1)]
+    out = set(toks)
+    out.update(map(b" ".join, itertools.pairwise(toks)))
+    found = _CONCEPTS.hits(data)
+    found.update(f"g:c_{c}".encode() for c in cues if c not in _UNUSED_CUES)
+    names = sorted(found)
+    out.update(found)
+    out.update([b"p:" + a[2:] + b"+" + b[2:] for i, a in enumerate(names) for b in names[i + 1 :]])
+    return out
+
+
+class LinearModel:
+    """Bias, threshold and one weight per feature; ``score`` sums the weights of the features present."""
+
+    def __init__(self, weights: dict[bytes, float], bias: float, threshold: float) -> None:
+        self.weights = weights
+        self.bias = bias
+        self.threshold = threshold
+
+    def score_features(self, feats: set[bytes]) -> float:
+        """``bias + sum(weights of the features present) / sqrt(number of features)``: the text's feature
+        vector is scaled to unit length, as in training."""
+        if not feats:
+            return self.bias
+        w = self.weights
+        return self.bias + sum(map(w.__getitem__, feats & w.keys())) / math.sqrt(len(feats))
+
+    def score(self, norm: str, cues: Iterable[str]) -> float:
+        data = view(norm)
+        return -math.inf if data is None else self.score_features(features(data, cues))
+
+    def flags(self, norm: str, cues: Iterable[str]) -> bool:
+        data = view(norm)
+        if data is None:
+            return False
+        return self.score_features(features(data, cues)) >= self.threshold and not vetoed(data)
+
+    def dumps(self) -> str:
+        """The weights file: a header line, then ``feature<TAB>weight`` sorted by feature (weights rounded)."""
+        lines = [f"#cot_model\t1\tbias={_num(self.bias)}\tthreshold={_num(self.threshold)}"]
+        lines += [f"{f.decode()}\t{_num(w)}" for f, w in sorted(self.weights.items())]
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def loads(cls, text: str) -> LinearModel:
+        head, *rows = text.splitlines() or [""]
+        parts = head.split("\t")
+        if len(parts) != 4 or parts[:2] != ["#cot_model", "1"]:
+            raise ValueError(f"not a cot_model weights file (version 1): {head[:40]!r}")
+        bias, threshold = parts[2:]
+        weights: dict[bytes, float] = {}
+        for row in rows:
+            f, _, w = row.rpartition("\t")
+            weights[f.encode()] = float(w)
+        return cls(weights, float(bias.removeprefix("bias=")), float(threshold.removeprefix("threshold=")))
+
+
+def _num(x: float) -> str:
+    return f"{x:.4f}".rstrip("0").rstrip(".") if x else "0"
+
+
+def load(path: Path = WEIGHTS) -> LinearModel:
+    return LinearModel.loads(path.read_text(encoding="utf-8"))
+
+
+@functools.cache
+def shipped() -> LinearModel:
+    """The shipped model, read once (at the first request that reaches it, or at start-up by ``cot``)."""
+    return load()
