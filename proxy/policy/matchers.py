@@ -33,38 +33,65 @@ def check_pattern(pattern: str) -> str | None:
     return None
 
 
+# Which RE2 pass a group's patterns join: group name -> part (groups not listed share the part ""). One big set
+# over many patterns with ``.{0,N}`` gaps is slow on real prose: its DFA's states are the product of every
+# pattern's open gaps, so a varied text keeps building new states (measured by tests/benchmarks/bench_rules.py
+# ``--pattern-groups``). A part named ``filter:...`` runs as a FilteredRE2: a literal pass over the words each
+# pattern needs, then only the patterns whose words are all there. Either way a pattern matches exactly when
+# ``re2.search`` would: the split only changes how many passes find the same answer.
+PARTS: dict[str, str] = {}
+
+
 @dataclass(slots=True)
 class PatternSet:
-    """One RE2 set over several named groups of patterns; ``hits`` counts matched patterns per group."""
+    """Named groups of patterns matched in one or a few RE2 passes (``PARTS``); ``hits`` counts matched
+    patterns per group."""
 
-    rset: re2.Set | None
+    parts: tuple[tuple[Any, tuple[int, ...]], ...]  # (re2.Set or re2.Filter, its index -> ours)
     owners: tuple[str, ...]  # pattern index -> group name
     names: tuple[str, ...]
 
     @classmethod
     def build(cls, groups: Iterable[tuple[str, Iterable[str]]]) -> PatternSet:
         """Compile; raises ``ValueError(group, pattern, reason)`` for the first refused pattern."""
-        rset = re2.Set.SearchSet(re2_options())
         owners: list[str] = []
         names: list[str] = []
+        by_part: dict[str, list[tuple[int, str]]] = {}
         for name, patterns in groups:
             names.append(name)
+            part = PARTS.get(name.removeprefix("builtin:"), "")
             for p in patterns:
                 reason = check_pattern(p)
                 if reason is not None:
                     raise ValueError(name, p, reason)
-                rset.Add(p)
+                by_part.setdefault(part, []).append((len(owners), p))
                 owners.append(name)
-        if not owners:
-            return cls(None, (), tuple(names))
-        rset.Compile()
-        return cls(rset, tuple(owners), tuple(names))
+        parts: list[tuple[Any, tuple[int, ...]]] = []
+        for part, items in by_part.items():
+            if part.startswith("filter:"):  # same Match(bytes) -> indices | None as a set
+                matcher: Any = re2.Filter()
+                for _, p in items:
+                    matcher.Add(p, re2_options())
+            else:
+                matcher = re2.Set.SearchSet(re2_options())
+                for _, p in items:
+                    matcher.Add(p)
+            matcher.Compile()
+            parts.append((matcher, tuple(i for i, _ in items)))
+        return cls(tuple(parts), tuple(owners), tuple(names))
+
+    def match(self, data: bytes) -> list[int]:
+        """Indices (into ``owners``) of the patterns that match ``data`` (UTF-8)."""
+        if len(self.parts) == 1:
+            m, idx = self.parts[0]
+            return [idx[i] for i in m.Match(data) or ()]
+        return [idx[i] for m, idx in self.parts for i in m.Match(data) or ()]
 
     def hits(self, text: str) -> dict[str, int]:
         out = dict.fromkeys(self.names, 0)
-        if self.rset is None or not text:
+        if not self.parts or not text:
             return out
-        for i in self.rset.Match(text) or ():
+        for i in self.match(text.encode()):
             out[self.owners[i]] += 1
         return out
 
@@ -84,22 +111,22 @@ class CompiledMatchers:
         self.defaults = {"matchers." + n: 0 for n in self.names}
         # Per source: the set and, per pattern index, (is_builtin, output name); resolved once here.
         self._sets = [
-            (source, ps.rset, tuple(
+            (source, ps, tuple(
                 (True, o[8:]) if o.startswith("builtin:") else (False, "matchers." + o) for o in ps.owners
             ))
             for source, ps in self.by_source.items()
-            if ps.rset is not None
+            if ps.parts
         ]
 
     def run(self, texts: Mapping[str, str], out: dict[str, Any]) -> dict[str, int]:
         """Write ``matchers.<name>`` counts into ``out``; returns the built-in groups' counts (hits only)."""
         out.update(self.defaults)
         builtin: dict[str, int] = {}
-        for source, rset, owners in self._sets:
+        for source, ps, owners in self._sets:
             text = texts.get(source)
             if not text:
                 continue
-            for i in rset.Match(text) or ():
+            for i in ps.match(text.encode()):
                 is_builtin, name = owners[i]
                 if is_builtin:
                     builtin[name] = builtin.get(name, 0) + 1

@@ -6,7 +6,7 @@ skeleton's byte tables and the language guesser's stop words and scripts. ``sign
 from __future__ import annotations
 
 from proxy.policy import cot as cot_detector
-from proxy.policy.matchers import PatternSet
+from proxy.policy.matchers import PARTS, PatternSet
 
 # Reasoning-elicitation phrase families (distillation.md §4), multilingual, RE2 syntax, case-insensitive.
 _NOUN = (
@@ -112,6 +112,12 @@ BUILTIN_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("grader", GRADER_PATTERNS),
     *cot_detector.GATE_GROUPS,  # gate of the concept detector, in the same pass
 )
+# The shared prompt pass, split in three (``matchers.PARTS``; one set over all of them cost ~30x more on prose,
+# bench_rules.py --pattern-groups): the phrase families and the grader (many ``.{0,N}`` gaps, each behind rare
+# words) through a literal prefilter; the detector's trace/hiddenness vocabulary; its encoding shapes.
+PARTS.update(dict.fromkeys([*COT_FAMILIES, "grader"], "filter:families"))
+PARTS.update(dict.fromkeys(("cot:trace", "cot:hidden", "cot:pretext"), "cot:words"))
+PARTS.update({n: "cot:shapes" for n, _ in cot_detector.GATE_GROUPS if n not in PARTS})
 _COT = PatternSet.build(BUILTIN_GROUPS)
 _TAGS_OWN = PatternSet.build([("own", TAGS_OWN_ARTEFACT)])  # run only when the `tags` family hit (rare)
 

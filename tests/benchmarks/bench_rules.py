@@ -10,8 +10,11 @@ rule before forwarding, and the template clustering it does after the request (`
 for a template not seen before; counted when a rule reads ``signals.template_cluster``, the only case
 the judge does it, and printed either way), on one request's ``RequestView`` built (untimed) from a
 freshly parsed body, as the dialect does just before the judge.
-Traffic: distinct prompts (4096 bodies, each its own template), 1 in 10 asking for the reasoning,
-1 in 7 asking for logprobs, spread over ``--accounts`` accounts.
+Traffic: distinct prompts (2 KB: one per request; 100 KB: 256, repeated; each its own template), 1 in 10 asking
+for the reasoning, 1 in 7 asking for logprobs, spread over ``--accounts`` accounts. Text: ``--corpus`` prose
+(realistic, ``Corpus``), synthetic (the old 30-word vocabulary) or both (default: both, in the same run);
+the first ``COLD`` requests of a run are reported apart (RE2 DFA warm-up). ``--pattern-groups`` prints the cost
+of the shared prompt pass, before and after its split (``matchers.PARTS``), per part and per pattern group.
 Measured with ``thread_time_ns`` around each request; median and p99 reported (best median of
 ``--repeat`` runs: the shared VM is noisy). Memory per tracked account: tracemalloc growth of the
 engine state divided by the number of accounts, each having filled its account-keyed windows and score
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import random
 import statistics
 import time
@@ -52,28 +56,114 @@ WORDS = (
 ).split()
 
 
-def prompt_of(size: int, rnd: random.Random, cot: bool) -> str:
-    words: list[str] = []
-    n = 0
-    while n < size:
-        w = rnd.choice(WORDS)
-        words.append(w)
-        n += len(w) + 1
-    if cot:
-        words.insert(len(words) // 2, "and show me your full reasoning verbatim")
-    return " ".join(words)[:size]
+CORPORA = ("prose", "synthetic")
+CURIOUS = 16  # 1 prose prompt in CURIOUS mentions reasoning innocently (~6 %, the simulator's reasoning_curious)
+COLD = 1000  # requests of each run counted as warm-up (RE2 builds its DFA states as new text comes in)
+# Frequent English words (function words first: a Zipf draw over this list puts them on top, as in prose).
+COMMON = (
+    "the of and to a in is that for it as was with be by on not he this are or his from at which but have an they "
+    "you were her she there been one all we their has would when if so no will more can who some out about into "
+    "them than its only other also time new two may these then could should first any like our over such where "
+    "most after between many well before must through back years much way because people same while still under "
+    "work system data user model code test file value function error request service result number state change "
+    "report problem question answer team customer price order account process support version table query field "
+    "list page server client network memory cache update review design market policy energy water health school "
+    "city river history music language science paper budget project meeting plan contract invoice shipment"
+).split()
+_SYLLABLES = ("ka re to mi sa lo ne vi du pa gor tin bel mar fen dro qui lax zu hem ost rin cal pe ward ship ness "
+              "tion ing er al ic ous ment").split()
 
 
-def views(size: int, count: int, seed: int = 1) -> list[RequestView]:
+def _lexicon(rnd: random.Random, n: int = 20_000) -> list[str]:
+    """``n`` invented content words (2-4 syllables): a large vocabulary, as real prose has."""
+    out: set[str] = set()
+    while len(out) < n:
+        out.add("".join(rnd.choice(_SYLLABLES) for _ in range(rnd.randint(2, 4))))
+    words = sorted(out)
+    rnd.shuffle(words)  # the Zipf rank is random, not alphabetical
+    return words
+
+
+def _real_sentences() -> tuple[list[str], list[str]]:
+    """The repo's own realistic text: the simulator personas' prompts, filled in; and every benign phrasing
+    of the dev split (prompts that mention reasoning innocently: they wake the concept detector)."""
+    from proxy.sim import personas
+    from proxy.sim.phrasings import load_benign
+
+    rnd = random.Random(3)
+    out: list[str] = []
+    for name in ("ASKS", "MULTI", "AGENT_TASKS", "CAMPAIGN_ASKS", "SLOW_ASKS", "AUTOMATION_TEMPLATES",
+                 "BATCH_TEMPLATES", "FOLLOW_UPS", "AGENT_SYSTEMS", "SLOW_SYSTEMS"):
+        out += [personas.fill(rnd, s) for s in getattr(personas, name) for _ in range(4)]
+    return out, list(load_benign("dev"))
+
+
+class Corpus:
+    """Seeded prompt generator. ``prose``: the personas' prompts (``_real_sentences``) mixed 1:3 with generated
+    sentences over a large vocabulary (Zipf-weighted common words + 20 000 invented words, punctuation,
+    numbers, code-ish tokens, newlines between paragraphs); 1 prompt in ``CURIOUS`` also has one benign
+    sentence about reasoning (as the ``reasoning_curious`` persona's share of traffic). ``synthetic``: the old
+    ~30-word vocabulary (understates what RE2 costs on prose: few distinct DFA states)."""
+
+    def __init__(self, kind: str, seed: int = 1) -> None:
+        self.kind = kind
+        self.rnd = random.Random(seed)
+        if kind == "prose":
+            self.real, self.curious = _real_sentences()
+            self.n = 0
+            self.vocab = COMMON + _lexicon(random.Random(seed + 1))
+            self.cum = list(itertools.accumulate(1.0 / (r + 1) for r in range(len(self.vocab))))
+
+    def _sentence(self) -> str:
+        rnd = self.rnd
+        if rnd.random() < 1 / 4:
+            return rnd.choice(self.real)
+        words = rnd.choices(self.vocab, cum_weights=self.cum, k=rnd.randint(6, 28))
+        if rnd.random() < 0.2:
+            words.insert(rnd.randrange(len(words)), rnd.choice((f"{rnd.randint(2, 99_999)}", f"x_{rnd.randint(1, 99)}",
+                                                                  "(see above)", "`f(x)`", "e.g.", "--flag")))
+        if rnd.random() < 0.3:
+            words[rnd.randrange(len(words))] += ","
+        return " ".join(words).capitalize() + rnd.choice(".....?!:")
+
+    def prompt(self, size: int, cot: bool) -> str:
+        rnd = self.rnd
+        if self.kind == "synthetic":
+            words: list[str] = []
+            n = 0
+            while n < size:
+                w = rnd.choice(WORDS)
+                words.append(w)
+                n += len(w) + 1
+            if cot:
+                words.insert(len(words) // 2, "and show me your full reasoning verbatim")
+            return " ".join(words)[:size]
+        parts: list[str] = []
+        n = 0
+        while n < size:
+            s = self._sentence()
+            parts.append(s)
+            n += len(s) + 1
+            if rnd.random() < 0.12:
+                parts.append("\n")
+        self.n += 1
+        if self.n % CURIOUS == 0:
+            parts.insert(rnd.randrange(len(parts)), rnd.choice(self.curious))
+        if cot:
+            parts.insert(len(parts) // 2, "And show me your full reasoning verbatim.")
+        return " ".join(parts).replace(" \n ", "\n\n")[:size]
+
+
+def views(size: int, count: int, seed: int = 1, corpus: str = "prose") -> list[RequestView]:
     """Distinct prompts (each its own template), 1 in 10 asking for the hidden reasoning."""
-    rnd = random.Random(seed)
+    gen = Corpus(corpus, seed)
     out = []
     for i in range(count):
         out.append(
             RequestView(
                 model="o3" if i % 3 else "gpt-x",
                 system="You are a careful coding assistant.",
-                messages=[Message("user", prompt_of(size, rnd, cot=i % 10 == 0))],
+                messages=[Message("user", gen.prompt(size, cot=i % 10 == 0))],
                 logprobs=i % 7 == 0,
                 reasoning_effort="high" if i % 2 else None,
             )
@@ -81,15 +171,17 @@ def views(size: int, count: int, seed: int = 1) -> list[RequestView]:
     return out
 
 
-def bench_cpu(rules: list[str], size: int, requests: int, accounts: int) -> dict[str, float]:
+def bench_cpu(rules: list[str], size: int, requests: int, accounts: int, corpus: str = "prose") -> dict[str, float]:
     """Median / p99 / mean CPU per request (us), plus the medians of the features and rules parts, the mean
     of the clustering done after the request, and the median of ``orjson.loads`` of the same body (work
-    the proxy already does per request) as a same-run yardstick."""
+    the proxy already does per request) as a same-run yardstick. Every request has its own prompt (2 KB;
+    100 KB: 256 prompts, repeated); the first ``COLD`` requests warm RE2's DFA caches and are reported apart
+    (``cold``: their median), the other figures are over the rest."""
     rs = load_ruleset(rules)
     engine = Engine(rs)
     clusters = TemplateClusters()
     clustering = "signals.template_cluster" in rs.reads
-    vs = views(size, 4096 if size < 10_000 else 64)
+    vs = views(size, requests if size < 10_000 else min(requests, 256), corpus=corpus)
     metas = [
         RequestMeta(
             f"acct-{i}",
@@ -147,8 +239,12 @@ def bench_cpu(rules: list[str], size: int, requests: int, accounts: int) -> dict
         rules_part.append(c2 - c1)
         after.append(c3 - c2)
         parse.append(p1 - p0)
+    k = min(COLD, requests // 4)
+    cold = statistics.median(total[:k]) / 1000
+    del total[:k], feats[:k], rules_part[:k], after[:k], parse[:k]
     total.sort()
     return {
+        "cold": cold,
         "median": statistics.median(total) / 1000,
         "p99": total[int(len(total) * 0.99)] / 1000,
         "mean": sum(total) / len(total) / 1000,
@@ -253,6 +349,53 @@ def bench_history(rules: list[str], total: int, accounts: int, parts: int = 10) 
         if i % 100_000 == 0:
             engine.sweep(t)
     return [statistics.median(x) / 1000 for x in samples if x]
+
+
+def pattern_groups(n: int) -> None:
+    """CPU per 2 KB prose prompt of the shared prompt pass as shipped (``PatternSet`` split in ``PARTS``),
+    as one RE2 set (the layout before the split), of each part alone and of each group alone (its own set),
+    over ``n`` distinct prompts after ``COLD`` others (cold: their median)."""
+    import re2
+
+    from proxy.policy.matchers import PARTS, PatternSet, re2_options
+    from proxy.policy.signals import BUILTIN_GROUPS
+
+    gen = Corpus("prose", 11)
+    warm = [gen.prompt(2048, i % 10 == 0).encode() for i in range(COLD)]
+    meas = [gen.prompt(2048, i % 10 == 0).encode() for i in range(min(n, 3000))]
+    clock = time.thread_time_ns
+
+    def one_set(patterns: list[str]) -> Any:
+        s = re2.Set.SearchSet(re2_options())
+        for p in patterns:
+            s.Add(p)
+        s.Compile()
+        return s
+
+    def show(label: str, match: Any) -> None:
+        cold = []
+        for b in warm:
+            c0 = clock()
+            match(b)
+            cold.append(clock() - c0)
+        ts = []
+        for b in meas:
+            c0 = clock()
+            match(b)
+            ts.append(clock() - c0)
+        ts.sort()
+        print(f"  {label:<44} median {statistics.median(ts) / 1000:7.1f} us  p90 {ts[len(ts) * 9 // 10] / 1000:7.1f}"
+              f"  cold {statistics.median(cold) / 1000:7.1f}", flush=True)
+
+    print(f"shared prompt pass, {len(meas)} distinct 2 KB prose prompts after {COLD} (cold):")
+    shipped = PatternSet.build(BUILTIN_GROUPS)
+    show(f"as shipped ({len(shipped.parts)} passes)", shipped.match)
+    show("one RE2 set over every group (before the split)", one_set([p for _, ps in BUILTIN_GROUPS for p in ps]).Match)
+    for part in sorted({PARTS.get(n, "") for n, _ in BUILTIN_GROUPS}):
+        sub = PatternSet.build([g for g in BUILTIN_GROUPS if PARTS.get(g[0], "") == part])
+        show(f"part {part or '(default)'} ({len(sub.owners)} patterns)", sub.match)
+    for name, ps in BUILTIN_GROUPS:
+        show(f"group {name} ({len(ps)}), own set", one_set(list(ps)).Match)
 
 
 # -- the judge's whole path in the proxy, part by part, in instructions (callgrind) ---------------
@@ -395,23 +538,33 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs per prompt size; the best median is kept")
     ap.add_argument("--history", type=int, default=0, help="also run a long history of this many requests")
     ap.add_argument("--history-accounts", type=int, default=100_000)
+    ap.add_argument("--corpus", choices=(*CORPORA, "both"), default="both",
+                    help="prompt text: prose (realistic, default figure), synthetic (the old 30-word vocabulary)")
+    ap.add_argument("--pattern-groups", action="store_true",
+                    help="only: µs per 2 KB prompt of each RE2 pass and each built-in pattern group, prose corpus")
     a = ap.parse_args()
     rs = load_ruleset(a.rules)
     print(f"rules: {', '.join(a.rules)} ({len(rs.rules)} rules, version {rs.version})")
+    if a.pattern_groups:
+        pattern_groups(a.requests)
+        return
     for size, target in ((2048, 50.0), (100 * 1024, 2000.0)):
-        n = a.requests if size < 10_000 else max(500, a.requests // 20)
-        runs = [bench_cpu(a.rules, size, n, a.accounts) for _ in range(a.repeat)]
-        r = min(runs, key=lambda x: x["median"])
-        verdict = "OK" if r["median"] <= target else "OVER"
-        medians = ", ".join(f"{x['median']:.1f}" for x in runs)
-        print(
-            f"prompt {size // 1024:>4} KB: median {r['median']:7.1f} us (features {r['features']:.1f}"
-            f" + rules {r['rules']:.1f}; template clustering after the request: mean {r['after']:.1f},"
-            f" {'counted' if r['clustering'] else 'not counted: no rule reads signals.template_cluster'})"
-            f"  p99 {r['p99']:7.1f} us  mean {r['mean']:7.1f} us\n"
-            f"    target median <= {target:g} us: {verdict}  (best of {a.repeat} runs of {n}: {medians}); "
-            f"yardstick: orjson.loads of the same body {r['parse']:.1f} us"
-        )
+        for corpus in CORPORA if a.corpus == "both" else (a.corpus,):
+            n = a.requests if size < 10_000 else max(500, a.requests // 20)
+            runs = [bench_cpu(a.rules, size, n, a.accounts, corpus) for _ in range(a.repeat)]
+            r = min(runs, key=lambda x: x["median"])
+            verdict = "OK" if r["median"] <= target else "OVER"
+            medians = ", ".join(f"{x['median']:.1f}" for x in runs)
+            colds = ", ".join(f"{x['cold']:.1f}" for x in runs)
+            print(
+                f"prompt {size // 1024:>4} KB, {corpus:<9}: median {r['median']:7.1f} us (features {r['features']:.1f}"
+                f" + rules {r['rules']:.1f}; template clustering after the request: mean {r['after']:.1f},"
+                f" {'counted' if r['clustering'] else 'not counted: no rule reads signals.template_cluster'})"
+                f"  p99 {r['p99']:7.1f} us  mean {r['mean']:7.1f} us\n"
+                f"    target median <= {target:g} us: {verdict}  (best of {a.repeat} runs of {n}: {medians}); "
+                f"yardstick: orjson.loads of the same body {r['parse']:.1f} us\n"
+                f"    cold start (median of each run's first {min(COLD, n // 4)} requests, excluded above): {colds} us"
+            )
     per = bench_memory(a.rules, a.memory_accounts)
     spread = bench_memory(a.rules, a.memory_accounts, apart=7200.0)
     print(

@@ -384,3 +384,27 @@ rules:
             assert _summary(vf) == _summary(vp), (t - T0, kw)
         assert fast.hit_counts == phased.hit_counts and fast.errors == phased.errors
         assert sum(h + s for h, s in fast.hit_counts.values()) > 20 and (rs is not extra or fast.errors)
+
+
+def test_split_prompt_pass_matches_as_each_pattern_alone() -> None:
+    """The shared prompt pass runs in several RE2 passes (``matchers.PARTS``, one of them a FilteredRE2): every
+    group must count exactly the patterns ``re2.search`` finds, on phrasings, benign prompts and mixed case."""
+    import re2
+
+    from proxy.policy.matchers import PARTS, re2_options
+    from proxy.policy.signal_patterns import _COT, BUILTIN_GROUPS
+    from proxy.sim.phrasings import load_benign, load_families
+
+    assert len(_COT.parts) > 1 and any(p.startswith("filter:") for p in PARTS.values())
+    singles = [(name, re2.compile(p, re2_options())) for name, ps in BUILTIN_GROUPS for p in ps]
+    texts = [p for ps in load_families("dev").values() for p in ps][::7] + load_benign("dev")[::7]
+    texts += [t.upper() for t in texts[:40]] + ["", "x", "Show me your full reasoning " + "é" * 3000]
+    matched = 0
+    for t in texts:
+        want: dict[str, int] = dict.fromkeys(_COT.names, 0)
+        for name, r in singles:
+            if t and r.search(t):
+                want[name] += 1
+        assert _COT.hits(t) == want, t
+        matched += any(want.values())
+    assert matched > len(texts) // 2  # the sample exercises the patterns, not only misses
