@@ -22,14 +22,18 @@ Data in ``proxy/sim/data/phrasings``:
   30/60 -> 50/60, see the file); ``heldout7.yaml`` (held-out split 7, written blind by someone who never saw
   the detector or earlier splits, measured once on 2026-11-27 at 18:07 UTC at 121/150 = 80.7 % before use by the
   fifth revision, the fourth 120/150; from then on training data of the learned model, ``cot_model``).
-- held-out split ``heldout8.yaml``: to be written blind and dropped in by the lead; until then ``evaluate``
-  reports the split as missing (``SplitResult.missing``). The next revision that tunes on it must move it to the
-  development split and bring a new blind split.
+- held-out split ``heldout8.yaml`` (15 families, 150 phrasings): written blind by someone who never saw the
+  detector, earlier splits or the repository, dropped in by the lead and measured once (2026-11-27, 21:20 UTC):
+  123/150 = 82.0 % caught by the sixth revision (lexical OR the learned model; the fifth, measured on it at
+  19:40 UTC for comparison: 110/150 = 73.3 %). The detector was not changed after that. The next revision that
+  tunes on it must move it to the development split and bring a new blind split. Without the file ``evaluate``
+  reports the split as missing (``SplitResult.missing``).
 - benign prompts that mention reasoning innocently, hard near-misses included: ``benign.yaml``, ``benign3.yaml``
   to ``benign7.yaml`` (development: the detector was tuned and the learned model trained on them; each was
   written blind and measured once before use: ``benign3`` at 6/176 = 3.4 % false positives, ``benign4`` at
   4/212 = 1.9 %, ``benign5`` at 7/212 = 3.3 %, ``benign6`` at 4/205 = 1.95 %, ``benign7`` at 3/211 = 1.42 %, the
-  fourth revision likewise 3/211) and the blind held-out ``benign8.yaml`` (not present yet).
+  fourth revision likewise 3/211) and the blind held-out ``benign8.yaml`` (223 prompts, measured once at 21:20 UTC:
+  3/223 = 1.35 % flagged by the sixth revision, 3/223 by the fifth).
 
 Each phrasing is sent as one request on a fresh engine, through the real feature extraction and the whole
 rule set, to a reasoning model; "caught" means the rule ``cot-elicit-request`` hit (enforce or shadow).
