@@ -12,8 +12,9 @@ to ``WHOLE`` bytes, else ``AROUND`` bytes each side of its first reasoning or hi
 - words (runs of letters, digits and "_"; a run of CJK/kana/hangul is cut into overlapping character pairs,
   since those scripts do not separate words) and word pairs ("your hidden");
 - ``g:<group>``: the concept groups of ``cot_groups.WINDOW`` (prefixed ``w_``) and ``cot_struct.GROUPS``
-  (``s_``) found anywhere in the view, one RE2 set pass, and the request's whole-text cues (``c_``: trace noun,
-  hidden, pretext, encodings). Window groups written around a masked trace noun (``\x00``) do not fire here;
+  (``s_``) found anywhere in the view (one RE2 filter pass, ``_Concepts``), and the request's whole-text cues
+  (``c_``: trace noun, hidden, pretext, encodings). Window groups written around a masked trace noun (``\x00``)
+  do not fire here;
 - ``p:<group>+<group>``: every pair of those groups, so that co-occurrence ("the model addressed" with
   "a copy verb" and "hidden") can weigh more than its parts.
 The score is the bias plus the weights of the features present over the square root of their number.
@@ -74,25 +75,34 @@ def _alternation(terms: tuple[str, ...]) -> re2._Regexp:
 
 
 class _Concepts:
-    """One RE2 set over the concept groups; ``hits`` returns the names of the groups with a match."""
+    """The concept groups' patterns as one RE2 filter; ``hits`` returns the names of the groups with a match.
+
+    A filter (RE2's FilteredRE2) first runs one literal set over the words the patterns need, then only the
+    patterns whose words all occur (and the ~40 that need none). One RE2 set over all ~200 patterns cost ~4x
+    the median and ~8x the p90 CPU time on 768-byte prose windows: their ``.{0,N}`` gaps multiply its DFA
+    states, so a varied text keeps building new ones. Either way a pattern hits exactly when ``re2.search`` of
+    it alone would (checked in tests/policy/test_cot_model.py on a sample of the phrasings)."""
 
     def __init__(self) -> None:
-        opts = re2_options()
-        # The groups' DFA outgrows the default 64 MB over varied text, and RE2 then rebuilds it on every
-        # prompt (~1.3 ms instead of ~7 us, measured over the benign sets); 128 MB is a cap, not an allocation.
-        opts.max_mem = 128 << 20
-        self.rset = re2.Set.SearchSet(opts)
+        self.filter = re2.Filter()
         owners: list[bytes] = []
+        patterns: list[str] = []
         for prefix, table in (("w_", groups.WINDOW), ("s_", struct.GROUPS)):
-            for name, patterns in table.items():
-                for p in patterns:
-                    self.rset.Add(p)
+            for name, pats in table.items():
+                for p in pats:
+                    self.filter.Add(p, re2_options())
+                    patterns.append(p)
                     owners.append(f"g:{prefix}{name}".encode())
-        self.rset.Compile()
+        self.filter.Compile()
         self.owners = tuple(owners)
+        self.patterns = tuple(patterns)
+
+    def match(self, data: bytes) -> list[int]:
+        """Indices (into ``patterns``) of the patterns found in ``data``."""
+        return self.filter.Match(data) or []
 
     def hits(self, data: bytes) -> set[bytes]:
-        return {self.owners[i] for i in self.rset.Match(data) or ()}
+        return {self.owners[i] for i in self.filter.Match(data) or ()}
 
 
 _CONCEPTS = _Concepts()
