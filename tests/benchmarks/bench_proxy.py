@@ -568,7 +568,7 @@ def phase_instructions(b: Bench) -> list[Figure]:
             cfg = b.dir / f"{tag}.yaml"
             cfg.write_text(b.dg_config(up, port, tag, limits))
             env = ["env", f"PYTHONPATH={tree}"] if tree else []
-            name = (f"{tree} ({tag})" if tree else "distillguard") + (", three limits" if limits else "")
+            name = (f"{tree} (dg{i})" if tree else "distillguard") + (", three limits" if limits else "")
             servers.append((name, common.start_server(tag, [
                 *env, *vg, f"--callgrind-out-file={b.dir / ('cg.' + tag)}", sys.executable, "-m", "proxy",
                 "serve", "--config", str(cfg)], port, log=b._log("cg-" + tag), timeout=300)))
