@@ -31,6 +31,30 @@ from proxy.sse import parse_block
 _DATA = b"data: "
 
 
+def _framed(on_event: Any, block: bytes, data: bytes, pos: int, end: int, run: int, parts: list[bytes],
+            framer: Any) -> int:
+    """A block no walk's shortcut took (``data[pos:end]``): parsed as the framer would and given to the
+    stream's ``on_event``. Relayed unchanged, its bytes stay in the current run (``run`` returned); otherwise
+    the run so far and the encoded events go out and a new run starts after it (``end`` returned)."""
+    ev = parse_block(block, data[pos:end])
+    out = on_event(ev)
+    if len(out) == 1 and out[0] is ev and ev.raw is not None:
+        return run
+    if run < pos:
+        parts.append(data[run:pos])
+    parts.extend([framer.encode(o) for o in out])
+    return end
+
+
+def _joined(data: bytes, parts: list[bytes], run: int, pos: int) -> bytes:
+    """A walk's output: ``data`` itself when nothing was cut, else the kept parts and the last run."""
+    if run == 0:
+        return data
+    if run < pos:
+        parts.append(data[run:pos])
+    return b"".join(parts)
+
+
 def chat_read(st: ChatStream, data: bytes, sep: bytes, framer: Any) -> bytes | None:
     """The bytes to send for ``data`` (complete events, each ending with ``sep``), or None when the read
     must be framed (line endings other than the separators; a stream that is neither lean nor quick)."""
@@ -97,22 +121,11 @@ def chat_read(st: ChatStream, data: bytes, sep: bytes, framer: Any) -> bytes | N
                     parts.append(data[run:pos])
                 run = pos = end
                 continue
-        ev = parse_block(block, data[pos:end])
-        out = st._event(ev)
-        if len(out) == 1 and out[0] is ev and ev.raw is not None:
-            pos = end  # unchanged: its bytes stay in the run
-        else:
-            if run < pos:
-                parts.append(data[run:pos])
-            parts.extend([framer.encode(o) for o in out])
-            run = pos = end
+        run = _framed(st._event, block, data, pos, end, run, parts, framer)
+        pos = end
         pre, _, suf, _, kind, key = st.hot
         dpre = _DATA + pre
-    if run == 0:
-        return data
-    if run < pos:
-        parts.append(data[run:pos])
-    return b"".join(parts)
+    return _joined(data, parts, run, pos)
 
 
 _DELTA_EVENT = b"event: content_block_delta\ndata: "
@@ -157,22 +170,11 @@ def anthropic_read(st: AnthropicStream, data: bytes, sep: bytes, framer: Any) ->
                 parts.append(data[run:pos])
             run = pos = end
             continue
-        ev = parse_block(block, data[pos:end])
-        out = st.on_event(ev)
-        if len(out) == 1 and out[0] is ev and ev.raw is not None:
-            pos = end
-        else:
-            if run < pos:
-                parts.append(data[run:pos])
-            parts.extend([framer.encode(o) for o in out])
-            run = pos = end
+        run = _framed(st.on_event, block, data, pos, end, run, parts, framer)
+        pos = end
         head = _DELTA_EVENT + st.hot
         thinking = st.hot_thinking
-    if run == 0:
-        return data
-    if run < pos:
-        parts.append(data[run:pos])
-    return b"".join(parts)
+    return _joined(data, parts, run, pos)
 
 
 _EVENT_LINE = b"event: response."  # what a line naming a Responses event starts with
@@ -212,17 +214,6 @@ def responses_read(st: ResponsesStream, data: bytes, sep: bytes, framer: Any) ->
                         parts.append(data[run:pos])
                     run = pos = end
                     continue
-        ev = parse_block(block, data[pos:end])
-        out = st.on_event(ev)
-        if len(out) == 1 and out[0] is ev and ev.raw is not None:
-            pos = end
-        else:
-            if run < pos:
-                parts.append(data[run:pos])
-            parts.extend([framer.encode(o) for o in out])
-            run = pos = end
-    if run == 0:
-        return data
-    if run < pos:
-        parts.append(data[run:pos])
-    return b"".join(parts)
+        run = _framed(st.on_event, block, data, pos, end, run, parts, framer)
+        pos = end
+    return _joined(data, parts, run, pos)
