@@ -57,15 +57,15 @@ _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-
 _UNUSED_CUES = frozenset({"odd"})
 
 
-_TRACE_TERMS = (
+_NAMED_TRACE = (  # the trace nouns but the weak ones ("plan", "steps")
     lex.TRACE_API
     + lex.TRACE_API_HIDDEN
     + lex.TRACE_HIDDEN
     + lex.TRACE_PERIPHRASIS
     + lex.TRACE_STRONG
     + lex.TRACE_METAPHOR
-    + lex.TRACE_WEAK
 )
+_TRACE_TERMS = _NAMED_TRACE + lex.TRACE_WEAK
 
 
 def _alternation(terms: tuple[str, ...]) -> re2._Regexp:
@@ -106,15 +106,7 @@ class _Concepts:
 
 
 _CONCEPTS = _Concepts()
-_ANCHOR = _alternation(
-    lex.TRACE_API
-    + lex.TRACE_API_HIDDEN
-    + lex.TRACE_HIDDEN
-    + lex.TRACE_PERIPHRASIS
-    + lex.TRACE_STRONG
-    + lex.TRACE_METAPHOR
-    + struct.HIDDEN
-)
+_ANCHOR = _alternation(_NAMED_TRACE + struct.HIDDEN)
 _TRACE = _alternation(_TRACE_TERMS)
 
 
