@@ -5,9 +5,10 @@ counts of owners per template prefix, a ratio and counts) replayed through memor
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from proxy.policy.engine import Engine, Verdict
+from test_rule_store import _summary  # the verdict as both stores must agree on it
+
+from proxy.policy.engine import Engine
 from proxy.policy.loader import load_ruleset
 from proxy.policy.signals import RequestMeta, compute_features, view_from_record
 from proxy.policy.store_redis import RedisRuleStore
@@ -36,18 +37,6 @@ def _campaign() -> list[tuple[float, str, str, str, bool]]:
         t += 3600.0
     out.append((t, "ls00", "free", "100.99.1.1", True))
     return out
-
-
-def _summary(v: Verdict) -> Any:
-    return (
-        [(h.rule, h.mode, h.key, h.values) for h in v.hits],
-        v.actions,
-        v.controls,
-        sorted(v.tags),
-        v.scores,
-        (v.block.rule, v.block.until) if v.block else None,
-        [a["rule"] for a in v.alerts],
-    )
 
 
 async def test_template_spread_campaign_same_verdicts_on_both_stores(redis_url: str) -> None:
