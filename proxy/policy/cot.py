@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 import re2
 
@@ -50,20 +51,46 @@ LEARNED = "learned"  # ... seen by the learned model only (``cot_model``), not b
 
 
 class _GroupSet:
-    """RE2 set over named groups; ``hits`` returns the names of the groups with a match."""
+    """Named groups of RE2 patterns; ``hits`` returns the names of the groups with a match.
 
-    def __init__(self, groups: Iterable[tuple[str, Iterable[str]]]) -> None:
-        self.rset = re2.Set.SearchSet(re2_options())
-        owners: list[str] = []
-        for name, patterns in groups:
-            for p in patterns:
-                self.rset.Add(p)
-                owners.append(name)
-        self.rset.Compile()
-        self.owners = tuple(owners)
+    ``how`` picks the matcher, by measurement on prose (``tests/benchmarks/bench_rules.py --cot-sets``). One RE2
+    set over these patterns (dozens of ``.{0,N}`` gaps and large Unicode alternations) keeps building new DFA
+    states on varied text (sentence windows of ~84 B: mean 595 us, p90 2 ms), so the big groups run as a
+    FilteredRE2: a literal pass over the words each pattern needs, then only the patterns whose words are all
+    present (windows: mean 22 us; whole 2 KB prompts 2-3x faster than the set). ``"set"``: one RE2 set (tiny
+    inputs); ``"filter"``: every pattern in the filter (short windows); ``"hybrid"``: the patterns with required
+    words in the filter, the others (which the filter would run one by one on every text) in one set (whole
+    prompts). Each pattern matches exactly when ``re2.search`` would, whichever is chosen."""
+
+    def __init__(self, groups: Iterable[tuple[str, Iterable[str]]], how: str = "set") -> None:
+        items = [(name, p) for name, patterns in groups for p in patterns]
+        self.items = tuple(items)
+        unfiltered: set[int] = set()
+        if how == "hybrid":
+            probe = re2.Filter()
+            for _, p in items:
+                probe.Add(p, re2_options())
+            probe.Compile()
+            unfiltered = set(probe.Match(b"", potential=True) or ())  # no required word: passes any text
+        self.parts: list[tuple[Any, tuple[str, ...]]] = []
+        for filtered in (True, False):
+            chosen = [(n, p) for i, (n, p) in enumerate(items) if (i not in unfiltered) == filtered]
+            if not chosen:
+                continue
+            matcher: Any = re2.Filter() if how != "set" and filtered else re2.Set.SearchSet(re2_options())
+            for _, p in chosen:
+                if isinstance(matcher, re2.Filter):
+                    matcher.Add(p, re2_options())
+                else:
+                    matcher.Add(p)
+            matcher.Compile()
+            self.parts.append((matcher, tuple(n for n, _ in chosen)))
 
     def hits(self, data: bytes) -> set[str]:
-        return {self.owners[i] for i in self.rset.Match(data) or ()}
+        out: set[str] = set()
+        for matcher, owners in self.parts:
+            out.update(owners[i] for i in matcher.Match(data) or ())
+        return out
 
 
 def _alternation(patterns: Iterable[str]) -> re2._Regexp:
@@ -112,14 +139,14 @@ _TERMS = _GroupSet(
         ("verbish", (r"^(" + lex.loose("thinking") + "|" + lex.loose("thought") + r"|reasoning|deliberat\w*)$",)),
     ]
 )
-_GLOBAL = _GroupSet([("trace", _ALL_TRACE), ("hidden", struct.HIDDEN), *groups.GLOBAL.items()])
+_GLOBAL = _GroupSet([("trace", _ALL_TRACE), ("hidden", struct.HIDDEN), *groups.GLOBAL.items()], "hybrid")
 _MINE = frozenset({"names_you", "self_direct", "model_owner"})
 _OTHERS = frozenset({"other_owner", "elsewhere", "sibling", "creative", "fiction", "rival"})
 _HIDDEN = _alternation(struct.HIDDEN)
 _OUTPUT = _alternation(struct.OUTPUT)
 _TIMING = _alternation(struct.TIMING)
-_STRUCT = _GroupSet(struct.GROUPS.items())
-_WINDOW = _GroupSet(groups.WINDOW.items())
+_STRUCT = _GroupSet(struct.GROUPS.items(), "hybrid")
+_WINDOW = _GroupSet(groups.WINDOW.items(), "filter")
 # Invisible and compatibility characters: zero-width, soft hyphen, tag characters (ASCII smuggled as
 # U+E0020..E007E), fullwidth forms, mathematical alphanumerics, enclosed and letterlike forms, ligatures.
 ODD_CHARS = (  # case-sensitive: under case folding the class would also match "k" (KELVIN SIGN) and "s"

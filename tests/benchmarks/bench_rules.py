@@ -398,6 +398,57 @@ def pattern_groups(n: int) -> None:
         show(f"group {name} ({len(ps)}), own set", one_set(list(ps)).Match)
 
 
+def cot_sets(n: int) -> None:
+    """CPU of the CoT detector's own matchers (``cot._GroupSet``) as shipped against the same patterns in one RE2
+    set (the layout before), on the inputs the detector gives them over 2 KB prose prompts: the sentence windows
+    ``cot.scan`` builds around trace nouns (``_WINDOW``), whole prompts (``_STRUCT``, ``_GLOBAL``). Also checks
+    that both answer the same for every input (a difference is printed and fails the run)."""
+    import re2
+
+    from proxy.policy import cot
+    from proxy.policy.matchers import re2_options
+
+    gen = Corpus("prose", 13)
+    texts = [gen.prompt(2048, i % 10 == 0).encode() for i in range(COLD + min(n, 3000))]
+    windows: list[bytes] = []
+    for d in texts:
+        for s, e in cot._occurrences(d):
+            lo, hi = cot._clip(d, s, e, not d.isascii())
+            windows.append(b"".join((d[lo:s], b"\x00", d[e:hi])))
+    clock = time.thread_time_ns
+
+    def one_set(gs: Any) -> Any:
+        rset = re2.Set.SearchSet(re2_options())
+        for _, p in gs.items:
+            rset.Add(p)
+        rset.Compile()
+        return lambda d: {gs.items[i][0] for i in rset.Match(d) or ()}
+
+    bad = 0
+    cases = (("_WINDOW (sentence windows)", cot._WINDOW, windows), ("_STRUCT (whole prompt)", cot._STRUCT, texts),
+             ("_GLOBAL (whole prompt)", cot._GLOBAL, texts))
+    for label, gs, inputs in cases:
+        old = one_set(gs)
+        k = len(inputs) * COLD // len(texts)
+        print(f"{label}: {len(inputs) - k} inputs of {statistics.mean(map(len, inputs)):.0f} B after {k} (cold)")
+        for how, match in (("as shipped", gs.hits), ("one RE2 set", old)):
+            for d in inputs[:k]:
+                match(d)
+            ts = []
+            for d in inputs[k:]:
+                c0 = clock()
+                match(d)
+                ts.append(clock() - c0)
+            ts.sort()
+            print(f"  {how:<12} median {statistics.median(ts) / 1000:7.1f} us  p90 {ts[len(ts) * 9 // 10] / 1000:7.1f}"
+                  f"  mean {sum(ts) / len(ts) / 1000:7.1f}", flush=True)
+        diff = sum(gs.hits(d) != old(d) for d in inputs)
+        bad += diff
+        print(f"  inputs where the two answer differently: {diff}")
+    if bad:
+        raise SystemExit(1)
+
+
 # -- the judge's whole path in the proxy, part by part, in instructions (callgrind) ---------------
 
 PARTS = ("exchange", "view", "features", "evaluate", "judge", "done", "chain", "response")
@@ -542,7 +593,12 @@ def main() -> None:
                     help="prompt text: prose (realistic, default figure), synthetic (the old 30-word vocabulary)")
     ap.add_argument("--pattern-groups", action="store_true",
                     help="only: µs per 2 KB prompt of each RE2 pass and each built-in pattern group, prose corpus")
+    ap.add_argument("--cot-sets", action="store_true",
+                    help="only: µs of the CoT detector's matchers as shipped vs one RE2 set, prose corpus")
     a = ap.parse_args()
+    if a.cot_sets:
+        cot_sets(a.requests)
+        return
     rs = load_ruleset(a.rules)
     print(f"rules: {', '.join(a.rules)} ({len(rs.rules)} rules, version {rs.version})")
     if a.pattern_groups:
