@@ -147,6 +147,7 @@ _OUTPUT = _alternation(struct.OUTPUT)
 _TIMING = _alternation(struct.TIMING)
 _STRUCT = _GroupSet(struct.GROUPS.items(), "hybrid")
 _WINDOW = _GroupSet(groups.WINDOW.items(), "filter")
+_OWN_STRONG = _GroupSet([("own_strong", groups.WINDOW["own_strong"])], "filter")
 # Invisible and compatibility characters: zero-width, soft hyphen, tag characters (ASCII smuggled as
 # U+E0020..E007E), fullwidth forms, mathematical alphanumerics, enclosed and letterlike forms, ligatures.
 ODD_CHARS = (  # case-sensitive: under case folding the class would also match "k" (KELVIN SIGN) and "s"
@@ -217,7 +218,8 @@ def _next_sentence(data: bytes, hi: int) -> bytes:
 
 def _asks(g: set[str], need_take: bool) -> bool:
     """One trace occurrence, described by its window groups plus the flags ``scan`` adds: is it a request
-    for the model's own trace?"""
+    for the model's own trace? Never without ``specific`` or ``own_strong`` in ``g``: ``scan`` relies on it to
+    skip most sentences of prose (tests/policy/test_cot_matchers.py holds it to that)."""
     if "negated" in g or "topic" in g or "declined" in g or ("omit" in g and "unomit" not in g):
         return False
     if "design" in g or ("question" in g and g.isdisjoint(_TAKE)):
@@ -291,6 +293,11 @@ def _occurrences(data: bytes, terms: re2._Regexp = _TRACE, limit: int = MAX_OCCU
         yield m.span()
 
 
+def _mine(prev: set[str] | bytes) -> bool:
+    """Does the previous sentence (its groups, or its window when ``scan`` skipped them) name the model's own trace?"""
+    return not (_WINDOW.hits(prev) if isinstance(prev, bytes) else prev).isdisjoint(_MINE)
+
+
 def scan(data: bytes, pretext: bool, need_take: bool = False) -> bool:
     """True when some sentence of ``data`` (UTF-8) asks for a trace it names (see ``_asks``).
 
@@ -300,7 +307,8 @@ def scan(data: bytes, pretext: bool, need_take: bool = False) -> bool:
     spans = list(_occurrences(data))
     cjk = not data.isascii()
     i = 0
-    prev_hi, prev_mine = -1, False
+    prev_hi: int = -1
+    prev: set[str] | bytes = set()  # the previous sentence's groups, or its window when they were not computed
     while i < len(spans):
         lo, hi = _clip(data, *spans[i], cjk)
         parts: list[bytes] = []
@@ -314,7 +322,15 @@ def scan(data: bytes, pretext: bool, need_take: bool = False) -> bool:
                 pos = e
             i += 1
         parts.append(data[pos:hi])
-        g = _WINDOW.hits(b"".join(parts)) | _TERMS.hits(b"\n".join(terms))
+        window = b"".join(parts)
+        g = _TERMS.hits(b"\n".join(terms))
+        if "specific" not in g and "own_strong" not in g and not _OWN_STRONG.hits(window):
+            # Only generic nouns ("the plan", "your notes") and no ownership word: ``_asks`` says no to every
+            # sentence without one of the two, whatever else it holds (most trace nouns in prose end here, before
+            # the window groups). Whether it names the model is looked up only if the next sentence asks.
+            prev_hi, prev = hi, window
+            continue
+        g |= _WINDOW.hits(window)
         if pretext:
             g.add("pretext")
         if (
@@ -327,12 +343,15 @@ def scan(data: bytes, pretext: bool, need_take: bool = False) -> bool:
             g.add("is_question")
         if _asks(g, need_take):
             return True
-        if prev_mine and lo <= prev_hi + 3 and "the_direct" in g and not g.isdisjoint(_TAKE) and g.isdisjoint(_OTHERS):
+        if (
+            lo <= prev_hi + 3 and "the_direct" in g and not g.isdisjoint(_TAKE) and g.isdisjoint(_OTHERS)
+            and _mine(prev)
+        ):
             # "How often did you change your mind while thinking? Quote the before and after thoughts.": "the
             # thoughts" of the sentence right after one about the model's own trace are that trace
             if _asks(g | {"self_direct"}, need_take):
                 return True
-        prev_hi, prev_mine = hi, not g.isdisjoint(_MINE)
+        prev_hi, prev = hi, g
         if "rival" in g and hi < len(data):
             nxt = _next_sentence(data, hi)
             if _YOURS.search(nxt) and _OUTPUT.search(nxt):

@@ -7,6 +7,8 @@ import random
 
 import pytest
 import re2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from proxy.policy import cot
 from proxy.policy.matchers import re2_options
@@ -56,3 +58,44 @@ def test_hybrid_keeps_patterns_without_required_words_in_a_set() -> None:
     assert kinds == ["Filter", "Set"]
     assert [type(m).__name__ for m, _ in cot._WINDOW.parts] == ["Filter"]
     assert sum(len(owners) for _, owners in cot._STRUCT.parts) == len(cot._STRUCT.items)
+
+
+_GROUPS = sorted(
+    {n for n, _ in cot._WINDOW.items} | {n for n, _ in cot._TERMS.items}
+    | {"pretext", "sibling", "is_question", "take_next", "self_direct"}
+)
+
+
+# strong_trace and names_you are never without specific: their nouns are among specific's (_TERMS)
+_WITHOUT = [n for n in _GROUPS if n not in ("specific", "own_strong", "strong_trace", "names_you")]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.sets(st.sampled_from(_WITHOUT)), st.booleans())
+def test_asks_never_says_yes_without_a_specific_noun_or_an_ownership_word(g: set[str], need_take: bool) -> None:
+    assert {p for n, p in cot._TERMS.items if n in ("strong_trace", "names_you")} <= {
+        p for n, p in cot._TERMS.items if n == "specific"
+    }
+    # scan() skips the window groups of such sentences: this is the rule that makes the skip exact
+    assert not cot._asks(g, need_take)
+    assert not cot._asks(g | {"self_direct"}, need_take)
+
+
+def test_scan_answers_as_without_the_skip() -> None:
+    """The same answer as scanning every sentence's window groups, on phrasings, benign prompts and long
+    mixes of them (the skip may only save work)."""
+    texts = _texts()
+    saved = cot._OWN_STRONG
+    full: list[bool] = []
+    try:
+        cot._OWN_STRONG = _Always()  # type: ignore[assignment]
+        full = [cot.scan(d, p) for d in texts for p in (False, True)]
+    finally:
+        cot._OWN_STRONG = saved
+    assert [cot.scan(d, p) for d in texts for p in (False, True)] == full
+    assert 100 < sum(full) < len(full) - 100
+
+
+class _Always:
+    def hits(self, data: bytes) -> set[str]:
+        return {"own_strong"}  # every sentence gets its window groups
