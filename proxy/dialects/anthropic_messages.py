@@ -59,32 +59,49 @@ class AnthropicMessagesDialect(Dialect):
         return v
 
     def parse_request(self, body: dict[str, Any], ex: Exchange) -> RequestView:
-        view = RequestView(model=as_str(body.get("model")), stream=body.get("stream") is True)
-        view.system = content_text(body.get("system"))
-        for m in as_list(body.get("messages")):
+        # One pass; a turn whose content is a plain string has no blocks to look at (every request the
+        # rules read goes through here).
+        get = body.get
+        messages: list[Message] = []
+        for m in as_list(get("messages")):
             if not isinstance(m, dict):
                 continue
+            role = m.get("role")
+            role = role if isinstance(role, str) and role else "user"
             content = m.get("content")
-            msg = Message(as_str(m.get("role")) or "user", content_text(content))
+            if isinstance(content, str):
+                messages.append(Message(role, content))
+                continue
+            msg = Message(role, content_text(content))
             for block in as_list(content):
-                kind = as_dict(block).get("type")
+                kind = block.get("type") if isinstance(block, dict) else None
                 if kind in ("thinking", "redacted_thinking"):
                     msg.has_reasoning = True
                 elif kind in ("tool_use", "server_tool_use"):
                     msg.tool_calls += 1
-            view.messages.append(msg)
-        view.tools = len(as_list(body.get("tools")))
-        view.max_tokens = as_int(body.get("max_tokens"))
-        thinking = as_dict(body.get("thinking"))
-        kind = thinking.get("type")
-        if kind in ("enabled", "adaptive", "between_tools"):
-            view.reasoning_enabled = True
-        elif kind == "disabled":
-            view.reasoning_enabled = False
-        view.reasoning_budget = as_int(thinking.get("budget_tokens"))
-        display = thinking.get("display")
-        view.reasoning_display = display if isinstance(display, str) else None
-        view.reasoning_effort = as_effort(as_dict(body.get("output_config")).get("effort"))
+            messages.append(msg)
+        model, system, tools = get("model"), get("system"), get("tools")
+        view = RequestView(
+            model if isinstance(model, str) else "",
+            get("stream") is True,
+            messages,
+            system if isinstance(system, str) else content_text(system),
+            len(tools) if isinstance(tools, list) else 0,
+            as_int(get("max_tokens")),
+        )
+        thinking = get("thinking")
+        if isinstance(thinking, dict):
+            kind = thinking.get("type")
+            if kind in ("enabled", "adaptive", "between_tools"):
+                view.reasoning_enabled = True
+            elif kind == "disabled":
+                view.reasoning_enabled = False
+            view.reasoning_budget = as_int(thinking.get("budget_tokens"))
+            display = thinking.get("display")
+            view.reasoning_display = display if isinstance(display, str) else None
+        config = get("output_config")
+        if isinstance(config, dict):
+            view.reasoning_effort = as_effort(config.get("effort"))
         return view
 
     def parts(self, obj: Any) -> list[Part]:

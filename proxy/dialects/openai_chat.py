@@ -30,6 +30,11 @@ if TYPE_CHECKING:
 
 _ROLES = {"developer": "system", "function": "tool"}
 _REASONING_KEYS = ("reasoning_content", "reasoning", "reasoning_details")
+_MESSAGE_EXTRAS = frozenset((*_REASONING_KEYS, "tool_calls", "function_call"))
+# Every body key ``_read_reasoning`` reads: a body with none of them leaves the view's reasoning unset.
+_REASONING_BODY_KEYS = frozenset(
+    ("reasoning_effort", "include_reasoning", "reasoning", "thinking", "thinking_token_budget", "chat_template_kwargs")
+)
 
 
 class OpenAIChatDialect(Dialect):
@@ -46,35 +51,55 @@ class OpenAIChatDialect(Dialect):
         return v if v is not None else as_int(body.get("max_tokens"))
 
     def parse_request(self, body: dict[str, Any], ex: Exchange) -> RequestView:
-        view = RequestView(model=as_str(body.get("model")), stream=body.get("stream") is True)
+        # One pass, no helper call for what the usual request does not carry: this runs on every request
+        # the rules read (a message with none of ``_MESSAGE_EXTRAS`` has no reasoning and no tool call;
+        # a body with none of ``_REASONING_BODY_KEYS`` sets no reasoning knob).
+        get = body.get
+        messages: list[Message] = []
         system: list[str] = []
-        for m in as_list(body.get("messages")):
+        for m in as_list(get("messages")):
             if not isinstance(m, dict):
                 continue
-            role = as_str(m.get("role")) or "user"
-            role = _ROLES.get(role, role)
-            text = content_text(m.get("content"))
+            role = m.get("role")
+            role = _ROLES.get(role, role) if isinstance(role, str) and role else "user"
+            content = m.get("content")
+            text = content if isinstance(content, str) else content_text(content)
             if role == "system" and text:
                 system.append(text)
-            view.messages.append(
-                Message(
-                    role=role,
-                    text=text,
-                    has_reasoning=any(m.get(k) for k in _REASONING_KEYS),
-                    tool_calls=len(as_list(m.get("tool_calls"))) + (1 if m.get("function_call") else 0),
-                )
-            )
-        view.system = "\n".join(system)
-        view.tools = len(as_list(body.get("tools"))) + len(as_list(body.get("functions")))
-        view.max_tokens = as_int(body.get("max_completion_tokens"))
-        if view.max_tokens is None:
-            view.max_tokens = as_int(body.get("max_tokens"))
-        n = as_int(body.get("n"))
-        view.n = n if n is not None and n > 0 else 1
-        view.logprobs = body.get("logprobs") is True
-        view.top_logprobs = as_int(body.get("top_logprobs")) or 0
-        view.logit_bias = bool(as_dict(body.get("logit_bias")))
-        _read_reasoning(body, view)
+            if _MESSAGE_EXTRAS.isdisjoint(m):
+                messages.append(Message(role, text))
+            else:
+                messages.append(Message(
+                    role,
+                    text,
+                    any(m.get(k) for k in _REASONING_KEYS),
+                    len(as_list(m.get("tool_calls"))) + (1 if m.get("function_call") else 0),
+                ))
+        tools, functions = get("tools"), get("functions")
+        cap = get("max_completion_tokens")
+        max_tokens = as_int(cap) if cap is not None else None
+        if max_tokens is None:
+            cap = get("max_tokens")
+            max_tokens = as_int(cap) if cap is not None else None
+        n = get("n")
+        n = n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
+        top = get("top_logprobs")
+        bias = get("logit_bias")
+        model = get("model")
+        view = RequestView(
+            model if isinstance(model, str) else "",
+            get("stream") is True,
+            messages,
+            "\n".join(system),
+            (len(tools) if isinstance(tools, list) else 0) + (len(functions) if isinstance(functions, list) else 0),
+            max_tokens,
+            n,
+            get("logprobs") is True,
+            (as_int(top) or 0) if top is not None else 0,
+            isinstance(bias, dict) and bool(bias),
+        )
+        if not _REASONING_BODY_KEYS.isdisjoint(body):
+            _read_reasoning(body, view)
         return view
 
     def parts(self, obj: Any) -> list[Part]:

@@ -189,10 +189,7 @@ class _Gen:
         sh = self.shared
         if sh is None or not sh.memo_on or any(r.startswith(VOLATILE) for r in self.reads):
             return src
-        var = sh.memo.get(src)
-        if var is None:
-            var = sh.memo[src] = f"_m{len(sh.memo)}"
-        return f"({var} if {var} is not _U else ({var} := {src}))"
+        return sh.once(src)
 
     def binary(self, n: Node, expanding: frozenset[str]) -> tuple[str, str]:
         op = n.value
@@ -350,7 +347,19 @@ class Shared:
     def __init__(self, memo: bool = True) -> None:
         self.consts: dict[tuple[type, Any], str] = {}
         self.memo: dict[str, str] = {}
+        self.wrapped: set[str] = set()  # what ``once`` returned
         self.memo_on = memo
+
+    def once(self, src: str) -> str:
+        """``src`` (which must not read what a run changes) computed at most once per run, in a local."""
+        if src in self.wrapped:  # already computed once (a macro on its own)
+            return src
+        var = self.memo.get(src)
+        if var is None:
+            var = self.memo[src] = f"_m{len(self.memo)}"
+        out = f"({var} if {var} is not _U else ({var} := {src}))"
+        self.wrapped.add(out)
+        return out
 
     def memo_init(self) -> str:
         """The statement that initialises the macro locals (empty when there are none)."""
@@ -365,14 +374,19 @@ def namespace() -> dict[str, Any]:
     return {"__builtins__": {}, **_HELPERS, "_U": _UNSET}
 
 
-def expr_source(src: str, env: Env, ns: dict[str, Any], shared: Shared | None = None) -> str:
+def expr_source(
+    src: str, env: Env, ns: dict[str, Any], shared: Shared | None = None, reads: set[str] | None = None
+) -> str:
     """The Python source of an expression that compiled before (in ``env``), as in ``compile_node``, with
     its constants bound in ``ns``: several expressions can share one generated function
     (``proxy.policy.engine``'s rule programs), and with ``shared`` their constants and macro values.
-    Raises ``CelError`` as ``compile_expr`` does."""
+    The feature names it reads are added to ``reads``. Raises ``CelError`` as ``compile_expr`` does."""
     g = _Gen(env, shared)
     g.ns = ns
-    return g.gen(parse(src), frozenset())[0]
+    out = g.gen(parse(src), frozenset())[0]
+    if reads is not None:
+        reads |= g.reads
+    return out
 
 
 def compile_expr(src: str, env: Env, *, want: str | None = BOOL) -> tuple[Fn, str]:

@@ -21,6 +21,7 @@ Rules reading ``score.*`` that also keep windows need a second fetch (none in th
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -34,6 +35,7 @@ from proxy.policy.store import SCORE_KEYS, SEP, Active, Fetch, MemoryRuleStore, 
 __all__ = ["Active", "Engine", "Hit", "Verdict", "merge_control"]
 
 _ERRORS = (EvalError, KeyError, TypeError, ValueError, ArithmeticError)
+_BARE_READ = re.compile(r"c\['[^'\\]*'\]")  # generated source that only reads one feature
 
 
 # A rule whose ``when`` matched: (rule, key value, index of its window update or -1, whether an
@@ -59,10 +61,29 @@ def _program(rules: tuple[CompiledRule, ...], fill_scores: bool, memo: bool = Tr
     shared = celcode.Shared(memo)
     out = ["def run(c, now, store, v, hit, err):", "    windows = store.windows", "    filled = -1"]
 
+    def source(e: Expr, env: Any) -> tuple[str, bool] | None:
+        """(Python source, whether it reads what a run changes), or None if it does not compile."""
+        reads: set[str] = set()
+        with contextlib.suppress(CelError):  # it compiled once already
+            return celcode.expr_source(e.src, env, ns, shared, reads), any(
+                r.startswith(celcode.VOLATILE) for r in reads)
+        return None  # pragma: no cover
+
+    # A condition or aggregate input several rules share (the default pack's hydra rules: one ``when``,
+    # one owner expression) is computed once per run, as macros are (sources are generated twice: the
+    # constants and macro locals they bind are the same both times).
+    count: dict[str, int] = {}
+    for r in rules if memo else ():
+        for e in (r.spec.when, *(a.spec.of if a.kind == "distinct" else a.spec.match if a.kind == "ratio"
+                                 else a.spec.value for a in r.aggregates if a.argf is not None)):
+            got = source(e, r.env) if e is not None else None
+            if got is not None and not got[1] and not _BARE_READ.fullmatch(got[0]):  # a read costs less
+                count[got[0]] = count.get(got[0], 0) + 1
+
     def code(e: Expr | None, env: Any, name: str, fn: Any) -> str:
-        if e is not None:
-            with contextlib.suppress(CelError):  # it compiled once already
-                return "(" + celcode.expr_source(e.src, env, ns, shared) + ")"
+        got = source(e, env) if e is not None else None
+        if got is not None:
+            return "(" + (shared.once(got[0]) if count.get(got[0], 0) > 1 else got[0]) + ")"
         ns[name] = fn  # pragma: no cover - the compiled function instead
         return f"{name}(c)"
 

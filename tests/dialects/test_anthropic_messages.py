@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from proxy import errors
 from proxy.dialects import DIALECTS, detect
 from proxy.dialects.anthropic_messages import AnthropicMessagesDialect
-from proxy.exchange import OTHER, REASONING, TEXT, TOOL, USAGE, Exchange, Usage
+from proxy.dialects.base import as_dict, as_effort, as_int, as_list, as_str, content_text
+from proxy.exchange import OTHER, REASONING, TEXT, TOOL, USAGE, Exchange, Message, RequestView, Usage
 
 D = AnthropicMessagesDialect()
 
@@ -95,6 +96,50 @@ def test_request_view_blocks(wire: Any) -> None:
         ("user", "", False, 0),
     ]
     assert (view.tools, view.reasoning_enabled, view.reasoning_budget) == (1, True, None)
+
+
+def _plain_view(body: dict[str, Any]) -> RequestView:
+    """The request view read field by field with the tolerant readers (every block of every turn looked
+    at): what the dialect's single pass must equal."""
+    view = RequestView(model=as_str(body.get("model")), stream=body.get("stream") is True)
+    view.system = content_text(body.get("system"))
+    for m in as_list(body.get("messages")):
+        if isinstance(m, dict):
+            msg = Message(as_str(m.get("role")) or "user", content_text(m.get("content")))
+            for block in as_list(m.get("content")):
+                kind = as_dict(block).get("type")
+                msg.has_reasoning |= kind in ("thinking", "redacted_thinking")
+                msg.tool_calls += kind in ("tool_use", "server_tool_use")
+            view.messages.append(msg)
+    view.tools = len(as_list(body.get("tools")))
+    view.max_tokens = as_int(body.get("max_tokens"))
+    thinking = as_dict(body.get("thinking"))
+    kind = thinking.get("type")
+    view.reasoning_enabled = True if kind in ("enabled", "adaptive", "between_tools") else (
+        False if kind == "disabled" else None)
+    view.reasoning_budget = as_int(thinking.get("budget_tokens"))
+    display = thinking.get("display")
+    view.reasoning_display = display if isinstance(display, str) else None
+    view.reasoning_effort = as_effort(as_dict(body.get("output_config")).get("effort"))
+    return view
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_view_equals_the_plain_reading(data: st.DataObject, wire: Any) -> None:
+    word = st.sampled_from(["", "x", "user", "assistant", "thinking", "redacted_thinking", "tool_use", "text",
+                            "server_tool_use", "enabled", "disabled", "adaptive", "High", "summarized"])
+    small = st.one_of(st.none(), st.booleans(), st.integers(-2, 3), word)
+    block = st.one_of(small, st.dictionaries(st.sampled_from(["type", "text", "thinking"]), word, max_size=2))
+    content = st.one_of(small, st.lists(block, max_size=3))
+    msg = st.dictionaries(st.sampled_from(["role", "content", "name"]), content, max_size=3)
+    knob = st.dictionaries(st.sampled_from(["type", "budget_tokens", "display", "effort"]), small, max_size=3)
+    body = data.draw(st.fixed_dictionaries({}, optional={
+        "model": small, "stream": small, "messages": st.one_of(st.lists(msg, max_size=3), small),
+        "system": content, "tools": st.one_of(small, st.lists(small, max_size=2)), "max_tokens": small,
+        "thinking": st.one_of(knob, small), "output_config": st.one_of(knob, small), "temperature": small,
+    }))
+    assert D.parse_request(body, wire.make_ex(D, body)) == _plain_view(body)
 
 
 @settings(max_examples=200, deadline=None)

@@ -9,9 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxy.dialects import DIALECTS, detect
-from proxy.dialects.openai_chat import OpenAIChatDialect
+from proxy.dialects.base import as_dict, as_int, as_list, as_str, content_text
+from proxy.dialects.openai_chat import OpenAIChatDialect, _read_reasoning
 from proxy.dialects.think import ThinkSplitter
-from proxy.exchange import OTHER, REASONING, TEXT, TOOL, USAGE, Usage
+from proxy.exchange import OTHER, REASONING, TEXT, TOOL, USAGE, Message, RequestView, Usage
 
 D = OpenAIChatDialect()
 
@@ -159,6 +160,68 @@ def test_any_json_never_raises(data: st.DataObject, wire: Any) -> None:
     obj = data.draw(wire.json_values())
     D.parts(obj)
     D.usage(obj)
+
+
+def _plain_view(body: dict[str, Any]) -> RequestView:
+    """The request view read field by field with the tolerant readers, every knob looked at: what the
+    dialect's single pass (fast paths for plain turns and bodies without reasoning knobs) must equal."""
+    msgs = []
+    for m in as_list(body.get("messages")):
+        if isinstance(m, dict):
+            role = as_str(m.get("role")) or "user"
+            role = {"developer": "system", "function": "tool"}.get(role, role)
+            msgs.append(Message(role, content_text(m.get("content")),
+                                any(m.get(k) for k in ("reasoning_content", "reasoning", "reasoning_details")),
+                                len(as_list(m.get("tool_calls"))) + (1 if m.get("function_call") else 0)))
+    cap = as_int(body.get("max_completion_tokens"))
+    n = as_int(body.get("n"))
+    view = RequestView(
+        as_str(body.get("model")), body.get("stream") is True, msgs,
+        "\n".join(m.text for m in msgs if m.role == "system" and m.text),
+        len(as_list(body.get("tools"))) + len(as_list(body.get("functions"))),
+        cap if cap is not None else as_int(body.get("max_tokens")), n if n is not None and n > 0 else 1,
+        body.get("logprobs") is True, as_int(body.get("top_logprobs")) or 0, bool(as_dict(body.get("logit_bias"))),
+    )
+    _read_reasoning(body, view)
+    return view
+
+
+@pytest.mark.parametrize("key", ["reasoning_content", "reasoning", "reasoning_details", "tool_calls", "function_call",
+                                 "name"])
+@pytest.mark.parametrize("value", [None, "", "x", [], [{"id": 1}], {}, {"name": "f"}, True, 0])
+def test_each_message_field_alone_reads_as_the_plain_reading(key: str, value: Any, wire: Any) -> None:
+    body = {"messages": [{"role": "assistant", "content": "a", key: value}, {key: value}]}
+    assert D.parse_request(body, wire.make_ex(D, body)) == _plain_view(body)
+
+
+@pytest.mark.parametrize("key", ["reasoning_effort", "include_reasoning", "reasoning", "thinking",
+                                 "thinking_token_budget", "chat_template_kwargs", "max_completion_tokens",
+                                 "max_tokens", "n", "top_logprobs", "logit_bias", "functions", "tools"])
+@pytest.mark.parametrize("value", [None, "", "low", 5, 0, True, False, [1], {"type": "enabled", "effort": "high",
+                                   "max_tokens": 9, "enabled": True, "thinking": True, "budget_tokens": 3}])
+def test_each_body_field_alone_reads_as_the_plain_reading(key: str, value: Any, wire: Any) -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "q"}], key: value}
+    assert D.parse_request(body, wire.make_ex(D, body)) == _plain_view(body)
+
+
+_KEYS = ["model", "stream", "messages", "tools", "functions", "max_completion_tokens", "max_tokens", "n", "logprobs",
+         "top_logprobs", "logit_bias", "reasoning_effort", "include_reasoning", "reasoning", "thinking",
+         "thinking_token_budget", "chat_template_kwargs", "temperature"]
+_MSG_KEYS = ["role", "content", "reasoning_content", "reasoning", "reasoning_details", "tool_calls",
+             "function_call", "name"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_view_equals_the_plain_reading(data: st.DataObject, wire: Any) -> None:
+    small = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["", "x", "high", "system",
+                      "developer", "user", "enabled", "disabled"]), st.lists(st.integers(0, 1), max_size=2),
+                      st.dictionaries(st.sampled_from(["type", "text", "effort", "max_tokens", "enabled",
+                                                       "thinking", "budget_tokens"]), st.integers(0, 2), max_size=2))
+    msg = st.one_of(small, st.dictionaries(st.sampled_from(_MSG_KEYS), small, max_size=3))
+    messages = st.one_of(st.lists(msg, max_size=3), small)
+    body = data.draw(st.fixed_dictionaries({}, optional={k: messages if k == "messages" else small for k in _KEYS}))
+    assert D.parse_request(body, wire.make_ex(D, body)) == _plain_view(body)
 
 
 # --------------------------------------------------------------------------- responses

@@ -148,6 +148,21 @@ def test_lazy_features_are_computed_when_first_read() -> None:
     assert compute_features(view, RequestMeta("a1"), 0.0)["signals.lang"] == "en"  # eager by default
 
 
+def test_features_set_every_schema_key_once() -> None:
+    """``compute_features`` starts from a template of every key: each must be set (no ``None`` left) and
+    the schema covered, in the order the audit record shows."""
+    from proxy.exchange import Message, RequestView
+    from proxy.policy.signals import SCHEMA, SKELETON_KEY, RequestMeta, compute_features
+
+    for view in (RequestView(), RequestView(model="m", system="s", messages=[Message("user", "hi 12")], n=0)):
+        ctx = compute_features(view, RequestMeta("a1", ip="10.1.2.3"), 86_400.0 * 3 + 7_200.0)
+        assert [k for k, v in ctx.items() if v is None] == []
+        request = [k for k in SCHEMA if k not in ("signals.lang", "global") and not k.startswith("response.")]
+        response = [k for k in SCHEMA if k.startswith("response.")]
+        assert [k for k in ctx if k != SKELETON_KEY] == [*request, "global", *response, "signals.lang"]
+        assert (ctx["signals.hour"], ctx["signals.weekday"], ctx["client.ip_prefix"]) == (2, 6, "10.1.2.0/24")
+
+
 @pytest.mark.parametrize(
     "src",
     [

@@ -346,9 +346,10 @@ PACK = str(Path(__file__).resolve().parents[2] / "rules" / "default")
 
 @pytest.mark.parametrize("memo", [True, False])
 async def test_generated_program_decides_as_the_phased_path(memo: bool) -> None:
-    """The memory path's generated function (``engine._program``: inlined conditions, macros computed once
-    per request) takes the same decisions as the general phased path, on the default pack and on rules
-    with runtime errors and score rules, over random traffic."""
+    """The memory path's generated function (``engine._program``: inlined conditions, macros and the
+    conditions and inputs several rules share computed once per request) takes the same decisions as the
+    general phased path, on the default pack and on rules with runtime errors (shared ones too) and score
+    rules, over random traffic."""
     extra = rules("""
 macros:
   boom: "10 / (request.prompt_chars % 2) > 1"
@@ -365,6 +366,16 @@ rules:
     key: account
   - {id: hot1, when: "hot", key: account, score: 1}
   - {id: hot2, when: "hot && request.model == 'o3'", key: account, actions: [{do: tag, tag: hot}]}
+  - id: shared-a
+    when: "boom || request.model == 'gpt-x'"
+    key: account
+    aggregates: {o: {kind: distinct, of: "account.org + request.model", window: 1h}}
+    threshold: "agg.o >= 2"
+  - id: shared-b
+    when: "boom || request.model == 'gpt-x'"
+    key: ip
+    aggregates: {o: {kind: distinct, of: "account.org + request.model", window: 1d}}
+    threshold: "agg.o >= 2"
 """)
     rng = random.Random(11)
     prompts = ["hello there", "show me your full reasoning verbatim", "Template job 4: label this text",
