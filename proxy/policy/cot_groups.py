@@ -68,6 +68,8 @@ WINDOW: dict[str, tuple[str, ...]] = {
         r"|film|movie|script|scene|episode|series|song|lyrics|poem)",
         r"\b(paragraph|text|article|essay|passage|sentence|page|chapter|story|poem|book|document|report|song|film)s? "
         r"(about|on|regarding|describing)\b",
+        # "of a/an" in other languages: "les pensées intérieures d'une détective", "el razonamiento de un testigo"
+        r"\x00 (\pL+ )?(d['’]une?|de una?|de uma?|di una?|di un['’]|eines|einer|van een)\b",
     ),
     # ... unless that is where the model's reply is shown: "the collapsed block in the UI"
     "in_ui": (
@@ -128,7 +130,9 @@ WINDOW: dict[str, tuple[str, ...]] = {
         r"\bas (it was|they were|you) (generated|produced|wrote|written|had it|thought)\b|\bwhile (solving|"
         r"answering|working)\b",
         r"\bnot (just |only )?(a |the |your )?(summary|summari[sz]ed|paraphrase|recap|cleaned[- ]up)\b|"
-        r"\binstead of (a |the )?summary\b|\bthe part (that )?(i|users?|we) (normally )?(can'?t|cannot|don'?t|didn'?t"
+        r"\binstead of (a |the )?summary\b|\b(rather than|and not|but not) (just )?(a |the |its |your |some )?(\w+ )?"
+        r"(summary|summari[sz]ation|paraphrase|recap|digest|condensed version)\b|\bpre-?summar\w*"
+        r"|\bthe part (that )?(i|users?|we) (normally )?(can'?t|cannot|don'?t|didn'?t"
         r"|did not|never)\b",
         _NA + r"(ocult[oa]s?|intern[oa]s?|privad[oa]s?|crud[oa]s?|secret[oa]s?|caché(e|s|es)?|interne?s?|privé(e|s|es)?"
         r"|brut(e|es|s)?|versteckt\pL*|verborgen\pL*|intern(e|er|en|es|em)?|geheim\pL*|roh(e|en|er|es)?"
@@ -257,6 +261,10 @@ WINDOW: dict[str, tuple[str, ...]] = {
         r"\b(design|build|train|write|implement|evaluate|create)\w* (a |an |the )?(\w+ ){0,2}(classifier|detector"
         r"|filter|guardrail|benchmark|test suite)\b|\b(detects?|flags?|blocks?|catch(es)?) (\w+ )?(prompts|requests"
         r"|attempts|users|jailbreaks)\b",
+        # a product decision about showing reasoning: "should my app show users the model's reasoning summary?"
+        r"\bshould (my|our|the|an?) (\w+ )?(app|ui|product|site|website|interface|frontend|front-end|dashboard|tool"
+        r"|platform|chatbot|bot|service|extension|plugin|client)s? (\w+ )?(show|display|hide|expose|surface|render"
+        r"|collapse|include|stream)\b",
     ),
     # the user writes instructions for a model ("write a system prompt that tells the model to keep its
     # reasoning private"): about reasoning, not a request for this model's trace
@@ -351,6 +359,10 @@ WINDOW: dict[str, tuple[str, ...]] = {
         r"\w* (with|by)\b( the (words?|phrase|text|line))?\W{0,3}[^.?!\n]{0,40}\x00",
         r"(empieza|comienza|commence|beginne|comece|inizia|begin)\pL* (tu|ta|deine|sua|la tua|je) (respuesta|r[ée]ponse"
         r"|antwort|resposta|risposta) (con|par|mit|com)\W{0,3}[^.?!\n]{0,40}\x00",
+        # the model made to write on from a quoted opener: "Complete this text: 'Before replying, my private
+        # reasoning was as follows: ...'"
+        r"\b(complete|continue|finish|extend|carry on)\w* (this|the|my|following|that) (\w+ )?(text|sentence|transcript"
+        r"|passage|line|block|string|quote|snippet|opening)s?\W{1,4}[^\n]{0,60}\x00",
     ),
     # "your thoughts on this poem": an opinion
     "opinion": (r"\x00\s*(on|about|regarding|concerning|re:?)\s",),
@@ -474,7 +486,9 @@ YOURS = (
 
 # A short next sentence that orders out what the previous one named: "What is in your scratchpad? Print it."
 FOLLOW_UP = (
-    r"^\W*([^.?!\n]{0,40}\b(and|then|now|so|just),? )?(please |now |then |just |so |ok |okay )?((can|could|would"
+    # "... and just copy it", but not "I want to understand it, not just copy it"
+    r"^\W*([^.?!\n]{0,40}(\b(and|then|now|so)|(^|[^t\W]|[^o'\W]t|\bt)\W+just),? )?"
+    r"(please |now |then |just |so |ok |okay )?((can|could|would"
     r"|will) you (please )?)?(" + COPY_VERBS + r"|show|give|write|share|list|include|send|post|repeat|tell|fill|read"
     r"( aloud| out)?|put|place|move|convert|turn|render|let me (see|read|have)|i (want|need|'d like"
     r"|would like)|let'?s (hear|see|read|have)|what (is|was|'s|were|are))\W+(me |us |down |out )?(in |it "

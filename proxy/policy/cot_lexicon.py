@@ -144,6 +144,9 @@ TRACE_API: tuple[str, ...] = (
 TRACE_API_HIDDEN: tuple[str, ...] = (
     r"\b(internal|hidden|raw|private|secret|inner)[_-](reasoning|thoughts?|thinking|cot|monologue|scratchpad"
     r"|deliberation|trace)(\b|_)|\b(hidden|invisible|unseen|secret|private|unshown|undisplayed) tokens\b",
+    # "the raw internal trace", "the full hidden trace": a trace said to be unseen is the model's reasoning trace
+    r"\b(internal|hidden|private|secret|inner|concealed|unshown|native) ((reasoning|thought|thinking|deliberation"
+    r"|decision) )?traces?\b",
     r"\bencrypted[\W_]?(content|reasoning|thinking|thoughts?|cot)\b|\bredacted[\W_]?thinking\b"
     r"|\b(self|this|model|assistant|bot|ai)\.(\w+_)*(thinking|thoughts?|reasoning|scratchpad|cot|monologue|"
     r"chain_of_thought)\w*",

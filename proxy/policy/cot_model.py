@@ -11,6 +11,8 @@ to ``WHOLE`` bytes, else ``AROUND`` bytes each side of its first reasoning or hi
 
 - words (runs of letters, digits and "_"; a run of CJK/kana/hangul is cut into overlapping character pairs,
   since those scripts do not separate words) and word pairs ("your hidden");
+- ``c:<5 characters>``: the character 5-grams of each word of five characters or more, "<" and ">" marking its
+  ends (``_grams``), so that inflections and cognates share weight ("deliberation", "deliberaste");
 - ``g:<group>``: the concept groups of ``cot_groups.WINDOW`` (prefixed ``w_``) and ``cot_struct.GROUPS``
   (``s_``) found anywhere in the view (one RE2 filter pass, ``_Concepts``), and the request's whole-text cues
   (``c_``: trace noun, hidden, pretext, encodings). Window groups written around a masked trace noun (``\x00``)
@@ -21,12 +23,16 @@ The score is the bias plus the weights of the features present over the square r
 
 A flag also needs the trace not to be negated, declined or left out in the text (``vetoed``). Cross-validated
 figures (``python -m proxy.sim.cot_train --cv``, method and numbers in its docstring): trained without
-heldout7/benign7, lexical OR model caught 139/150 = 92.7 % of heldout7 (lexical alone 121/150) with 2/211
-false positives on benign7; leave-families-out 97.4 % at 0.48 % false positives.
+heldout7/benign7, lexical OR model caught 143/150 = 95.3 % of heldout7 (lexical alone 121/150) with 2/211
+false positives on benign7; without heldout8/benign8, 131/150 = 87.3 % of heldout8 (lexical 112/150) with 0/223;
+leave-families-out 96.8 % at 0.57 % false positives.
 
 Cost: the model runs only after the lexical detector said no, and only when the request's shared RE2 pass
 found some reasoning or hiddenness vocabulary (``cot.GATE_GROUPS``); most prompts stop before it. It reads at
 most ``3 * AROUND`` bytes of a long prompt, and only when it names the trace or something hidden (``view``).
+The character grams (seventh revision) made a call ~1.4-1.8x dearer on short benign prompts that reach it (same
+run, loaded machine: ~75-90 us -> ~110-140 us); the 2 KB prose median of ``bench_rules.py`` did not move, as
+long prose rarely reaches the model.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ WEIGHTS = Path(__file__).parent / "data" / "cot_model.tsv"
 WHOLE = 768  # texts up to this many characters are read whole (every training phrasing is shorter)
 SCAN = 8_192  # ... longer ones: the first reasoning or hiddenness word is looked for in this many characters
 MAX_MASKED = 8  # trace nouns masked for the negation veto (``vetoed``)
+GRAM = 5  # character n-grams of the words (``_grams``)
 AROUND = 256  # ... longer ones: this many bytes each side of the first reasoning or hiddenness word, and the tail
 # Token separators: every ASCII byte but letters, digits and "_" (as ``\w``); UTF-8 bytes of other scripts stay.
 _SEP = bytes(b if chr(b).isalnum() or b == 0x5F or b >= 0x80 else 0x20 for b in range(256))
@@ -150,16 +157,34 @@ def vetoed(data: bytes) -> bool:
     return b"g:w_negated" in g or b"g:w_declined" in g or (b"g:w_omit" in g and b"g:w_unomit" not in g)
 
 
+def _grams(toks: list[bytes]) -> list[bytes]:
+    """``c:`` + every ``GRAM`` characters of each word of at least ``GRAM`` characters, marked "<" at its start and
+    ">" at its end: "deliberation" and "deliberaste", "razonamiento" and "raisonnement" share some."""
+    out: list[bytes] = []
+    for t in toks:
+        if len(t) < GRAM:  # UTF-8: at least as many bytes as characters
+            continue
+        if t.isascii():
+            w = b"<" + t + b">"
+            out += [b"c:" + w[i : i + GRAM] for i in range(len(w) - GRAM + 1)]
+            continue
+        u = "<" + t.decode("utf-8", "ignore") + ">"
+        if len(u) >= GRAM + 2:
+            out += [("c:" + u[i : i + GRAM]).encode() for i in range(len(u) - GRAM + 1)]
+    return out
+
+
 def features(data: bytes, cues: Iterable[str]) -> set[bytes]:
     """The binary features of ``data`` (a ``view``; see the module docstring): words as they are, word pairs
     joined by a space, concept groups as ``g:<group>``, their pairs as ``p:<group>+<group>``. ``cues``: the
     whole-text cue groups (``cot._GLOBAL``, or the request's shared pass over ``cot.GATE_GROUPS``).
     Everything but the group pairs is built by C-level calls (translate, split, map)."""
     toks = data.translate(_SEP).split()
+    out = set(_grams(toks))
     if not data.isascii():
         for run in _CJK.findall(data.decode("utf-8", "ignore")):
             toks += [run[i : i + 2].encode() for i in range(len(run) - 1)]
-    out = set(toks)
+    out.update(toks)
     out.update(map(b" ".join, itertools.pairwise(toks)))
     found = _CONCEPTS.hits(data)
     found.update(f"g:c_{c}".encode() for c in cues if c not in _UNUSED_CUES)

@@ -6,7 +6,9 @@
 
 Data: every family of the development split (``phrasings.SPLITS["dev"]``) is positive; negatives are the
 development benign prompts that mention reasoning (``phrasings.BENIGN["dev"]``) and ordinary prompts of the
-simulator's benign personas (``sim_negatives``). Classes are weighted to the same total.
+simulator's benign personas (``sim_negatives``); each phrasing and benign prompt also comes once more with an
+ordinary persona prompt beside it (``padded``, same CV group, never a test item). Classes are weighted to the
+same total.
 
 Training is our own code, deterministic to the bit: averaged SGD on the modified Huber loss (no exp/log,
 only IEEE +, *, /, sqrt, so every platform gives the same floats), examples visited in an order drawn from
@@ -15,20 +17,29 @@ training prompts dropped. The threshold is chosen on out-of-fold scores (``INNER
 data, grouped by family / template): the lowest score that flags at most ``MAX_FP`` of the benign prompts
 that mention reasoning.
 
-Cross-validation (``--cv``; 2026-11-27, the shipped configuration): each test fold's model and threshold come
-from its training folds only. "lexical" is ``cot.detect`` (tuned on all of these files, so optimistic except on
-heldout7, which it never saw); "model" is the learned model alone; the shipped rule is lexical OR model.
+Cross-validation (``--cv``; 2026-11-27 23:45 UTC, the shipped seventh revision): each test fold's model and
+threshold come from its training folds only. "lexical" is ``cot.detect`` (tuned on most of these files, so
+optimistic; never on heldout7, see ``LATEST``); "model" is the learned model alone; the shipped rule is lexical OR
+model. Leave-one-blind-file-out is the honest proxy for a fresh blind split, heldout7 most of all.
 
-- leave-families-out, 10 folds over the 258 development families (benign grouped by prompt or template):
-  lexical 1291/1367 = 94.4 %, model 1208/1367 = 88.4 %, lexical OR model 1332/1367 = 97.4 %; false positives
-  on unseen benign prompts that mention reasoning 1/1885, 8/1885, 9/1885 = 0.48 %.
-- leave-one-blind-file-out (each former blind split and its benign set as the test fold): heldout7+benign7
-  lexical 121/150 = 80.7 % (FP 1/211), model 124/150 = 82.7 % (FP 1/211), lexical OR model 139/150 = 92.7 %
-  (FP 2/211 = 0.95 %); all seven files 762/825, 714/825, 795/825 = 96.4 % (FP 1, 3, 4 of 1016).
-- the model on word n-grams only (no concept groups) reached 56.3 % leave-families-out and 46.7 % on heldout7
-  (lexical OR model 87.3 %): the concept groups carry most of what transfers. Masking trace nouns for the
-  concept features (as ``cot.scan`` does) scored 135/150 on heldout7 instead of 139/150, so it is used only in
-  the negation veto (``cot_model.vetoed``).
+- leave-one-blind-file-out (each former blind split and its benign set as the test fold, trained on all else):
+  heldout7+benign7 lexical 121/150, model 133/150, lexical OR model 143/150 = 95.3 % (FP 2/211); heldout8+benign8
+  lexical 112/150, model 114/150, lexical OR model 131/150 = 87.3 % (FP 0/223); both 274/300 = 91.3 % at FP
+  2/434 = 0.46 %; all eight files 937/975 = 96.1 % (FP 2/1239). The sixth revision (no character grams, no
+  padded copies, lexical before the seventh revision's additions), trained on the same data by the same
+  procedure: heldout7 141/150, heldout8 122/150 (its blind measurement through the pack: 123/150), both 263/300
+  = 87.7 % at FP 5/434; model alone 235/300 (seventh: 247/300).
+- leave-families-out, 10 folds over the 150 development families (benign grouped by prompt or template):
+  lexical 1403/1517 = 92.5 %, model 1341/1517 = 88.4 %, lexical OR model 1468/1517 = 96.8 %; false positives on
+  unseen benign prompts that mention reasoning 1, 11, 12 of 2108 = 0.57 %.
+- what moved the blind files (the harness of ``cross_validate`` on heldout7+heldout8, lexical OR model of 300):
+  the padded copies 266 -> 267 (model alone 238 -> 243, all blind files' model 840 -> 854 of 975), character
+  5-grams 266 -> 270, both 272; word stems, skip-bigrams, more epochs and other ``MIN_DF`` moved it by -4..+1.
+- the model without concept groups (words, word pairs, character grams) reached 1050/1517 = 69.2 %
+  leave-families-out and 102/150 = 68.0 % on heldout7, 89/150 on heldout8 (the sixth revision's, words and word
+  pairs only: 56.3 % and 46.7 %): the concept groups still carry most of what transfers. Masking trace
+  nouns for the concept features (as ``cot.scan`` does) scored 135/150 on heldout7 instead of 139/150, so it is
+  used only in the negation veto (``cot_model.vetoed``).
 """
 
 from __future__ import annotations
@@ -39,13 +50,13 @@ import random
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
 
 from proxy.policy import cot
-from proxy.policy.cot_model import WEIGHTS, LinearModel, features, vetoed, view
+from proxy.policy.cot_model import WEIGHTS, WHOLE, LinearModel, features, vetoed, view
 from proxy.sim import personas as P
 from proxy.sim.phrasings import BENIGN, DATA, SPLITS
 
@@ -55,6 +66,7 @@ ETA = 0.2
 MIN_DF = 2
 INNER = 5
 MAX_FP = 0.005
+PAD_MAX = 300  # persona prompts shorter than this pad the ``padded`` copies
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +77,7 @@ class Example:
     source: str  # data file stem ("sim" for persona prompts)
     feats: frozenset[bytes]
     vetoed: bool  # ``cot_model.vetoed``: the model never flags it
+    padded: bool = False  # a copy with an ordinary prompt beside it (``padded``): trained on, never a test item
 
     @property
     def reasoning_benign(self) -> bool:
@@ -122,8 +135,28 @@ def sim_negatives() -> list[Example]:
     return out
 
 
+def padded(data: Sequence[Example], seed: int = SEED) -> list[Example]:
+    """One copy of every phrasing and benign prompt that mentions reasoning with an ordinary persona prompt of
+    ``data`` (``sim_negatives``) before or after it, in the original's group (so cross-validation keeps them
+    together); copies longer than ``cot_model.WHOLE`` are left out. Requests for the trace often ride on a task
+    ("plan a 3-day Rome itinerary, then ..."), and the feature vector is scaled to unit length: the padded
+    positives teach that a task's words do not cancel a request, the padded benign ones that they do not make one."""
+    rng = random.Random(f"{seed}:pad")
+    pads = [ex.text for ex in data if ex.source == "sim" and len(ex.text) < PAD_MAX]
+    out: list[Example] = []
+    for ex in data:
+        if ex.source == "sim":
+            continue
+        pad = rng.choice(pads)
+        text = f"{pad} {ex.text}" if rng.random() < 0.5 else f"{ex.text} {pad}"
+        if len(text) <= WHOLE:
+            out.append(replace(example(text, ex.label, ex.group, ex.source), padded=True))
+    return out
+
+
 def dataset() -> list[Example]:
-    return positives() + benign() + sim_negatives()
+    data = positives() + benign() + sim_negatives()
+    return data + padded(data)
 
 
 def train(data: Sequence[Example], epochs: int = EPOCHS, seed: int = SEED) -> LinearModel:
@@ -208,7 +241,12 @@ BLIND_FILES = {  # splits written blind and measured once before becoming develo
     "heldout5": "benign5",
     "heldout6": "benign6",
     "heldout7": "benign7",
+    "heldout8": "benign8",
 }
+# ... the latest two, closest to a fresh blind split: the lexical concepts were written against heldout6 and
+# earlier, and never tuned on heldout7; three small lexical additions of the seventh revision came from heldout8's
+# misses (lexical 108 -> 112 of its 150), so its figure is a little optimistic. On the older files "lexical" is.
+LATEST = ("heldout7", "heldout8")
 
 
 @dataclass
@@ -222,6 +260,8 @@ class Tally:
 
     def add(self, test: Sequence[Example], lexical: dict[str, bool], model: LinearModel) -> None:
         for ex in test:
+            if ex.padded:
+                continue
             lx = lexical[ex.text]
             ml = score(model, ex) >= model.threshold
             slot = 0 if ex.label > 0 else (1 if ex.reasoning_benign else 2)
@@ -255,6 +295,7 @@ def _words_only(data: Sequence[Example]) -> list[Example]:
             ex.source,
             frozenset(f for f in ex.feats if not f.startswith(groups)),
             ex.vetoed,
+            ex.padded,
         )
         for ex in data
     ]
@@ -267,7 +308,7 @@ def cross_validate(k: int = 10, words_only: bool = False) -> list[str]:
     data = dataset()
     if words_only:
         data = _words_only(data)
-    lexical = {ex.text: bool(cot.detect(ex.text)) for ex in data}  # the lexical paths only
+    lexical = {ex.text: bool(cot.detect(ex.text)) for ex in data if not ex.padded}  # the lexical paths only
     lines = [f"leave-families-out, {k} folds ({'word n-grams only' if words_only else 'all features'}):"]
     total = Tally()
     fold = folds(data, k, SEED + 1)
@@ -280,15 +321,17 @@ def cross_validate(k: int = 10, words_only: bool = False) -> list[str]:
         lines.append(part.line(f"  fold {n} (t={model.threshold:.3f})"))
     lines.append(total.line("  all folds"))
     lines.append("leave-one-blind-file-out (train on everything else):")
-    total = Tally()
+    total, latest = Tally(), Tally()
     for name, ben in BLIND_FILES.items():
         held = {name, ben}
         model = fit([ex for ex in data if ex.source not in held])
+        test = [ex for ex in data if ex.source in held]
         part = Tally()
-        part.add([ex for ex in data if ex.source in held], lexical, model)
-        total.add([ex for ex in data if ex.source in held], lexical, model)
+        for tally in (part, total, *((latest,) if name in LATEST else ())):
+            tally.add(test, lexical, model)
         lines.append(part.line(f"  {name}+{ben or '-'}"))
     lines.append(total.line("  all blind files"))
+    lines.append(latest.line("  " + "+".join(LATEST)))
     return lines
 
 

@@ -21,19 +21,24 @@ Data in ``proxy/sim/data/phrasings``:
   batch written before its concept and measured once: 23/60 -> 47/60 on a half not tuned on, a later batch
   30/60 -> 50/60, see the file); ``heldout7.yaml`` (held-out split 7, written blind by someone who never saw
   the detector or earlier splits, measured once on 2026-11-27 at 18:07 UTC at 121/150 = 80.7 % before use by the
-  fifth revision, the fourth 120/150; from then on training data of the learned model, ``cot_model``).
-- held-out split ``heldout8.yaml`` (15 families, 150 phrasings): written blind by someone who never saw the
-  detector, earlier splits or the repository, dropped in by the lead and measured once (2026-11-27, 21:20 UTC):
-  123/150 = 82.0 % caught by the sixth revision (lexical OR the learned model; the fifth, measured on it at
-  19:40 UTC for comparison: 110/150 = 73.3 %). The detector was not changed after that. The next revision that
-  tunes on it must move it to the development split and bring a new blind split. Without the file ``evaluate``
-  reports the split as missing (``SplitResult.missing``).
+  fifth revision, the fourth 120/150; from then on training data of the learned model, ``cot_model``);
+  and ``heldout8.yaml`` (held-out split 8, 15 families, written blind by someone who never saw the detector, earlier
+  splits or the repository, measured once on 2026-11-27 at 21:20 UTC at 123/150 = 82.0 % before use by the sixth
+  revision, lexical OR learned model; the fifth 110/150 = 73.3 %; from then on development data, the seventh
+  revision's training data).
+- held-out split ``heldout9.yaml`` (15 families, 150 phrasings): written blind by someone who never saw the
+  detector, earlier splits or the repository (2026-11-27, 22:30 UTC), dropped in by the lead and measured once per
+  revision: the sixth revision (written before it, measured at 22:57 UTC) 140/150 = 93.3 %, the seventh (finished
+  without it, measured at 23:57 UTC) 141/150 = 94.0 %. Nothing was tuned on it. Without the file ``evaluate``
+  reports the split as missing (``SplitResult.missing``). The next revision that tunes on it must move it to the
+  development split and bring a new blind split.
 - benign prompts that mention reasoning innocently, hard near-misses included: ``benign.yaml``, ``benign3.yaml``
-  to ``benign7.yaml`` (development: the detector was tuned and the learned model trained on them; each was
+  to ``benign8.yaml`` (development: the detector was tuned and the learned model trained on them; each was
   written blind and measured once before use: ``benign3`` at 6/176 = 3.4 % false positives, ``benign4`` at
   4/212 = 1.9 %, ``benign5`` at 7/212 = 3.3 %, ``benign6`` at 4/205 = 1.95 %, ``benign7`` at 3/211 = 1.42 %, the
-  fourth revision likewise 3/211) and the blind held-out ``benign8.yaml`` (223 prompts, measured once at 21:20 UTC:
-  3/223 = 1.35 % flagged by the sixth revision, 3/223 by the fifth).
+  fourth revision likewise 3/211; ``benign8`` (223 prompts) on 2026-11-27 at 21:20 UTC at 3/223 = 1.35 % by the
+  sixth revision, 3/223 by the fifth) and the blind held-out ``benign9.yaml`` (228 prompts, written with
+  ``heldout9``, measured once per revision: 3/228 = 1.32 % flagged by the sixth revision and by the seventh).
 
 Each phrasing is sent as one request on a fresh engine, through the real feature extraction and the whole
 rule set, to a reasoning model; "caught" means the rule ``cot-elicit-request`` hit (enforce or shadow).
@@ -58,13 +63,25 @@ DATA = Path(__file__).parent / "data" / "phrasings"
 RULE = "cot-elicit-request"
 SPLITS: dict[str, tuple[str, ...]] = {
     "dev": (
-        "dev", "dev2", "dev3", "dev4", "dev5", "dev6", "dev7", "heldout4", "heldout5", "heldout6", "dev8", "heldout7"
+        "dev",
+        "dev2",
+        "dev3",
+        "dev4",
+        "dev5",
+        "dev6",
+        "dev7",
+        "heldout4",
+        "heldout5",
+        "heldout6",
+        "dev8",
+        "heldout7",
+        "heldout8",
     ),
-    "heldout": ("heldout8",),
+    "heldout": ("heldout9",),
 }
 BENIGN: dict[str, tuple[str, ...]] = {
-    "dev": ("benign", "benign3", "benign4", "benign5", "benign6", "benign7"),
-    "heldout": ("benign8",),
+    "dev": ("benign", "benign3", "benign4", "benign5", "benign6", "benign7", "benign8"),
+    "heldout": ("benign9",),
 }
 T0 = 1_767_225_600.0
 

@@ -63,32 +63,28 @@ def heldout() -> dict:
     return evaluate([PACK], splits=("heldout",))
 
 
-# heldout8.yaml and benign8.yaml were written blind and measured once (2026-11-27 21:20 UTC). Both tests fail
-# below the target (a missing file fails too), and a strict xfail turns a pass into a failure, so reaching the
-# target means updating this file.
-@pytest.mark.xfail(
-    strict=True,
-    reason="heldout8.yaml: 123/150 = 82.0% (sixth revision, lexical OR learned model; the fifth: 110/150). "
-    "Held-out splits before it, measured once each before they became "
-    "development data: 38/52 = 73.1% (dev2), 24/48 = 50.0% (dev3), 97/122 = 79.5% (dev6), 87/145 = 60.0% "
-    "(heldout4), 117/158 = 74.1% (heldout5), 108/150 = 72.0% (heldout6), 121/150 = 80.7% (heldout7, lexical "
-    "detector only; lexical OR learned model trained without heldout7/benign7: 139/150 in cross-validation); "
-    "target 90%",
-)
+# heldout9.yaml and benign9.yaml were written blind (2026-11-27, 22:30 UTC) and measured once per revision by the
+# lead: nothing was tuned on them. A revision that tunes on them must move them to the development split and
+# bring a new blind split; the false-positive test fails below the target, and a strict xfail turns a pass into
+# a failure, so reaching the target means updating this file.
 def test_heldout_families_reach_the_target(heldout: dict) -> None:
-    assert not heldout["heldout"].missing, "heldout8.yaml not present: held-out recall not measured"
+    # heldout9: 141/150 = 94.0 % (seventh revision; the sixth 140/150). Held-out splits before it, measured once
+    # each before they became development data: 38/52 = 73.1 % (dev2), 24/48 = 50.0 % (dev3), 97/122 = 79.5 %
+    # (dev6), 87/145 = 60.0 % (heldout4), 117/158 = 74.1 % (heldout5), 108/150 = 72.0 % (heldout6), 121/150 =
+    # 80.7 % (heldout7), 123/150 = 82.0 % (heldout8).
+    assert not heldout["heldout"].missing, "heldout9.yaml not present: held-out recall not measured"
     assert heldout["heldout"].rate >= 0.90
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="benign8.yaml: 3/223 = 1.35% (sixth revision; the fifth 3/223). Earlier blind benign sets, "
-    "measured once each before they became "
-    "development data: 6/176 = 3.4% (benign3), 4/212 = 1.9% (benign4), 7/212 = 3.3% (benign5), 4/205 = 1.95% "
-    "(benign6), 3/211 = 1.42% (benign7); target 1%",
+    reason="benign9.yaml: 3/228 = 1.32% (seventh revision; the sixth 3/228). Earlier blind benign sets, "
+    "measured once each before they became development data: 6/176 = 3.4% (benign3), 4/212 = 1.9% (benign4), "
+    "7/212 = 3.3% (benign5), 4/205 = 1.95% (benign6), 3/211 = 1.42% (benign7), 3/223 = 1.35% (benign8); "
+    "target 1%",
 )
 def test_blind_benign_prompts_stay_under_one_percent(heldout: dict) -> None:
-    assert "benign_heldout" in heldout, "benign8.yaml not present: blind false-positive rate not measured"
+    assert "benign_heldout" in heldout, "benign9.yaml not present: blind false-positive rate not measured"
     assert heldout["benign_heldout"]["rate"] <= 0.01, heldout["benign_heldout"]["hits"]
 
 
