@@ -4,10 +4,22 @@ times ``2**level``."""
 
 from __future__ import annotations
 
+import sys
 from hashlib import blake2b
 from typing import Any
 
 SAMPLE_SIZE = 256  # values a DistinctSample keeps at most: exact up to it, a 2**-level hash sample past it
+
+# Bytes of a dict of n entries built afresh (index n). A dict kept in sighting order (a value seen again is
+# deleted and inserted at the end, the oldest popped) leaves a deleted entry per update; when they use
+# up its table, CPython resizes it to 3 times its live entries, so a set churning at its cap sits in a
+# table twice the fresh size (64 values: 4.7 KB instead of 2.3; 256: 18.5 instead of 9.3). The next update
+# of such a dict copies it into a fresh one (``dict(d.items())``: ``dict(d)`` would clone the oversized
+# table), which keeps the sets of cluster keys at the fresh size. The test is against a fresh dict of a
+# third more entries, so a dict that merely shrank a little is not copied (nor again and again as its
+# length moves across a table size).
+FRESH_SIZE = [sys.getsizeof(dict.fromkeys(range(n), 0.0)) for n in range(2 * SAMPLE_SIZE)]
+_getsizeof = sys.getsizeof
 
 
 def level_hash(x: Any) -> int:
@@ -37,6 +49,9 @@ class DistinctSample:
         sampled: no hash needed (the dict's values were all in the sample when it began, and every value
         seen since was offered to it)."""
         seen = self.seen
+        n = len(seen)
+        if _getsizeof(seen) > FRESH_SIZE[n + n // 3]:  # deleted entries grew its table (``FRESH_SIZE``)
+            self.seen = seen = dict(seen.items())
         if x in seen:
             del seen[x]
         elif self.level and (known or level_hash(x) & ((1 << self.level) - 1)):
@@ -60,4 +75,4 @@ class DistinctSample:
         return len(seen) << self.level
 
 
-__all__ = ["SAMPLE_SIZE", "DistinctSample", "level_hash"]
+__all__ = ["FRESH_SIZE", "SAMPLE_SIZE", "DistinctSample", "level_hash"]

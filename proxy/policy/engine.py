@@ -30,7 +30,17 @@ from proxy.policy.actions import Hit, Verdict, apply_action, collect, merge_cont
 from proxy.policy.cel import CelError, EvalError
 from proxy.policy.compiler import CompiledRule, CompiledRuleSet
 from proxy.policy.spec import SCOPES, Expr
-from proxy.policy.store import SCORE_KEYS, SEP, Active, Fetch, MemoryRuleStore, RuleView, WindowUpdate
+from proxy.policy.store import (
+    SCORE_KEYS,
+    SEP,
+    Active,
+    Fetch,
+    MemoryRuleStore,
+    RuleView,
+    Slot,
+    WindowUpdate,
+    row_layout,
+)
 
 __all__ = ["Active", "Engine", "Hit", "Verdict", "merge_control"]
 
@@ -48,18 +58,23 @@ _Pending = tuple[CompiledRule, Any, int, bool]
 Program = Callable[[dict[str, Any], float, MemoryRuleStore, Verdict, Any, Any], int]
 
 
-def _program(rules: tuple[CompiledRule, ...], fill_scores: bool, memo: bool = True) -> Program:
+def _program(
+    rules: tuple[CompiledRule, ...], fill_scores: bool, memo: bool = True, slots: dict[str, Slot] | None = None
+) -> Program:
     """Rules in order, each: ``when``; the key (none: skip); every aggregate's input then push; the
     threshold; a runtime error counts as an error of the rule (no hit); a hit is recorded after. With
     ``fill_scores`` the scores are read into ``ctx`` before the first rule that reads them. Conditions,
     inputs and thresholds are inlined (``celcode.expr_source``: the same code as their compiled functions),
     so a rule costs no call until its window is pushed; with ``memo`` a macro several rules use (the
     default pack's ``cot_elicit``, ``wants_reasoning``, ...) is computed once per request, when a rule
-    first reaches it (``celcode.Shared``)."""
+    first reaches it (``celcode.Shared``). ``slots``: where each rule's window states sit in its key's row
+    (``store.row_layout`` of the whole rule set; by default of ``rules``)."""
+    if slots is None:
+        slots = row_layout(rules)[0]
     ns = celcode.namespace()
     ns["_E"] = _ERRORS
     shared = celcode.Shared(memo)
-    out = ["def run(c, now, store, v, hit, err):", "    windows = store.windows", "    filled = -1"]
+    out = ["def run(c, now, store, v, hit, err):", "    rows = store.rows", "    filled = -1"]
 
     def source(e: Expr, env: Any) -> tuple[str, bool] | None:
         """(Python source, whether it reads what a run changes), or None if it does not compile."""
@@ -94,10 +109,13 @@ def _program(rules: tuple[CompiledRule, ...], fill_scores: bool, memo: bool = Tr
         ns[f"_r{i}"] = r
         out += ["    h = False", "    try:", f"        if {code(r.spec.when, r.env, f'_w{i}', r.when)}:",
                 f"            k = c[{r.key!r}]", '            if not (k == "" or k is None):']
-        if r.aggregates:
-            out += [f"                per = windows.get({r.fingerprint!r})",
+        off = 0
+        if r.aggregates:  # the key's row, shared by the rules keyed by the same feature (``store.row_layout``)
+            feat, off = slots[r.fingerprint]
+            out += [f"                per = rows.get({feat!r})",
                     "                s = per.get(k) if per is not None else None",
-                    "                if s is None:", f"                    s = store.states(_r{i}, k)"]
+                    f"                if s is None or s[{off}] is None:",
+                    f"                    s = store.row(_r{i}, k)"]
         for j, a in enumerate(r.aggregates):
             ns[f"_p{i}_{j}"] = a.push
             arg = "None"
@@ -105,7 +123,7 @@ def _program(rules: tuple[CompiledRule, ...], fill_scores: bool, memo: bool = Tr
                 e, wrap = {"distinct": (a.spec.of, ""), "ratio": (a.spec.match, "bool")}.get(
                     a.kind, (a.spec.value, "float"))
                 arg = wrap + code(e, r.env, f"_a{i}_{j}", a.argf)
-            out.append(f"                c[{a.ctx_key!r}] = _p{i}_{j}(s[{j}], now, {arg})")
+            out.append(f"                c[{a.ctx_key!r}] = _p{i}_{j}(s[{off + j}], now, {arg})")
         if r.threshold is not None:
             thr = code(r.spec.threshold, r.env, f"_t{i}", r.threshold)
             out += [f"                if {thr}:", "                    h = True"]
@@ -126,7 +144,7 @@ class _Plan:
     """Per rule set: rules split by whether they read scores, and the action targets a request reads."""
 
     __slots__ = ("memory_request", "memory_response", "request_post", "request_pre", "request_rules",
-                 "response_post", "response_pre", "response_rules", "score_keys", "targets")
+                 "response_post", "response_pre", "response_rules", "score_keys", "slots", "targets")
 
     def __init__(self, rs: CompiledRuleSet) -> None:
         self.request_pre = tuple(r for r in rs.request_rules if not r.uses_score)
@@ -135,8 +153,9 @@ class _Plan:
         self.response_post = tuple(r for r in rs.response_rules if r.uses_score)
         self.request_rules = self.request_pre + self.request_post
         self.response_rules = self.response_pre + self.response_post
-        self.memory_request = _program(self.request_rules, True)
-        self.memory_response = _program(self.response_rules, False)
+        self.slots = row_layout(rs.rules)[0]  # as the memory store lays out its rows
+        self.memory_request = _program(self.request_rules, True, slots=self.slots)
+        self.memory_response = _program(self.response_rules, False, slots=self.slots)
         feats = set(rs.action_keys)
         for r in rs.rules:
             for a in r.actions:

@@ -13,14 +13,16 @@ The engine evaluates a request in phases so a remote store costs one round trip 
 5. ``view.commit()`` hands the writes to the store (memory: already done; Redis: a background batch).
 
 ``MemoryRuleStore`` is the embedded default and its view is the store itself (writes are immediate),
-which is exactly the engine's single-process behaviour. ``proxy.policy.store_redis`` keeps the same
-state in Redis for many replicas.
+which is exactly the engine's single-process behaviour. Its window states sit in one row per key value
+and key feature, shared by every rule keyed by that feature (``row_layout``: an account's windows cost
+one dict entry and one tuple, not one of each per rule); ``windows`` still shows each rule's states as a
+table of its own. ``proxy.policy.store_redis`` keeps the same state in Redis for many replicas.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -97,19 +99,57 @@ class RuleView(Protocol):
     def commit(self) -> None: ...
 
 
-def evict(per: dict[Any, Any], max_keys: int) -> None:
-    """Drop the oldest keys of a full table: a sixteenth of it at once (at least one). One at a time,
-    ``del per[next(iter(per))]`` would cost a scan over every key deleted before (a dict's deleted slots
-    stay at the front until it resizes): hundreds of microseconds per new key at 100 000 keys, growing
-    as the table keeps churning. In batches the scan is paid once per ``max_keys / 16`` new keys."""
-    drop = list(itertools.islice(per, max(1, max_keys >> 4)))
-    for key in drop:
-        del per[key]
-
-
 def decay(value: float, since: float, now: float, half_life: float) -> float:
     """A score ``value`` set at ``since``, decayed to ``now`` (the Lua script computes the same)."""
     return value * math.exp(-LN2 * max(0.0, now - since) / half_life)
+
+
+# Where a rule's window states sit: (key feature, offset in a row of that feature's table).
+Slot = tuple[str, int]
+# One key value's window states of every rule keyed by one feature (None: that rule has none for it yet).
+# A tuple (one allocation, no spare capacity), replaced when a rule's states are created or dropped.
+Row = tuple[Any, ...]
+
+
+def row_layout(rules: Iterable[CompiledRule]) -> tuple[dict[str, Slot], dict[str, int]]:
+    """Rows of window state, one per key value and key feature, shared by every rule keyed by that feature:
+    each rule with aggregates gets ``len(aggregates)`` consecutive slots, in rule order. Returns
+    (fingerprint -> (feature, offset), feature -> row width). A pure function of the rules, so the engine's
+    generated code and the store agree on it."""
+    slots: dict[str, Slot] = {}
+    width: dict[str, int] = {}
+    for r in rules:
+        if r.aggregates and r.fingerprint not in slots:
+            off = width.get(r.key, 0)
+            slots[r.fingerprint] = (r.key, off)
+            width[r.key] = off + len(r.aggregates)
+    return slots, width
+
+
+class RuleTable(Mapping[Any, tuple[Any, ...]]):
+    """One rule's window states by key value (a tuple, as if the rule had a table of its own), read
+    through the shared rows: tools, tests, explain. Built anew for each layout (``MemoryRuleStore.swap``)."""
+
+    def __init__(self, store: MemoryRuleStore, rows: dict[Any, Row], fingerprint: str, off: int,
+                 size: int) -> None:
+        self.store, self.rows, self.fp, self.off, self.end = store, rows, fingerprint, off, off + size
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        row = self.rows.get(key)
+        return default if row is None or row[self.off] is None else tuple(row[self.off : self.end])
+
+    def __getitem__(self, key: Any) -> tuple[Any, ...]:
+        out = self.get(key)
+        if out is None:
+            raise KeyError(key)
+        return out
+
+    def __iter__(self) -> Iterator[Any]:
+        off = self.off
+        return iter([k for k, row in self.rows.items() if row[off] is not None])
+
+    def __len__(self) -> int:
+        return self.store.counts[self.fp]
 
 
 class MemoryRuleStore:
@@ -119,8 +159,15 @@ class MemoryRuleStore:
 
     def __init__(self, ruleset: CompiledRuleSet) -> None:
         self.ruleset = ruleset
-        # rule fingerprint -> key value -> one state per aggregate of the rule (a tuple)
-        self.windows: dict[str, dict[Any, tuple[Any, ...]]] = {r.fingerprint: {} for r in ruleset.rules}
+        # Window state: key feature -> key value -> its row, one tuple holding the states of every rule keyed
+        # by that feature (``row_layout``; a rule's slots are None until it first updates that key). One
+        # row per account rather than a dict entry and a tuple per rule and account: ~400 B an account.
+        self.slots, self.widths = row_layout(ruleset.rules)
+        self.rows: dict[str, dict[Any, Row]] = {f: {} for f in self.widths}
+        self.counts: dict[str, int] = dict.fromkeys(self.slots, 0)  # keys per rule (``max_keys``)
+        self.rules_by_fp = {r.fingerprint: r for r in ruleset.rules}
+        self.windows: dict[str, Any] = {}  # fingerprint -> RuleTable (typed loosely: read as per-rule dicts)
+        self._tables()
         # scope -> value -> (points, time they were set): replaced, never mutated, on each addition
         self.scores: dict[str, dict[str, tuple[float, float]]] = {s: {} for s in SCOPES}
         # target -> its one action (the usual case: no dict per target) or {(kind, rule): action}
@@ -132,8 +179,39 @@ class MemoryRuleStore:
         self.score_writes = 0
 
     def swap(self, new: CompiledRuleSet) -> None:
-        self.windows = {r.fingerprint: self.windows.get(r.fingerprint, {}) for r in new.rules}
+        """Take ``new``'s layout, keeping the states of rules whose fingerprint is unchanged. A feature's
+        table is kept as is when its layout did not change, else its rows are rebuilt once."""
+        slots, widths = row_layout(new.rules)
+        rows: dict[str, dict[Any, Row]] = {}
+        counts: dict[str, int] = {}
+        for feat, width in widths.items():
+            mine = {fp: off for fp, (f, off) in slots.items() if f == feat}
+            old = {fp: off for fp, (f, off) in self.slots.items() if f == feat}
+            if mine == old and self.widths.get(feat) == width:
+                rows[feat] = self.rows[feat]
+                counts.update((fp, self.counts[fp]) for fp in mine)
+                continue
+            moves = [(old[fp], off, len(self.rules_by_fp[fp].aggregates)) for fp, off in mine.items() if fp in old]
+            table: dict[Any, Row] = {}
+            for key, row in self.rows.get(feat, {}).items():
+                out: list[Any] = [None] * width
+                for o, n, size in moves:
+                    out[n : n + size] = row[o : o + size]
+                if any(x is not None for x in out):
+                    table[key] = tuple(out)
+            rows[feat] = table
+            for fp, off in mine.items():
+                counts[fp] = sum(1 for row in table.values() if row[off] is not None)
+        self.slots, self.widths, self.rows, self.counts = slots, widths, rows, counts
+        self.rules_by_fp = {r.fingerprint: r for r in new.rules}
+        self._tables()
         self.ruleset = new
+
+    def _tables(self) -> None:
+        self.windows = {
+            fp: RuleTable(self, self.rows[feat], fp, off, len(self.rules_by_fp[fp].aggregates))
+            for fp, (feat, off) in self.slots.items()
+        }
 
     # -- fetch ----------------------------------------------------------------------------------
 
@@ -148,21 +226,55 @@ class MemoryRuleStore:
 
     def update(self, u: WindowUpdate, now: float) -> list[float]:
         rule, keyval, args = u
-        states = self.states(rule, keyval)
-        return [a.push(st, now, x) for a, st, x in zip(rule.aggregates, states, args, strict=False)]
+        row = self.row(rule, keyval)
+        off = self.slots[rule.fingerprint][1]
+        return [a.push(row[off + j], now, x) for j, (a, x) in enumerate(zip(rule.aggregates, args, strict=False))]
+
+    def row(self, rule: CompiledRule, keyval: Any) -> Row:
+        """The row of ``keyval`` in ``rule``'s key feature table, with ``rule``'s states created when new
+        (they start at ``slots[rule.fingerprint][1]``)."""
+        fp = rule.fingerprint
+        feat, off = self.slots[fp]
+        table = self.rows[feat]
+        row = table.get(keyval)
+        if row is None or row[off] is None:
+            if self.counts[fp] >= rule.spec.max_keys:
+                self._evict(rule, table, off)  # bounded memory under high-cardinality keys
+                row = table.get(keyval)
+            if row is None:
+                row = (None,) * self.widths[feat]
+            aggs = rule.aggregates
+            fresh = (aggs[0].fresh(),) if len(aggs) == 1 else tuple([a.fresh() for a in aggs])
+            row = table[keyval] = row[:off] + fresh + row[off + len(aggs) :]
+            self.counts[fp] += 1
+        return row
 
     def states(self, rule: CompiledRule, keyval: Any) -> tuple[Any, ...]:
         """The window states of ``rule`` for ``keyval`` (created empty when new)."""
-        per = self.windows.get(rule.fingerprint)
-        if per is None:
-            per = self.windows[rule.fingerprint] = {}
-        states = per.get(keyval)
-        if states is None:
-            if len(per) >= rule.spec.max_keys:
-                evict(per, rule.spec.max_keys)  # bounded memory under high-cardinality keys
-            aggs = rule.aggregates
-            states = per[keyval] = (aggs[0].fresh(),) if len(aggs) == 1 else tuple([a.fresh() for a in aggs])
-        return states
+        row = self.row(rule, keyval)
+        off = self.slots[rule.fingerprint][1]
+        return tuple(row[off : off + len(rule.aggregates)])
+
+    def _evict(self, rule: CompiledRule, table: dict[Any, Row], off: int) -> None:
+        """Drop ``rule``'s states of its oldest keys (in row order: the order its key values first got a
+        row), a sixteenth of ``max_keys`` at once, so the scan from the front of the table (over rows
+        deleted before, which a dict keeps until it resizes, and rows of other rules) is paid once per
+        ``max_keys / 16`` new keys rather than per key. Rows left with no state go."""
+        todo = max(1, rule.spec.max_keys >> 4)
+        gone = []
+        size = len(rule.aggregates)
+        for key, row in table.items():
+            if row[off] is None:
+                continue
+            row = table[key] = row[:off] + (None,) * size + row[off + size :]
+            if all(x is None for x in row):
+                gone.append(key)
+            todo -= 1
+            if not todo:
+                break
+        self.counts[rule.fingerprint] -= max(1, rule.spec.max_keys >> 4) - todo
+        for key in gone:
+            del table[key]
 
     # -- the view -------------------------------------------------------------------------------
 
@@ -264,7 +376,7 @@ class MemoryRuleStore:
         windows: dict[str, dict[str, float]] = {}
         for rule in self.ruleset.rules:
             if rule.key == feat and rule.aggregates:
-                sts = self.windows.get(rule.fingerprint, {}).get(value)
+                sts = self.windows[rule.fingerprint].get(value)
                 if sts is not None:
                     windows[rule.id] = {
                         a.name: a.read(s, now) for a, s in zip(rule.aggregates, sts, strict=True)
@@ -287,18 +399,27 @@ class MemoryRuleStore:
     def sweep_now(self, now: float) -> int:
         """Drop idle per-key state (windows past their span, faded scores, expired actions)."""
         dropped = 0
-        for rule in self.ruleset.rules:
-            if not rule.aggregates:
-                continue
-            span = max((a.window * (8 if a.kind == "ewma" else 1)) for a in rule.aggregates)
-            per = self.windows.get(rule.fingerprint, {})
-            for key in [
-                k
-                for k, sts in per.items()
-                if max(a.last_seen(s, now) for a, s in zip(rule.aggregates, sts, strict=True)) < now - span
-            ]:
-                del per[key]
-                dropped += 1
+        for feat, table in self.rows.items():
+            rules = []
+            for fp, (f, off) in self.slots.items():
+                if f == feat:
+                    rule = self.rules_by_fp[fp]
+                    span = max((a.window * (8 if a.kind == "ewma" else 1)) for a in rule.aggregates)
+                    rules.append((rule, off, now - span))
+            gone = []
+            for key, row in table.items():
+                for rule, off, cutoff in rules:
+                    aggs = rule.aggregates
+                    if row[off] is not None and max(
+                        a.last_seen(row[off + j], now) for j, a in enumerate(aggs)
+                    ) < cutoff:
+                        row = table[key] = row[:off] + (None,) * len(aggs) + row[off + len(aggs) :]
+                        self.counts[rule.fingerprint] -= 1
+                        dropped += 1
+                if all(x is None for x in row):
+                    gone.append(key)
+            for key in gone:
+                del table[key]
         for scope, table in self.scores.items():
             for key in [k for k in table if self.score_at(scope, k, now) < 0.01]:
                 del table[key]

@@ -9,16 +9,18 @@ value, ``read(state, now)`` reads without adding. The Redis rule store (``proxy.
 mirrors these operations in ``proxy/state/lua/rules.lua``.
 
 Each state is as few objects as it can be, so per-account state stays small (``bench_rules.py``'s memory
-figures): a ring or a ratio is one flat uint32 array (header and slots; only its total and head until
-events fall in a second bucket), the gaps of ``interarrival`` and their running sums one array('d')
-that grows to ``samples``, and a distinct set of up to ``SMALL_DISTINCT`` values one flat list of values
-then sighting times (the times are the requests' ``now`` objects, one per request whichever sets it
-updates). Beyond, ``[tier]``: a plain dict value -> last sighting in sighting order (~25 B a value against
-~73 for an ``OrderedDict``) holding the ``EXACT_DISTINCT`` most recently seen values. A set with a larger
-``max_values`` that spills a value still inside its window becomes ``[tier, spill time, DistinctSample]``:
-the sample (exact up to ``SAMPLE_SIZE`` values, a hash sample past it) counts until every spilled value
-has left the window, then the tier counts exactly again. No ring or gaps state holds a float or int
-object of its own.
+figures): a ring or a ratio is one flat uint32 array (a header, then slots from the oldest bucket still
+holding an event to the head: none while every event fell in one bucket, at most ``buckets``), the gaps
+of ``interarrival`` and their running sums one array('d') that grows to ``samples``, and a distinct set
+of up to ``SMALL_DISTINCT`` values one flat list of values then sighting times (the times are the
+requests' ``now`` objects, one per request whichever sets it updates). Beyond, ``[tier]``: a plain dict
+value -> last sighting in sighting order (~25 B a value against ~73 for an ``OrderedDict``; copied afresh
+when its deleted entries grew its table, ``distinct.FRESH_SIZE``) holding the ``EXACT_DISTINCT`` most
+recently seen values. A set with a larger ``max_values`` that spills a value still inside its window
+becomes ``[tier, spill time, DistinctSample]``: the sample (exact up to ``SAMPLE_SIZE`` values, a hash
+sample past it) counts until every spilled value has left the window, then the tier counts exactly
+again. No ring or gaps state holds a float or int object of its own. The rule store keeps the states of
+the rules keyed by one feature in one row per key value (``proxy.policy.store.row_layout``).
 Each kind's ``push`` is a method of its own, bound once (``Aggregate.push``), so the hot path does not
 dispatch on the kind.
 """
@@ -26,16 +28,17 @@ dispatch on the kind.
 from __future__ import annotations
 
 import math
+import sys
 from array import array
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from proxy.policy.distinct import DistinctSample
+from proxy.policy.distinct import FRESH_SIZE, DistinctSample
 from proxy.policy.spec import AggregateSpec
 
 Fn = Callable[[Mapping[str, Any]], Any]
-SMALL_DISTINCT = 8  # values kept in a flat list; more move to a dict
+SMALL_DISTINCT = 16  # values kept in a flat list (32 slots: 312 B; a dict of 16 takes 632); more move to a dict
 EXACT_DISTINCT = 64  # values a distinct set's dict keeps (its most recent); past it the sample counts
 
 _ZEROS: dict[tuple[str, int], array[Any]] = {}
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
     _Array = array[Any]
 else:
     _Array = array  # states are flat arrays, one object each (``array`` is generic to mypy only)
+_getsizeof = sys.getsizeof
 MASK = 0xFFFFFFFF  # bucket indexes are kept modulo 2**32 (uint32 slots) and compared by their difference
 HALF = 1 << 31
 
@@ -57,10 +61,13 @@ def _zeros(typecode: str, n: int) -> array[Any]:
 class Ring(_Array):
     """Sum of values over the last ``window`` seconds in ``n`` buckets: one flat uint32 array (counts).
 
-    Sparse while every event so far fell in one bucket: ``[total, last, n]``. Dense once a second bucket
-    is used: ``[total, last, head, s0 .. s(n-1)]``, ``head`` being the slot of bucket ``last``. Bucket
-    indexes are stored modulo 2**32 and compared by their difference modulo 2**32, so no slot depends on
-    the absolute index: a ring is one object, with no wrapper, int or float object of its own."""
+    ``[total, last, n, s0 .. s(L-1)]``: ``s(L-1)`` is bucket ``last`` (the head), ``s(L-1-i)`` bucket
+    ``last - i``. The slots run from the oldest bucket still holding a value to the head, so ``L <= n``
+    grows with the span of the window in use rather than its size (an account seen for 8 hours of a day
+    in hourly buckets holds 8 slots, not 24). ``L`` is 0 (sparse) while every event so far fell in one
+    bucket: ``total`` is all in bucket ``last``. Bucket indexes are stored modulo 2**32 and compared by
+    their difference modulo 2**32, so no slot depends on the absolute index: a ring is one object, with
+    no wrapper, int or float object of its own."""
 
     __slots__ = ()
     CODE = "I"  # the array's typecode
@@ -71,51 +78,44 @@ class Ring(_Array):
     def step(self, idx: int) -> None:
         """Move the head on to bucket ``idx`` (masked, not the head's). A late event (older than the
         head) leaves it: the caller counts it in the head bucket."""
-        if not self[0] and len(self) == 3:  # nothing yet: start at ``idx``
+        if len(self) == 3 and not self[0]:  # a new ring: start at ``idx``
             self[1] = idx
             return
         d = (idx - int(self[1])) & MASK
         if d >= HALF:
             return
         self[1] = idx
-        if len(self) == 3:  # sparse: ``total`` is all in the old head bucket
-            n = int(self[2])
-            if d >= n:
-                self[0] = 0
+        size = len(self) - 3
+        if not size:  # sparse: the old head bucket becomes the first slot
+            self.append(self[0])
+            size = 1
+        drop = size + d - int(self[2])  # oldest slots past the window, then the empty ones after them
+        if drop < 0:
+            drop = 0
+        while drop < size and not self[3 + drop]:
+            drop += 1
+        if drop:
+            if drop >= size:  # nothing left in the window: one empty slot, the head's
+                self[0] = self[3] = 0
+                del self[4:]
                 return
-            total = self[0]
-            self[2] = d  # the old head bucket becomes slot 0
-            self.extend(_zeros(self.typecode, n))
-            self[3] = total
-            return
-        n = len(self) - 3
-        if d >= n:
-            self[0] = self[2] = 0
-            self[3:] = _zeros(self.typecode, n)
-            return
-        head = int(self[2])
-        total = self[0]
-        for _ in range(d):
-            head += 1
-            if head == n:
-                head = 0
-            total -= self[3 + head]
-            self[3 + head] = 0
-        self[2] = head
-        self[0] = total if total > 1e-9 else 0
+            total = self[0] - sum(self[3 : 3 + drop])
+            self[0] = total if total > 1e-9 else 0
+            del self[3 : 3 + drop]
+        self.extend(_zeros(self.typecode, d))
 
     def add(self, idx: int, v: float) -> float:
         idx &= MASK
         if idx != self[1]:
             self.step(idx)
         if len(self) > 3:
-            self[3 + int(self[2])] += v
+            self[-1] += v
         total = self[0] = self[0] + v
         return total
 
     def read(self, idx: int) -> float:
         idx &= MASK
-        if idx != self[1] and self[0]:
+        if idx != self[1] and (self[0] or len(self) > 3):
             self.step(idx)
         return self[0]
 
@@ -136,10 +136,11 @@ class SumRing(Ring):
 
 
 class Ratio(_Array):
-    """A ratio's two series in one uint32 array, always at the same bucket: all events (``den``) and
-    matching ones (``num``). Sparse ``[den, last, n, num]``; dense ``[den, last, head, num, n, d0 .. d(n-1)]``
-    then ``m0 .. m(n-1)`` only while a matching event is in the window (most keys of a rare match
-    never hold that series; it goes again when its total falls to 0). Buckets as in ``Ring``."""
+    """A ratio's two series in one uint32 array, always at the same buckets: all events (``den``) and
+    matching ones (``num``). ``[den, last, n, num, d0 .. d(L-1)]`` then ``m0 .. m(L-1)`` only while a
+    matching event is in the window (``num`` > 0: most keys of a rare match never hold that series; it
+    goes again when ``num`` falls to 0). Slots and buckets as in ``Ring``: from the oldest bucket still
+    holding an event to the head, none while every event fell in one bucket."""
 
     __slots__ = ()
 
@@ -147,58 +148,60 @@ class Ratio(_Array):
         return array.__new__(cls, "I", (0, 0, n, 0))  # type: ignore[return-value]
 
     def step(self, idx: int) -> None:
-        if not self[0] and len(self) == 4:
+        if len(self) == 4 and not self[0]:  # a new ratio: start at ``idx``
             self[1] = idx
             return
         d = (idx - self[1]) & MASK
         if d >= HALF:
             return
         self[1] = idx
-        if len(self) == 4:
-            n = self[2]
-            if d >= n:
-                self[0] = self[3] = 0
-                return
-            den, num = self[0], self[3]
-            self[2], self[4:] = d, array("I", (n,))
-            self.extend(_zeros("I", 2 * n if num else n))
-            self[5] = den
+        num = self[3]
+        size = len(self) - 4
+        if num:
+            size >>= 1  # both series
+        if not size:  # sparse: the old head bucket becomes the first slot of each series
+            self.append(self[0])
             if num:
-                self[5 + n] = num
-            return
-        n = self[4]
-        if d >= n:
-            self[0] = self[2] = self[3] = 0
-            self[5:] = _zeros("I", n)
-            return
-        head, den, num = self[2], self[0], self[3]
-        both = num and len(self) > 5 + n
-        for _ in range(d):
-            head += 1
-            if head == n:
-                head = 0
-            j = 5 + head
-            den -= self[j]
-            self[j] = 0
-            if both:
-                num -= self[j + n]
-                self[j + n] = 0
-        self[0], self[2], self[3] = den, head, num
-        if not num and len(self) > 5 + n:
-            del self[5 + n :]
+                self.append(num)
+            size = 1
+        drop = size + d - self[2]
+        if drop < 0:
+            drop = 0
+        while drop < size and not self[4 + drop]:  # an empty bucket holds no match either
+            drop += 1
+        if drop:
+            if drop >= size:  # nothing left in the window: one empty slot, the head's
+                self[0] = self[3] = self[4] = 0
+                del self[5:]
+                return
+            self[0] -= sum(self[4 : 4 + drop])
+            if num:
+                num -= sum(self[4 + size : 4 + size + drop])
+                self[3] = num
+                if num:
+                    del self[4 + size : 4 + size + drop]
+                else:
+                    del self[4 + size :]
+            del self[4 : 4 + drop]
+            size -= drop
+        if num:
+            self[4 + size : 4 + size] = _zeros("I", d)
+        self.extend(_zeros("I", d))
 
     def push(self, idx: int, match: bool) -> float:
         idx &= MASK
         if idx != self[1]:
             self.step(idx)
-        if len(self) > 4:
-            j = 5 + self[2]
-            self[j] += 1
+        size = len(self) - 4
+        if size:
+            num = self[3]
+            if num:
+                size >>= 1
+            self[3 + size] += 1
             if match:
-                n = self[4]
-                if len(self) == 5 + n:
-                    self.extend(_zeros("I", n))
-                self[j + n] += 1
+                if not num:
+                    self.extend(_zeros("I", size))
+                self[-1] += 1
         den = self[0] = self[0] + 1
         if match:
             self[3] += 1
@@ -206,7 +209,7 @@ class Ratio(_Array):
 
     def ratio(self, idx: int) -> float:
         idx &= MASK
-        if idx != self[1] and self[0]:
+        if idx != self[1] and (self[0] or len(self) > 4):
             self.step(idx)
         den = self[0]
         return self[3] / den if den else 0.0
@@ -297,7 +300,7 @@ class Aggregate:
         if idx != st[1]:
             st.step(idx)
         if len(st) > 3:  # ``Ring.add`` inlined: the hot path of the default pack
-            st[3 + st[2]] += 1
+            st[-1] += 1
         total = st[0] = st[0] + 1
         return float(total)
 
@@ -316,6 +319,9 @@ class Aggregate:
         # or [dict, spill time, DistinctSample] (odd lengths: a small list is never odd).
         if len(st) & 1:
             tier = st[0]
+            n = len(tier)
+            if _getsizeof(tier) > FRESH_SIZE[n + n // 3]:  # deleted entries grew its table (``FRESH_SIZE``)
+                tier = st[0] = dict(tier.items())
             known = x in tier
             if known:
                 del tier[x]  # to the young end; pruning pops from the old end
@@ -326,11 +332,16 @@ class Aggregate:
                 return float(len(tier))  # nothing to drop: the usual case
             return float(self._prune_large(st, now))
         k = len(st) >> 1
-        if k and x in st:
-            try:
-                i = st.index(x, 0, k)
+        if k:
+            if st[k - 1] == x:  # seen last: only its time moves
+                st[-1] = now
+                if st[k] < now - self.window:
+                    k = self._prune_small(st, k, now)
+                return float(k)
+            try:  # (among the values only: comparing a value to the times costs more)
+                i = st.index(x, 0, k - 1)
             except ValueError:
-                i = -1  # equal to a time only
+                i = -1
             if i >= 0:
                 del st[k + i]
                 del st[i]

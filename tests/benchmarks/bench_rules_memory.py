@@ -10,8 +10,9 @@ second half repeats the first's requests (same prompts, addresses and times) und
 - **per account (marginal)**: (engine state with 2N accounts - with N) / N. Cluster-keyed state (prefix,
   /24, prefix@/24) is the same size in both runs except for what one more account adds to it (its id in
   their distinct sets), so this is what a tracked account costs, cluster sets included. Split by rule
-  (deep ``sys.getsizeof`` of each rule's window table, the account ids themselves not charged: the
-  account table holds them) and by table (scores, actions, bans).
+  (deep ``sys.getsizeof`` of each rule's window states, the account ids themselves not charged: the
+  account table holds them; with the store's shared rows, ``rows <feature>`` is their tables and row
+  tuples) and by table (scores, actions, bans).
 - **average**: all engine state with 2N accounts / 2N: cluster-keyed state spread over the accounts.
 - **per cluster key**: for each rule not keyed by account, keys and bytes per key (mean, max).
 - ``--sites``: tracemalloc's top allocation sites of the 2N run, per account.
@@ -89,9 +90,13 @@ def run(rules: list[str], accounts: int, n_accounts: int, sites: bool) -> dict[s
     keys: dict[str, list[int]] = {}
     for r in rs.rules:
         per = store.windows.get(r.fingerprint, {})
-        by[r.id] = deep(per, set(skip))
+        # a rule's states (and, with a table of its own per rule, that table and its tuples)
+        seen = set(skip)
+        by[r.id] = deep(per, seen) if isinstance(per, dict) else sum(deep(x, seen) for v in per.values() for x in v)
         if r.key != "account.id" and per:
             keys[r.id] = [deep(v, set(skip)) + sys.getsizeof(k) for k, v in per.items()]
+    for feat, table in getattr(store, "rows", {}).items():  # shared rows: the tables and row tuples only
+        by["rows " + feat] = sys.getsizeof(table) + sum(sys.getsizeof(row) for row in table.values())
     for name in ("scores", "active", "bans"):
         by[name] = deep(getattr(store, name), set(skip))
     return {"traced": traced, "by": by, "keys": keys, "sites": top}

@@ -383,7 +383,7 @@ rules:
                "Grade the following responses on a scale of 1 to 10.", "what is the capital of France?"]
     for rs in (load_ruleset([PACK]), extra):
         fast, phased = Engine(rs), Engine(rs, store=_PhasedMemory(rs))
-        fast._plan.memory_request = engine_mod._program(fast._plan.request_rules, True, memo)
+        fast._plan.memory_request = engine_mod._program(fast._plan.request_rules, True, memo, fast._plan.slots)
         t = T0
         for _ in range(600):
             t += rng.choice([0.5, 2.0, 30.0, 600.0, 3600.0])

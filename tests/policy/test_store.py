@@ -105,3 +105,89 @@ rules:
     for i in range(20):  # 20 prefixes through a table capped at 4 keys
         store.fetch_now(Fetch([(rule, f"p{i}", ["a"])]), T0 + 10_000 + i)
     assert 1 <= len(store.windows[rule.fingerprint]) <= 4 and "p19" in store.windows[rule.fingerprint]
+
+
+ROWS = """format: 1
+rules:
+  - id: a
+    when: "true"
+    key: account
+    max_keys: {max_a}
+    aggregates:
+      n: {{kind: count, window: 1h, buckets: 6}}
+    threshold: "agg.n > 1000"
+  - id: b
+    when: "true"
+    key: account
+    aggregates:
+      n: {{kind: count, window: 1d, buckets: 6}}
+      d: {{kind: distinct, of: account.id, window: 1d}}
+    threshold: "agg.n > 1000"
+  - id: c
+    when: "true"
+    key: signals.prefix
+    aggregates:
+      n: {{kind: count, window: 1h}}
+    threshold: "agg.n > 1000"
+"""
+
+
+def test_rules_keyed_by_one_feature_share_one_row_per_key() -> None:
+    rs = load_text("t.yaml", ROWS.format(max_a=100))
+    a, b, c = rs.rules
+    store = MemoryRuleStore(rs)
+    assert store.slots == {a.fingerprint: ("account.id", 0), b.fingerprint: ("account.id", 1),
+                           c.fingerprint: ("signals.prefix", 0)}
+    store.fetch_now(Fetch([(a, "u1", [None]), (b, "u1", [None, "u1"]), (c, "p1", [None])]), T0)
+    store.fetch_now(Fetch([(b, "u2", [None, "u2"])]), T0 + 1)
+    row = store.rows["account.id"]["u1"]
+    assert type(row) is tuple and len(row) == 3 and row[2] == ["u1", T0]  # a's ring, b's ring, b's set
+    assert store.rows["account.id"]["u2"][0] is None  # rule a never saw u2
+    assert store.windows[a.fingerprint] == {"u1": (row[0],)} and len(store.windows[b.fingerprint]) == 2
+    assert store.windows[b.fingerprint]["u2"][1] == ["u2", T0 + 1]
+    assert store.states(a, "u2") and store.counts[a.fingerprint] == 2  # created on demand
+
+
+def test_max_keys_is_per_rule_in_a_shared_table() -> None:
+    rs = load_text("t.yaml", ROWS.format(max_a=16))
+    a, b, _ = rs.rules
+    store = MemoryRuleStore(rs)
+    for i in range(40):
+        store.fetch_now(Fetch([(a, f"u{i}", [None]), (b, f"u{i}", [None, "x"])]), T0 + i)
+    table = store.rows["account.id"]
+    assert len(table) == 40 and len(store.windows[b.fingerprint]) == 40  # b keeps every key
+    held = list(store.windows[a.fingerprint])
+    assert 1 <= len(held) <= 16 and "u39" in held and len(held) == store.counts[a.fingerprint]
+    assert all(table[k][0] is None for k in table if k not in held)  # evicted: a's slot only
+
+
+def test_sweep_drops_idle_states_of_one_rule_and_empty_rows() -> None:
+    rs = load_text("t.yaml", ROWS.format(max_a=100))
+    a, b, _ = rs.rules
+    store = MemoryRuleStore(rs)
+    store.fetch_now(Fetch([(a, "u1", [None]), (b, "u1", [None, "u1"]), (a, "u2", [None])]), T0)
+    assert store.sweep_now(T0 + 7200) == 2  # a's 1 h window: idle for both keys; b's day is not
+    assert list(store.rows["account.id"]) == ["u1"] and store.rows["account.id"]["u1"][0] is None
+    assert store.counts == {a.fingerprint: 0, b.fingerprint: 1, rs.rules[2].fingerprint: 0}
+    assert store.sweep_now(T0 + 2 * 86400) == 1 and not store.rows["account.id"]
+
+
+def test_swap_moves_kept_states_to_the_new_layout() -> None:
+    rs = load_text("t.yaml", ROWS.format(max_a=100))
+    a, b, c = rs.rules
+    store = MemoryRuleStore(rs)
+    store.fetch_now(Fetch([(a, "u1", [None]), (b, "u1", [None, "u1"]), (c, "p1", [None])]), T0)
+    ring_b, set_b, ring_c = store.windows[b.fingerprint]["u1"] + store.windows[c.fingerprint]["p1"]
+    prefix_table = store.rows["signals.prefix"]
+    # rule a goes, a new rule z comes first: b's states move from offset 1 to offset 1 of a new layout
+    new = load_text("t.yaml", ROWS.format(max_a=100).replace("  - id: a\n", "  - id: z\n").replace(
+        "n: {kind: count, window: 1h, buckets: 6}\n    threshold: \"agg.n > 1000\"",
+        "m: {kind: sum, value: '1.0', window: 1h}\n    threshold: \"agg.m > 1000\"", 1))
+    z = new.rules[0]
+    store.swap(new)
+    assert store.slots[b.fingerprint] == ("account.id", 1) and z.fingerprint in store.slots
+    assert store.rows["account.id"]["u1"] == (None, ring_b, set_b)
+    assert store.rows["signals.prefix"] is prefix_table and prefix_table["p1"] == (ring_c,)  # unchanged
+    assert store.counts[z.fingerprint] == 0 and store.counts[b.fingerprint] == 1
+    view = store.fetch_now(Fetch([(b, "u1", [None, "u1"]), (z, "u1", [1.0])]), T0 + 1)
+    assert view.values == [[2.0, 1.0], [1.0]]

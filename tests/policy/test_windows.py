@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import sys
 from typing import Any
 
 import pytest
@@ -55,12 +56,22 @@ def test_ring_matches_a_model_of_its_buckets_sparse_or_not() -> None:
             head = max(head, idx)
             events.append((head, 1.0))  # a late event lands in the head bucket
             assert r.add(idx, 1) == bucket_sum(events, head, n)
+            # slots from the oldest bucket holding an event to the head, never more than n
+            assert len(r) == 3 or (len(r) <= 3 + n and (r[3] or len(r) == 4) and r[0] == sum(r[3:]))
     fresh = Ring(24)
     fresh.add(10, 1)
     fresh.add(10, 1)
     assert not fresh.dense and len(fresh) == 3  # one bucket used: total, head, bucket count
     fresh.add(11, 1)
-    assert fresh.dense and fresh.total == 3 and sorted(fresh[3:]) == [0] * 22 + [1, 2]
+    assert fresh.dense and fresh.total == 3 and list(fresh[3:]) == [2, 1]  # buckets 10 and 11 only
+    fresh.add(14, 1)
+    assert list(fresh[3:]) == [2, 1, 0, 0, 1]
+    fresh.add(34, 1)  # window 11..34: bucket 10 left
+    assert fresh.total == 3 and len(fresh) == 3 + 24 and fresh[3] == 1
+    fresh.add(35, 1)  # bucket 11 left, and the empty buckets 12 and 13 after it: slots 14..35
+    assert fresh.total == 3 and len(fresh) == 3 + 22 and fresh[3] == 1 and fresh[-1] == 1
+    fresh.add(100, 1)
+    assert fresh.total == 1 and list(fresh) == [1, 100, 24, 1]  # all past the window: one slot again
 
 
 def test_ring_indexes_wrap_modulo_2_32() -> None:
@@ -95,6 +106,8 @@ def test_ratio_keeps_both_series_on_one_bucket() -> None:
         events.append((head, match))
         live = [m for b, m in events if head - 4 < b <= head]
         assert q.push(idx, match) == pytest.approx(sum(live) / len(live))
+        size = (len(q) - 4) // (2 if q[3] else 1)  # the matching series only while a match is live
+        assert len(q) == 4 + size * (2 if q[3] else 1) and size <= 4 and q[0] == sum(q[4 : 4 + size] or [q[0]])
     assert q.ratio(head + 100) == 0.0 and q.ntotal == 0.0
 
 
@@ -102,15 +115,15 @@ def test_ratio_holds_its_matching_series_only_while_a_match_is_in_the_window() -
     q = Ratio(4)
     q.push(10, False)
     q.push(11, False)
-    assert len(q) == 5 + 4  # dense, no matching series
-    assert q.push(12, True) == pytest.approx(1 / 3) and len(q) == 5 + 8
+    assert list(q[4:]) == [1, 1]  # dense (buckets 10, 11), no matching series
+    assert q.push(12, True) == pytest.approx(1 / 3) and list(q[4:]) == [1, 1, 1, 0, 0, 1]
     assert q.push(13, False) == pytest.approx(1 / 4)
-    assert q.push(16, False) == pytest.approx(0 / 2) and len(q) == 5 + 4  # the match left: series gone
+    assert q.push(16, False) == pytest.approx(0 / 2) and list(q[4:]) == [1, 0, 0, 1]  # the match left
     assert q.push(16, True) == pytest.approx(1 / 3) and q.ntotal == 1
     sparse = Ratio(4)
     sparse.push(20, True)
-    assert sparse.push(21, False) == 0.5 and len(sparse) == 5 + 8  # sparse -> dense keeps the match
-    assert sparse.ratio(24) == 0.0 and sparse.ratio(25) == 0.0 and len(sparse) == 5 + 4
+    assert sparse.push(21, False) == 0.5 and list(sparse[4:]) == [1, 1, 1, 0]  # sparse -> dense keeps the match
+    assert sparse.ratio(24) == 0.0 and sparse.ratio(25) == 0.0 and list(sparse) == [0, 25, 4, 0, 0]
 
 
 def test_distinct_matches_a_model_small_and_large() -> None:
@@ -166,6 +179,27 @@ def test_distinct_is_exact_up_to_the_sample_size_and_slides_with_the_window() ->
     assert sampled  # the sample was used ...
     assert a.read(st, t + 100.0) == model_count(seen, t) and a.read(st, t + 101.0) == 0.0
     assert len(st) == 1 and not st[0]  # ... and dropped once every spilled value left the window
+
+
+def test_sets_churning_at_their_cap_keep_a_fresh_dict_size() -> None:
+    """A value seen again moves to the young end (delete, insert), which leaves a deleted entry in the dict:
+    when they fill its table, CPython doubles it. The next update copies the dict afresh, so a busy
+    cluster key's set is never left at the doubled size (sizes against fresh dicts of the same keys)."""
+    rnd = random.Random(9)
+    a = agg("distinct", 1e6, max_values=4096)
+    st = a.new()
+    fresh = [sys.getsizeof(dict.fromkeys([f"acct-{i}" for i in range(n)], 0.0)) for n in range(400)]
+    late = 0
+
+    def dicts() -> list[dict[str, float]]:
+        return [st[0], st[2].seen] if len(st) == 3 else [st[0]] if len(st) == 1 else []
+
+    for i in range(20_000):  # 200 owners seen again and again: the dict at its cap, the sample past it
+        big = [id(d) for d in dicts() if sys.getsizeof(d) > fresh[len(d) + len(d) // 2]]
+        a.push(st, T0 + i, f"acct-{rnd.randrange(200)}")
+        late += sum(1 for d in dicts() if id(d) in big)  # still the same oversized dict one update later
+    assert late == 0 and len(st) == 3 and len(st[0]) == EXACT_DISTINCT and len(st[2].seen) <= SAMPLE_SIZE
+    assert a.read(st, T0 + 20_000) == 200.0  # exact: 200 values fit the sample at level 0
 
 
 def test_distinct_hands_back_to_the_exact_count_after_a_burst() -> None:
