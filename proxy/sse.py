@@ -169,12 +169,20 @@ def parse_block(block: bytes, raw: bytes) -> Event:
 
 def _parse_block(block: bytes, raw: bytes) -> Event:
     # Fast path: one "data: ..." line, the common case for every API.
-    if block[:6] == b"data: " and b"\n" not in block and b"\r" not in block:
-        return Event(block[6:], raw=raw)
+    if b"\r" in block:
+        lines = _LINE.split(block)
+    else:
+        if block[:6] == b"data: " and b"\n" not in block:
+            return Event(block[6:], raw=raw)
+        # LF only: a plain split, in C (the regex costs ~25 ns per byte, ~0.5 ms on a 20 KB event).
+        lines = block.split(b"\n")
+        if len(lines) == 2 and lines[0][:7] == b"event: " and lines[1][:6] == b"data: ":
+            # Fast path: "event: <name>" then one data line (Anthropic, Responses)
+            return Event(lines[1][6:], name=lines[0][7:].decode("utf-8", "replace"), raw=raw)
     name: str | None = None
     data: list[bytes] = []
     comments: list[bytes] = []
-    for line in _LINE.split(block):
+    for line in lines:
         if not line:
             continue
         if line[:1] == b":":

@@ -157,17 +157,16 @@ class RedactFilter(Filter):
 
     def wants_reads(self, ex: Exchange) -> bool:
         """Whether this stream is redacted whole reads at a time (``on_read``): a dialect with a whole-read
-        path, a hiding mode with the byte-level hot path (not ``placeholder``), no leak check."""
+        path, a hiding mode with the byte-level hot path (not ``placeholder``). With the leak check on, the
+        read paths hand it the fast-path events' text one stretch at a time, and a finding is acted on
+        after the read, before any of it is sent."""
         ctx: Ctx | None = ex.state.get(_STATE)
-        return (
-            ctx is not None and ctx.dialect in _READS and ctx.placeholder is None
-            and ctx.index is None and ctx.stream_check is None
-        )
+        return ctx is not None and ctx.dialect in _READS and ctx.placeholder is None
 
     def on_read(self, ex: Exchange, data: bytes, sep: bytes, framer: Any) -> bytes | None:
         """Whole reads of an SSE stream (the relay's read mode, see ``proxy.pipeline``): complete events
         as the bytes that came; returns the bytes to send, or None to have the read framed and passed to
-        ``on_event`` (a dialect without a whole-read path, a stream with the leak check on)."""
+        ``on_event`` (a dialect without a whole-read path, a read with other line endings)."""
         st = ex.state.get(_STREAM_OBJ)
         if st is None:
             if _STREAM not in ex.state:
@@ -179,6 +178,9 @@ class RedactFilter(Filter):
         if reader is None:
             return None
         out: bytes | None = reader(st, data, sep, framer)
+        check = st.ctx.stream_check
+        if check is not None and check.finding is not None:
+            self._leak(ex, st.ctx, stream=True)  # (withhold: raises, and nothing of this read is sent)
         return out
 
     def _stream_fn(self, ex: Exchange) -> Any:

@@ -140,6 +140,7 @@ class AnthropicStream:
         "kinds",
         "lean",
         "next_index",
+        "one",
         "open_idx",
         "open_reasoning",
         "quick",
@@ -149,6 +150,7 @@ class AnthropicStream:
         "td_head",
         "text",
         "tx_head",
+        "watch",
     )
 
     def __init__(self, ctx: Ctx) -> None:
@@ -168,8 +170,11 @@ class AnthropicStream:
         self.hot_thinking = False
         self.lean = not ctx.seal_mode and ctx.index is None and ctx.stream_check is None
         self.quick = ctx.seal_mode and ctx.index is None and ctx.stream_check is None
+        self.watch = ctx.stream_check is not None  # the leak check reads text deltas off the hot path too
         self.cap = ctx.spec.seal_max_bytes
         self.sink: list[bytes] = []  # seal: the open thinking block's text (``text[open_idx]``)
+        # ``reads.anthropic_read``: (the hot head it was built for, the event line + "data: " + that head)
+        self.one: tuple[bytes, bytes] = (b"", b"\x00")
 
     def on_event(self, ev: Event) -> list[Event]:
         """The hot path: a compact delta of the block the last event recognised on bytes belonged to
@@ -177,13 +182,15 @@ class AnthropicStream:
         body, ``"}}``. The body holds no quote (so the string ends there and nothing else is in the
         event) and does not end in a backslash (which would escape its closing quote). A thinking
         delta is dropped (its text counted, or kept to seal), a text delta relayed as it came (armed
-        only while no reasoning block is open, nothing is renumbered and there is no leak check)."""
+        only while no reasoning block is open and nothing is renumbered; its text fed to the leak check)."""
         data = ev.data
         rest = data.removeprefix(self.hot)
         body = rest.removesuffix(b'"}}')
         if rest is not data and body is not rest and body and 34 not in body and body[-1] != 92:  # '"', '\\'
             if not ev.comment:
                 if not self.hot_thinking:
+                    if self.watch:
+                        self.ctx.saw_visible_raw(body)
                     return [ev]
                 ctx = self.ctx
                 if self.lean:
@@ -222,11 +229,9 @@ class AnthropicStream:
             # text straight from the bytes). One that mentions thinking (a stray thinking_delta of a
             # closed block) or holds a ``\u`` escape (a key spelt with escapes) is parsed.
             if not self.dropped and not self.open_reasoning and b"thinking" not in data and b"\\u" not in data:
-                if ctx.stream_check is None:
-                    self.hot = self.tx_head  # the hot path checks the head itself
-                    self.hot_thinking = False
-                    return [ev]
-                if b'"text_delta"' not in data:
+                self.hot = self.tx_head  # the hot path checks the head itself (and feeds the leak check)
+                self.hot_thinking = False
+                if ctx.stream_check is None or b'"text_delta"' not in data:
                     return [ev]
                 texts = strings_after(data, b'"text_delta","text":"')
                 if texts:  # else: not the compact form, parsed below
@@ -235,7 +240,7 @@ class AnthropicStream:
                     return [ev]
             # A thinking delta is never forwarded; seal and the leak check read its text from the bytes.
             if b'"type":"thinking_delta"' in data:
-                sink = self.text.get(self.open_idx) if self.quick else self.sink
+                sink = self.text.get(self.open_idx) if ctx.seal_mode else self.sink
                 if sink is not None:  # (the hot path checks the head itself)
                     self.hot = self.td_head
                     self.hot_thinking = True

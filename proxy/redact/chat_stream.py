@@ -89,11 +89,13 @@ class ChatStream:
         "head",
         "hot",
         "lean",
+        "one",
         "prefilled",
         "quick",
         "seal",
         "shapes",
         "template",
+        "watch",
     )
 
     def __init__(self, ctx: Ctx) -> None:
@@ -107,6 +109,8 @@ class ChatStream:
         self.seal = ctx.seal_mode
         # seal without the leak check: the hot path keeps string bodies itself (no calls, see ``on_event``)
         self.quick = ctx.seal_mode and ctx.index is None and ctx.stream_check is None
+        # the leak check is on: the read path collects the fast-path bodies for it (``reads.chat_read``)
+        self.watch = ctx.index is not None and ctx.stream_check is not None
         self.cap = ctx.spec.seal_max_bytes
         self.c0 = _Choice()  # choice 0's state once it exists (the hot path is armed only then)
         self.head: bytes | None = None  # this stream's bytes before the first delta key
@@ -116,6 +120,8 @@ class ChatStream:
         self.fast: list[tuple[bytes, int, bytes, int, int, str]] = []
         self.hot = _NO_SHAPE  # the shape tried first, by ``on_event`` (fast[0], or none)
         self.content: int | None = -1  # what a ``content`` shape carries in ``fast`` (-1: not built yet)
+        # ``reads.chat_read``: the hot shape as a whole read of one event (built for ``one[0]``, ``one[1]``)
+        self.one: tuple[Any, bytes, bytes, bytes] = (None, b"", b"\x00", b"\x00")
 
     def _update_fast(self) -> None:
         """Which shapes may skip parsing now: none in placeholder mode, with a prefilled template whose

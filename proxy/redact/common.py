@@ -118,6 +118,24 @@ class Ctx:
         if self.stream_check is not None:
             self.stream_check.feed_raw(body)
 
+    def saw_reasoning_bodies(self, bodies: list[bytes], size: int) -> None:
+        """``saw_reasoning_raw`` for several bodies in a row (``size``: their total length), indexed as one
+        piece when all of it fits under ``leak.max_reasoning_bytes``."""
+        n = self.reasoning_chars + size
+        idx = self.index
+        if idx is None or n <= self.spec.leak.max_reasoning_bytes:
+            self.reasoning_chars = n
+            if idx is not None:
+                idx.add_raw_many(bodies, size)
+            return
+        for body in bodies:
+            self.saw_reasoning_raw(body)
+
+    def saw_visible_bodies(self, bodies: list[bytes], size: int) -> None:
+        """``saw_visible_raw`` for several bodies in a row (``size``: their total length)."""
+        if self.stream_check is not None:
+            self.stream_check.feed_raw_many(bodies, size)
+
     def hold_raw(self, body: bytes) -> bytes:
         """``hold`` for the body of a JSON string (what is kept is the bytes; decoded when sealed)."""
         self.held += len(body)

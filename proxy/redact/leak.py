@@ -10,19 +10,22 @@ The index holds the reasoning's n-grams as written, ROT13-encoded and reversed, 
 once (plus a decode of each base64 run). Reasoning n-grams are indexed at every 2nd word and answer
 n-grams sampled at every 3rd (coprime steps): a copy of ``n + 5`` words or more (15 with the default
 ``min_words: 10``) is always caught, a copy of ``n`` to ``n + 4`` words depending on where it starts.
-Cost: under 1 ms per 10 KB answer; indexing the reasoning costs ~1.5 hashes per reasoning word (figures
-in tests/benchmarks/bench_redact.py). Memory: at most ``max_ngrams`` hashes (8 bytes each) per response.
+Cost: under 1 ms per 10 KB answer; indexing the reasoning costs ~1.5 hashes per reasoning word, each
+n-gram sliced out of its batch's text (once as written, once ROT13-encoded, once reversed) rather than
+joined word by word (figures in tests/benchmarks/bench_redact.py). Memory: at most ``max_ngrams`` hashes
+(8 bytes each) per response.
 
 What streams can and cannot catch (``StreamLeakCheck``):
 
 * caught: a verbatim, ROT13, reversed or base64 copy (sizes as above), at the latest ``every`` (1024)
   characters (bytes, for text fed as raw JSON) after its last word arrived, or at the end of the
-  stream. Each window starts with the previous one's last ``n + 6`` words (a copy long enough to be
-  caught for sure that straddles two windows is either whole in the second or long enough in the
-  first), or with the base64-looking run the previous window ended with; at most ``overlap`` (768)
-  characters are carried, so with words averaging over ~48 characters, or a base64 run longer than
-  ``overlap``, a straddling copy is checked only in pieces (a base64 piece is caught only if it decodes
-  on its own).
+  stream; in the relay's read mode the text of a whole upstream read comes as one piece, checked
+  before any of that read is sent (a window is then up to ``every`` plus one read). Each window
+  starts with the previous one's last ``n + 6`` words (a copy long enough to be caught for sure that
+  straddles two windows is either whole in the second or long enough in the first), or with the
+  base64-looking run the previous window ended with; at most ``overlap`` (768) characters are
+  carried, so with words averaging over ~48 characters, or a base64 run longer than ``overlap``, a
+  straddling copy is checked only in pieces (a base64 piece is caught only if it decodes on its own).
 * not caught before it is sent: the check never holds visible text back, so when it fires, the copy and
   up to ``every`` characters after it are already on the wire; ``withhold`` then ends the stream with
   the dialect's error event, so the rest of the answer is not sent. (Bodies are checked whole before
@@ -39,13 +42,13 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
-import heapq
 import re
 import string
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import accumulate, chain
 
 import orjson
 
@@ -60,8 +63,21 @@ def _words(text: str) -> list[str]:
     return text.lower().translate(_BREAKS).split()
 
 
+def _spans(words: list[str], n: int, step: int = 1, start: int = 0) -> tuple[str, list[int], list[int]]:
+    """The words joined by single spaces, and where each n-gram taken (from ``start``, every ``step``)
+    starts and ends in that text: n-gram ``i`` is ``" ".join(words[i : i + n])``, sliced out of one string
+    instead of joined word by word."""
+    text = " ".join(words)
+    offs = list(accumulate([len(w) + 1 for w in words], initial=0))  # offs[k]: where word k starts
+    last = len(words) - n  # the last start
+    if last < start:
+        return text, [], []
+    return text, offs[start : last + 1 : step], [b - 1 for b in offs[start + n : last + n + 1 : step]]
+
+
 def _ngrams(words: list[str], n: int, step: int = 1, start: int = 0) -> list[int]:
-    return [hash(" ".join(words[i : i + n])) for i in range(start, len(words) - n + 1, step)]
+    text, a, b = _spans(words, n, step, start)
+    return [hash(text[i:j]) for i, j in zip(a, b, strict=True)]
 
 
 # Reasoning n-grams are indexed at every INDEX_STEP-th word (by position in the whole reasoning), answer
@@ -75,7 +91,7 @@ QUERY_STEP = 3
 class _HashSet:
     """A set of 64-bit hashes kept mostly in a sorted ``array`` (8 bytes each, against ~70 for a Python
     set entry), with recent additions in a small Python set merged in once it grows past a quarter of
-    the array (a streaming merge: no large temporary copies)."""
+    the array."""
 
     __slots__ = ("_a", "_new")
 
@@ -86,7 +102,9 @@ class _HashSet:
     def update(self, items: Iterable[int]) -> None:
         self._new.update(items)
         if len(self._new) > max(2048, len(self._a) // 4):
-            self._a = array("q", heapq.merge(self._a, sorted(self._new)))
+            # (sorted() finds the array's sorted run and merges the new hashes into it in C; the
+            # temporary list lives only during this call, one stream at a time on the event loop)
+            self._a = array("q", sorted(chain(self._a, self._new)))
             self._new = set()
 
     def isdisjoint(self, items: Iterable[int]) -> bool:
@@ -162,6 +180,15 @@ class ReasoningIndex:
         if self._size >= 4096:
             self._index(final=False)
 
+    def add_raw_many(self, bodies: list[bytes], size: int) -> None:
+        """``add_raw`` for several bodies at once (``size``: their total length), as one piece."""
+        if not size or self.full:
+            return
+        self._raw.extend(bodies)
+        self._size += size
+        if self._size >= 4096:
+            self._index(final=False)
+
     def _index(self, *, final: bool) -> None:
         if self._raw:
             self._pending.append(_decode(self._raw))
@@ -175,16 +202,20 @@ class ReasoningIndex:
         words = self._tail + _words(done)
         n = self.n
         first = -self._pos % INDEX_STEP  # the first start in this batch that is indexed
-        starts = range(first, len(words) - n + 1, INDEX_STEP)
+        text, starts, ends = _spans(words, n, INDEX_STEP, first)
+        # The same n-grams ROT13-encoded and reversed (characters reversed: words reversed, in reverse
+        # order, which is the n-gram string reversed), so the answer is scanned once whatever the
+        # encoding: sliced out of the batch's text encoded once. Words are lower case: ROT13 needs only
+        # the lower-case table.
+        rot = text.translate(_ROT13) if starts else ""
+        rev = text[::-1] if starts else ""
+        size = len(text)
         for k in range(0, len(starts), 1024):  # bounded pieces: a whole body may come as one batch
-            grams = [" ".join(words[i : i + n]) for i in starts[k : k + 1024]]
-            new = [hash(g) for g in grams]
+            a, b = starts[k : k + 1024], ends[k : k + 1024]
+            new = [hash(text[i:j]) for i, j in zip(a, b, strict=True)]
             self.plain.extend(new)
-            # The same n-grams ROT13-encoded and reversed (characters reversed: words reversed, in
-            # reverse order, which is the n-gram string reversed), so the answer is scanned once
-            # whatever the encoding. Words are lower case: ROT13 needs only the lower-case table.
-            new += [hash(g[::-1]) for g in grams]
-            new += [hash(g) for g in "\n".join(grams).translate(_ROT13).split("\n")]
+            new += [hash(rev[size - j : size - i]) for i, j in zip(a, b, strict=True)]
+            new += [hash(rot[i:j]) for i, j in zip(a, b, strict=True)]
             self.hashes.update(set(new).difference(self.prompt) if self.prompt else new)
         self.full = len(self.hashes) >= self.max_ngrams
         keep = min(len(words), n - 1)
@@ -250,7 +281,8 @@ class StreamLeakCheck:
     """Checks visible text as it streams: each new stretch of ``every`` characters is checked together
     with the end of the stretch before it (its last ``n + 6`` words, or the base64-looking run it ends
     with, at most ``overlap`` characters; see ``_carry``), so a copy (or base64 run) straddling two
-    stretches is still seen whole. Memory: at most ``every + overlap`` characters."""
+    stretches is still seen whole. Memory: at most ``every + overlap`` characters, plus the last piece
+    (``feed_raw_many``: one upstream read's visible text)."""
 
     __slots__ = ("_buf", "_new", "_raw", "every", "finding", "index", "overlap")
 
@@ -281,6 +313,18 @@ class StreamLeakCheck:
             return self.finding
         self._raw.append(body)
         self._new += len(body)
+        if self._new >= self.every:
+            self._run()
+        return self.finding
+
+    def feed_raw_many(self, bodies: list[bytes], size: int) -> LeakFinding | None:
+        """``feed_raw`` for several bodies at once (``size``: their total length), checked as one piece:
+        a window then holds up to ``every`` characters plus the last piece (one upstream read in the relay's
+        read mode), checked before any of it is sent."""
+        if self.finding is not None or not size:
+            return self.finding
+        self._raw.extend(bodies)
+        self._new += size
         if self._new >= self.every:
             self._run()
         return self.finding

@@ -13,9 +13,10 @@ path of ``on_event``; the hot shape is reloaded after it.
 Fails closed, like the hot path: an event either matches the stream's own compact shape exactly (so its
 bytes hold one delta string and nothing else) or is parsed (with the framer's own block parser, on the
 framer's own blocks: see the line-ending checks in ``chat_read``). A read is refused (``None``: framed as
-usual, nothing changed yet) when its blocks might not be the framer's. Only the lean (``omit``/``drop``,
-no leak check) and quick (``seal``, no leak check) streams take this path (``RedactFilter.wants_reads``);
-the others keep ``on_event`` per event.
+usual, nothing changed yet) when its blocks might not be the framer's. Every hiding mode but
+``placeholder`` takes this path (``RedactFilter.wants_reads``). With the leak check on, the reasoning and
+visible string bodies of a stretch of shortcut events are handed to it together, in stream order (before
+the next parsed event, and at the end of the read); the filter acts on a finding before the read is sent.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 from proxy.redact.anthropic import AnthropicStream
 from proxy.redact.chat_stream import _FIELD, _VISIBLE, ChatStream
-from proxy.redact.common import RedactionFailed, decode_bodies
+from proxy.redact.common import Ctx, RedactionFailed, decode_bodies
 from proxy.redact.responses import _FAST, ResponsesStream
 from proxy.sse import parse_block
 
@@ -55,13 +56,87 @@ def _joined(data: bytes, parts: list[bytes], run: int, pos: int) -> bytes:
     return b"".join(parts)
 
 
+def _seen(ctx: Ctx, seen: list[bytes], nseen: int, shown: list[bytes], nshown: int) -> None:
+    """The leak check's share of a stretch of fast-path events: the reasoning bodies indexed, then the
+    visible ones checked (one call each per stretch, not one per event; ``n*``: their total lengths)."""
+    if nseen:
+        ctx.saw_reasoning_bodies(seen, nseen)
+    if nshown:
+        ctx.saw_visible_bodies(shown, nshown)
+
+
+def _one_shape(hot: tuple[bytes, int, bytes, int, int, str], sep: bytes) -> tuple[Any, bytes, bytes, bytes]:
+    """(the hot shape, ``sep``, ``data: `` + its prefix, its suffix + ``sep``): what a read of exactly one
+    event of that shape starts and ends with. A shape with a line ending in its prefix or suffix (an
+    upstream that split its first chunk's data over lines) is never matched whole."""
+    pre, _, suf, _, _, _ = hot
+    if 10 in pre or 13 in pre or 10 in suf or 13 in suf:
+        pre = b"\x00"
+    return hot, sep, _DATA + pre, suf + sep
+
+
+def _one_hidden(st: ChatStream, body: bytes, key: str, inline: bool) -> None:
+    """A read of one hidden event of the hot shape (``chat_read``), outside ``lean``: seal, leak check."""
+    ctx = st.ctx
+    if st.watch:
+        ctx.saw_reasoning_raw(body)
+    else:
+        ctx.reasoning_chars += len(body)
+    if st.seal:
+        ctx.held += len(body)
+        if ctx.held > st.cap:
+            raise RedactionFailed("reasoning to seal exceeds seal.max_bytes")
+        if inline:
+            st.c0.inline.keep(body)
+        else:
+            st.c0.fields.setdefault(key, []).append(body)
+
+
+def _one_shown(st: ChatStream, body: bytes) -> None:
+    if st.seal:  # offsets of sealed <think> stretches are in characters
+        st.c0.inline.visible += len(body) if body.isascii() else len(decode_bodies([body]))
+    if st.watch:
+        st.ctx.saw_visible_raw(body)
+
+
 def chat_read(st: ChatStream, data: bytes, sep: bytes, framer: Any) -> bytes | None:
     """The bytes to send for ``data`` (complete events, each ending with ``sep``), or None when the read
-    must be framed (line endings other than the separators; a stream that is neither lean nor quick)."""
+    must be framed (line endings other than the separators; a stream with none of the fast paths).
+
+    A read of exactly one event of the hot shape (a model streaming in real time: one event per read)
+    is taken first, with the checks of the walk below on the read itself: the prefix, a string body
+    with no quote and no line ending, the suffix and the separator; nothing else has a line ending, so
+    the read is one framer block."""
     lean = st.lean
-    quick = st.quick
-    if not (lean or quick):
+    if not (lean or st.quick or st.watch):
         return None
+    hot = st.hot
+    one = st.one
+    if one[0] is not hot or one[1] != sep:
+        one = st.one = _one_shape(hot, sep)
+    rest = data.removeprefix(one[2])
+    body = rest.removesuffix(one[3])
+    if rest is not data and body is not rest and body and 34 not in body and 10 not in body and 13 not in body:
+        kind = hot[4]
+        if kind == _FIELD:
+            if body[-1] != 92:  # 92: '\\'
+                if lean:
+                    st.ctx.reasoning_chars += len(body)
+                else:
+                    _one_hidden(st, body, hot[5], False)
+                return b""
+        elif 60 not in data and 92 not in data:  # 60: '<'
+            if kind == _VISIBLE:
+                if not lean:
+                    _one_shown(st, body)
+                return data
+            if lean:
+                st.ctx.reasoning_chars += len(body)
+            else:
+                _one_hidden(st, body, hot[5], True)
+            return b""
+    seal = st.seal
+    watch = st.watch
     blocks = data.split(sep)
     if blocks[-1]:
         return None
@@ -81,6 +156,10 @@ def chat_read(st: ChatStream, data: bytes, sep: bytes, framer: Any) -> bytes | N
     ls = len(sep)
     parts: list[bytes] = []
     run = pos = 0  # the events in data[run:pos] go out as they came
+    # leak check: the reasoning and visible bodies of the fast-path events since the last parsed one
+    seen: list[bytes] = []
+    shown: list[bytes] = []
+    nseen = nshown = 0
     pre, _, suf, _, kind, key = st.hot
     dpre = _DATA + pre
     for block in blocks:
@@ -91,8 +170,12 @@ def chat_read(st: ChatStream, data: bytes, sep: bytes, framer: Any) -> bytes | N
         if rest is not block and body is not rest and body and 34 not in body and 10 not in body:  # '"', LF
             if kind == _FIELD:
                 if body[-1] != 92:  # 92: '\\'
-                    ctx.reasoning_chars += len(body)
-                    if quick:  # the body kept as it came, decoded once when sealed
+                    if watch:
+                        seen.append(body)
+                        nseen += len(body)
+                    else:
+                        ctx.reasoning_chars += len(body)
+                    if seal:  # the body kept as it came, decoded once when sealed
                         ctx.held += len(body)
                         if ctx.held > cap:
                             raise RedactionFailed("reasoning to seal exceeds seal.max_bytes")
@@ -107,12 +190,19 @@ def chat_read(st: ChatStream, data: bytes, sep: bytes, framer: Any) -> bytes | N
                     continue
             elif 60 not in block and 92 not in block:  # 60: '<'
                 if kind == _VISIBLE:
-                    if quick:  # offsets of sealed <think> stretches are in characters
+                    if seal:  # offsets of sealed <think> stretches are in characters
                         st.c0.inline.visible += len(body) if body.isascii() else len(decode_bodies([body]))
+                    if watch:
+                        shown.append(body)
+                        nshown += len(body)
                     pos = end
                     continue
-                ctx.reasoning_chars += len(body)
-                if quick:
+                if watch:
+                    seen.append(body)
+                    nseen += len(body)
+                else:
+                    ctx.reasoning_chars += len(body)
+                if seal:
                     ctx.held += len(body)
                     if ctx.held > cap:
                         raise RedactionFailed("reasoning to seal exceeds seal.max_bytes")
@@ -121,10 +211,15 @@ def chat_read(st: ChatStream, data: bytes, sep: bytes, framer: Any) -> bytes | N
                     parts.append(data[run:pos])
                 run = pos = end
                 continue
+        if watch and (nseen or nshown):  # in stream order, before the parsed event
+            _seen(ctx, seen, nseen, shown, nshown)
+            seen, shown, nseen, nshown = [], [], 0, 0
         run = _framed(st._event, block, data, pos, end, run, parts, framer)
         pos = end
         pre, _, suf, _, kind, key = st.hot
         dpre = _DATA + pre
+    if watch and (nseen or nshown):
+        _seen(ctx, seen, nseen, shown, nshown)
     return _joined(data, parts, run, pos)
 
 
@@ -135,12 +230,37 @@ def anthropic_read(st: AnthropicStream, data: bytes, sep: bytes, framer: Any) ->
     """``chat_read`` for Anthropic Messages streams: a ``content_block_delta`` event (its ``event:`` line,
     then the data line) of the compact delta ``AnthropicStream.on_event`` would take on its hot path is
     handled here on its bytes (a thinking delta dropped, its text counted or kept to seal; a text delta
-    kept as it came); any other event is parsed and goes through ``on_event``. LF streams only: the
-    blocks between separators are then the framer's, and a recognised block holds exactly two lines."""
+    kept as it came; with the leak check, both texts collected for it); any other event is parsed and
+    goes through ``on_event``. LF streams only: the blocks between separators are then the framer's, and
+    a recognised block holds exactly two lines."""
     lean = st.lean
-    quick = st.quick
-    if not (lean or quick) or sep != b"\n\n" or b"\r" in data:
+    seal = st.ctx.seal_mode
+    watch = st.watch
+    if not (lean or st.quick or watch) or sep != b"\n\n" or b"\r" in data:
         return None
+    # A read of exactly one compact delta of the hot block (see ``chat_read``): its head holds one LF, in
+    # front of "data: ", and the body none, so the read is one framer block of two lines.
+    hot = st.hot
+    if st.one[0] is not hot:
+        st.one = (hot, _DELTA_EVENT + hot)
+    rest = data.removeprefix(st.one[1])
+    body = rest.removesuffix(b'"}}\n\n')
+    if rest is not data and body is not rest and body and 34 not in body and 10 not in body and body[-1] != 92:
+        ctx = st.ctx
+        if not st.hot_thinking:
+            if watch:
+                ctx.saw_visible_raw(body)
+            return data
+        if watch:
+            ctx.saw_reasoning_raw(body)
+        else:
+            ctx.reasoning_chars += len(body)
+        if seal:
+            ctx.held += len(body)
+            if ctx.held > st.cap:
+                raise RedactionFailed("reasoning to seal exceeds seal.max_bytes")
+            st.sink.append(body)
+        return b""
     blocks = data.split(sep)
     if blocks[-1]:
         return None
@@ -149,6 +269,9 @@ def anthropic_read(st: AnthropicStream, data: bytes, sep: bytes, framer: Any) ->
     cap = st.cap
     parts: list[bytes] = []
     run = pos = 0
+    seen: list[bytes] = []
+    shown: list[bytes] = []
+    nseen = nshown = 0
     head = _DELTA_EVENT + st.hot
     thinking = st.hot_thinking
     for block in blocks:
@@ -158,10 +281,17 @@ def anthropic_read(st: AnthropicStream, data: bytes, sep: bytes, framer: Any) ->
         # The checks of AnthropicStream.on_event (see there), on the event line + "data: " + the data
         if rest is not block and body is not rest and body and 34 not in body and 10 not in body and body[-1] != 92:
             if not thinking:
+                if watch:
+                    shown.append(body)
+                    nshown += len(body)
                 pos = end
                 continue
-            ctx.reasoning_chars += len(body)
-            if quick:  # the body kept as it came, decoded once when sealed
+            if watch:
+                seen.append(body)
+                nseen += len(body)
+            else:
+                ctx.reasoning_chars += len(body)
+            if seal:  # the body kept as it came, decoded once when sealed
                 ctx.held += len(body)
                 if ctx.held > cap:
                     raise RedactionFailed("reasoning to seal exceeds seal.max_bytes")
@@ -170,16 +300,25 @@ def anthropic_read(st: AnthropicStream, data: bytes, sep: bytes, framer: Any) ->
                 parts.append(data[run:pos])
             run = pos = end
             continue
+        if watch and (nseen or nshown):  # in stream order, before the parsed event
+            _seen(ctx, seen, nseen, shown, nshown)
+            seen, shown, nseen, nshown = [], [], 0, 0
         run = _framed(st.on_event, block, data, pos, end, run, parts, framer)
         pos = end
         head = _DELTA_EVENT + st.hot
         thinking = st.hot_thinking
+    if watch and (nseen or nshown):
+        _seen(ctx, seen, nseen, shown, nshown)
     return _joined(data, parts, run, pos)
 
 
 _EVENT_LINE = b"event: response."  # what a line naming a Responses event starts with
 _PASSED = frozenset(n.encode() for n in _FAST)  # names ResponsesStream.on_event relays unparsed
 _HIDDEN = b"response.reasoning_"  # the prefix of the names it drops unparsed
+_TEXT_DELTA = b"response.output_text.delta"
+# What a block of two lines, ``event: <name>`` and ``data: ...``, is to ``responses_read``: not one it
+# knows (parsed), a reasoning event (dropped), a delta relayed as it came, the answer's text delta.
+_OTHER, _DROP, _PASS, _SHOWN = 0, 1, 2, 3
 
 
 def responses_read(st: ResponsesStream, data: bytes, sep: bytes, framer: Any) -> bytes | None:
@@ -187,33 +326,71 @@ def responses_read(st: ResponsesStream, data: bytes, sep: bytes, framer: Any) ->
     path, which looks at the event's name only: a block of exactly two lines, ``event: <name>`` and a
     ``data: `` line, is that event; a ``response.reasoning_*`` one is dropped, a ``response.output_text``
     or ``function_call_arguments`` delta kept as it came while no reasoning item was dropped (``drop``
-    renumbers ``output_index`` from the first one on: parsed then). Any other block is parsed and goes
-    through ``on_event``. LF streams only, without placeholder or leak check (``wants_reads``)."""
+    renumbers ``output_index`` from the first one on: parsed then); with the leak check, the text of an
+    ``output_text`` delta is collected for it (its first ``"delta":"`` string, as ``on_event`` reads it,
+    when it holds no backslash; parsed otherwise). Any other block is parsed and goes through
+    ``on_event``. LF streams only, without placeholder (``wants_reads``)."""
     ctx = st.ctx
-    if ctx.placeholder is not None or ctx.stream_check is not None or sep != b"\n\n" or b"\r" in data:
+    if ctx.placeholder is not None or sep != b"\n\n" or b"\r" in data:
         return None
     blocks = data.split(sep)
     if blocks[-1]:
         return None
     blocks.pop()
+    watch = ctx.stream_check is not None
+    # The head (event line and "data: ") of the last block recognised below, its length and its kind
+    hot, lh, hot_kind = st.read_head
+    if (hot_kind != _OTHER and data.startswith(hot) and data.find(b"\n", lh) == len(data) - 2
+            and data.endswith(b"\n\n")):
+        # A read of exactly one event under that head (its only other LF is the separator's): one block
+        if hot_kind == _DROP:
+            return b""
+        if not st.dropped and (hot_kind == _PASS or not watch):
+            return data
     parts: list[bytes] = []
     run = pos = 0
+    shown: list[bytes] = []
+    nshown = 0
     for block in blocks:
         end = pos + len(block) + 2
-        # The name as the framer reads it: the value of the first line, the only "event" line of the block
-        if block.startswith(_EVENT_LINE):
-            nl = block.find(b"\n", 16)
-            if block.startswith(b"data: ", nl + 1) and block.find(b"\n", nl + 7) < 0:  # (nl = -1: no)
-                name = block[7:nl]
-                if name in _PASSED:
-                    if not st.dropped:
-                        pos = end
-                        continue
-                elif name.startswith(_HIDDEN):
-                    if run < pos:
-                        parts.append(data[run:pos])
-                    run = pos = end
-                    continue
+        if block.startswith(hot) and block.find(b"\n", lh) < 0:
+            kind = hot_kind
+        else:
+            # The name as the framer reads it: the value of the first line, the only "event" line of the block
+            kind = _OTHER
+            if block.startswith(_EVENT_LINE):
+                nl = block.find(b"\n", 16)
+                if block.startswith(b"data: ", nl + 1) and block.find(b"\n", nl + 7) < 0:  # (nl = -1: no)
+                    name = block[7:nl]
+                    if name in _PASSED:
+                        kind = _SHOWN if name == _TEXT_DELTA else _PASS
+                    elif name.startswith(_HIDDEN):
+                        kind = _DROP
+                    if kind != _OTHER:
+                        lh = nl + 7
+                        hot, hot_kind = block[:lh], kind
+        if kind == _DROP:
+            if run < pos:
+                parts.append(data[run:pos])
+            run = pos = end
+            continue
+        if kind != _OTHER and not st.dropped:
+            if not watch or kind == _PASS:
+                pos = end
+                continue
+            k = block.find(b'"delta":"', lh) + 9
+            j = block.find(b'"', k) if k >= 9 else -1
+            if j >= 0 and 92 not in block[k:j]:  # 92: '\\'; (k = 8: not found)
+                shown.append(block[k:j])
+                nshown += j - k
+                pos = end
+                continue
+        if nshown:  # in stream order, before the parsed event
+            ctx.saw_visible_bodies(shown, nshown)
+            shown, nshown = [], 0
         run = _framed(st.on_event, block, data, pos, end, run, parts, framer)
         pos = end
+    if nshown:
+        ctx.saw_visible_bodies(shown, nshown)
+    st.read_head = (hot, lh, hot_kind)
     return _joined(data, parts, run, pos)

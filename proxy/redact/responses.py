@@ -144,7 +144,7 @@ def redact_body(obj: Any, ctx: Ctx) -> bool:
 class ResponsesStream:
     """Per-stream state: item kinds by upstream ``output_index``, the index map, seal tokens by item id."""
 
-    __slots__ = ("ctx", "dropped", "kinds", "next_index", "ph_done", "ph_sent", "remap", "tokens")
+    __slots__ = ("ctx", "dropped", "kinds", "next_index", "ph_done", "ph_sent", "read_head", "remap", "tokens")
 
     def __init__(self, ctx: Ctx) -> None:
         self.ctx = ctx
@@ -155,6 +155,8 @@ class ResponsesStream:
         self.tokens: dict[str, str] = {}
         self.ph_done: set[int] = set()  # reasoning items whose placeholder summary was emitted
         self.ph_sent: set[int] = set()
+        # (head, its length, kind): the event head ``reads.responses_read`` recognised last (NUL: none yet)
+        self.read_head: tuple[bytes, int, int] = (b"\x00", 1, 0)
 
     def on_event(self, ev: Event) -> list[Event]:
         if ev.comment:

@@ -189,3 +189,55 @@ def test_sse_large_event_in_small_chunks(wire: Any) -> None:
     assert [e.name for e in events] == ["response.completed", None]
     assert wire.reencode(framer, events) == big
     assert framer.pending == 0
+
+
+def _reference_block(block: bytes) -> tuple[str | None, bytes, bool]:
+    """An SSE block parsed line by line with the general line-ending rule (what ``parse_block`` does for
+    any block; LF-only blocks take its shortcuts)."""
+    import re
+
+    name, data, comments = None, [], []
+    for line in re.split(rb"\r\n|\r|\n", block):
+        if not line:
+            continue
+        if line[:1] == b":":
+            comments.append(line[1:].lstrip(b" "))
+            continue
+        field, sep, value = line.partition(b":")
+        if sep and value[:1] == b" ":
+            value = value[1:]
+        if field == b"data":
+            data.append(value)
+        elif field == b"event":
+            name = value.decode("utf-8", "replace")
+    if not data and name is None:
+        return None, b"\n".join(comments), True
+    return name, b"\n".join(data), False
+
+
+LINE = st.sampled_from([b"data: ", b"data:", b"event: ", b"event:", b"event: a:b", b": c", b"id: 1", b"retry: 9",
+                        b"x", b"{}", b" ", b"\xc3\xa9", b"data: {\"a\":1}", b":", b"event"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(lines=st.lists(st.lists(LINE, max_size=3).map(b"".join), min_size=1, max_size=4),
+       eol=st.sampled_from([b"\n", b"\r\n", b"\r"]))
+def test_parse_block_equals_the_line_by_line_reading(lines: list[bytes], eol: bytes) -> None:
+    from proxy.sse import parse_block
+
+    block = eol.join(lines)
+    ev = parse_block(block, block + eol + eol)
+    assert (ev.name, ev.data, ev.comment) == _reference_block(block)
+    assert ev.raw == block + eol + eol
+
+
+@pytest.mark.parametrize("block", [b"event: ping\ndata: {}", b"event: a:b\ndata: x", b"event:ping\ndata: {}",
+                                   b"event: e\ndata:x", b"event: \ndata: ", b"data: x", b"data: x\nevent: e",
+                                   b"event: e\ndata: x\ndata: y", b"event: e\n: c", b"id: 1\ndata: x"])
+def test_parse_block_shortcuts(block: bytes) -> None:
+    from proxy.sse import parse_block
+
+    for eol in (b"\n", b"\r\n"):
+        b = block.replace(b"\n", eol)
+        ev = parse_block(b, b + eol + eol)
+        assert (ev.name, ev.data, ev.comment) == _reference_block(b)

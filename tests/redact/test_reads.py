@@ -316,10 +316,10 @@ def test_refused_read_changes_nothing() -> None:
     assert st.ctx.held == held
 
 
-def test_leak_check_and_other_filters_keep_the_per_event_path() -> None:
-    r = Relay("omit", leak="flag")
+def test_other_filters_keep_the_per_event_path() -> None:
+    r = Relay("omit", leak="flag")  # the leak check takes reads too (tests/redact/test_reads_leak.py)
     r.feed(_mixed(2))
-    assert r.reads == 0  # on_read declined every read: the leak check sees events one by one
+    assert r.reads == 1
     assert b"SECRET" not in r.close()
 
     class Other:
@@ -375,16 +375,22 @@ WARM = {
 }
 
 
-def _outcome(mode: str, warm: str, bodies: list[bytes], framed: bool) -> tuple[bytes, int]:
+def _outcome(mode: str, warm: str, bodies: list[bytes], framed: bool, leak: str = "off",
+             single: bool = False) -> tuple[bytes, int]:
     """The client's bytes (or the error that ended the stream) for a role chunk and ``WARM[warm]`` in one
-    read (which arms the hot shape), then ``bodies``, a visible chunk and the end in a second read."""
-    r = Relay(mode, "qwen3", framed=framed)
+    read (which arms the hot shape), then ``bodies``, a visible chunk and the end in a second read (with
+    ``single``: each body in a read of its own, as a model streaming in real time delivers them)."""
+    r = Relay(mode, "qwen3", framed=framed, leak=leak)
     try:
         r.feed(ROLE + b"".join(HEAD + b + TAIL for b in WARM[warm]))
         if not framed:
             st = r.ex.state["redact_stream_state"]
             kind = {"content": 0, "inline": 2}.get(warm, 1)
             assert st.hot[4] == kind  # armed
+        if single:
+            for b in bodies:
+                r.feed(HEAD + b + TAIL)
+            bodies = []
         r.feed(b"".join(HEAD + b + TAIL for b in bodies) + HEAD + b'"content":" tail"' + TAIL + END)
         return _norm(r.close()), r.reads
     except Exception as e:
@@ -410,9 +416,11 @@ def _outcome(mode: str, warm: str, bodies: list[bytes], framed: bool) -> tuple[b
     ],
 )
 def test_each_guard_read_path_equals_framed(mode: str, warm: str, bodies: list[bytes]) -> None:
-    got, reads_taken = _outcome(mode, warm, bodies, framed=False)
-    want, _ = _outcome(mode, warm, bodies, framed=True)
-    assert reads_taken >= 1
-    assert got == want
-    assert b"SECRET" not in got and b"\\u0053ECRET" not in got
+    for leak in ("off", "flag"):
+        for single in (False, True):  # the walk, and reads of one event (``chat_read``'s first check)
+            got, reads_taken = _outcome(mode, warm, bodies, framed=False, leak=leak, single=single)
+            want, _ = _outcome(mode, warm, bodies, framed=True, leak=leak)
+            assert reads_taken >= 1
+            assert got == want
+            assert b"SECRET" not in got and b"\\u0053ECRET" not in got
 
