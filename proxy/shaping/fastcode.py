@@ -18,6 +18,7 @@ from __future__ import annotations
 from math import ceil
 from typing import TYPE_CHECKING, Any
 
+from proxy.exchange import Exchange
 from proxy.shaping.request import FastShapeState, actual_usage
 from proxy.shaping.scopes import CONCURRENCY, REQUESTS, TOKENS
 from proxy.state.memory import MISSING, Leases
@@ -25,6 +26,8 @@ from proxy.state.memory import MISSING, Leases
 if TYPE_CHECKING:
     from proxy.shaping.fast import FastPath
 
+# ``ex.model``, called as a plain function: reading the property costs a C-level frame more
+_MODEL: Any = Exchange.__dict__["model"].fget
 _EPS = 1e-6  # as in the memory backend: conforming a microsecond early absorbs float rounding
 _ALMOST_ONE = 1.0 - 1e-9  # as in ``HeaderPlan``: the figures its cache key holds
 
@@ -39,6 +42,7 @@ def compile_fast(fp: FastPath) -> tuple[str, dict[str, Any]]:
         "key_cache": fp._keys, "build_keys": fp._build_keys, "actual_usage": actual_usage, "Leases": Leases,
         "MISSING": MISSING, "ceil": ceil, "EPS": _EPS, "ALMOST": _ALMOST_ONE, "admits": shaper._admits,
         "anth": fp._anthropic, "miss": fp._headers, "State": FastShapeState, "SHAPER": shaper,
+        "MODEL": _MODEL,
     }
     n = len(limits)
     gcra = [i for i, cl in enumerate(limits) if cl.kind is not CONCURRENCY]
@@ -72,7 +76,7 @@ def compile_fast(fp: FastPath) -> tuple[str, dict[str, Any]]:
     if fp._by_account:
         w("acc = ex.account")
         if fp._by_account == 2:
-            w("values = (acc.id if acc is not None else None, ex.model)")
+            w("values = (acc.id if acc is not None else None, MODEL(ex))  # (the property's function: no descriptor)")
         else:
             w("values = acc.id if acc is not None else None")
     else:
@@ -99,7 +103,12 @@ def compile_fast(fp: FastPath) -> tuple[str, dict[str, Any]]:
     if tokens:
         w("est = len(ex.body) // 4 or 1")
         if any(limits[i].count != "input" for i in tokens):
-            w("mt = ex.max_tokens")
+            # ``ex.max_tokens`` without the property's frame when the body is parsed and no view was built
+            w("j = ex._json")
+            w("if ex._view is None and j.__class__ is dict and ex.dialect is not None:")
+            w("mt = ex.dialect.max_tokens_of(j, ex)", 2)
+            w("else:")
+            w("mt = ex.max_tokens", 2)
     # first pass: read only
     for i, cl in enumerate(limits):
         if cl.kind is CONCURRENCY:

@@ -220,6 +220,24 @@ async def test_fast_path_common_case_and_first_request(make_ex: Callable[..., Ex
     assert fast and reply is None and ex.reply_headers["x-ratelimit-remaining-requests"] == "1"
 
 
+@pytest.mark.parametrize("read", ["parsed", "unparsed", "view"])
+async def test_fast_path_reserves_max_tokens_however_the_body_was_read(
+    make_ex: Callable[..., Exchange], read: str
+) -> None:
+    """The fast path reads the cap from the parsed body directly, or through ``ex.max_tokens`` when the
+    body is not parsed yet or a view was built: the same reservation each way."""
+    f, _ = _filter(CONFIGS["three"])
+    await _took_fast(f, make_ex())  # (the first request sets the backend's time base)
+    ex = make_ex(max_tokens=77, prompt="x" * 40)
+    if read == "parsed":
+        assert isinstance(ex.json, dict)
+    elif read == "view":
+        assert ex.view.max_tokens == 77
+    fast, _ = await _took_fast(f, ex)
+    st = ex.state["shape"]
+    assert fast and [c[2] for c in st.charges] == [float(len(ex.body) // 4 + 77)]  # estimate + max tokens
+
+
 async def test_rejected_and_full_slots_take_the_general_path(make_ex: Callable[..., Exchange]) -> None:
     f, _ = _filter(CONFIGS["three"])
     exs = [make_ex(max_tokens=1) for _ in range(2)]
