@@ -351,6 +351,18 @@ def bench_history(rules: list[str], total: int, accounts: int, parts: int = 10) 
     return [statistics.median(x) / 1000 for x in samples if x]
 
 
+def _timed(match: Any, inputs: list[bytes]) -> list[int]:
+    """``match`` run on each input: the thread CPU time of each call (ns), sorted."""
+    clock = time.thread_time_ns
+    ts = []
+    for b in inputs:
+        c0 = clock()
+        match(b)
+        ts.append(clock() - c0)
+    ts.sort()
+    return ts
+
+
 def pattern_groups(n: int) -> None:
     """CPU per 2 KB prose prompt of the shared prompt pass as shipped (``PatternSet`` split in ``PARTS``),
     as one RE2 set (the layout before the split), of each part alone and of each group alone (its own set),
@@ -363,7 +375,6 @@ def pattern_groups(n: int) -> None:
     gen = Corpus("prose", 11)
     warm = [gen.prompt(2048, i % 10 == 0).encode() for i in range(COLD)]
     meas = [gen.prompt(2048, i % 10 == 0).encode() for i in range(min(n, 3000))]
-    clock = time.thread_time_ns
 
     def one_set(patterns: list[str]) -> Any:
         s = re2.Set.SearchSet(re2_options())
@@ -373,17 +384,7 @@ def pattern_groups(n: int) -> None:
         return s
 
     def show(label: str, match: Any) -> None:
-        cold = []
-        for b in warm:
-            c0 = clock()
-            match(b)
-            cold.append(clock() - c0)
-        ts = []
-        for b in meas:
-            c0 = clock()
-            match(b)
-            ts.append(clock() - c0)
-        ts.sort()
+        cold, ts = _timed(match, warm), _timed(match, meas)
         print(f"  {label:<44} median {statistics.median(ts) / 1000:7.1f} us  p90 {ts[len(ts) * 9 // 10] / 1000:7.1f}"
               f"  cold {statistics.median(cold) / 1000:7.1f}", flush=True)
 
@@ -415,7 +416,6 @@ def cot_sets(n: int) -> None:
         for s, e in cot._occurrences(d):
             lo, hi = cot._clip(d, s, e, not d.isascii())
             windows.append(b"".join((d[lo:s], b"\x00", d[e:hi])))
-    clock = time.thread_time_ns
 
     def one_set(gs: Any) -> Any:
         rset = re2.Set.SearchSet(re2_options())
@@ -432,14 +432,8 @@ def cot_sets(n: int) -> None:
         k = len(inputs) * COLD // len(texts)
         print(f"{label}: {len(inputs) - k} inputs of {statistics.mean(map(len, inputs)):.0f} B after {k} (cold)")
         for how, match in (("as shipped", gs.hits), ("one RE2 set", old)):
-            for d in inputs[:k]:
-                match(d)
-            ts = []
-            for d in inputs[k:]:
-                c0 = clock()
-                match(d)
-                ts.append(clock() - c0)
-            ts.sort()
+            _timed(match, inputs[:k])
+            ts = _timed(match, inputs[k:])
             print(f"  {how:<12} median {statistics.median(ts) / 1000:7.1f} us  p90 {ts[len(ts) * 9 // 10] / 1000:7.1f}"
                   f"  mean {sum(ts) / len(ts) / 1000:7.1f}", flush=True)
         diff = sum(gs.hits(d) != old(d) for d in inputs)
