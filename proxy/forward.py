@@ -30,6 +30,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("distillguard.forward")
 
+# What the events that carry token usage hold: the key "usage" (Gemini: "usageMetadata"). Only events or
+# reads holding it are parsed for usage. ("sage", tried before, also matched every "message".)
+USAGE_KEY = b"usage"
+
+
 class Upstreams:
     """One pooled ``aiohttp.ClientSession`` per upstream, opened at start and closed at stop."""
 
@@ -347,7 +352,7 @@ class Relay:
                         if sent is None:
                             chunk = data  # the filter asked for this read to be framed
                         else:
-                            if b"sage" in data:  # "usage" / "usageMetadata"
+                            if USAGE_KEY in data:
                                 _merge_cut_usage(ex, usage_of, data, sep, framer)
                             n = data.count(sep)
                             ex.events_in += n
@@ -448,28 +453,28 @@ class Relay:
 
 
 def _merge_usage(ex: Exchange, usage_of: Any, events: list[Event]) -> None:
-    """Merge the usage of the events that carry some ("usage" / "usageMetadata": only those are parsed)."""
+    """Merge the usage of the events that carry some (``USAGE_KEY``: only those are parsed)."""
     for ev in events:
-        if b"sage" in ev.data:
+        if USAGE_KEY in ev.data:
             u = usage_of(ev.obj)
             if u is not None:
                 ex.usage.merge(u)
 
 
 def _merge_cut_usage(ex: Exchange, usage_of: Any, data: bytes, sep: bytes, framer: Framer) -> None:
-    """``_merge_usage`` for complete events cut by ``EventCutter``. LF streams: only the blocks that mention
-    "sage" are parsed (the framer cuts them at the same separators); CRLF ones are framed whole."""
+    """``_merge_usage`` for complete events cut by ``EventCutter``. LF streams: only the blocks that hold
+    ``USAGE_KEY`` are parsed (the framer cuts them at the same separators); CRLF ones are framed whole."""
     if sep != b"\n\n":
         _merge_usage(ex, usage_of, framer.feed(data))
         return
-    i = data.find(b"sage")
+    i = data.find(USAGE_KEY)
     while i >= 0:
         start = data.rfind(sep, 0, i)
         start = 0 if start < 0 else start + 2
         end = data.find(sep, i)
         block = data[start:end]
         _merge_usage(ex, usage_of, [parse_block(block, block)])
-        i = data.find(b"sage", end)
+        i = data.find(USAGE_KEY, end)
 
 
 def read_body_usage(ex: Exchange) -> None:

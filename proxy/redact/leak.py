@@ -1,19 +1,28 @@
 """Leak check: was hidden reasoning copied into the visible answer?
 
-The reasoning is reduced to the set of hashes of its word n-grams (``min_words`` words, lower-cased,
-punctuation ignored). The answer is checked as written and after three cheap decodings: ROT13, reversal
-(characters reversed, which also reverses word order), and base64 (every run of 24+ base64 characters is
-decoded and checked as text). N-grams that also occur in the client's own prompt are not counted: an
-answer may quote the question, and so may the reasoning.
+The reasoning is reduced to the set of keys of its word n-grams (``min_words`` words, lower-cased,
+punctuation other than the base64 alphabet's ``+/_=-`` read as a break). An n-gram's key is the sum of its
+words' hashes, so the words of one n-gram are compared as a bag (ten words the reasoning also holds
+together, in another order, count as a copy). The answer is checked as written, which also covers two
+cheap encodings, and after decoding a third:
 
-The index holds the reasoning's n-grams as written, ROT13-encoded and reversed, so an answer is scanned
-once (plus a decode of each base64 run). Reasoning n-grams are indexed at every 2nd word and answer
-n-grams sampled at every 3rd (coprime steps): a copy of ``n + 5`` words or more (15 with the default
-``min_words: 10``) is always caught, a copy of ``n`` to ``n + 4`` words depending on where it starts.
-Cost: under 1 ms per 10 KB answer; indexing the reasoning costs ~1.5 hashes per reasoning word, each
-n-gram sliced out of its batch's text (once as written, once ROT13-encoded, once reversed) rather than
-joined word by word (figures in tests/benchmarks/bench_redact.py). Memory: at most ``max_ngrams`` hashes
-(8 bytes each) per response.
+* ROT13: words are read with each letter of n-z folded onto its ROT13 image in a-m (one ``translate``),
+  so a text and its ROT13 encoding have the same keys. Which of the two a hit was is told apart
+  afterwards by letter frequencies (English-like text against its ROT13): a label, not a guarantee.
+* reversal (characters reversed, which also reverses word order): the index holds every n-gram twice,
+  as written and with each word reversed (bag keys ignore the order), in two sets: a hit in the second
+  is a reversed copy.
+* base64: every run of 24+ base64 characters is decoded and checked as text (looked for only when some
+  word of the answer is that long: a run lies inside one word).
+
+N-grams that also occur in the client's own prompt are not counted: an answer may quote the question,
+and so may the reasoning. Reasoning n-grams are indexed at every 2nd word and answer n-grams sampled at
+every 3rd (coprime steps): a copy of ``n + 5`` words or more (15 with the default ``min_words: 10``) is
+always caught, a copy of ``n`` to ``n + 4`` words depending on where it starts. Every step runs in C
+(``translate``, ``split``, ``map``, ``accumulate``, set operations; lookups in the sorted part of the
+index through a byte filter), none per word in Python: the answer is read once, the reasoning twice
+(figures in tests/benchmarks/bench_redact.py ``--leak-only``). Memory: at most ``max_ngrams`` keys (8
+bytes each, plus up to 16 bytes of filter) per response, one key per reasoning word.
 
 What streams can and cannot catch (``StreamLeakCheck``):
 
@@ -30,6 +39,8 @@ What streams can and cannot catch (``StreamLeakCheck``):
   up to ``every`` characters after it are already on the wire; ``withhold`` then ends the stream with
   the dialect's error event, so the rest of the answer is not sent. (Bodies are checked whole before
   anything is sent: ``withhold`` answers 403 ``policy_blocked`` instead.)
+* not checked: visible text that comes before any reasoning was seen (it cannot copy reasoning that
+  comes after it; this is the whole answer of a stream whose reasoning was suppressed upstream).
 * never caught: paraphrase, translation, copies shorter than ``min_words`` words, encodings other than
   the three above (hex, URL-encoding, a custom cipher), copies split across several responses, reasoning
   past ``leak.max_reasoning_bytes`` / ``max_ngrams`` (not indexed), and
@@ -41,43 +52,62 @@ from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 import re
 import string
 from array import array
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import accumulate, chain
+from itertools import accumulate, chain, compress, repeat
+from operator import and_, sub
 
 import orjson
 
+_B64_MIN = 24
 _B64 = re.compile(r"[A-Za-z0-9+/_-]{24,}={0,2}")
 # Punctuation (ASCII and common typographic) reads as a word break; str.translate + split run in C.
-_BREAKS = str.maketrans({c: " " for c in string.punctuation + "\u2018\u2019\u201c\u201d\u2013\u2014\u2026"})
+# (The base64 alphabet's ``+/_=-`` stay inside words: a base64 run is then always inside one word, so a
+# check looks for one only when some word is long enough to hold it.)
+_B64_PUNCT = "+/_=-"
+_BREAK_CHARS = [c for c in string.punctuation + "\u2018\u2019\u201c\u201d\u2013\u2014\u2026" if c not in _B64_PUNCT]
+_BREAKS = str.maketrans(dict.fromkeys(_BREAK_CHARS, " "))
 _ROT13 = str.maketrans(string.ascii_lowercase, string.ascii_lowercase[13:] + string.ascii_lowercase[:13])
-_B64_CHARS = frozenset(string.ascii_letters + string.digits + "+/_=-")
+# Word breaks, and ROT13 folded away: each letter of n-z read as its ROT13 image in a-m, so a text and its
+# ROT13 encoding read the same (applied after ``lower()``; one translate, in C).
+_HALVES = dict(zip(string.ascii_lowercase[13:], string.ascii_lowercase[:13], strict=True))
+_FOLD = str.maketrans({**dict.fromkeys(_BREAK_CHARS, " "), **_HALVES})
+_B64_CHARS = frozenset(string.ascii_letters + string.digits + _B64_PUNCT)
+
+
+def _norm(text: str) -> str:
+    """Lower-cased, punctuation as spaces, ROT13 folded (see ``_FOLD``)."""
+    return text.lower().translate(_FOLD)
 
 
 def _words(text: str) -> list[str]:
-    return text.lower().translate(_BREAKS).split()
+    return text.lower().translate(_FOLD).split()
 
 
-def _spans(words: list[str], n: int, step: int = 1, start: int = 0) -> tuple[str, list[int], list[int]]:
-    """The words joined by single spaces, and where each n-gram taken (from ``start``, every ``step``)
-    starts and ends in that text: n-gram ``i`` is ``" ".join(words[i : i + n])``, sliced out of one string
-    instead of joined word by word."""
-    text = " ".join(words)
-    offs = list(accumulate([len(w) + 1 for w in words], initial=0))  # offs[k]: where word k starts
-    last = len(words) - n  # the last start
-    if last < start:
-        return text, [], []
-    return text, offs[start : last + 1 : step], [b - 1 for b in offs[start + n : last + n + 1 : step]]
+def _both(text: str) -> tuple[list[str], list[str]]:
+    """The words of ``text`` (``_words``) and the same words each reversed, in the same order (the words
+    of the text reversed, read backwards: reversal keeps word breaks where they are)."""
+    norm = _norm(text)
+    rev = norm[::-1].split()
+    rev.reverse()
+    return norm.split(), rev
 
 
 def _ngrams(words: list[str], n: int, step: int = 1, start: int = 0) -> list[int]:
-    text, a, b = _spans(words, n, step, start)
-    return [hash(text[i:j]) for i, j in zip(a, b, strict=True)]
+    """The keys of the n-grams of ``words`` taken from ``start``, every ``step``: an n-gram's key is the
+    sum of its words' hashes (reduced to 61 bits by ``hash``), a difference of two prefix sums. Every step
+    runs in C (``map``, ``accumulate``), ~25 % cheaper than slicing and hashing each n-gram's text. The
+    words inside one n-gram are compared as a bag (their order is not), which only matters for ten words
+    that also occur together in the reasoning, in another order."""
+    if len(words) - n < start:
+        return []
+    sums = list(accumulate(map(hash, words), initial=0))  # sums[k]: the hashes of the first k words
+    return list(map(hash, map(sub, sums[start + n :: step], sums[start::step])))
 
 
 # Reasoning n-grams are indexed at every INDEX_STEP-th word (by position in the whole reasoning), answer
@@ -91,28 +121,52 @@ QUERY_STEP = 3
 class _HashSet:
     """A set of 64-bit hashes kept mostly in a sorted ``array`` (8 bytes each, against ~70 for a Python
     set entry), with recent additions in a small Python set merged in once it grows past a quarter of
-    the array."""
+    the array. A byte filter over the array (byte ``h & (size - 1)`` set for each key ``h``; ``size``:
+    ``8 * len(array)`` rounded up to a power of two, so 8 to 16 bytes per key) answers most lookups in
+    C; only the keys it lets through (at most one in eight by chance, and true hits) are looked up by
+    bisection."""
 
-    __slots__ = ("_a", "_new")
+    __slots__ = ("_a", "_f", "_new")
 
     def __init__(self) -> None:
         self._a = array("q")
+        self._f = bytearray()  # _f[h & (len(_f) - 1)] == 1 for every h in _a
         self._new: set[int] = set()
 
-    def update(self, items: Iterable[int]) -> None:
-        self._new.update(items)
-        if len(self._new) > max(2048, len(self._a) // 4):
+    def update(self, items: Iterable[int], exclude: set[int] | None = None) -> None:
+        """Add ``items`` but those in ``exclude`` (a small set: removed from the recent additions, in C)."""
+        new = self._new
+        new.update(items)
+        if exclude:
+            new.difference_update(exclude)
+        if len(new) > max(2048, len(self._a) // 4):
             # (sorted() finds the array's sorted run and merges the new hashes into it in C; the
             # temporary list lives only during this call, one stream at a time on the event loop)
-            self._a = array("q", sorted(chain(self._a, self._new)))
+            self._a = array("q", sorted(chain(self._a, new)))
+            size = 1 << (8 * len(self._a) - 1).bit_length()
+            added: Iterable[int] = new
+            if size != len(self._f):
+                self._f, added = bytearray(size), self._a  # (a new size: every key set again)
+            f = self._f
+            deque(map(f.__setitem__, map(and_, added, repeat(size - 1)), repeat(1)), maxlen=0)  # (in C)
             self._new = set()
 
-    def isdisjoint(self, items: Iterable[int]) -> bool:
-        a, new = self._a, self._new
+    def __contains__(self, h: int) -> bool:
+        if h in self._new:
+            return True
+        a = self._a
+        i = bisect_left(a, h)
+        return i < len(a) and a[i] == h
+
+    def isdisjoint(self, items: list[int]) -> bool:
+        if not self._new.isdisjoint(items):  # (in C)
+            return False
+        a = self._a
         n = len(a)
-        for h in items:
-            if h in new:
-                return False
+        if not n:
+            return True
+        f = self._f
+        for h in compress(items, map(f.__getitem__, map(and_, items, repeat(len(f) - 1)))):  # (filter in C)
             i = bisect_left(a, h)
             if i < n and a[i] == h:
                 return False
@@ -137,12 +191,14 @@ class ReasoningIndex:
         "_raw",
         "_size",
         "_tail",
+        "added",
         "full",
         "hashes",
         "max_ngrams",
         "n",
-        "plain",
         "prompt",
+        "prompt_rev",
+        "rev",
         "stride",
     )
 
@@ -152,18 +208,22 @@ class ReasoningIndex:
         self._pos = 0  # position in the whole reasoning of the first word of ``_tail``
         self.max_ngrams = max_ngrams
         self.full = False  # max_ngrams reached: later reasoning is not indexed
-        self.hashes = _HashSet()  # plain, ROT13 and reversed n-grams
-        self.plain = array("q")  # plain only, unsorted (read once, to name the encoding of a hit)
+        self.added = False  # some reasoning was added (until then visible text cannot copy any)
+        self.hashes = _HashSet()  # the n-grams as written (ROT13 folded)
+        self.rev = _HashSet()  # the same n-grams, each word reversed (a reversed copy reads so)
         self._tail: list[str] = []  # the last n-1 words, so n-grams spanning two batches are indexed
         self._pending: list[str] = []  # pieces not indexed yet (indexing runs in batches)
         self._raw: list[bytes] = []  # JSON string bodies after ``_pending``, not decoded yet
         self._size = 0
-        self.prompt = set(_ngrams(_words(prompt), n)) if prompt else set()
+        fwd, rev = _both(prompt) if prompt else ([], [])
+        self.prompt = set(_ngrams(fwd, n))
+        self.prompt_rev = set(_ngrams(rev, n))
 
     def add(self, text: str) -> None:
         """Queue a piece of reasoning (pieces may split words anywhere); indexed in ~4 KB batches."""
         if not text or self.full:
             return
+        self.added = True
         if self._raw:
             self._pending.append(_decode(self._raw))
         self._pending.append(text)
@@ -175,6 +235,7 @@ class ReasoningIndex:
         """``add`` for the body of a JSON string, as it came on the wire: decoded once per batch."""
         if not body or self.full:
             return
+        self.added = True
         self._raw.append(body)
         self._size += len(body)
         if self._size >= 4096:
@@ -184,6 +245,7 @@ class ReasoningIndex:
         """``add_raw`` for several bodies at once (``size``: their total length), as one piece."""
         if not size or self.full:
             return
+        self.added = True
         self._raw.extend(bodies)
         self._size += size
         if self._size >= 4096:
@@ -199,25 +261,18 @@ class ReasoningIndex:
         done, rest = text[:cut], text[cut:]
         self._pending = [rest] if rest else []
         self._size = len(rest)
-        words = self._tail + _words(done)
+        fwd, rev = _both(done)
+        tail = self._tail
+        words = tail + fwd
+        rwords = [w[::-1] for w in tail] + rev
         n = self.n
         first = -self._pos % INDEX_STEP  # the first start in this batch that is indexed
-        text, starts, ends = _spans(words, n, INDEX_STEP, first)
-        # The same n-grams ROT13-encoded and reversed (characters reversed: words reversed, in reverse
-        # order, which is the n-gram string reversed), so the answer is scanned once whatever the
-        # encoding: sliced out of the batch's text encoded once. Words are lower case: ROT13 needs only
-        # the lower-case table.
-        rot = text.translate(_ROT13) if starts else ""
-        rev = text[::-1] if starts else ""
-        size = len(text)
-        for k in range(0, len(starts), 1024):  # bounded pieces: a whole body may come as one batch
-            a, b = starts[k : k + 1024], ends[k : k + 1024]
-            new = [hash(text[i:j]) for i, j in zip(a, b, strict=True)]
-            self.plain.extend(new)
-            new += [hash(rev[size - j : size - i]) for i, j in zip(a, b, strict=True)]
-            new += [hash(rot[i:j]) for i, j in zip(a, b, strict=True)]
-            self.hashes.update(set(new).difference(self.prompt) if self.prompt else new)
-        self.full = len(self.hashes) >= self.max_ngrams
+        # Bounded pieces (a whole body may come as one batch), each starting on an indexed position
+        piece = 1024 * INDEX_STEP
+        for k in range(first, len(words) - n + 1, piece):
+            self.hashes.update(_ngrams(words[k : k + piece + n - 1], n, INDEX_STEP), self.prompt)
+            self.rev.update(_ngrams(rwords[k : k + piece + n - 1], n, INDEX_STEP), self.prompt_rev)
+        self.full = len(self.hashes) + len(self.rev) >= self.max_ngrams
         keep = min(len(words), n - 1)
         self._pos += len(words) - keep
         self._tail = words[len(words) - keep :]
@@ -234,30 +289,44 @@ class ReasoningIndex:
 
         Answer n-grams are taken every ``QUERY_STEP`` words, reasoning ones every ``INDEX_STEP``: any copy
         of ``n + INDEX_STEP * QUERY_STEP - 1`` words or more is caught for sure, shorter ones by chance.
+        The answer is read once: ROT13 is folded into the words and the index holds the reasoning's
+        n-grams also with each word reversed (n-gram keys ignore word order), so a plain, ROT13 or
+        reversed copy matches as it is; base64 runs are decoded.
         """
         self.flush()
         if not len(self.hashes) or not answer:
             return None
-        hs = self.hashes
         n, step = self.n, self.stride
-        if not hs.isdisjoint(_ngrams(_words(answer), n, step)):
-            return LeakFinding(self._encoding_of(answer), n)
-        for m in _B64.finditer(answer):
-            decoded = _b64_text(m.group(0))
-            if decoded and not hs.isdisjoint(_ngrams(_words(decoded), n, 1)):
-                return LeakFinding("base64", n)
+        words = _words(answer)
+        keys = _ngrams(words, n, step)
+        if not self.hashes.isdisjoint(keys):
+            return LeakFinding(_plain_or_rot13(answer, keys, self.hashes, n, step), n)
+        if not self.rev.isdisjoint(keys):
+            return LeakFinding("reversed", n)
+        if max(map(len, words), default=0) >= _B64_MIN:  # (a base64 run lies inside one word)
+            for m in _B64.finditer(answer):
+                decoded = _b64_text(m.group(0))
+                if decoded and not self.hashes.isdisjoint(_ngrams(_words(decoded), n, 1)):
+                    return LeakFinding("base64", n)
         return None
 
-    def _encoding_of(self, answer: str) -> str:
-        """Which variant matched (only computed after a hit, so its cost does not matter)."""
-        return (
-            "plain"
-            if self._plain_hit(answer)
-            else ("rot13" if self._plain_hit(codecs.encode(answer, "rot13")) else "reversed")
-        )
 
-    def _plain_hit(self, text: str) -> bool:
-        return not set(self.plain).isdisjoint(_ngrams(_words(text), self.n))
+# English letters, most frequent first: which reading of a copy is the text (``_plain_or_rot13``)
+_FREQ = {c: 26 - i for i, c in enumerate("etaoinsrhldcumfpgwybvkxjqz")}
+
+
+def _plain_or_rot13(answer: str, keys: list[int], hashes: _HashSet, n: int, step: int) -> str:
+    """Which of a copy and its ROT13 decoding reads more like text (letter frequencies of the n-grams that
+    matched): the keys cannot tell them apart, ROT13 being folded away. Runs after a hit only."""
+    plain = answer.lower().translate(_BREAKS).split()  # (word for word the words of ``_words``)
+    hit: set[int] = set()
+    for i, key in enumerate(keys):
+        if key in hashes:
+            hit.update(range(i * step, i * step + n))
+    text = " ".join(plain[i] for i in sorted(hit) if i < len(plain))
+    rot = text.translate(_ROT13)
+    score = sum(w * (text.count(c) - rot.count(c)) for c, w in _FREQ.items())
+    return "plain" if score >= 0 else "rot13"
 
 
 def _decode(raw: list[bytes]) -> str:
@@ -282,7 +351,9 @@ class StreamLeakCheck:
     with the end of the stretch before it (its last ``n + 6`` words, or the base64-looking run it ends
     with, at most ``overlap`` characters; see ``_carry``), so a copy (or base64 run) straddling two
     stretches is still seen whole. Memory: at most ``every + overlap`` characters, plus the last piece
-    (``feed_raw_many``: one upstream read's visible text)."""
+    (``feed_raw_many``: one upstream read's visible text). Visible text that comes while no reasoning was
+    seen is not kept (it cannot copy reasoning that comes after it): a stream without reasoning (asked
+    not to send it upstream) costs one test per piece."""
 
     __slots__ = ("_buf", "_new", "_raw", "every", "finding", "index", "overlap")
 
@@ -296,7 +367,7 @@ class StreamLeakCheck:
         self.finding: LeakFinding | None = None
 
     def feed(self, text: str) -> LeakFinding | None:
-        if self.finding is not None or not text:
+        if self.finding is not None or not text or not self.index.added:
             return self.finding
         if self._raw:
             self._buf += _decode(self._raw)
@@ -309,7 +380,7 @@ class StreamLeakCheck:
     def feed_raw(self, body: bytes) -> LeakFinding | None:
         """``feed`` for the body of a JSON string. Counted in bytes (>= characters), so a check never
         comes later than with ``feed``."""
-        if self.finding is not None or not body:
+        if self.finding is not None or not body or not self.index.added:
             return self.finding
         self._raw.append(body)
         self._new += len(body)
@@ -321,7 +392,7 @@ class StreamLeakCheck:
         """``feed_raw`` for several bodies at once (``size``: their total length), checked as one piece:
         a window then holds up to ``every`` characters plus the last piece (one upstream read in the relay's
         read mode), checked before any of it is sent."""
-        if self.finding is not None or not size:
+        if self.finding is not None or not size or not self.index.added:
             return self.finding
         self._raw.extend(bodies)
         self._new += size

@@ -158,7 +158,7 @@ class _Cutter:
 
 def _usage(ex: Exchange, usage_of: Any, events: list[Any]) -> None:
     for ev in events:
-        if b"sage" in ev.data:
+        if b"usage" in ev.data:
             u = usage_of(ev.obj)
             if u is not None:
                 ex.usage.merge(u)
@@ -194,7 +194,7 @@ def _relay(ex: Exchange, chain: Chain, data: bytes | list[bytes], framed: bool =
             else:
                 sent = cut if hook is None else hook(ex, cut, cutter.sep, framer)
                 if sent is not None:
-                    if b"sage" in cut:
+                    if b"usage" in cut:
                         if _merge_cut_usage is not None:
                             _merge_cut_usage(ex, usage_of, cut, cutter.sep, framer)
                         else:

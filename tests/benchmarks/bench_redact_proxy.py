@@ -345,7 +345,7 @@ def framer_cost(chunks: int, reps: int = 30) -> dict[str, tuple[float, float]]:
             t1 = time.thread_time()
             for chunk in reads:
                 chunk.rfind(b"\n\n")
-                _ = b"sage" in chunk
+                _ = b"usage" in chunk
             t2 = time.thread_time()
             per.append(((t1 - t0) - (t2 - t1)) / n * 1e6)
         out[name] = (min(per), med(per))

@@ -67,3 +67,44 @@ def test_mixed_text_and_raw_reasoning_keeps_order() -> None:
         else:
             idx.add_raw(orjson.dumps(w + " ")[1:-1])
     assert idx.check("x " + " ".join(WORDS[40:56]) + " y") is not None
+
+
+def test_visible_text_before_any_reasoning_is_not_kept() -> None:
+    """Nothing to leak yet: the check keeps nothing of the text (it cannot copy reasoning that comes later),
+    and checks what comes after the reasoning as usual."""
+    idx = ReasoningIndex(10)
+    chk = StreamLeakCheck(idx)
+    for i in range(300):
+        assert chk.feed(f" early answer words number {i}") is None
+        assert chk.feed_raw(orjson.dumps(f" more early words {i}")[1:-1]) is None
+    assert (chk._buf, chk._raw, chk._new) == ("", [], 0)
+    idx.add(" ".join(WORDS))
+    chk.feed(" and now " + " ".join(WORDS[50:65]) + " end")
+    assert chk.close() is not None
+
+
+LONG = [f"v{(i * 104729) % 50000}q{i}" for i in range(30000)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(start=st.integers(0, 29_900), encoding=st.sampled_from(sorted(ENCODE)))
+def test_copies_are_caught_in_a_large_index(start: int, encoding: str) -> None:
+    """Past a few thousand n-grams most of the index is in its sorted array, looked up through its byte
+    filter: a copy from anywhere in the reasoning is still caught, with its encoding named."""
+    idx = _LARGE
+    answer = "Here: " + ENCODE[encoding](" ".join(LONG[start : start + 15])) + " done."
+    found = idx.check(answer)
+    assert found is not None
+    # (plain and ROT13 share their keys and are told apart by letter frequencies, which made-up words
+    # do not have: only English-like text gets the right one of the two, see test_seal_leak_config.py)
+    assert found.encoding in (("plain", "rot13") if encoding in ("plain", "rot13") else (encoding,))
+
+
+def test_honest_answer_against_a_large_index() -> None:
+    assert len(_LARGE.hashes._a) > 4096  # (the sorted array and its filter are in use)
+    for i in range(50):
+        assert _LARGE.check(" ".join(f"honest{j}x{i}" for j in range(200))) is None
+
+
+_LARGE = ReasoningIndex(10, max_ngrams=100_000)
+_LARGE.add(" ".join(LONG))
