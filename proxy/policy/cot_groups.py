@@ -22,9 +22,22 @@ OPERATOR: tuple[str, ...] = (
     r"\b(my|our) (own |local |locally[- ]hosted |self[- ]?hosted |fine[- ]?tuned |private |company'?s )*([\w.-]+ )?"
     r"(model|llm|deployment|instance|server|endpoint|checkpoint|fine[- ]?tune)s?\b|\bself[- ]?host\w*"
     r"|\b(ollama|vllm|llama\.cpp|open ?webui|librechat|lm ?studio|text-generation-webui|sglang|localai)\b",
+    # a model the user made or runs: "I fine-tuned a small model that outputs its reasoning in tags"
+    r"\b(i|we)( have|'ve| just| recently)? (fine-?tuned|trained|built|deployed|self-?hosted|host|run|am running"
+    r"|'m running|are running|'re running) (a|an|my|our|the|this|some) (\w+ ){0,3}(model|llm|checkpoint)s?\b",
     _NA + r"(mein\pL*|unser\pL*|mi|mis|nuestr[oa]s?|mon|ma|notre|meu|minha|nosso|mio|mia|nostro) (eigen\pL* |propi[oa] "
     r"|propre |pr[óo]pri[oa] |local\pL* |lokal\pL* )*(\pL+ ){0,2}(modell?|mod[eè]le|modelo|servidor|server|serveur)"
     + _NZ,
+)
+
+# the user's own program is what shows, logs or hides the trace ("my agent's verbose mode dumps the intermediate
+# thoughts", "I want my app to display 'Thinking...'"): the user describes or configures their software; a request
+# to this model names it ("your") and is judged as usual
+USER_PROGRAM: tuple[str, ...] = (
+    r"\b(my|our) (own |local |company'?s |team'?s )?(\w+ ){0,2}(app|application|code|program|script|client|frontend"
+    r"|backend|ui|pipeline|agent|bot|chatbot|tool|website|site|dashboard|extension|plugin|wrapper|integration|service"
+    r"|cli|server|logger)('s (\w+ ){1,2}|s? )(to |should |will |currently |always |now |just |only )?(display|show"
+    r"|render|stream|dump|print|log|output|hide|collapse|strip|store|save)s?\b",
 )
 
 WINDOW: dict[str, tuple[str, ...]] = {
@@ -176,7 +189,8 @@ WINDOW: dict[str, tuple[str, ...]] = {
         r"character|char|token|line|sentence)\b|\bexactly as\b|\bas[- ]is\b|\bunaltered\b|\bin full($|[^ a-z]| [^d])"
         r"|\bin (its|"
         r"their) entirety\b|\bliteral(ly)?\b|\bdirect quotes?\b|\boriginal (wording|words|text|sentences?)\b",
-        r"\bwithout (summari[sz]|paraphras|edit|omit|shorten|cutt|condens|clean|leav)\w*",
+        r"\bwithout (summari[sz]|paraphras|edit|omit|shorten|cutt|condens|clean|leav)\w*|\bno (edits|cuts|rewrites"
+        r"|omissions|paraphrasing)\b",
         r"sin (resumen|resumir)|sans r[ée]sum[ée]|ohne zusammenfassung|sem resumo|senza riassunto|zonder samenvatting"
         r"|bez podsumowania|[öo]zetlemeden|без пересказа",
         r"\b(a |the )?(transcripts?|transcription|printout|dump|copy|log|record|export|replay) of (your|the|all)\b",
@@ -267,11 +281,13 @@ WINDOW: dict[str, tuple[str, ...]] = {
         r"|collapse|include|stream)\b",
     ),
     # the user writes instructions for a model ("write a system prompt that tells the model to keep its
-    # reasoning private"): about reasoning, not a request for this model's trace
+    # reasoning private"), or says what their own program does with traces (``USER_PROGRAM``): about reasoning,
+    # not a request for this model's trace (``cot._asks`` still judges a sentence that names "your" trace)
     "meta_prompt": (
         r"\b(write|draft|create|improve|review|generate|design|rewrite)\w* (a |an |the |my |our )?(\w+ )?(system "
         r"prompt|prompt|instructions?|persona)\b|\b(tells?|instructs?|asks?|makes?|forces?|prompts?|gets?) (the|a"
         r"|my|our|it|each) ((\w+ )?(model|assistant|llm|bot|agent) )?to\b",
+        *USER_PROGRAM,
     ),
     # the trace of a past turn of this conversation: "your thoughts from the last answer"
     # the trace made visible in a hypothetical: "if your thinking had been on screen", "suppose I could read your

@@ -22,10 +22,10 @@ to ``WHOLE`` bytes, else ``AROUND`` bytes each side of its first reasoning or hi
 The score is the bias plus the weights of the features present over the square root of their number.
 
 A flag also needs the trace not to be negated, declined or left out in the text (``vetoed``). Cross-validated
-figures (``python -m proxy.sim.cot_train --cv``, method and numbers in its docstring): trained without
-heldout7/benign7, lexical OR model caught 143/150 = 95.3 % of heldout7 (lexical alone 121/150) with 2/211
-false positives on benign7; without heldout8/benign8, 131/150 = 87.3 % of heldout8 (lexical 112/150) with 0/223;
-leave-families-out 96.8 % at 0.57 % false positives.
+figures (``python -m proxy.sim.cot_train --cv``, method and numbers in its docstring), eighth revision: trained
+without each of the latest blind files and its benign set, lexical OR model caught 144/150 of heldout7, 130/150 of
+heldout8 and 146/150 of heldout9 (420/450 = 93.3 %) with 1/662 false positives on their benign sets;
+leave-families-out 97.1 % at 0.39 % false positives.
 
 Cost: the model runs only after the lexical detector said no, and only when the request's shared RE2 pass
 found some reasoning or hiddenness vocabulary (``cot.GATE_GROUPS``); most prompts stop before it. It reads at
@@ -227,17 +227,22 @@ class LinearModel:
         return "\n".join(lines) + "\n"
 
     @classmethod
-    def loads(cls, text: str) -> LinearModel:
-        head, *rows = text.splitlines() or [""]
-        parts = head.split("\t")
-        if len(parts) != 4 or parts[:2] != ["#cot_model", "1"]:
+    def loads(cls, text: str | bytes) -> LinearModel:
+        """The model of a weights file (``dumps``), as text or as its UTF-8 bytes. Bytes are parsed as they are:
+        features are kept as bytes anyway, and ``float`` reads a bytes number, so the file is neither decoded nor
+        each feature encoded again (about a fifth of the start-up cost of reading the weights)."""
+        data = text.encode() if isinstance(text, str) else text
+        head, *rows = data.split(b"\n") or [b""]
+        parts = head.split(b"\t")
+        if len(parts) != 4 or parts[:2] != [b"#cot_model", b"1"]:
             raise ValueError(f"not a cot_model weights file (version 1): {head[:40]!r}")
         bias, threshold = parts[2:]
         weights: dict[bytes, float] = {}
         for row in rows:
-            f, _, w = row.rpartition("\t")
-            weights[f.encode()] = float(w)
-        return cls(weights, float(bias.removeprefix("bias=")), float(threshold.removeprefix("threshold=")))
+            if row:
+                f, _, w = row.rpartition(b"\t")
+                weights[f] = float(w)
+        return cls(weights, float(bias.removeprefix(b"bias=")), float(threshold.removeprefix(b"threshold=")))
 
 
 def _num(x: float) -> str:
@@ -245,7 +250,7 @@ def _num(x: float) -> str:
 
 
 def load(path: Path = WEIGHTS) -> LinearModel:
-    return LinearModel.loads(path.read_text(encoding="utf-8"))
+    return LinearModel.loads(path.read_bytes())
 
 
 @functools.cache

@@ -57,6 +57,11 @@ HIDDEN: tuple[str, ...] = (
     + r"\b",
     r"\bbetween (my|the) (message|question|prompt|request) and (your|the) (first|answer|reply|response|output)\b"
     r"|\bthe (other|remaining|missing|unseen|rest of the) (\d[\d,.]*k? )?(tokens|words)\b",
+    # hidden by contrast with what was shown: "every token, not just the ones that were shown to me", "every
+    # segment, visible or not", "the blocks I cannot see" (ja)
+    r"\bnot (just |only )?(the ones|what|those|the parts?|the bits|the tokens|the words)( that| which)? (\w+ )?(was"
+    r"|were|got|are|is|you) (\w+ )?(shown|visible|displayed|printed|showed|sent|returned)\b|\b(visible|shown"
+    r"|displayed) or not\b|見えていない|見えてない|表示されていない|表示されない",
     *TIMING,
     r"\b(i|we|users?|the user|customers?|clients?) (never|can'?t|cannot|don'?t|didn'?t|did not|do not|won'?t)"
     r" (see|saw|get|got|receive|received|read)\b|\b(billed|charged|invoiced|paid for|paying for)\b"
@@ -65,6 +70,8 @@ HIDDEN: tuple[str, ...] = (
     _NA + r"(ocult[oa]s?|privad[oa]s?|secret[oa]s?|en silencio|caché(e|s|es)?|privé(e|s|es)?|invisibles?|en silence"
     r"|secrète?s?|versteckt\pL*|verborgen\pL*|geheim\pL*|heimlich\pL*|im stillen|escondid[oa]s?|em sil[êe]ncio"
     r"|invis[íi]ve(l|is)|nascost[oiae]|in silenzio|segret[oiae]|invisibil[ei]|stilletjes|in stilte|onzichtba\pL*"
+    r"|interne[nmrs]?|intern (gedacht|[üu]berlegt|erwogen|abgewogen)|innerlich\pL*|bevor du (geantwortet|geschrieben"
+    r"|geantwortest)"
     r"|ukryt\pL*|w ciszy|niewidoczn\pL*|gizli|sessizce|i[çc]inden|g[öo]r[üu]nmeyen|скрыт\pL*|молча|про себя"
     r"|невидим\pL*|тайн\pL*|κρυφ\pL*|σιωπηλ\pL*|αθέατ\pL*|colapsad[oa]s?|plegad[oa]s?|repli[ée]e?s?|eingeklappt\pL*"
     r"|zugeklappt\pL*|recolhid[oa]s?|ripiegat[oiae]|ingeklapt\pL*|zwini[eę]t\pL*|daralt[ıi]lm[ıi][şs]|свёрнут\pL*"
@@ -136,7 +143,9 @@ OUTPUT: tuple[str, ...] = (
 # --- NEGATIVE frames: a question or design task about hidden reasoning, a negated output, the user's own material.
 NEGATIVE: tuple[str, ...] = (
     r"\bhow (do|does|can|could|should|would|might) (i|we|one|people|developers|models?|llms?|you design|you build)\b"
-    r"|\bhow to\b|\bwhy (do|does|did|are|is|would|should|don'?t|doesn'?t)\b|\bwhat('s| is| are) (the )?(difference"
+    # (a why-question in quotes is the user's question being cited: "before answering 'why is the sky blue'")
+    r"|\bhow to\b|(^|[^'\"“‘«\w])why (do|does|did|are|is|would|should|don'?t|doesn'?t)\b"
+    r"|\bwhat('s| is| are) (the )?(difference"
     r"|point|purpose|meaning|role|risk|best way)\b|\bexplain (what|how|why|the difference)\b|\bis it (possible"
     r"|true|normal|safe|ethical)\b",
     *groups.WINDOW["design"],

@@ -17,21 +17,27 @@ training prompts dropped. The threshold is chosen on out-of-fold scores (``INNER
 data, grouped by family / template): the lowest score that flags at most ``MAX_FP`` of the benign prompts
 that mention reasoning.
 
-Cross-validation (``--cv``; 2026-11-27 23:45 UTC, the shipped seventh revision): each test fold's model and
-threshold come from its training folds only. "lexical" is ``cot.detect`` (tuned on most of these files, so
-optimistic; never on heldout7, see ``LATEST``); "model" is the learned model alone; the shipped rule is lexical OR
-model. Leave-one-blind-file-out is the honest proxy for a fresh blind split, heldout7 most of all.
+Cross-validation (``--cv``; 2026-11-28 01:23-02:00 UTC on a loaded machine, ~270 s CPU; the shipped eighth
+revision, with heldout9/benign9 in the data): each test fold's model and threshold come from its training folds
+only. "lexical" is ``cot.detect`` (tuned on most of these files, so optimistic; the eighth revision's lexical
+changes were written against benign7/benign9's false positives and four heldout9 misses); "model" is the learned
+model alone; the shipped rule is lexical OR model. Not counted: the pack's fixed phrase families
+(``signal_patterns.COT_FAMILIES``), which add recall and, on benign7/benign9, the 3 remaining false positives.
+Leave-one-blind-file-out is the honest proxy for a fresh blind split, the latest files (``LATEST``) most of all.
 
-- leave-one-blind-file-out (each former blind split and its benign set as the test fold, trained on all else):
-  heldout7+benign7 lexical 121/150, model 133/150, lexical OR model 143/150 = 95.3 % (FP 2/211); heldout8+benign8
-  lexical 112/150, model 114/150, lexical OR model 131/150 = 87.3 % (FP 0/223); both 274/300 = 91.3 % at FP
-  2/434 = 0.46 %; all eight files 937/975 = 96.1 % (FP 2/1239). The sixth revision (no character grams, no
-  padded copies, lexical before the seventh revision's additions), trained on the same data by the same
-  procedure: heldout7 141/150, heldout8 122/150 (its blind measurement through the pack: 123/150), both 263/300
-  = 87.7 % at FP 5/434; model alone 235/300 (seventh: 247/300).
-- leave-families-out, 10 folds over the 150 development families (benign grouped by prompt or template):
-  lexical 1403/1517 = 92.5 %, model 1341/1517 = 88.4 %, lexical OR model 1468/1517 = 96.8 %; false positives on
-  unseen benign prompts that mention reasoning 1, 11, 12 of 2108 = 0.57 %.
+- leave-one-blind-file-out (each former blind split and its benign set as the test fold, trained on all else),
+  lexical OR model, seventh revision -> eighth (same data, same procedure): heldout7+benign7 144/150 -> 144/150
+  (FP 2/211 -> 1/211), heldout8+benign8 130/150 -> 130/150 (FP 0/223 both), heldout9+benign9 143/150 -> 146/150
+  (FP 2/228 -> 0/228; lexical 136 -> 140, in-sample for the lexical part); the three 417/450 = 92.7 % -> 420/450 =
+  93.3 % at FP 4/662 -> 1/662; all nine files 1081/1125 = 96.1 % -> 1084/1125 = 96.4 % (FP 5/1467 -> 2/1467).
+  Model alone on the three: 392/450 -> 393/450.
+- leave-families-out, 10 folds over the 165 development families (run before a last narrowing of one hidden
+  anchor, German "intern", which left the blind-file figures above unchanged) (benign grouped by prompt or template):
+  lexical 1539 -> 1544/1667, model 1493 -> 1493/1667, lexical OR model 1617/1667 = 97.0 % -> 1619/1667 = 97.1 %;
+  false positives on unseen benign prompts that mention reasoning 12/2336 = 0.51 % -> 9/2336 = 0.39 % (lexical
+  3 -> 0, model 9 -> 9).
+- the seventh revision's own run (23:45 UTC, without heldout9/benign9 in the data): heldout7 143/150, heldout8
+  131/150, leave-families-out 96.8 % at 0.57 % false positives.
 - what moved the blind files (the harness of ``cross_validate`` on heldout7+heldout8, lexical OR model of 300):
   the padded copies 266 -> 267 (model alone 238 -> 243, all blind files' model 840 -> 854 of 975), character
   5-grams 266 -> 270, both 272; word stems, skip-bigrams, more epochs and other ``MIN_DF`` moved it by -4..+1.
@@ -67,6 +73,10 @@ MIN_DF = 2
 INNER = 5
 MAX_FP = 0.005
 PAD_MAX = 300  # persona prompts shorter than this pad the ``padded`` copies
+# Weights smaller than this are dropped from the shipped model: with the ~20-200 features of a text, each moved a
+# score by less than 0.0005 (the threshold's margin to the nearest benign score is larger); dropping them kept the
+# weights file (eighth revision: 49 k weights) below the size and load time of the seventh's, trained on less data.
+PRUNE = 0.002
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +200,7 @@ def train(data: Sequence[Example], epochs: int = EPOCHS, seed: int = SEED) -> Li
                 ub += c * step
             c += 1.0
     weights = {f: w[i] - u[i] / c for i, f in enumerate(vocab)}
-    weights = {f: x for f, x in weights.items() if round(x, 4) != 0.0}
+    weights = {f: x for f, x in weights.items() if abs(x) >= PRUNE}
     return LinearModel(weights, b - ub / c, 0.0)
 
 
@@ -242,11 +252,12 @@ BLIND_FILES = {  # splits written blind and measured once before becoming develo
     "heldout6": "benign6",
     "heldout7": "benign7",
     "heldout8": "benign8",
+    "heldout9": "benign9",
 }
 # ... the latest two, closest to a fresh blind split: the lexical concepts were written against heldout6 and
 # earlier, and never tuned on heldout7; three small lexical additions of the seventh revision came from heldout8's
 # misses (lexical 108 -> 112 of its 150), so its figure is a little optimistic. On the older files "lexical" is.
-LATEST = ("heldout7", "heldout8")
+LATEST = ("heldout7", "heldout8", "heldout9")
 
 
 @dataclass
@@ -355,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if same else 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
-    print(f"wrote {args.out}: {text.count(chr(10)) - 1} weights, {len(text)} bytes")
+    print(f"wrote {args.out}: {text.count(chr(10)) - 1} weights, {len(text.encode())} bytes")
     return 0
 
 

@@ -22,23 +22,23 @@ Data in ``proxy/sim/data/phrasings``:
   30/60 -> 50/60, see the file); ``heldout7.yaml`` (held-out split 7, written blind by someone who never saw
   the detector or earlier splits, measured once on 2026-11-27 at 18:07 UTC at 121/150 = 80.7 % before use by the
   fifth revision, the fourth 120/150; from then on training data of the learned model, ``cot_model``);
-  and ``heldout8.yaml`` (held-out split 8, 15 families, written blind by someone who never saw the detector, earlier
+  ``heldout8.yaml`` (held-out split 8, 15 families, written blind by someone who never saw the detector, earlier
   splits or the repository, measured once on 2026-11-27 at 21:20 UTC at 123/150 = 82.0 % before use by the sixth
   revision, lexical OR learned model; the fifth 110/150 = 73.3 %; from then on development data, the seventh
-  revision's training data).
-- held-out split ``heldout9.yaml`` (15 families, 150 phrasings): written blind by someone who never saw the
-  detector, earlier splits or the repository (2026-11-27, 22:30 UTC), dropped in by the lead and measured once per
-  revision: the sixth revision (written before it, measured at 22:57 UTC) 140/150 = 93.3 %, the seventh (finished
-  without it, measured at 23:57 UTC) 141/150 = 94.0 %. Nothing was tuned on it. Without the file ``evaluate``
-  reports the split as missing (``SplitResult.missing``). The next revision that tunes on it must move it to the
-  development split and bring a new blind split.
+  revision's training data); and ``heldout9.yaml`` (held-out split 9, 15 families, written blind by someone who
+  never saw the detector, earlier splits or the repository, 2026-11-27 22:30 UTC; measured once per revision before
+  it became development data: 140/150 = 93.3 % by the sixth revision, 141/150 = 94.0 % by the seventh; nothing was
+  tuned on it before the eighth revision, which trains on it).
+- held-out split (``SPLITS["heldout"]``): the next blind split, dropped in by the lead after the revision that
+  tunes on the previous one. While the tuple is empty, or a file it lists is not there, ``evaluate`` reports the
+  split as not measured (``SplitResult.missing``) and the blind benign rate is left out; the held-out tests skip.
 - benign prompts that mention reasoning innocently, hard near-misses included: ``benign.yaml``, ``benign3.yaml``
-  to ``benign8.yaml`` (development: the detector was tuned and the learned model trained on them; each was
+  to ``benign9.yaml`` (development: the detector was tuned and the learned model trained on them; each was
   written blind and measured once before use: ``benign3`` at 6/176 = 3.4 % false positives, ``benign4`` at
   4/212 = 1.9 %, ``benign5`` at 7/212 = 3.3 %, ``benign6`` at 4/205 = 1.95 %, ``benign7`` at 3/211 = 1.42 %, the
   fourth revision likewise 3/211; ``benign8`` (223 prompts) on 2026-11-27 at 21:20 UTC at 3/223 = 1.35 % by the
-  sixth revision, 3/223 by the fifth) and the blind held-out ``benign9.yaml`` (228 prompts, written with
-  ``heldout9``, measured once per revision: 3/228 = 1.32 % flagged by the sixth revision and by the seventh).
+  sixth revision, 3/223 by the fifth; ``benign9`` (228 prompts, written with ``heldout9``) at 3/228 = 1.32 % by
+  the sixth revision and by the seventh). The blind benign set of the next split goes in ``BENIGN["heldout"]``.
 
 Each phrasing is sent as one request on a fresh engine, through the real feature extraction and the whole
 rule set, to a reasoning model; "caught" means the rule ``cot-elicit-request`` hit (enforce or shadow).
@@ -76,12 +76,13 @@ SPLITS: dict[str, tuple[str, ...]] = {
         "dev8",
         "heldout7",
         "heldout8",
+        "heldout9",
     ),
-    "heldout": ("heldout9",),
+    "heldout": (),  # the next blind split (heldout10), added by the lead: empty until then
 }
 BENIGN: dict[str, tuple[str, ...]] = {
-    "dev": ("benign", "benign3", "benign4", "benign5", "benign6", "benign7", "benign8"),
-    "heldout": ("benign9",),
+    "dev": ("benign", "benign3", "benign4", "benign5", "benign6", "benign7", "benign8", "benign9"),
+    "heldout": (),  # the blind benign set written with the next held-out split (benign10)
 }
 T0 = 1_767_225_600.0
 
@@ -91,7 +92,9 @@ def split_files(name: str) -> tuple[Path, ...]:
 
 
 def split_present(name: str) -> bool:
-    return all(p.is_file() for p in split_files(name))
+    """Every data file of the split is there (an empty split, such as ``heldout`` between blind splits, is not)."""
+    files = split_files(name)
+    return bool(files) and all(p.is_file() for p in files)
 
 
 def load_families(name: str) -> dict[str, list[str]]:
@@ -113,7 +116,9 @@ def family_files(name: str = "dev") -> dict[str, str]:
 
 
 def benign_present(split: str = "dev") -> bool:
-    return all((DATA / f"{f}.yaml").is_file() for f in BENIGN[split])
+    """Every benign file of the split is there (an empty list is not)."""
+    names = BENIGN.get(split, ())
+    return bool(names) and all((DATA / f"{f}.yaml").is_file() for f in names)
 
 
 def load_benign(split: str = "dev") -> list[str]:
@@ -199,7 +204,8 @@ def format_eval(res: dict[str, Any]) -> str:
             continue
         if r.missing:
             files = ", ".join(p.name for p in split_files(split))
-            lines.append(f"{split:<8} not measured: {files} not present")
+            why = f"{files} not present" if files else "no blind split listed (phrasings.SPLITS)"
+            lines.append(f"{split:<8} not measured: {why}")
             continue
         lines.append(f"{split:<8} caught {r.caught}/{r.total} = {r.rate:.1%} (concept detector alone {r.concept})")
         for fam, (c, n) in r.per_family.items():
