@@ -10,8 +10,9 @@ mirrors these operations in ``proxy/state/lua/rules.lua``.
 
 Each state is as few objects as it can be, so per-account state stays small (``bench_rules.py``'s memory
 figures): a ring or a ratio is one flat uint32 array (a header, then slots from the oldest bucket still
-holding an event to the head: none while every event fell in one bucket, at most ``buckets``), the gaps
-of ``interarrival`` and their running sums one array('d') that grows to ``samples``, and a distinct set
+holding an event to the head: none while every event fell in one bucket, at most ``buckets``;
+``proxy.policy.rings``), the gaps of ``interarrival`` and their running sums one array('d') that grows to
+``samples`` (``proxy.policy.gaps``), and a distinct set
 of up to ``SMALL_DISTINCT`` values one flat list of values then sighting times (the times are the
 requests' ``now`` objects, one per request whichever sets it updates). Beyond, ``[tier]``: a plain dict
 value -> last sighting in sighting order (~25 B a value against ~73 for an ``OrderedDict``; copied afresh
@@ -29,194 +30,22 @@ from __future__ import annotations
 
 import math
 import sys
-from array import array
 from collections.abc import Callable, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from proxy.policy.distinct import FRESH_SIZE, DistinctSample
+from proxy.policy.gaps import Gaps
+from proxy.policy.rings import MASK, Ratio, Ring, SumRing
 from proxy.policy.spec import AggregateSpec
+
+__all__ = ["EXACT_DISTINCT", "MASK", "SMALL_DISTINCT", "Aggregate", "Gaps", "Ratio", "Ring", "SumRing"]
 
 Fn = Callable[[Mapping[str, Any]], Any]
 SMALL_DISTINCT = 16  # values kept in a flat list (32 slots: 312 B; a dict of 16 takes 632); more move to a dict
 EXACT_DISTINCT = 64  # values a distinct set's dict keeps (its most recent); past it the sample counts
 
-_ZEROS: dict[tuple[str, int], array[Any]] = {}
-if TYPE_CHECKING:
-    _Array = array[Any]
-else:
-    _Array = array  # states are flat arrays, one object each (``array`` is generic to mypy only)
 _getsizeof = sys.getsizeof
-MASK = 0xFFFFFFFF  # bucket indexes are kept modulo 2**32 (uint32 slots) and compared by their difference
-HALF = 1 << 31
-
-
-def _zeros(typecode: str, n: int) -> array[Any]:
-    zero = _ZEROS.get((typecode, n))
-    if zero is None:
-        zero = _ZEROS[(typecode, n)] = array(typecode, bytes(n * array(typecode).itemsize))
-    return zero
-
-
-class Ring(_Array):
-    """Sum of values over the last ``window`` seconds in ``n`` buckets: one flat uint32 array (counts).
-
-    ``[total, last, n, s0 .. s(L-1)]``: ``s(L-1)`` is bucket ``last`` (the head), ``s(L-1-i)`` bucket
-    ``last - i``. The slots run from the oldest bucket still holding a value to the head, so ``L <= n``
-    grows with the span of the window in use rather than its size (an account seen for 8 hours of a day
-    in hourly buckets holds 8 slots, not 24). ``L`` is 0 (sparse) while every event so far fell in one
-    bucket: ``total`` is all in bucket ``last``. Bucket indexes are stored modulo 2**32 and compared by
-    their difference modulo 2**32, so no slot depends on the absolute index: a ring is one object, with
-    no wrapper, int or float object of its own."""
-
-    __slots__ = ()
-    CODE = "I"  # the array's typecode
-
-    def __new__(cls, n: int) -> Ring:
-        return array.__new__(cls, cls.CODE, (0, 0, n))
-
-    def step(self, idx: int) -> None:
-        """Move the head on to bucket ``idx`` (masked, not the head's). A late event (older than the
-        head) leaves it: the caller counts it in the head bucket."""
-        if len(self) == 3 and not self[0]:  # a new ring: start at ``idx``
-            self[1] = idx
-            return
-        d = (idx - int(self[1])) & MASK
-        if d >= HALF:
-            return
-        self[1] = idx
-        size = len(self) - 3
-        if not size:  # sparse: the old head bucket becomes the first slot
-            self.append(self[0])
-            size = 1
-        drop = size + d - int(self[2])  # oldest slots past the window, then the empty ones after them
-        if drop < 0:
-            drop = 0
-        while drop < size and not self[3 + drop]:
-            drop += 1
-        if drop:
-            if drop >= size:  # nothing left in the window: one empty slot, the head's
-                self[0] = self[3] = 0
-                del self[4:]
-                return
-            total = self[0] - sum(self[3 : 3 + drop])
-            self[0] = total if total > 1e-9 else 0
-            del self[3 : 3 + drop]
-        self.extend(_zeros(self.typecode, d))
-
-    def add(self, idx: int, v: float) -> float:
-        idx &= MASK
-        if idx != self[1]:
-            self.step(idx)
-        if len(self) > 3:
-            self[-1] += v
-        total = self[0] = self[0] + v
-        return total
-
-    def read(self, idx: int) -> float:
-        idx &= MASK
-        if idx != self[1] and (self[0] or len(self) > 3):
-            self.step(idx)
-        return self[0]
-
-    @property
-    def total(self) -> float:
-        return self[0]
-
-    @property
-    def dense(self) -> bool:
-        return len(self) > 3
-
-
-class SumRing(Ring):
-    """A ``Ring`` with float64 slots (sums of arbitrary values)."""
-
-    __slots__ = ()
-    CODE = "d"
-
-
-class Ratio(_Array):
-    """A ratio's two series in one uint32 array, always at the same buckets: all events (``den``) and
-    matching ones (``num``). ``[den, last, n, num, d0 .. d(L-1)]`` then ``m0 .. m(L-1)`` only while a
-    matching event is in the window (``num`` > 0: most keys of a rare match never hold that series; it
-    goes again when ``num`` falls to 0). Slots and buckets as in ``Ring``: from the oldest bucket still
-    holding an event to the head, none while every event fell in one bucket."""
-
-    __slots__ = ()
-
-    def __new__(cls, n: int) -> Ratio:
-        return array.__new__(cls, "I", (0, 0, n, 0))  # type: ignore[return-value]
-
-    def step(self, idx: int) -> None:
-        if len(self) == 4 and not self[0]:  # a new ratio: start at ``idx``
-            self[1] = idx
-            return
-        d = (idx - self[1]) & MASK
-        if d >= HALF:
-            return
-        self[1] = idx
-        num = self[3]
-        size = len(self) - 4
-        if num:
-            size >>= 1  # both series
-        if not size:  # sparse: the old head bucket becomes the first slot of each series
-            self.append(self[0])
-            if num:
-                self.append(num)
-            size = 1
-        drop = size + d - self[2]
-        if drop < 0:
-            drop = 0
-        while drop < size and not self[4 + drop]:  # an empty bucket holds no match either
-            drop += 1
-        if drop:
-            if drop >= size:  # nothing left in the window: one empty slot, the head's
-                self[0] = self[3] = self[4] = 0
-                del self[5:]
-                return
-            self[0] -= sum(self[4 : 4 + drop])
-            if num:
-                num -= sum(self[4 + size : 4 + size + drop])
-                self[3] = num
-                if num:
-                    del self[4 + size : 4 + size + drop]
-                else:
-                    del self[4 + size :]
-            del self[4 : 4 + drop]
-            size -= drop
-        if num:
-            self[4 + size : 4 + size] = _zeros("I", d)
-        self.extend(_zeros("I", d))
-
-    def push(self, idx: int, match: bool) -> float:
-        idx &= MASK
-        if idx != self[1]:
-            self.step(idx)
-        size = len(self) - 4
-        if size:
-            num = self[3]
-            if num:
-                size >>= 1
-            self[3 + size] += 1
-            if match:
-                if not num:
-                    self.extend(_zeros("I", size))
-                self[-1] += 1
-        den = self[0] = self[0] + 1
-        if match:
-            self[3] += 1
-        return self[3] / den
-
-    def ratio(self, idx: int) -> float:
-        idx &= MASK
-        if idx != self[1] and (self[0] or len(self) > 4):
-            self.step(idx)
-        den = self[0]
-        return self[3] / den if den else 0.0
-
-    @property
-    def ntotal(self) -> float:
-        return self[3]
 
 
 class Aggregate:
@@ -440,63 +269,3 @@ class Aggregate:
     def values_of(self, st: Any) -> list[Any]:
         """A distinct state's values, oldest sighting first (tests, state dumps)."""
         return list(st[0]) if len(st) & 1 else st[: len(st) >> 1]
-
-
-_IRREGULAR = {"cv": 1.0, "burstiness": 0.0, "mean": 0.0, "min": 0.0}
-
-
-class Gaps(_Array):
-    """Last N inter-arrival gaps with running sums, in one array('d'):
-    ``[last_t, s, ss, i, n, size, g0, ...]`` (the gaps grow to ``size`` as they arrive, then wrap)."""
-
-    __slots__ = ()
-
-    def __new__(cls, size: int) -> Gaps:
-        return array.__new__(cls, "d", (-1.0, 0.0, 0.0, 0.0, 0.0, float(size)))  # type: ignore[return-value]
-
-    @property
-    def last_t(self) -> float:
-        return self[0]
-
-    @property
-    def n(self) -> int:
-        return int(self[4])
-
-    @property
-    def gaps(self) -> array[float]:
-        return self[6:]
-
-    def add(self, now: float) -> None:
-        last = self[0]
-        if last >= 0:
-            g = now - last
-            if g < 0:
-                g = 0.0
-            n = int(self[4])
-            if n < self[5]:
-                self.append(g)  # while filling, slot i is n: the next append
-                self[3] = self[4] = n + 1
-            else:
-                j = int(self[3]) % n
-                old = self[6 + j]
-                self[1] -= old
-                self[2] -= old * old
-                self[6 + j] = g
-                self[3] = j + 1
-            self[1] += g
-            self[2] += g * g
-        self[0] = now
-
-    def stat(self, which: str) -> float:
-        n = int(self[4])
-        if n < 2:
-            # Not enough gaps to judge regularity: report "irregular" values that do not trip thresholds.
-            return _IRREGULAR[which]
-        mean = self[1] / n
-        if which == "mean":
-            return mean
-        if which == "min":
-            return min(self[6 : 6 + n])
-        var = max(0.0, self[2] / n - mean * mean)
-        cv = math.sqrt(var) / mean if mean > 0 else 0.0
-        return cv if which == "cv" else (cv - 1.0) / (cv + 1.0)

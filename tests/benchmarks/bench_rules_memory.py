@@ -1,6 +1,6 @@
 """Where the rule engine's memory goes, per tracked account and per cluster key. Prints figures; asserts nothing.
 
-    .venv/bin/python tests/benchmarks/bench_rules_memory.py [--accounts 2000] [--sites]
+    .venv/bin/python tests/benchmarks/bench_rules_memory.py [--accounts 2000] [--sites] [--prior N] [--order 2n-first]
     PYTHONPATH=/tmp/other-tree .venv/bin/python tests/benchmarks/bench_rules_memory.py   # another tree's proxy/
 
 Traffic: ``bench_rules.bench_active_memory``'s active accounts (8 requests an hour apart from the 2 KB
@@ -15,7 +15,13 @@ second half repeats the first's requests (same prompts, addresses and times) und
   tuples) and by table (scores, actions, bans).
 - **average**: all engine state with 2N accounts / 2N: cluster-keyed state spread over the accounts.
 - **per cluster key**: for each rule not keyed by account, keys and bytes per key (mean, max).
-- ``--sites``: tracemalloc's top allocation sites of the 2N run, per account.
+- ``--sites``: tracemalloc's allocation sites whose memory differs most between the 2N and the N run, per
+  account (the marginal split by the line that allocated it). A site outside the rule state (``signals.py``'s
+  ``sys.intern``, a memo) is process-wide memory that one run allocated and the other did not: CPython
+  resizes a table such as the interpreter's interned strings only every so many insertions, so whether a
+  resize falls inside the N or the 2N run depends on what the process did before (``--prior``).
+- ``--prior N``: first run ``bench_rules.bench_cpu`` over N 2 KB requests (the history ``bench_rules.py`` runs
+  before its memory figures); ``--order n-first|2n-first``: which run goes first (``bench_rules``: 2N).
 - ``--history N --history-accounts M``: ``bench_rules.bench_history`` (median CPU per request in each
   tenth of N requests over M accounts, idle state swept every 100 000) with the process's RSS before and
   its peak after (``ru_maxrss``), then the memory figures are skipped.
@@ -56,7 +62,7 @@ def deep(o: Any, seen: set[int]) -> int:
     return n
 
 
-def run(rules: list[str], accounts: int, n_accounts: int, sites: bool) -> dict[str, Any]:
+def run(rules: list[str], accounts: int, n_accounts: int) -> dict[str, Any]:
     rs = load_ruleset(rules)
     engine = Engine(rs)
     vs = bench_rules.views(2048, 64)
@@ -67,7 +73,6 @@ def run(rules: list[str], accounts: int, n_accounts: int, sites: bool) -> dict[s
     ]
     gc.collect()
     tracemalloc.start(1)
-    before = tracemalloc.take_snapshot() if sites else None
     base = tracemalloc.get_traced_memory()[0]
     for h in range(8):
         for i in range(accounts):
@@ -77,12 +82,11 @@ def run(rules: list[str], accounts: int, n_accounts: int, sites: bool) -> dict[s
                 engine.evaluate(compute_features(v, m, t, rs.matchers, lazy=True, eager=rs.key_features), t)
     gc.collect()
     traced = tracemalloc.get_traced_memory()[0] - base
-    top = []
-    if before is not None:
-        after = tracemalloc.take_snapshot()
-        for st in after.compare_to(before, "lineno")[:12]:
-            fr = st.traceback[0]
-            top.append((st.size_diff / n_accounts, f"{fr.filename.rsplit('/', 3)[-1]}:{fr.lineno}"))
+    sites: dict[str, int] = {}  # allocation site -> bytes still held that were allocated during the run
+    for st in tracemalloc.take_snapshot().statistics("lineno"):
+        fr = st.traceback[0]
+        site = f"{fr.filename.rsplit('/', 2)[-1]}:{fr.lineno}"
+        sites[site] = sites.get(site, 0) + st.size
     tracemalloc.stop()
     store = engine.store
     skip = {id(x) for m in metas for x in (m.account_id, m.ip, m.org)}
@@ -99,7 +103,7 @@ def run(rules: list[str], accounts: int, n_accounts: int, sites: bool) -> dict[s
         by["rows " + feat] = sys.getsizeof(table) + sum(sys.getsizeof(row) for row in table.values())
     for name in ("scores", "active", "bans"):
         by[name] = deep(getattr(store, name), set(skip))
-    return {"traced": traced, "by": by, "keys": keys, "sites": top}
+    return {"traced": traced, "by": by, "keys": keys, "sites": sites}
 
 
 def rss_kib() -> int:
@@ -112,6 +116,8 @@ def main() -> None:
     ap.add_argument("--rules", nargs="+", default=[str(bench_rules.ROOT / "rules" / "default")])
     ap.add_argument("--accounts", type=int, default=2000)
     ap.add_argument("--sites", action="store_true")
+    ap.add_argument("--prior", type=int, default=0)
+    ap.add_argument("--order", choices=("n-first", "2n-first"), default="n-first")
     ap.add_argument("--history", type=int, default=0)
     ap.add_argument("--history-accounts", type=int, default=100_000)
     a = ap.parse_args()
@@ -129,8 +135,15 @@ def main() -> None:
               f"{(peak - rss0) * 1024 / a.history_accounts:,.0f} B per account)")
         return
     n = a.accounts
-    one = run(a.rules, n, n, False)
-    two = run(a.rules, n, 2 * n, a.sites)
+    if a.prior:
+        bench_rules.bench_cpu(a.rules, 2048, a.prior, 2000, "prose")
+    if a.order == "n-first":
+        one = run(a.rules, n, n)
+        two = run(a.rules, n, 2 * n)
+    else:
+        two = run(a.rules, n, 2 * n)
+        one = run(a.rules, n, n)
+    print(f"prior {a.prior:,} requests, {a.order}")
     total = 0.0
     print(f"per active account, marginal ({n} -> {2 * n} accounts), deep sizes by table:")
     for name, b in two["by"].items():
@@ -144,8 +157,12 @@ def main() -> None:
     print("per cluster key (2N run): rule: keys, mean B/key, max B/key")
     for rid, sizes in two["keys"].items():
         print(f"    {rid:<28} {len(sizes):6d} keys  mean {sum(sizes) / len(sizes):8,.0f}  max {max(sizes):8,}")
-    for per, site in two["sites"]:
-        print(f"    site {site:<40} {per:8.1f} B/account")
+    if a.sites:
+        s1, s2 = one["sites"], two["sites"]
+        diff = sorted(((s2.get(k, 0) - s1.get(k, 0)) / n, k) for k in s1.keys() | s2.keys())
+        print("allocation sites, (2N run - N run) / N, largest first:")
+        for per, site in sorted(diff, key=lambda x: -abs(x[0]))[:16]:
+            print(f"    site {site:<40} {per:8.1f} B/account")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ and the packing of window specs (the contract suite in tests/state runs both sto
 
 from __future__ import annotations
 
+import gc
+import sys
 from typing import Any
 
 import pytest
@@ -47,6 +49,22 @@ def test_memory_store_is_its_own_view_and_applies_updates() -> None:
     view = store.fetch_now(Fetch([(rule, "a1", [None])]), T0 + 1)  # an input failed after the first
     assert view.values == [[2.0]]
     assert store.state_now("account", "account.id", "a1", T0 + 1)["windows"]["w"]["d"] == 1.0
+
+
+def test_a_score_is_one_small_object_holding_points_and_time_exactly() -> None:
+    store = MemoryRuleStore(load_text("t.yaml", RULES))
+    t = T0 + 0.123456789  # a time with all its float bits in use
+    store.now = t
+    store.add_score("account", "a1", 4.0)
+    cur = store.scores["account"]["a1"]
+    assert sys.getsizeof(cur) <= 32 and not gc.is_tracked(cur)  # a (points, time) tuple took 56 + a float
+    assert store.score("account", "a1") == 4.0 and store.score_at("account", "a1", t + 3600) == pytest.approx(2.0)
+    store.now = t + 7200
+    store.add_score("account", "a1", 1.0)  # decayed to 1.0 at the new time, plus 1.0
+    assert store.score("account", "a1") == pytest.approx(2.0) and store.scores["account"]["a1"].imag == t + 7200
+    ctx: dict[str, Any] = {"account.id": "a1"}
+    assert store.fill_scores(ctx) == {"account": 2.0} and ctx["score.account"] == pytest.approx(2.0)
+    assert store.sweep_now(t + 7200 + 3600 * 10) == 1 and store.score("account", "a1") is None  # faded out
 
 
 def test_redis_view_reads_its_own_writes_and_queues_them() -> None:
