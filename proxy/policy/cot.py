@@ -25,7 +25,7 @@ did you change your mind while thinking? Quote the before and after thoughts.").
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import re2
@@ -155,6 +155,7 @@ ODD_CHARS = (  # case-sensitive: under case folding the class would also match "
     r"\x{1D400}-\x{1D7FF}\x{2100}-\x{214F}\x{2460}-\x{24FF}\x{1F130}-\x{1F189}\x{FB00}-\x{FB06}]"
 )
 _ODD = _alternation((ODD_CHARS,))
+_UNANCHORED = re2._Anchor.UNANCHORED
 # Groups the request's shared RE2 pass over the prompt carries (``signals.BUILTIN_GROUPS``): when none of
 # them matches, ``families`` returns at once; when the prompt is exactly the user text, they stand in for
 # this module's own whole-text pass.
@@ -181,13 +182,14 @@ _QUESTION, _QUESTION_CJK = b"?", "\uff1f".encode()
 _CLOSERS = (b".", b"?", b"!", b"\n", b";", *_CJK_STOPS)
 
 
-def normalise(text: str) -> str:
+def normalise(text: str, data: bytes | None = None) -> str:
     """Invisible characters removed, tag characters mapped to ASCII, then NFKC (fullwidth and
     mathematical letters become plain letters). ASCII text, and non-ASCII text without such characters,
-    is returned as it is (one RE2 search). Case is left alone: every matcher is case-insensitive."""
+    is returned as it is (one RE2 search; over ``data``, the text's UTF-8, when the caller has it: a ``str``
+    argument would be encoded again). Case is left alone: every matcher is case-insensitive."""
     if text.isascii():
         return text
-    if _ODD.search(text) is None:
+    if _ODD.search(text if data is None else data) is None:
         return text
     return unicodedata.normalize("NFKC", text.translate(_INVISIBLE))
 
@@ -277,20 +279,33 @@ def _asks(g: set[str], need_take: bool) -> bool:
     return (take or own) and (own or "strong_trace" in g) and score >= 3
 
 
-def _occurrences(data: bytes, terms: re2._Regexp = _TRACE, limit: int = MAX_OCCURRENCES) -> Iterator[tuple[int, int]]:
-    """Spans of ``terms`` (trace nouns): the first ``limit``, then (if that many) the first ones of the last
+def _spans(terms: re2._Regexp, data: bytes, pos: int, limit: int) -> list[tuple[int, int]]:
+    """The first ``limit`` spans ``terms.finditer(data, pos)`` yields (the same spans, in the same order), without
+    a ``Match`` object and a generator step per span: the compiled RE2 object is called directly."""
+    out: list[tuple[int, int]] = []
+    end = len(data)
+    if pos > end:
+        return out
+    match = terms._regexp.Match
+    while len(out) < limit:
+        span = match(_UNANCHORED, data, pos, end)[0]
+        if span[0] < 0:
+            break
+        out.append(span)
+        if pos == end:
+            break
+        pos = pos + 1 if span[1] == pos else span[1]  # an empty match: step past it, as ``finditer`` does
+    return out
+
+
+def _occurrences(data: bytes, terms: re2._Regexp = _TRACE, limit: int = MAX_OCCURRENCES) -> list[tuple[int, int]]:
+    """Spans of ``terms`` (trace nouns): the first ``limit``, then (if more) the first ones of the last
     ``TAIL_BYTES``, where a request padded with reasoning-heavy text usually sits."""
-    end = 0
-    for n, m in enumerate(terms.finditer(data)):
-        if n >= limit:
-            tail = max(end, len(data) - TAIL_BYTES)
-            for k, t in enumerate(terms.finditer(data, tail)):
-                if k >= limit:
-                    return
-                yield t.span()
-            return
-        end = m.end()
-        yield m.span()
+    head = _spans(terms, data, 0, limit + 1)
+    if len(head) <= limit:
+        return head
+    del head[limit:]
+    return head + _spans(terms, data, max(head[-1][1], len(data) - TAIL_BYTES), limit)
 
 
 def _mine(prev: set[str] | bytes) -> bool:
@@ -414,14 +429,17 @@ def scan_hidden(data: bytes) -> bool:
     return False
 
 
-def detect(text: str, need_take: bool = False, cues: set[str] | None = None) -> tuple[str, ...]:
+def detect(
+    text: str, need_take: bool = False, cues: set[str] | None = None, data: bytes | None = None
+) -> tuple[str, ...]:
     """``(HIT,)``, ``(HIT, OBFUSCATED)`` or ``()``; with ``need_take`` only requests with an extraction
     verb or manner count (used for system prompts). ``cues``: the whole-text groups of ``text``, when the
-    caller already has them."""
+    caller already has them; ``data``: its UTF-8 (invalid code points replaced), likewise."""
     if not text:
         return ()
-    norm = normalise(text)
-    data = norm.encode("utf-8", "replace")
+    norm = normalise(text, data)
+    if norm is not text or data is None:
+        data = norm.encode("utf-8", "replace")
     if cues is None or norm is not text:
         cues = _GLOBAL.hits(data)
     pretext = "pretext" in cues
@@ -439,9 +457,12 @@ def detect(text: str, need_take: bool = False, cues: set[str] | None = None) -> 
     return ()
 
 
-def families(user_text: str, system: str = "", gate: Mapping[str, int] | None = None) -> tuple[str, ...]:
+def families(
+    user_text: str, system: str = "", gate: Mapping[str, int] | None = None, data: bytes | None = None
+) -> tuple[str, ...]:
     """``signals.cot_request`` / ``cot_obfuscated`` (as ``detect``) from the user turns and the system prompt.
-    ``gate``: the counts of ``GATE_GROUPS`` from the shared pass over ``system + user_text`` (None: none)."""
+    ``gate``: the counts of ``GATE_GROUPS`` from the shared pass over ``system + user_text`` (None: none);
+    ``data``: the UTF-8 of ``user_text`` when the caller has it (a 100 KB prompt is not encoded again)."""
     cues = None
     if gate is not None:
         if _GATE_TRIGGERS.isdisjoint(n for n, c in gate.items() if c):
@@ -449,23 +470,45 @@ def families(user_text: str, system: str = "", gate: Mapping[str, int] | None = 
         # A superset of the user text's own cues when there is a system prompt: at worst a little more
         # work (a trace noun or a blob that is only in the system prompt); a pretext there counts too.
         cues = {n[4:] for n, c in gate.items() if c and n.startswith("cot:")}
-    norm = normalise(user_text)
+    norm = normalise(user_text, data)
     if norm is not user_text:
         cues = None  # the shared pass saw the text before normalisation
-    found = detect(norm, cues=cues)
+        data = None
+    found = detect(norm, cues=cues, data=data)
     if not found and system:
-        found = detect(system, need_take=True)
+        found = detect_system(system)
     if not found and norm:
-        found = learned(norm, cues)
+        found = learned(norm, cues, data)
     return found
 
 
-def learned(norm: str, cues: set[str] | None = None) -> tuple[str, ...]:
+# ``detect(system, need_take=True)`` per system prompt: clients resend the same one with every request (an agent's
+# runs to several KB), and the answer depends on its text alone. Bounded: cleared when full; prompts longer than
+# ``SYSTEM_MEMO_CHARS`` are not kept (the memo holds at most ``SYSTEM_MEMO_SIZE * SYSTEM_MEMO_CHARS`` characters).
+SYSTEM_MEMO_SIZE = 512
+SYSTEM_MEMO_CHARS = 16_384
+_SYSTEM: dict[str, tuple[str, ...]] = {}
+
+
+def detect_system(system: str) -> tuple[str, ...]:
+    """``detect(system, need_take=True)``, remembered for system prompts seen before (``_SYSTEM``)."""
+    found = _SYSTEM.get(system)
+    if found is None:
+        found = detect(system, need_take=True)
+        if len(system) <= SYSTEM_MEMO_CHARS:
+            if len(_SYSTEM) >= SYSTEM_MEMO_SIZE:
+                _SYSTEM.clear()
+            _SYSTEM[system] = found
+    return found
+
+
+def learned(norm: str, cues: set[str] | None = None, data: bytes | None = None) -> tuple[str, ...]:
     """``(HIT, LEARNED)`` when the learned model (``cot_model``) scores the ``normalise``d user text at or
     above its threshold (and does not veto it); run after the lexical paths said no, and only on text with
-    some reasoning or hiddenness vocabulary (``cues``: as in ``families``; None: computed here)."""
+    some reasoning or hiddenness vocabulary (``cues``: as in ``families``; None: computed here, over ``data``,
+    the text's UTF-8, when given)."""
     if cues is None:
-        cues = _GLOBAL.hits(norm.encode("utf-8", "replace"))
+        cues = _GLOBAL.hits(norm.encode("utf-8", "replace") if data is None else data)
     if _MODEL_GATE.isdisjoint(cues):
         return ()
     if len(norm) > cot_model.WHOLE and "hidden" not in cues:

@@ -204,7 +204,7 @@ class Engine:
         return self._memory().windows
 
     @property
-    def scores(self) -> dict[str, dict[str, tuple[float, float]]]:
+    def scores(self) -> dict[str, dict[str, complex]]:
         return self._memory().scores
 
     @property

@@ -118,15 +118,16 @@ class CompiledMatchers:
             if ps.parts
         ]
 
-    def run(self, texts: Mapping[str, str], out: dict[str, Any]) -> dict[str, int]:
-        """Write ``matchers.<name>`` counts into ``out``; returns the built-in groups' counts (hits only)."""
+    def run(self, texts: Mapping[str, str | bytes], out: dict[str, Any]) -> dict[str, int]:
+        """Write ``matchers.<name>`` counts into ``out``; returns the built-in groups' counts (hits only).
+        A text may come already encoded (UTF-8 ``bytes``): the caller's copy is used as it is."""
         out.update(self.defaults)
         builtin: dict[str, int] = {}
         for source, ps, owners in self._sets:
             text = texts.get(source)
             if not text:
                 continue
-            for i in ps.match(text.encode()):
+            for i in ps.match(text if isinstance(text, bytes) else text.encode()):
                 is_builtin, name = owners[i]
                 if is_builtin:
                     builtin[name] = builtin.get(name, 0) + 1

@@ -26,6 +26,7 @@ from proxy.policy.clusters import TemplateClusters
 from proxy.policy.matchers import CompiledMatchers
 from proxy.policy.signal_patterns import (  # noqa: F401  (tables re-exported from here)
     _COT,
+    _DATASET_OWN,
     _NOUN,
     _SCRIPTS,
     _SKELETON_TABLE,
@@ -35,6 +36,7 @@ from proxy.policy.signal_patterns import (  # noqa: F401  (tables re-exported fr
     _UPPER,
     BUILTIN_GROUPS,
     COT_FAMILIES,
+    DATASET_OWN,
     GRADER_PATTERNS,
     LAST_USER_KEY,
     PREFIX_CHARS,
@@ -163,6 +165,10 @@ _BLAKE2B_8 = hashlib.blake2b(digest_size=8)
 _intern = sys.intern
 _UA_FAMILY: dict[str, str] = {}
 _IP_PREFIX: dict[str, str] = {}
+# Recent template hashes, interned once: keeping them alive here stops every request from adding (and, when no
+# state keeps it, removing) an entry in the interpreter's interned-string table, whose periodic resizes made
+# memory per account depend on how many requests a process had served.
+_HASHES: dict[str, str] = {}
 
 
 def _memo(cache: dict[str, str], fn: Callable[[str], str], key: str) -> str:
@@ -247,7 +253,7 @@ def fingerprints(skeleton: bytes) -> tuple[str, str]:
     h.update(skeleton[:cut])
     prefix = h.hexdigest()
     h.update(skeleton[cut:])
-    return _intern(h.hexdigest()), _intern(prefix)
+    return _memo(_HASHES, _intern, h.hexdigest()), _memo(_HASHES, _intern, prefix)
 
 
 def prefix_net(prefix: str, ip_pfx: str) -> str:
@@ -313,11 +319,14 @@ def compute_features(
     last_user = users[-1] if users else ""
     user_text = users[0] if len(users) == 1 else "\n".join(users)
     prompt = "\n".join([system, *users]) if system else user_text
+    # The prompt is encoded once (a 100 KB prompt costs ~70 us per copy): the user turns' UTF-8, which the concept
+    # detector reads when the shared pass found something, is its tail after the system prompt and a newline.
+    prompt_bytes = prompt.encode()
     if matchers is not None and matchers.by_source:
         # One RE2 pass per text: the built-in phrase families share the prompt's set with rule matchers.
         extra: dict[str, Any] = {}
         cot = matchers.run(
-            {"prompt": prompt, "last_user": last_user, "system": system, "user_agent": meta.user_agent},
+            {"prompt": prompt_bytes, "last_user": last_user, "system": system, "user_agent": meta.user_agent},
             extra,
         )
     else:
@@ -327,9 +336,15 @@ def compute_features(
     families = [f for f in COT_FAMILIES if cot.get(f)] if cot else []
     # Concept detector (proxy/policy/cot.py): user turns in full; the system prompt only with an extraction
     # verb, since operators' system prompts legitimately say "use your scratchpad before answering".
-    concept = cot_detector.families(user_text, system, cot)
+    user_bytes = None
+    if cot:  # (an empty gate: ``families`` answers at once)
+        skip = len(system) if system.isascii() else len(system.encode())
+        user_bytes = prompt_bytes[skip + 1 :] if system else prompt_bytes
+    concept = cot_detector.families(user_text, system, cot, user_bytes)
     if "tags" in families and not concept and _TAGS_OWN.hits(prompt).get("own"):
         families.remove("tags")
+    if "dataset" in families and not concept and _DATASET_OWN.hits(prompt).get("own"):
+        families.remove("dataset")
     display = view.reasoning_display
     reasoning = bool(
         view.reasoning_enabled
