@@ -52,6 +52,16 @@ class ProxyApp:
             if families is not None:
                 self.metrics.add_source(families)
         self.chain = Chain(self.filters)
+        # Hooks with a synchronous first step (see ``handle``), by the hook the chain holds.
+        self._request_now: dict[Any, Any] = {}
+        self._done_now: dict[Any, Any] = {}
+        for f in self.filters:
+            now = getattr(f, "on_request_now", None)
+            if now is not None:
+                self._request_now[f.on_request] = now
+            now = getattr(f, "on_done_now", None)
+            if now is not None:
+                self._done_now[f.on_done] = now
         self.upstreams = Upstreams(config.upstreams)
         self.rid_header = config.server.request_id_header
         self.relay = Relay(self.upstreams, self.chain, clock.mono, self.rid_header)
@@ -165,8 +175,18 @@ class ProxyApp:
                     ex.body = body
                     ex.bytes_in = len(body)
                     reply = None
+                    nows = self._request_now
                     for hook in self.chain.request:  # (Chain.run_request, inlined: one coroutine less)
-                        reply = await hook(ex)
+                        now = nows.get(hook)
+                        if now is None:
+                            reply = await hook(ex)
+                        else:
+                            # A filter's synchronous first step: None when it decided without waiting
+                            # and has nothing to answer, else the awaitable that finishes the hook.
+                            pending = now(ex)
+                            if pending is None:
+                                continue
+                            reply = await pending
                         if reply is not None:
                             break
                     if reply is not None:
@@ -184,7 +204,9 @@ class ProxyApp:
             ex.t_end = clock.mono()
             try:
                 if self.chain.done:
-                    await self.chain.run_done(ex)
+                    pending = self._run_done(ex)  # (usually synchronous: no coroutine)
+                    if pending is not None:
+                        await pending
                 if resp is not None and not resp.prepared:
                     # A buffered body or a local reply: send it now, after on_done (which may free a
                     # slot the client's next request needs) and before the metrics and the log line,
@@ -202,6 +224,44 @@ class ProxyApp:
                     self._idle.set()
         assert resp is not None  # every path that gets here without an exception set it
         return resp
+
+    def _run_done(self, ex: Exchange) -> Awaitable[None] | None:
+        """``Chain.run_done``, after the usage of a buffered body the relay left unread (``ex.usage_body``:
+        the hooks reconcile with it), with each hook's synchronous first step (``on_done_now``): None when
+        every hook finished without waiting, else the awaitable that runs the rest."""
+        if ex.usage_body is not None:
+            try:
+                read_body_usage(ex)
+            except Exception:  # a body the dialect cannot read must not skip the hooks (leases)
+                log.exception("reading the response usage failed", extra={"request_id": ex.request_id})
+        nows = self._done_now
+        for i, hook in enumerate(self.chain.done):
+            now = nows.get(hook)
+            if now is None:
+                return self._run_done_from(ex, i, None)
+            try:
+                pending = now(ex)
+            except Exception:
+                log.exception("on_done hook failed", extra={"request_id": ex.request_id})
+                continue
+            if pending is not None:
+                return self._run_done_from(ex, i, pending)
+        return None
+
+    async def _run_done_from(self, ex: Exchange, i: int, pending: Awaitable[None] | None) -> None:
+        """The rest of ``_run_done`` from hook ``i`` (``pending``: that hook's awaitable, already begun)."""
+        hooks = self.chain.done
+        nows = self._done_now
+        for hook in hooks[i:]:
+            try:
+                if pending is None:
+                    now = nows.get(hook)
+                    pending = hook(ex) if now is None else now(ex)
+                if pending is not None:
+                    await pending
+            except Exception:
+                log.exception("on_done hook failed", extra={"request_id": ex.request_id})
+            pending = None
 
     async def _read_body(self, request: web.Request) -> bytes:
         limit = self.max_body

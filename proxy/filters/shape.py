@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -50,6 +50,8 @@ class ShapeFilter(Filter):
     ends a stream past its token budget with the dialect's error event. ``on_done`` releases and
     reconciles. Rule actions steer it through ``ex.controls`` (``throttle``, ``pace_tps``,
     ``cut_tokens``) or persistently through ``throttle()``.
+    The app calls ``on_request_now``/``on_done_now`` instead of the two coroutine hooks: the same work,
+    without a coroutine when nothing has to wait (``ProxyApp.handle``).
     """
 
     name = "shape"
@@ -122,12 +124,18 @@ class ShapeFilter(Filter):
         on the response before its first byte, and on any later local reply too. With rule state on
         the same Redis, the judge has already sent this request's ops with its rules (one call:
         ``proxy.shaping.remote``) and left the results in ``ex.state["shape"]``."""
-        shaper = self.shaper
+        pending = self.on_request_now(ex)
+        return None if pending is None else await pending
+
+    def on_request_now(self, ex: Exchange) -> Awaitable[Reply | None] | None:
+        """``on_request`` without a coroutine when the request is admitted at once (the app calls this
+        first): None when it was, else the awaitable that decides (waits in a queue, or rejects)."""
         st = ex.state.get("shape")
         if st is None:
             admit = self._fast_admit
             if admit is not None and admit(ex):  # the common case, fused (``proxy.shaping.fast``)
                 return None
+            shaper = self.shaper
             st = ShapeState(shaper)
             ex.state["shape"] = st
             if shaper.admit_now(ex, st):  # the common case, without a coroutine on the embedded backend
@@ -138,6 +146,11 @@ class ShapeFilter(Filter):
             if offer is not None:  # the judge before us keeps its rule state on the same Redis
                 offer.couple(shaper)
         # else: the judge applied this request's limits with its rules (``proxy.shaping.remote``)
+        return self._decide(ex, st)
+
+    async def _decide(self, ex: Exchange, st: ShapeState) -> Reply | None:
+        """The rest of ``on_request``: a decision that awaits the backend or a delay queue."""
+        shaper = self.shaper
         v = st.verdict or await shaper.admit(ex, st)  # a plain rejection is already decided
         if v.ok:
             if v.delayed > 0:
@@ -202,13 +215,22 @@ class ShapeFilter(Filter):
     async def on_done(self, ex: Exchange) -> None:
         """Always: release concurrency leases, reconcile token reservations with real usage (the
         app has merged the response's usage into ``ex.usage``, streamed or buffered)."""
+        pending = self.on_done_now(ex)
+        if pending is not None:
+            await pending
+
+    def on_done_now(self, ex: Exchange) -> Awaitable[None] | None:
+        """``on_done`` without a coroutine on the embedded backend (the app calls this first): None
+        when settled, else the awaitable that settles (a remote backend)."""
         st: ShapeState | None = ex.state.get("shape")
         if st is None:
-            return
+            return None
         if st.fast:
             self._fast_finish(st, ex)  # type: ignore[misc]
-        elif not self.shaper.finish_now(st, ex):
-            await self.shaper.finish(st, ex)
+            return None
+        if self.shaper.finish_now(st, ex):
+            return None
+        return self.shaper.finish(st, ex)
 
     # -- for the relay and for rule actions ------------------------------------------------------
 
