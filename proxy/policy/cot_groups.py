@@ -40,6 +40,37 @@ USER_PROGRAM: tuple[str, ...] = (
     r"|render|stream|dump|print|log|output|hide|collapse|strip|store|save)s?\b",
 )
 
+# the hidden reasoning explicitly not asked for, then an ordinary request: "I'm not asking for your internal notes,
+# just give me a clean explanation", "no need for your thinking" (``\x00``: the trace noun, or in ``cot_struct`` the
+# hiddenness word). "Don't want" is left out: "I don't want your summarised reasoning, I want the raw one" asks.
+# One pattern, appended as a branch to an existing one of each group that uses it.
+NOT_ASKED = (
+    r"\b(not|never|no longer) (asking|looking|requesting|after|interested)( for| in| to (see|get|read))? (the |your"
+    r" |any |a |those |these )?(\w+ ){0,2}\x00"
+    r"|\bno need (for|of) (the |your |any |a )?(\w+ ){0,2}\x00|\b(don'?t|do not|won'?t) need (to (see|read|get) )?(the"
+    r" |your |any |a )?(\w+ ){0,2}\x00"
+)
+
+# a question about showing reasoning in the user's product, not a request for this conversation's trace: "what UX
+# patterns work well for showing AI reasoning?", "should I stream the reasoning summary?", "display a summary of the
+# model's reasoning to users" (the user shows it to their users: their deployment's reasoning). One pattern.
+PRODUCT_DISPLAY = (
+    r"\b(ux|ui|user experience|interface|interaction|product|design) (patterns?|practices?|guidelines?|conventions"
+    r"|approach(es)?|choices?|decisions?|trade-?offs?)\b"
+    r"|\bshould (i|we) (\w+ )?(show|display|stream|render|surface|expose|hide|collapse|include|log|store|cache|persist"
+    r"|truncate|animate)\b"
+    r"|\x00( \w+)? (to|for) (our |my |their |end[- ])?(users|customers|clients|visitors|readers|end[- ]users"
+    r"|subscribers|students|patients)\b"
+    r"|\b(show|display|stream|surface|present|expose|render)\w* (our |my |their )?(users|customers|clients|visitors"
+    r"|readers|end[- ]users|subscribers)\b"
+    # "our customers see a summary of the assistant's reasoning": a model named in the third person beside the user's
+    # own users is the user's deployment ("your" is this model)
+    r"|\b(our|my) (\w+ )?(users|customers|clients|visitors|readers|subscribers|end[- ]users|students|patients)\b"
+    r"[^.?!\n]{0,80}\b(the|an?) (\w+ )?(model|assistant|ai|llm|bot|chatbot)'?s\b"
+    r"|\b(the|an?) (\w+ )?(model|assistant|ai|llm|bot|chatbot)'?s (\w+ ){0,2}\x00[^.?!\n]{0,60}\b(our|my|their) (\w+ )?"
+    r"(users|customers|clients|visitors|readers|subscribers|end[- ]users|students|patients)\b"
+)
+
 WINDOW: dict[str, tuple[str, ...]] = {
     # "there's a monologue": a contraction, not a possessive (see other_owner)
     "contraction": (r"\b(there|it|that|here|what|where|who|he|she|let|how)'s\s+(\w+\s+)?\x00",),
@@ -225,7 +256,7 @@ WINDOW: dict[str, tuple[str, ...]] = {
     ),
     # "do not reveal your reasoning": a system prompt guarding the trace, not asking for it
     # "the polished answer, not the raw notes": the trace is what the user declines
-    "declined": (r"\b(not|instead of|rather than|no) (the |your |any |a )?(\w+ )?\x00",),
+    "declined": (r"\b(not|instead of|rather than|no) (the |your |any |a )?(\w+ )?\x00|" + NOT_ASKED,),
     "negated": (
         r"\b(never|not|don'?t|do not|must not|mustn'?t|should not|shouldn'?t|avoid|refuse to|no need to)"
         r" (\w+ ){0,2}(reveal\w*|show\w*|print\w*|output\w*|shar\w+|disclos\w*|expos\w*|leak\w*|includ\w*|"
@@ -278,7 +309,7 @@ WINDOW: dict[str, tuple[str, ...]] = {
         # a product decision about showing reasoning: "should my app show users the model's reasoning summary?"
         r"\bshould (my|our|the|an?) (\w+ )?(app|ui|product|site|website|interface|frontend|front-end|dashboard|tool"
         r"|platform|chatbot|bot|service|extension|plugin|client)s? (\w+ )?(show|display|hide|expose|surface|render"
-        r"|collapse|include|stream)\b",
+        r"|collapse|include|stream)\b|" + PRODUCT_DISPLAY,
     ),
     # the user writes instructions for a model ("write a system prompt that tells the model to keep its
     # reasoning private"), or says what their own program does with traces (``USER_PROGRAM``): about reasoning,

@@ -21,11 +21,11 @@ to ``WHOLE`` bytes, else ``AROUND`` bytes each side of its first reasoning or hi
   "a copy verb" and "hidden") can weigh more than its parts.
 The score is the bias plus the weights of the features present over the square root of their number.
 
-A flag also needs the trace not to be negated, declined or left out in the text (``vetoed``). Cross-validated
-figures (``python -m proxy.sim.cot_train --cv``, method and numbers in its docstring), eighth revision: trained
-without each of the latest blind files and its benign set, lexical OR model caught 144/150 of heldout7, 130/150 of
-heldout8 and 146/150 of heldout9 (420/450 = 93.3 %) with 1/662 false positives on their benign sets;
-leave-families-out 97.1 % at 0.39 % false positives.
+A flag also needs the trace not to be negated, declined, said not to be wanted or left out in the text
+(``vetoed``). Cross-validated figures (``python -m proxy.sim.cot_train --cv``, method and numbers in its
+docstring), ninth revision: trained without each of the latest blind files and its benign set, lexical OR model
+caught 134/150 of heldout8, 146/150 of heldout9 and 147/150 of heldout10 (427/450 = 94.9 %) with 0/690 false
+positives on their benign sets (the eighth revision's code on the same data: 426/450 at 3/690).
 
 Cost: the model runs only after the lexical detector said no, and only when the request's shared RE2 pass
 found some reasoning or hiddenness vocabulary (``cot.GATE_GROUPS``); most prompts stop before it. It reads at
@@ -115,6 +115,9 @@ class _Concepts:
 _CONCEPTS = _Concepts()
 _ANCHOR = _alternation(_NAMED_TRACE + struct.HIDDEN)
 _TRACE = _alternation(_TRACE_TERMS)
+# "I'm not asking for your internal notes, just ...": generic nouns and hiddenness words masked too
+_ANY_TRACE = _alternation(_TRACE_TERMS + lex.TRACE_GENERIC + struct.HIDDEN)
+_NOT_ASKED = _alternation((groups.NOT_ASKED,))
 
 
 def view(norm: str) -> bytes | None:
@@ -133,15 +136,15 @@ def view(norm: str) -> bytes | None:
     return head[lo : lo + 2 * AROUND].lower() + b"\n" + norm[-AROUND:].lower().encode("utf-8", "replace")
 
 
-def _masked(data: bytes) -> bytes:
-    """``data`` with its first ``MAX_MASKED`` trace nouns replaced by ``" \x00 "``, as ``cot.scan`` does."""
+def _masked(data: bytes, terms: re2._Regexp = _TRACE, mark: bytes = b" \x00 ") -> bytes:
+    """``data`` with its first ``MAX_MASKED`` trace nouns (``terms``) replaced by ``mark``, as ``cot.scan`` does."""
     parts: list[bytes] = []
     pos = 0
-    for n, m in enumerate(_TRACE.finditer(data)):
+    for n, m in enumerate(terms.finditer(data)):
         if n == MAX_MASKED:
             break
         s, e = m.span()
-        parts += (data[pos:s], b" \x00 ")
+        parts += (data[pos:s], mark)
         pos = e
     if not parts:
         return data
@@ -154,7 +157,11 @@ def vetoed(data: bytes) -> bool:
     show your thinking"): a bag of words misses the scope of a negation; the window groups of ``cot.scan`` see
     it around a masked trace noun. Checked only when the score says yes."""
     g = _CONCEPTS.hits(_masked(data))
-    return b"g:w_negated" in g or b"g:w_declined" in g or (b"g:w_omit" in g and b"g:w_unomit" not in g)
+    if b"g:w_negated" in g or b"g:w_declined" in g or (b"g:w_omit" in g and b"g:w_unomit" not in g):
+        return True
+    # the hidden reasoning explicitly not asked for ("not asking for your internal notes, just ..."): generic
+    # nouns ("notes") and hiddenness words ("internal") count here too, each masked as a bare "\x00"
+    return _NOT_ASKED.search(_masked(data, _ANY_TRACE, b"\x00")) is not None
 
 
 def _grams(toks: list[bytes]) -> list[bytes]:

@@ -172,7 +172,7 @@ NEGATIVE: tuple[str, ...] = (
 NEGATED: tuple[str, ...] = (
     r"\b(never|not|don'?t|do not|must not|mustn'?t|should not|shouldn'?t|avoid|refuse to|no need to|without)"
     r" (\w+ ){0,2}(reveal\w*|show\w*|print\w*|output\w*|shar\w+|disclos\w*|expos\w*|leak\w*|includ\w*|repeat\w*"
-    r"|quot\w*|mention\w*)\b",
+    r"|quot\w*|mention\w*)\b|" + groups.NOT_ASKED,
 )
 CONDITION: tuple[str, ...] = (r"\b(if|unless|until) (you|u) (don'?t|do not|won'?t|will not|refuse|keep)\b",)
 

@@ -99,6 +99,20 @@ TAGS_OWN_ARTEFACT = (
     r"\b(strip|stripping|parse|parsing|regexp?|remove|removing|filter|filtering|render|rendering|sanitiz\w*"
     r"|escape|escaping|elementtree|beautifulsoup|lxml|xpath|hide|hiding|collapse|collapsing|fold|folding"
     r"|ausblend\w*|versteck\w*)\b|\bsystem prompt\b",
+    r"\b(split|splits|splitting|separate|separates|separating)\b",
+    # the user's own / local model, or hiding, in other languages
+    r"(ローカルモデル|自分のモデル|自作のモデル|本地模型|我的模型|로컬 모델|내 모델|modelo local|mi modelo"
+    r"|mon mod[eè]le|mod[eè]le local|lokales modell|mein modell"
+    r"|表示しない|非表示|隠す|隠し|隐藏|不显示|숨기|ocultar|masquer|cacher)",
+)
+# A dataset of reasoning the user (or their team, annotators, experts) wrote: their own data, not the model's.
+DATASET_OWN = (
+    r"\b(rationales?|reasoning|explanations?|traces?|chains? of thought) (that |which )?(i|we|my team|our team"
+    r"|our annotators|annotators|humans|experts) (wrote|write|have written|authored|annotated|labell?ed|collected)\b",
+    r"\b(my|our) (own )?(\w+ )?(rationales|annotations|explanations|reasoning traces)\b",
+    # people the user hired or works with write the data: "we hired annotators to write step-by-step solutions"
+    r"\b(annotators?|labell?ers?|raters?|contractors?|tutors?|crowd ?workers?|human experts?|domain experts?"
+    r"|subject[- ]matter experts?)\b.{0,40}\b(write|wrote|written|writing|author\w*|annotat\w*|label\w*|draft\w*)\b",
 )
 GRADER_PATTERNS = (
     r"\b(grade|score|rate|evaluate|assess|judge)\b.{0,40}\b(the following|this|these|each|every)\s+"
@@ -120,6 +134,7 @@ PARTS.update(dict.fromkeys(("cot:trace", "cot:hidden", "cot:pretext"), "cot:word
 PARTS.update({n: "cot:shapes" for n, _ in cot_detector.GATE_GROUPS if n not in PARTS})
 _COT = PatternSet.build(BUILTIN_GROUPS)
 _TAGS_OWN = PatternSet.build([("own", TAGS_OWN_ARTEFACT)])  # run only when the `tags` family hit (rare)
+_DATASET_OWN = PatternSet.build([("own", DATASET_OWN)])  # run only when the `dataset` family hit (rare)
 
 # Private entries of the feature dict (a NUL cannot start a feature name): not features, never audited.
 SKELETON_KEY = "\x00skeleton"

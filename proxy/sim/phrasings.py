@@ -28,17 +28,21 @@ Data in ``proxy/sim/data/phrasings``:
   revision's training data); and ``heldout9.yaml`` (held-out split 9, 15 families, written blind by someone who
   never saw the detector, earlier splits or the repository, 2026-11-27 22:30 UTC; measured once per revision before
   it became development data: 140/150 = 93.3 % by the sixth revision, 141/150 = 94.0 % by the seventh; nothing was
-  tuned on it before the eighth revision, which trains on it).
+  tuned on it before the eighth revision, which trains on it); ``heldout10.yaml`` (held-out split 10, written
+  blind 2026-11-28, measured once with the eighth revision at 148/150 = 98.7 % before it became development data;
+  the ninth revision trains on it).
 - held-out split (``SPLITS["heldout"]``): the next blind split, dropped in by the lead after the revision that
   tunes on the previous one. While the tuple is empty, or a file it lists is not there, ``evaluate`` reports the
   split as not measured (``SplitResult.missing``) and the blind benign rate is left out; the held-out tests skip.
 - benign prompts that mention reasoning innocently, hard near-misses included: ``benign.yaml``, ``benign3.yaml``
-  to ``benign9.yaml`` (development: the detector was tuned and the learned model trained on them; each was
+  to ``benign10.yaml`` (development: the detector was tuned and the learned model trained on them; each was
   written blind and measured once before use: ``benign3`` at 6/176 = 3.4 % false positives, ``benign4`` at
   4/212 = 1.9 %, ``benign5`` at 7/212 = 3.3 %, ``benign6`` at 4/205 = 1.95 %, ``benign7`` at 3/211 = 1.42 %, the
   fourth revision likewise 3/211; ``benign8`` (223 prompts) on 2026-11-27 at 21:20 UTC at 3/223 = 1.35 % by the
   sixth revision, 3/223 by the fifth; ``benign9`` (228 prompts, written with ``heldout9``) at 3/228 = 1.32 % by
-  the sixth revision and by the seventh). The blind benign set of the next split goes in ``BENIGN["heldout"]``.
+  the sixth revision and by the seventh; ``benign10`` (239 prompts, written with ``heldout10``) at 4/239 = 1.67 %
+  by the eighth revision; 0/239 by the ninth, which was tuned on those four). The blind benign set of the next
+  split goes in ``BENIGN["heldout"]``.
 
 Each phrasing is sent as one request on a fresh engine, through the real feature extraction and the whole
 rule set, to a reasoning model; "caught" means the rule ``cot-elicit-request`` hit (enforce or shadow).
@@ -77,12 +81,13 @@ SPLITS: dict[str, tuple[str, ...]] = {
         "heldout7",
         "heldout8",
         "heldout9",
+        "heldout10",
     ),
-    "heldout": (),  # the next blind split (heldout10), added by the lead: empty until then
+    "heldout": (),  # the next blind split (heldout11), added by the lead: empty until then
 }
 BENIGN: dict[str, tuple[str, ...]] = {
-    "dev": ("benign", "benign3", "benign4", "benign5", "benign6", "benign7", "benign8", "benign9"),
-    "heldout": (),  # the blind benign set written with the next held-out split (benign10)
+    "dev": ("benign", "benign3", "benign4", "benign5", "benign6", "benign7", "benign8", "benign9", "benign10"),
+    "heldout": (),  # the blind benign set written with the next held-out split (benign11)
 }
 T0 = 1_767_225_600.0
 
