@@ -28,6 +28,14 @@ OPERATOR: tuple[str, ...] = (
     _NA + r"(mein\pL*|unser\pL*|mi|mis|nuestr[oa]s?|mon|ma|notre|meu|minha|nosso|mio|mia|nostro) (eigen\pL* |propi[oa] "
     r"|propre |pr[óo]pri[oa] |local\pL* |lokal\pL* )*(\pL+ ){0,2}(modell?|mod[eè]le|modelo|servidor|server|serveur)"
     + _NZ,
+    # ... in languages whose possessive follows the noun or is a suffix, and in non-Latin scripts: "model saya
+    # sendiri", "kendi modelim", "моя локальная модель", "我自己的模型", "mijn eigen model", "mój model"
+    _NA + r"(model|modelo|modell) (saya|aku|kami|kita|sendiri|milik (saya|kami))" + _NZ,
+    _NA + r"(kendi modelim|modelim|modelimiz|mijn (eigen |lokale? )?model|ons (eigen )?model|m[óo]j (w[łl]asny "
+    r"|lokalny )?model|nasz (w[łl]asny |lokalny )?model|il mio (\pL+ )?modello|mi propio modelo|meu pr[óo]prio modelo"
+    r"|mon propre mod[eè]le|mô hình của (tôi|chúng tôi)|मेरा मॉडल|मेरे मॉडल|نموذجي)" + _NZ,
+    r"(мо[яейию]|наш[аейиу]?) (собственн\pL+ |локальн\pL+ )?модел\pL*"
+    r"|(我|我们)(自己)?的(本地)?模型|自前のモデル|내 (로컬 )?모델",
 )
 
 # the user's own program is what shows, logs or hides the trace ("my agent's verbose mode dumps the intermediate
@@ -49,6 +57,9 @@ NOT_ASKED = (
     r" |any |a |those |these )?(\w+ ){0,2}\x00"
     r"|\bno need (for|of) (the |your |any |a )?(\w+ ){0,2}\x00|\b(don'?t|do not|won'?t) need (to (see|read|get) )?(the"
     r" |your |any |a )?(\w+ ){0,2}\x00"
+    # ... the trace as a pronoun, or "you don't have to show it": "just curious, no need to show me yours"
+    r"|\b(no need to|(you )?(don'?t|do not) (have|need) to|not necessary to) (show|share|give|send|reveal|tell|print"
+    r"|display|walk)( me| us)? (yours|(the |your |any )?(\w+ ){0,2}\x00)"
 )
 
 # a question about showing reasoning in the user's product, not a request for this conversation's trace: "what UX
@@ -69,6 +80,12 @@ PRODUCT_DISPLAY = (
     r"[^.?!\n]{0,80}\b(the|an?) (\w+ )?(model|assistant|ai|llm|bot|chatbot)'?s\b"
     r"|\b(the|an?) (\w+ )?(model|assistant|ai|llm|bot|chatbot)'?s (\w+ ){0,2}\x00[^.?!\n]{0,60}\b(our|my|their) (\w+ )?"
     r"(users|customers|clients|visitors|readers|subscribers|end[- ]users|students|patients)\b"
+    # a reasoning feature of the user's own product, a UI element or its timing: "our product shows a 'Thought for
+    # 12s' label", "our app has a thinking indicator"
+    r"|\b(our|my) (\w+ ){0,2}(product|app|application|ui|interface|frontend|client|site|website|dashboard|tool"
+    r"|platform|chatbot|bot|service|extension|plugin)s? (\w+ )?(shows?|displays?|renders?|has|includes?|streams?)\b"
+    r"[^.?!\n]{0,60}\b(label|indicator|badge|timer|spinner|counter|banner|toggle|button|tooltip|panel|pane|dropdown"
+    r"|accordion|widget|animation|progress bar)s?\b"
 )
 
 WINDOW: dict[str, tuple[str, ...]] = {
@@ -440,7 +457,11 @@ WINDOW: dict[str, tuple[str, ...]] = {
     "as_you_go": (
         r"\bas you (go|solve|work|factor|simplify|compute|calculate|debug|do (it|this|that)|answer|write|explain"
         r"|proceed)\b"
-        r"|\bwhile you (solve|work|answer|write|compute|calculate)\b",
+        r"|\bwhile you (solve|work|answer|write|compute|calculate)\b"
+        # a fresh task in the same sentence ("show your reasoning when you calculate my BMI: 180 cm, 82 kg"): present
+        # tense only, "when you calculated it" is a past answer
+        r"|\b(when|whenever|each time|every time|once) you (calculate|compute|solve|work out|figure out|answer|convert"
+        r"|estimate|determine|evaluate|simplify|derive|check|decide|pick|choose|rank|compare|recommend|plan|grade)\b",
     ),
     # asked to explain (a new account), not to reproduce one: "explain your thought process for the outline"
     "explain": (r"\b(explain|justify|elaborate on)\b|explica|explique|erkl[äa]r\pL*|spiega|объясни|解释|説明|설명",),

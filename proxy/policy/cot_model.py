@@ -23,9 +23,9 @@ The score is the bias plus the weights of the features present over the square r
 
 A flag also needs the trace not to be negated, declined, said not to be wanted or left out in the text
 (``vetoed``). Cross-validated figures (``python -m proxy.sim.cot_train --cv``, method and numbers in its
-docstring), ninth revision: trained without each of the latest blind files and its benign set, lexical OR model
-caught 134/150 of heldout8, 146/150 of heldout9 and 147/150 of heldout10 (427/450 = 94.9 %) with 0/690 false
-positives on their benign sets (the eighth revision's code on the same data: 426/450 at 3/690).
+docstring), tenth revision: trained without each of the latest blind files and its benign set, lexical OR model
+caught 146/150 of heldout9, 148/150 of heldout10 and 148/150 of heldout11 (442/450 = 98.2 %) with 1/707 false
+positives on their benign sets (ninth revision: 134/150 of heldout8, 146/150, 147/150, 427/450 at 0/690).
 
 Cost: the model runs only after the lexical detector said no, and only when the request's shared RE2 pass
 found some reasoning or hiddenness vocabulary (``cot.GATE_GROUPS``); most prompts stop before it. It reads at

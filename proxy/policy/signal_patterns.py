@@ -102,7 +102,10 @@ TAGS_OWN_ARTEFACT = (
     r"\b(split|splits|splitting|separate|separates|separating)\b",
     # the user's own / local model, or hiding, in other languages
     r"(ローカルモデル|自分のモデル|自作のモデル|本地模型|我的模型|로컬 모델|내 모델|modelo local|mi modelo"
-    r"|mon mod[eè]le|mod[eè]le local|lokales modell|mein modell"
+    r"|mon mod[eè]le|mod[eè]le local|lokales modell|mein modell|mi propio modelo|meu modelo|il mio modello"
+    r"|modello locale|mijn (eigen )?model|m[óo]j model|kendi modelim|modelim|мо[яейю] модел|локальн\w* модел"
+    r"|自己的模型|自前のモデル|model (saya|aku|kami|kita|sendiri)|di-?host|sembunyi|tidak menampilkan"
+    r"|nascondere|esconder|verbergen|ukry[ćc]|скры|gizle"
     r"|表示しない|非表示|隠す|隠し|隐藏|不显示|숨기|ocultar|masquer|cacher)",
 )
 # A dataset of reasoning the user (or their team, annotators, experts) wrote: their own data, not the model's.

@@ -25,6 +25,14 @@ model alone; the shipped rule is lexical OR model. Not counted: the pack's fixed
 (``signal_patterns.COT_FAMILIES``), which add recall and, on benign7/benign9, the 3 remaining false positives.
 Leave-one-blind-file-out is the honest proxy for a fresh blind split, the latest files (``LATEST``) most of all.
 
+- tenth revision (2026-11-28 ~03:05 UTC; heldout11/benign11 in the data; changes written against benign11's four
+  false positives, as classes: "show your reasoning when you calculate ..." (a fresh task: ``as_you_go``), a UI
+  element of the user's own product (``PRODUCT_DISPLAY``), the trace declined as a pronoun ("no need to show me
+  yours", ``NOT_ASKED``), the user's own model in more languages (``OPERATOR``, the pack's ``TAGS_OWN_ARTEFACT``)):
+  leave-one-blind-file-out on the latest three (``LATEST``, the harness of ``cross_validate``), lexical OR
+  model: heldout9+benign9 146/150 (FP 0/228), heldout10+benign10 148/150 (FP 1/239, the model), heldout11+benign11
+  148/150 (FP 0/240, in-sample for the lexical part); the three 442/450 = 98.2 % at FP 1/707 (model alone 427/450).
+  Development split with the pack: 1947/1967 (1797/1817 before plus heldout11 150/150), 0/2815 benign.
 - ninth revision (2026-11-28 ~02:30 UTC; heldout10/benign10 in the data; lexical changes written against benign10's
   four false positives: questions about showing reasoning in the user's product, the trace explicitly not asked
   for, data the user's annotators write): leave-one-blind-file-out on the latest three only (``LATEST``, the harness
@@ -261,11 +269,12 @@ BLIND_FILES = {  # splits written blind and measured once before becoming develo
     "heldout8": "benign8",
     "heldout9": "benign9",
     "heldout10": "benign10",
+    "heldout11": "benign11",
 }
 # ... the latest two, closest to a fresh blind split: the lexical concepts were written against heldout6 and
 # earlier, and never tuned on heldout7; three small lexical additions of the seventh revision came from heldout8's
 # misses (lexical 108 -> 112 of its 150), so its figure is a little optimistic. On the older files "lexical" is.
-LATEST = ("heldout8", "heldout9", "heldout10")
+LATEST = ("heldout9", "heldout10", "heldout11")
 
 
 @dataclass

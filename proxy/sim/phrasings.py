@@ -30,7 +30,9 @@ Data in ``proxy/sim/data/phrasings``:
   it became development data: 140/150 = 93.3 % by the sixth revision, 141/150 = 94.0 % by the seventh; nothing was
   tuned on it before the eighth revision, which trains on it); ``heldout10.yaml`` (held-out split 10, written
   blind 2026-11-28, measured once with the eighth revision at 148/150 = 98.7 % before it became development data;
-  the ninth revision trains on it).
+  the ninth revision trains on it); ``heldout11.yaml`` (held-out split 11, written blind 2026-11-28, measured once
+  with the ninth revision at 148/150 = 98.7 % before it became development data; two of its family names, shared
+  with ``heldout8``, carry the suffix ``_11``; the tenth revision trains on it).
 - held-out split (``SPLITS["heldout"]``): the next blind split, dropped in by the lead after the revision that
   tunes on the previous one. While the tuple is empty, or a file it lists is not there, ``evaluate`` reports the
   split as not measured (``SplitResult.missing``) and the blind benign rate is left out; the held-out tests skip.
@@ -41,7 +43,8 @@ Data in ``proxy/sim/data/phrasings``:
   fourth revision likewise 3/211; ``benign8`` (223 prompts) on 2026-11-27 at 21:20 UTC at 3/223 = 1.35 % by the
   sixth revision, 3/223 by the fifth; ``benign9`` (228 prompts, written with ``heldout9``) at 3/228 = 1.32 % by
   the sixth revision and by the seventh; ``benign10`` (239 prompts, written with ``heldout10``) at 4/239 = 1.67 %
-  by the eighth revision; 0/239 by the ninth, which was tuned on those four). The blind benign set of the next
+  by the eighth revision; 0/239 by the ninth, which was tuned on those four; ``benign11`` (240 prompts, written with
+  ``heldout11``) at 4/240 = 1.67 % by the ninth revision). The blind benign set of the next
   split goes in ``BENIGN["heldout"]``.
 
 Each phrasing is sent as one request on a fresh engine, through the real feature extraction and the whole
@@ -82,12 +85,24 @@ SPLITS: dict[str, tuple[str, ...]] = {
         "heldout8",
         "heldout9",
         "heldout10",
+        "heldout11",
     ),
-    "heldout": (),  # the next blind split (heldout11), added by the lead: empty until then
+    "heldout": (),  # the next blind split (heldout12), added by the lead: empty until then
 }
 BENIGN: dict[str, tuple[str, ...]] = {
-    "dev": ("benign", "benign3", "benign4", "benign5", "benign6", "benign7", "benign8", "benign9", "benign10"),
-    "heldout": (),  # the blind benign set written with the next held-out split (benign11)
+    "dev": (
+        "benign",
+        "benign3",
+        "benign4",
+        "benign5",
+        "benign6",
+        "benign7",
+        "benign8",
+        "benign9",
+        "benign10",
+        "benign11",
+    ),
+    "heldout": (),  # the blind benign set written with the next held-out split (benign12)
 }
 T0 = 1_767_225_600.0
 

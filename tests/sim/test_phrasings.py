@@ -62,8 +62,8 @@ def test_the_concept_detector_alone_carries_most_of_the_development_split(result
 def heldout() -> dict:
     if not phrasings.SPLITS["heldout"]:
         pytest.skip(
-            "no blind held-out split listed in phrasings.SPLITS['heldout'] (heldout10 became development data in the "
-            "ninth revision; the lead adds the next blind split): held-out recall and false positives not measured"
+            "no blind held-out split listed in phrasings.SPLITS['heldout'] (heldout11 became development data in the "
+            "tenth revision; the lead adds the next blind split): held-out recall and false positives not measured"
         )
     return evaluate([PACK], splits=("heldout",))
 
@@ -73,11 +73,11 @@ def heldout() -> dict:
 # split. Held-out splits before it, measured once each before they became development data: 38/52 = 73.1 % (dev2), 24/48
 # = 50.0 % (dev3), 97/122 = 79.5 % (dev6), 87/145 = 60.0 % (heldout4), 117/158 = 74.1 % (heldout5), 108/150 = 72.0 %
 # (heldout6), 121/150 = 80.7 % (heldout7), 123/150 = 82.0 % (heldout8), 140/150 and 141/150 = 94.0 % (heldout9, sixth
-# and seventh revisions), 148/150 = 98.7 % (heldout10, eighth revision). Blind benign sets: 6/176 = 3.4 % (benign3),
-# 4/212 = 1.9 % (benign4), 7/212 = 3.3 % (benign5), 4/205 = 1.95 % (benign6), 3/211 = 1.42 % (benign7), 3/223 = 1.35 %
-# (benign8), 3/228 = 1.32 % (benign9, sixth and seventh revisions), 4/239 = 1.67 % (benign10, eighth revision). A
-# measured miss of a target is recorded here as a strict xfail with its figure, so that reaching the target later means
-# updating this file.
+# and seventh revisions), 148/150 = 98.7 % (heldout10, eighth revision), 148/150 = 98.7 % (heldout11, ninth revision).
+# Blind benign sets: 6/176 = 3.4 % (benign3), 4/212 = 1.9 % (benign4), 7/212 = 3.3 % (benign5), 4/205 = 1.95 %
+# (benign6), 3/211 = 1.42 % (benign7), 3/223 = 1.35 % (benign8), 3/228 = 1.32 % (benign9, sixth and seventh revisions),
+# 4/239 = 1.67 % (benign10, eighth revision), 4/240 = 1.67 % (benign11, ninth revision). A measured miss of a target is
+# recorded here as a strict xfail with its figure, so that reaching the target later means updating this file.
 def test_heldout_families_reach_the_target(heldout: dict) -> None:
     files = ", ".join(p.name for p in phrasings.split_files("heldout"))
     assert not heldout["heldout"].missing, f"{files} listed but not present: held-out recall not measured"
