@@ -33,8 +33,10 @@ Data in ``proxy/sim/data/phrasings``:
   the ninth revision trains on it); ``heldout11.yaml`` (held-out split 11, written blind 2026-11-28, measured once
   with the ninth revision at 148/150 = 98.7 % before it became development data; two of its family names, shared
   with ``heldout8``, carry the suffix ``_11``; the tenth revision trains on it).
-- held-out split (``SPLITS["heldout"]``): the next blind split, dropped in by the lead after the revision that
-  tunes on the previous one. While the tuple is empty, or a file it lists is not there, ``evaluate`` reports the
+- held-out split (``SPLITS["heldout"]``): ``heldout12.yaml`` with ``benign12.yaml`` (258 prompts), written blind
+  2026-11-28 by someone who never saw the detector, earlier splits or the repository, and measured once with the
+  tenth revision at 03:12 UTC: 149/150 = 99.3 % recall, 8/258 = 3.10 % false positives (target 1 %: missed; nothing
+  was tuned on it). The next revision that tunes on it moves it to development and brings a new blind split. While the tuple is empty, or a file it lists is not there, ``evaluate`` reports the
   split as not measured (``SplitResult.missing``) and the blind benign rate is left out; the held-out tests skip.
 - benign prompts that mention reasoning innocently, hard near-misses included: ``benign.yaml``, ``benign3.yaml``
   to ``benign10.yaml`` (development: the detector was tuned and the learned model trained on them; each was
@@ -87,7 +89,7 @@ SPLITS: dict[str, tuple[str, ...]] = {
         "heldout10",
         "heldout11",
     ),
-    "heldout": (),  # the next blind split (heldout12), added by the lead: empty until then
+    "heldout": ("heldout12",),  # blind, measured once with the tenth revision (149/150)
 }
 BENIGN: dict[str, tuple[str, ...]] = {
     "dev": (
@@ -102,7 +104,7 @@ BENIGN: dict[str, tuple[str, ...]] = {
         "benign10",
         "benign11",
     ),
-    "heldout": (),  # the blind benign set written with the next held-out split (benign12)
+    "heldout": ("benign12",),  # blind, measured once with the tenth revision (8/258 = 3.10 %)
 }
 T0 = 1_767_225_600.0
 

@@ -78,12 +78,14 @@ def heldout() -> dict:
 # (benign6), 3/211 = 1.42 % (benign7), 3/223 = 1.35 % (benign8), 3/228 = 1.32 % (benign9, sixth and seventh revisions),
 # 4/239 = 1.67 % (benign10, eighth revision), 4/240 = 1.67 % (benign11, ninth revision). A measured miss of a target is
 # recorded here as a strict xfail with its figure, so that reaching the target later means updating this file.
+# Listed now: heldout12 / benign12, measured once with the tenth revision: 149/150 = 99.3 %, 8/258 = 3.10 %.
 def test_heldout_families_reach_the_target(heldout: dict) -> None:
     files = ", ".join(p.name for p in phrasings.split_files("heldout"))
     assert not heldout["heldout"].missing, f"{files} listed but not present: held-out recall not measured"
     assert heldout["heldout"].rate >= 0.90, heldout["heldout"].misses
 
 
+@pytest.mark.xfail(strict=True, reason="benign12, tenth revision: 8/258 = 3.10 % false positives (target 1 %)")
 def test_blind_benign_prompts_stay_under_one_percent(heldout: dict) -> None:
     assert "benign_heldout" in heldout, (
         f"{phrasings.BENIGN['heldout']} not present: blind false-positive rate not measured"
