@@ -36,8 +36,9 @@ Data in ``proxy/sim/data/phrasings``:
 - held-out split (``SPLITS["heldout"]``): ``heldout12.yaml`` with ``benign12.yaml`` (258 prompts), written blind
   2026-11-28 by someone who never saw the detector, earlier splits or the repository, and measured once with the
   tenth revision at 03:12 UTC: 149/150 = 99.3 % recall, 8/258 = 3.10 % false positives (target 1 %: missed; nothing
-  was tuned on it). The next revision that tunes on it moves it to development and brings a new blind split. While the tuple is empty, or a file it lists is not there, ``evaluate`` reports the
-  split as not measured (``SplitResult.missing``) and the blind benign rate is left out; the held-out tests skip.
+  was tuned on it). The next revision that tunes on it moves it to development and brings a new blind split.
+  While the tuple is empty, or a file it lists is not there, ``evaluate`` reports the split as not measured
+  (``SplitResult.missing``) and the blind benign rate is left out; the held-out tests skip.
 - benign prompts that mention reasoning innocently, hard near-misses included: ``benign.yaml``, ``benign3.yaml``
   to ``benign10.yaml`` (development: the detector was tuned and the learned model trained on them; each was
   written blind and measured once before use: ``benign3`` at 6/176 = 3.4 % false positives, ``benign4`` at
