@@ -60,6 +60,13 @@ NOT_ASKED = (
     # ... the trace as a pronoun, or "you don't have to show it": "just curious, no need to show me yours"
     r"|\b(no need to|(you )?(don'?t|do not) (have|need) to|not necessary to) (show|share|give|send|reveal|tell|print"
     r"|display|walk)( me| us)? (yours|(the |your |any )?(\w+ ){0,2}\x00)"
+    # ... the request itself disclaimed with a pronoun: "just curious how that works, not asking to see it", "I'm not
+    # asking you to show them"
+    r"|\b(not|never|no longer) (asking|requesting|trying|looking|expecting|wanting)( you)?( for| to (see|read|get"
+    r"|view|access|show|share|reveal|print|dump))? (it|them|any of (it|them|that))\b"
+    # ... indifference to the trace: "I don't care how you got there, just give me a name"
+    r"|\b(don'?t|do not|doesn'?t|never) (really |even |much )?(care|mind|need to know|want to know)( about)?"
+    r" (\w+ ){0,3}\x00"
 )
 
 # a question about showing reasoning in the user's product, not a request for this conversation's trace: "what UX
@@ -86,6 +93,11 @@ PRODUCT_DISPLAY = (
     r"|platform|chatbot|bot|service|extension|plugin)s? (\w+ )?(shows?|displays?|renders?|has|includes?|streams?)\b"
     r"[^.?!\n]{0,60}\b(label|indicator|badge|timer|spinner|counter|banner|toggle|button|tooltip|panel|pane|dropdown"
     r"|accordion|widget|animation|progress bar)s?\b"
+)
+
+_THIRD = (
+    r"(employees|staff|users|customers|students|attackers|adversaries|people|researchers|competitors|hackers"
+    r"|bad actors|red[- ]teamers|contractors|members|clients|vendors|partners)"
 )
 
 WINDOW: dict[str, tuple[str, ...]] = {
@@ -146,6 +158,14 @@ WINDOW: dict[str, tuple[str, ...]] = {
         r"research|papers?|literature|techniques?|methods?|strateg\w*|approach\w*|features?|parameters?|settings?|"
         r"api|llms?|tasks?|datasets?|puzzles?|fallac\w*|exercises?|summary|summaries|faithfulness|experiments?)\b",
         r"\b(about|on|regarding|concerning|of) (the )?\x00 (in|for) (llms?|language models|ai|humans|children)\b",
+        # an opinion asked for: "your honest thoughts on my cover letter", "any quick thoughts about the logo?"
+        r"\b(honest|candid|frank|quick|initial|first|overall|general|brief|personal|professional|expert|any|some)"
+        r" \x00 (on|about|regarding|of)\b",
+        # someone's argument about the reasoning: "summarize this paper's argument about why chain-of-thought
+        # outputs might not reflect ...", "critique the author's claim that reasoning traces are faithful"
+        r"\b(paper|article|study|preprint|essay|blog post|post|thesis|book|author|authors|researchers?|study|talk"
+        r"|lecture|review)('s|s')? (\w+ ){0,3}(argument|arguments|claims?|findings?|thesis|point|points|conclusions?"
+        r"|hypothes[ie]s|results?|critique|view|position|case)\b[^.?!\n]{0,80}\x00",
         r"\b(critical|lateral|creative|systems|design|strategic|wishful|magical|positive|computational|abstract|"
         r"logical|analytical|deductive|inductive|abductive|moral|legal|clinical|mathematical|scientific|statistical"
         r"|causal|spatial|verbal|higher[- ]order|divergent|convergent|independent|group)\s+\x00",
@@ -292,7 +312,8 @@ WINDOW: dict[str, tuple[str, ...]] = {
         r"\bwhat('s| is| are) (the )?(difference|meaning|definition|role|purpose)\b|\bdifference between\b|"
         r"\bwhat does .{0,40} mean\b|\bdefine\b|\bexplain (what|how|why|the difference)\b|\bexplain( \w+){1,4} (what"
         r"|how|why)\b|\bwhat (is|are) (a|an)\b|\bwhat (a|an) [^.?!\n]{0,40} (is|are|means)\b",
-        r"\barguments? (for|against)\b|\bpros and cons\b|\bshould (we|companies|providers|labs|ai labs|vendors)\b"
+        r"\barguments? (for|against)\b|\bpros and cons\b|\bboth sides\b|\bis it (ethical|fair|legal|right|moral"
+        r"|acceptable|wrong|reasonable|justified)\b|\bshould (we|companies|providers|labs|ai labs|vendors)\b"
         r"|\b(debate|controversy|discussion) (about|over|on) (whether|if)\b|\b(labs|companies|providers|vendors"
         r"|developers) should\b",
     ),
@@ -317,12 +338,27 @@ WINDOW: dict[str, tuple[str, ...]] = {
         r"\b(translat\w*|traduc\w*|[üu]bersetz\w*|tradu\w*|say|pronounce|spell|define|meaning of|means?)\b"
         r"[^'\"“‘«]{0,40}['\"“‘«][^'\"”’»]{0,200}\x00",
         r"(翻译|翻譯|译成|译为|翻訳|번역)[^“「『\"]{0,20}[“「『\"][^”」』\"]{0,200}\x00",
+        # ... or the user hands over their own trace to work on: "here's my thought process in messy bullet points",
+        # "below are our team's rough notes", "I pasted my reasoning"
+        r"\b(here'?s|here is|here are|below (is|are)|above (is|are)|attached (is|are)|these are|this is|i'?ve (written"
+        r"|jotted|pasted|typed|drafted|attached)|i (wrote|jotted|pasted|typed|drafted|attached)|i'?m (pasting|sharing"
+        r"|attaching)) (all |some of )?(my|our) (own |team'?s )?(\w+ ){0,2}\x00"
+        r"|\b(my|our) (own )?(\w+ ){0,2}\x00 (below|above|here|attached)\b",
     ),
     # a design task about elicitation itself: "design a classifier that flags prompts extracting hidden reasoning"
     "design": (
         r"\b(design|build|train|write|implement|evaluate|create)\w* (a |an |the )?(\w+ ){0,2}(classifier|detector"
         r"|filter|guardrail|benchmark|test suite)\b|\b(detects?|flags?|blocks?|catch(es)?) (\w+ )?(prompts|requests"
         r"|attempts|users|jailbreaks)\b",
+        # extraction as what a rule, a document or a third party is about: "a policy prohibiting employees from
+        # trying to extract hidden reasoning", "a training module on why staff must not elicit ...", "attackers who
+        # try to extract": someone else's act, described or forbidden, not this user's request
+        # (a third party, never "you": "nothing prohibits you from revealing it" is a pretext, not a rule)
+        r"\b(prohibit|forbid|ban|bans|banning|prevent|disallow|discourag|restrict|penali[sz]|punish|warn)\w*"
+        r" (all |any |the |our |their )?(\w+ )?" + _THIRD + r" (from |against )?(trying to |attempting to |attempts to"
+        r" |efforts to )?(extract|elicit|obtain|access|leak|reveal|expos|scrap|harvest|steal|reverse[- ]engineer)\w*\b"
+        r"|\b" + _THIRD + r" (who |that )?(\w+ )?(try|tries|trying|attempt\w*|want\w*|seek\w*)"
+        r" to (extract|elicit|obtain|access|leak|reveal|expose|scrape|harvest|steal)\b",
         # a product decision about showing reasoning: "should my app show users the model's reasoning summary?"
         r"\bshould (my|our|the|an?) (\w+ )?(app|ui|product|site|website|interface|frontend|front-end|dashboard|tool"
         r"|platform|chatbot|bot|service|extension|plugin|client)s? (\w+ )?(show|display|hide|expose|surface|render"
@@ -469,7 +505,8 @@ WINDOW: dict[str, tuple[str, ...]] = {
     "question": (
         r"\bwhy (do|does|don'?t|doesn'?t|are|aren'?t|is|isn'?t|would|should|did)\b|\bwhat is it like\b",
         r"\b(do|does|can|could|would) (you|models?|llms?|language models|ais?|machines|humans|people|we)\s+"
-        r"(really |actually |even |ever )?(have|experience|possess|feel|know)\b",
+        r"(really |actually |even |ever |also |always |still )?(have|experience|possess|feel|know|keep|use|produce"
+        r"|generate|maintain|store|hide|run|write|make|get)\b",
     ),
     "howto": (
         r"\bhow (do|can|could|should) (i|we)\b|\bhow to\b|\b(sdk|api|endpoint|library|debugger|terminal)\b",

@@ -27,6 +27,12 @@ docstring), tenth revision: trained without each of the latest blind files and i
 caught 146/150 of heldout9, 148/150 of heldout10 and 148/150 of heldout11 (442/450 = 98.2 %) with 1/707 false
 positives on their benign sets (ninth revision: 134/150 of heldout8, 146/150, 147/150, 427/450 at 0/690).
 
+The model also backs the lexical paths (``confirms``, eleventh revision; the call is ``cot.confirmed``): a lexical hit
+on the user text stands only when the model scores it at least ``threshold - CONFIRM_MARGIN``. Estimate on the four
+latest blind splits as each was first measured (the revision of that time's lexical paths and pack, with this
+revision's narrower ``tags`` family; models trained without the split; ``cot_train`` docstring): false positives
+14/965 = 1.45 % -> 4/965 = 0.41 %, recall 584/600 -> 584/600 (margin 0.75: 583/600; 1.25: 5/965 false positives).
+
 Cost: the model runs only after the lexical detector said no, and only when the request's shared RE2 pass
 found some reasoning or hiddenness vocabulary (``cot.GATE_GROUPS``); most prompts stop before it. It reads at
 most ``3 * AROUND`` bytes of a long prompt, and only when it names the trace or something hidden (``view``).
@@ -57,6 +63,8 @@ SCAN = 8_192  # ... longer ones: the first reasoning or hiddenness word is looke
 MAX_MASKED = 8  # trace nouns masked for the negation veto (``vetoed``)
 GRAM = 5  # character n-grams of the words (``_grams``)
 AROUND = 256  # ... longer ones: this many bytes each side of the first reasoning or hiddenness word, and the tail
+# A lexical hit stands only when the model's score is at least ``threshold - CONFIRM_MARGIN`` (``confirms``)
+CONFIRM_MARGIN = 1.0
 # Token separators: every ASCII byte but letters, digits and "_" (as ``\w``); UTF-8 bytes of other scripts stay.
 _SEP = bytes(b if chr(b).isalnum() or b == 0x5F or b >= 0x80 else 0x20 for b in range(256))
 # CJK ideographs, kana and hangul: runs of them are cut into character bigrams
@@ -118,6 +126,10 @@ _TRACE = _alternation(_TRACE_TERMS)
 # "I'm not asking for your internal notes, just ...": generic nouns and hiddenness words masked too
 _ANY_TRACE = _alternation(_TRACE_TERMS + lex.TRACE_GENERIC + struct.HIDDEN)
 _NOT_ASKED = _alternation((groups.NOT_ASKED,))
+# the trace is the user's own ("record our thinking aloud", "my reasoning in the proposal") and nobody addresses the
+# model: the user's material, not this model's trace
+_USERS_OWN = _alternation((r"\b(my|our|mine|ours)\s+(\w+\s+){0,2}\x00",))
+_ADDRESSED = _alternation(groups.WINDOW["self"])
 
 
 def view(norm: str) -> bytes | None:
@@ -154,9 +166,13 @@ def _masked(data: bytes, terms: re2._Regexp = _TRACE, mark: bytes = b" \x00 ") -
 
 def vetoed(data: bytes) -> bool:
     """The trace negated, declined or left out ("hide your reasoning and only print the result", "no need to
-    show your thinking"): a bag of words misses the scope of a negation; the window groups of ``cot.scan`` see
-    it around a masked trace noun. Checked only when the score says yes."""
-    g = _CONCEPTS.hits(_masked(data))
+    show your thinking"), or the user's own with the model not addressed ("record our thinking aloud"): a bag of
+    words misses the scope of a negation and whose the trace is; the window groups of ``cot.scan`` see it around a
+    masked trace noun. Checked only when the score says yes."""
+    masked = _masked(data)
+    if _USERS_OWN.search(masked) is not None and _ADDRESSED.search(data) is None:
+        return True
+    g = _CONCEPTS.hits(masked)
     if b"g:w_negated" in g or b"g:w_declined" in g or (b"g:w_omit" in g and b"g:w_unomit" not in g):
         return True
     # the hidden reasoning explicitly not asked for ("not asking for your internal notes, just ..."): generic
@@ -226,6 +242,15 @@ class LinearModel:
         if data is None:
             return False
         return self.score_features(features(data, cues)) >= self.threshold and not vetoed(data)
+
+    def confirms(self, norm: str, cues: Iterable[str]) -> bool:
+        """Does the model back a hit of the lexical paths? Its score is at least ``threshold - CONFIRM_MARGIN``
+        (a weaker bar than flagging alone), or the text is a long one it does not read (``view`` is None).
+        Every blind benign set flagged by the lexical paths had prompts that name the trace with no request for
+        this model's own (the user's notes, a policy, a paper, a question asked "not to see it"); their scores
+        sat far below the trace requests' (see ``cot_train``'s docstring for the figures)."""
+        data = view(norm)
+        return data is None or self.score_features(features(data, cues)) >= self.threshold - CONFIRM_MARGIN
 
     def dumps(self) -> str:
         """The weights file: a header line, then ``feature<TAB>weight`` sorted by feature (weights rounded)."""

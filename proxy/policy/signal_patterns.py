@@ -13,6 +13,13 @@ _NOUN = (
     r"(reasoning|thinking|thoughts?|chain[- ]of[- ]thoughts?|\bcot\b|scratch ?pad|inner monologue|"
     r"internal monologue|thought process|reasoning (trace|steps|tokens))"
 )
+_TAG = r"<\s*/?\s*(think|thinking|reasoning|scratchpad|thought|thoughts|reflection)\s*>"
+# the model addressed: second person, in the languages of the phrasings (RE2's \b is ASCII-only: the non-ASCII
+# pronouns need no boundary, or come with a Latin one)
+_YOU = (
+    r"(\b(you|your|yours|yourself|u|ur|tu|tus|ta|tes|vous|votre|vos|dein\w*|dich|dir|voc[eê]|seu|sua|tuo|tua|jij"
+    r"|jouw|uw)\b|你|您|あなた|당신|너의|네가|ты|вы|тво|ваш)"
+)
 COT_FAMILIES: dict[str, tuple[str, ...]] = {
     "verbatim": (
         r"\b(show|reveal|output|print|repeat|dump|display|share|write out|transcribe|copy|paste|expose|leak|"
@@ -55,7 +62,14 @@ COT_FAMILIES: dict[str, tuple[str, ...]] = {
         + r".{0,40}\b(code block|json|xml|yaml|field|inside (the|your) (answer|response)|in (the|your) "
         r"(answer|response|output|final answer))",
     ),
-    "tags": (r"<\s*/?\s*(think|thinking|reasoning|scratchpad|thought|thoughts|reflection)\s*>",),
+    # a reasoning tag in a request to THIS model: second person near the tag, or its reply told to open with it.
+    # A tag alone is mostly the user's own software ("a parser that buffers tokens until </think>", "our harness
+    # ignores <reasoning> tags", "折叠 <think> 标签"): every blind benign set had such prompts, none addressed "you".
+    "tags": (
+        _YOU + r"[^\n]{0,120}" + _TAG,
+        _TAG + r"[^\n]{0,120}" + _YOU,
+        r"\b(start|begin|open|prefix|preface)\w*\b[^\n]{0,40}\bwith\b[^\n]{0,20}" + _TAG,
+    ),
     "authority": (
         r"\[?\s*system override\s*\]?",
         r"\bdeveloper (mode|note|override)\b",

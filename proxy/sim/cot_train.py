@@ -25,6 +25,23 @@ model alone; the shipped rule is lexical OR model. Not counted: the pack's fixed
 (``signal_patterns.COT_FAMILIES``), which add recall and, on benign7/benign9, the 3 remaining false positives.
 Leave-one-blind-file-out is the honest proxy for a fresh blind split, the latest files (``LATEST``) most of all.
 
+- eleventh revision (2026-11-28 ~04:25 UTC; heldout12/benign12 and the author's ``probes11`` in the data), aimed at
+  false positives on the next blind set rather than benign12's eight. Changes, as classes: a reasoning tag counts
+  alone only when the model is addressed (``signal_patterns.COT_FAMILIES["tags"]``); the request disclaimed with a
+  pronoun or met with indifference (``NOT_ASKED``); the user's own trace handed over (``quoted``); extraction
+  forbidden for or attempted by a third party, someone's argument about reasoning, opinions ("thoughts on"), ethics
+  questions, yes/no questions about having a trace; the model's veto for the user's own trace with nobody addressed;
+  and the model's backing of lexical hits (``cot_model.confirms``, called from ``cot.families``: a change proposed
+  to ``cot.py``). Leave-one-blind-split-out with this revision's code (model refit without heldout k and benign k;
+  the lexical paths were tuned on all four, so this is in-sample for them): heldout9..12 590/600 = 98.3 %, benign9..12
+  0/965, the same with or without the backing. The honest estimate of the backing replays each split as first
+  measured (that revision's pack and lexical paths, ``git archive`` of 0d05771, 4f384b6, d4505b7, 47fac7f, with this
+  revision's ``tags`` family), a lexical hit kept only when a model trained without the split scored it at least
+  ``threshold - CONFIRM_MARGIN``: false positives 14/965 = 1.45 % -> 4/965 = 0.41 % (benign9 2 -> 0, benign10 4 -> 2,
+  benign11 3 -> 1, benign12 5 -> 1; left: three disclaimers such as "not asking to see it", annotators' data), recall
+  584/600 both (margin 0.75: 583/600 at 4/965; 1.25: 584/600 at 5/965); without the ``tags`` change 19/965 -> 9/965.
+  ``probes11`` (60 hard near-misses the author wrote before measuring): 7/60 flagged by the pack, 3/60 with the
+  backing; development data since.
 - tenth revision (2026-11-28 ~03:05 UTC; heldout11/benign11 in the data; changes written against benign11's four
   false positives, as classes: "show your reasoning when you calculate ..." (a fresh task: ``as_you_go``), a UI
   element of the user's own product (``PRODUCT_DISPLAY``), the trace declined as a pronoun ("no need to show me
@@ -270,11 +287,12 @@ BLIND_FILES = {  # splits written blind and measured once before becoming develo
     "heldout9": "benign9",
     "heldout10": "benign10",
     "heldout11": "benign11",
+    "heldout12": "benign12",
 }
 # ... the latest two, closest to a fresh blind split: the lexical concepts were written against heldout6 and
 # earlier, and never tuned on heldout7; three small lexical additions of the seventh revision came from heldout8's
 # misses (lexical 108 -> 112 of its 150), so its figure is a little optimistic. On the older files "lexical" is.
-LATEST = ("heldout9", "heldout10", "heldout11")
+LATEST = ("heldout9", "heldout10", "heldout11", "heldout12")
 
 
 @dataclass

@@ -33,22 +33,24 @@ Data in ``proxy/sim/data/phrasings``:
   the ninth revision trains on it); ``heldout11.yaml`` (held-out split 11, written blind 2026-11-28, measured once
   with the ninth revision at 148/150 = 98.7 % before it became development data; two of its family names, shared
   with ``heldout8``, carry the suffix ``_11``; the tenth revision trains on it).
-- held-out split (``SPLITS["heldout"]``): ``heldout12.yaml`` with ``benign12.yaml`` (258 prompts), written blind
-  2026-11-28 by someone who never saw the detector, earlier splits or the repository, and measured once with the
-  tenth revision at 03:12 UTC: 149/150 = 99.3 % recall, 8/258 = 3.10 % false positives (target 1 %: missed; nothing
-  was tuned on it). The next revision that tunes on it moves it to development and brings a new blind split.
+  ``heldout12.yaml`` with ``benign12.yaml`` (258 prompts), written blind 2026-11-28 by someone who never saw the
+  detector, earlier splits or the repository, measured once with the tenth revision at 03:12 UTC: 149/150 = 99.3 %
+  recall, 8/258 = 3.10 % false positives (target 1 %: missed); the eleventh revision trains on it.
+- held-out split (``SPLITS["heldout"]``): empty until the lead lists blind split 13 (``heldout13``/``benign13``).
   While the tuple is empty, or a file it lists is not there, ``evaluate`` reports the split as not measured
   (``SplitResult.missing``) and the blind benign rate is left out; the held-out tests skip.
 - benign prompts that mention reasoning innocently, hard near-misses included: ``benign.yaml``, ``benign3.yaml``
-  to ``benign10.yaml`` (development: the detector was tuned and the learned model trained on them; each was
+  to ``benign12.yaml`` (development: the detector was tuned and the learned model trained on them; each was
   written blind and measured once before use: ``benign3`` at 6/176 = 3.4 % false positives, ``benign4`` at
   4/212 = 1.9 %, ``benign5`` at 7/212 = 3.3 %, ``benign6`` at 4/205 = 1.95 %, ``benign7`` at 3/211 = 1.42 %, the
   fourth revision likewise 3/211; ``benign8`` (223 prompts) on 2026-11-27 at 21:20 UTC at 3/223 = 1.35 % by the
   sixth revision, 3/223 by the fifth; ``benign9`` (228 prompts, written with ``heldout9``) at 3/228 = 1.32 % by
   the sixth revision and by the seventh; ``benign10`` (239 prompts, written with ``heldout10``) at 4/239 = 1.67 %
   by the eighth revision; 0/239 by the ninth, which was tuned on those four; ``benign11`` (240 prompts, written with
-  ``heldout11``) at 4/240 = 1.67 % by the ninth revision). The blind benign set of the next
-  split goes in ``BENIGN["heldout"]``.
+  ``heldout11``) at 4/240 = 1.67 % by the ninth revision; ``benign12`` (258 prompts, written with ``heldout12``) at
+  8/258 = 3.10 % by the tenth); ``probes11.yaml`` (60 hard near-misses written by the detector's author in the
+  eleventh revision, measured once before tuning: 7/60 flagged, see the file). The blind benign set of the next split
+  goes in ``BENIGN["heldout"]``.
 
 Each phrasing is sent as one request on a fresh engine, through the real feature extraction and the whole
 rule set, to a reasoning model; "caught" means the rule ``cot-elicit-request`` hit (enforce or shadow).
@@ -89,8 +91,10 @@ SPLITS: dict[str, tuple[str, ...]] = {
         "heldout9",
         "heldout10",
         "heldout11",
+        "heldout12",
     ),
-    "heldout": ("heldout12",),  # blind, measured once with the tenth revision (149/150)
+    # the next blind split (13) goes here; heldout12 (measured once with the tenth revision: 149/150) is development
+    "heldout": (),
 }
 BENIGN: dict[str, tuple[str, ...]] = {
     "dev": (
@@ -104,8 +108,10 @@ BENIGN: dict[str, tuple[str, ...]] = {
         "benign9",
         "benign10",
         "benign11",
+        "benign12",
+        "probes11",
     ),
-    "heldout": ("benign12",),  # blind, measured once with the tenth revision (8/258 = 3.10 %)
+    "heldout": (),  # the next blind benign set (13); benign12 (tenth revision: 8/258 = 3.10 %) is development
 }
 T0 = 1_767_225_600.0
 
