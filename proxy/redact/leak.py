@@ -1,17 +1,16 @@
 """Leak check: was hidden reasoning copied into the visible answer?
 
 The reasoning is reduced to the set of keys of its word n-grams (``min_words`` words, lower-cased,
-punctuation other than the base64 alphabet's ``+/_=-`` read as a break). An n-gram's key is the sum of its
-words' hashes, so the words of one n-gram are compared as a bag (ten words the reasoning also holds
-together, in another order, count as a copy). The answer is checked as written, which also covers two
-cheap encodings, and after decoding a third:
+punctuation other than the base64 alphabet's ``+/_=-`` read as a break). An n-gram's key is the hash of
+its words in order. The answer is checked as written, which also covers two cheap encodings, and after
+decoding a third:
 
 * ROT13: words are read with each letter of n-z folded onto its ROT13 image in a-m (one ``translate``),
   so a text and its ROT13 encoding have the same keys. Which of the two a hit was is told apart
   afterwards by letter frequencies (English-like text against its ROT13): a label, not a guarantee.
-* reversal (characters reversed, which also reverses word order): the index holds every n-gram twice,
-  as written and with each word reversed (bag keys ignore the order), in two sets: a hit in the second
-  is a reversed copy.
+* reversal (characters reversed, which also reverses word order): the answer is also read backwards,
+  each of its words reversed, so a reversed copy has the keys of the reasoning it copies; a hit there is
+  a reversed copy. (The reasoning, usually longer than the answer, is indexed once, as written.)
 * base64: every run of 24+ base64 characters is decoded and checked as text (looked for only when some
   word of the answer is that long: a run lies inside one word).
 
@@ -19,10 +18,11 @@ N-grams that also occur in the client's own prompt are not counted: an answer ma
 and so may the reasoning. Reasoning n-grams are indexed at every 2nd word and answer n-grams sampled at
 every 3rd (coprime steps): a copy of ``n + 5`` words or more (15 with the default ``min_words: 10``) is
 always caught, a copy of ``n`` to ``n + 4`` words depending on where it starts. Every step runs in C
-(``translate``, ``split``, ``map``, ``accumulate``, set operations; lookups in the sorted part of the
-index through a byte filter), none per word in Python: the answer is read once, the reasoning twice
-(figures in tests/benchmarks/bench_redact.py ``--leak-only``). Memory: at most ``max_ngrams`` keys (8
-bytes each, plus up to 16 bytes of filter) per response, one key per reasoning word.
+(``translate``, ``split``, ``map``, ``zip``, set operations; lookups in the sorted part of the
+index through a byte filter), none per word in Python: the reasoning is read once, the answer twice (as
+written and with its words reversed; figures in tests/benchmarks/bench_redact.py ``--leak-only``). Memory:
+at most ``max_ngrams`` keys (8 bytes each, plus up to 16 bytes of filter) per response, one key per two
+reasoning words.
 
 What streams can and cannot catch (``StreamLeakCheck``):
 
@@ -59,8 +59,8 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import accumulate, chain, compress, repeat
-from operator import and_, sub
+from itertools import chain, compress, repeat
+from operator import and_
 
 import orjson
 
@@ -99,15 +99,13 @@ def _both(text: str) -> tuple[list[str], list[str]]:
 
 
 def _ngrams(words: list[str], n: int, step: int = 1, start: int = 0) -> list[int]:
-    """The keys of the n-grams of ``words`` taken from ``start``, every ``step``: an n-gram's key is the
-    sum of its words' hashes (reduced to 61 bits by ``hash``), a difference of two prefix sums. Every step
-    runs in C (``map``, ``accumulate``), ~25 % cheaper than slicing and hashing each n-gram's text. The
-    words inside one n-gram are compared as a bag (their order is not), which only matters for ten words
-    that also occur together in the reasoning, in another order."""
-    if len(words) - n < start:
+    """The keys of the n-grams of ``words`` taken from ``start``, every ``step``: each the hash of its
+    ``n`` words as a tuple (made in C by ``zip`` over ``n`` strided slices, which reuses one tuple; the
+    words' own hashes are cached on the strings), ~40 % cheaper than prefix sums of the words' hashes."""
+    m = len(words) - n + 1 - start  # n-gram starts from ``start`` on, every one
+    if m <= 0:
         return []
-    sums = list(accumulate(map(hash, words), initial=0))  # sums[k]: the hashes of the first k words
-    return list(map(hash, map(sub, sums[start + n :: step], sums[start::step])))
+    return list(map(hash, zip(*[words[start + i : start + i + m : step] for i in range(n)], strict=True)))
 
 
 # Reasoning n-grams are indexed at every INDEX_STEP-th word (by position in the whole reasoning), answer
@@ -197,8 +195,6 @@ class ReasoningIndex:
         "max_ngrams",
         "n",
         "prompt",
-        "prompt_rev",
-        "rev",
         "stride",
     )
 
@@ -210,14 +206,11 @@ class ReasoningIndex:
         self.full = False  # max_ngrams reached: later reasoning is not indexed
         self.added = False  # some reasoning was added (until then visible text cannot copy any)
         self.hashes = _HashSet()  # the n-grams as written (ROT13 folded)
-        self.rev = _HashSet()  # the same n-grams, each word reversed (a reversed copy reads so)
         self._tail: list[str] = []  # the last n-1 words, so n-grams spanning two batches are indexed
         self._pending: list[str] = []  # pieces not indexed yet (indexing runs in batches)
         self._raw: list[bytes] = []  # JSON string bodies after ``_pending``, not decoded yet
         self._size = 0
-        fwd, rev = _both(prompt) if prompt else ([], [])
-        self.prompt = set(_ngrams(fwd, n))
-        self.prompt_rev = set(_ngrams(rev, n))
+        self.prompt = set(_ngrams(_words(prompt), n)) if prompt else set()
 
     def add(self, text: str) -> None:
         """Queue a piece of reasoning (pieces may split words anywhere); indexed in ~4 KB batches."""
@@ -261,18 +254,14 @@ class ReasoningIndex:
         done, rest = text[:cut], text[cut:]
         self._pending = [rest] if rest else []
         self._size = len(rest)
-        fwd, rev = _both(done)
-        tail = self._tail
-        words = tail + fwd
-        rwords = [w[::-1] for w in tail] + rev
+        words = self._tail + _words(done)
         n = self.n
         first = -self._pos % INDEX_STEP  # the first start in this batch that is indexed
         # Bounded pieces (a whole body may come as one batch), each starting on an indexed position
         piece = 1024 * INDEX_STEP
         for k in range(first, len(words) - n + 1, piece):
             self.hashes.update(_ngrams(words[k : k + piece + n - 1], n, INDEX_STEP), self.prompt)
-            self.rev.update(_ngrams(rwords[k : k + piece + n - 1], n, INDEX_STEP), self.prompt_rev)
-        self.full = len(self.hashes) + len(self.rev) >= self.max_ngrams
+        self.full = len(self.hashes) >= self.max_ngrams
         keep = min(len(words), n - 1)
         self._pos += len(words) - keep
         self._tail = words[len(words) - keep :]
@@ -288,20 +277,22 @@ class ReasoningIndex:
         """The encoding under which ``answer`` shares an n-gram with the reasoning, if any.
 
         Answer n-grams are taken every ``QUERY_STEP`` words, reasoning ones every ``INDEX_STEP``: any copy
-        of ``n + INDEX_STEP * QUERY_STEP - 1`` words or more is caught for sure, shorter ones by chance.
-        The answer is read once: ROT13 is folded into the words and the index holds the reasoning's
-        n-grams also with each word reversed (n-gram keys ignore word order), so a plain, ROT13 or
-        reversed copy matches as it is; base64 runs are decoded.
+        of ``n + INDEX_STEP * QUERY_STEP - 1`` words or more is caught for sure, shorter ones by chance
+        (a reversed copy too: read backwards with each word reversed it is the copied words in order, and
+        the positions sampled every ``QUERY_STEP`` words are reasoning positions ``QUERY_STEP`` apart).
+        ROT13 is folded into the words, so a plain or ROT13 copy matches the answer's words as written and
+        a reversed copy the answer read backwards; base64 runs are decoded.
         """
         self.flush()
         if not len(self.hashes) or not answer:
             return None
         n, step = self.n, self.stride
-        words = _words(answer)
+        words, rwords = _both(answer)
         keys = _ngrams(words, n, step)
         if not self.hashes.isdisjoint(keys):
             return LeakFinding(_plain_or_rot13(answer, keys, self.hashes, n, step), n)
-        if not self.rev.isdisjoint(keys):
+        rwords.reverse()  # the answer read backwards, each word reversed: a reversed copy reads as written
+        if not self.hashes.isdisjoint(_ngrams(rwords, n, step)):
             return LeakFinding("reversed", n)
         if max(map(len, words), default=0) >= _B64_MIN:  # (a base64 run lies inside one word)
             for m in _B64.finditer(answer):

@@ -27,6 +27,7 @@ from proxy.redact.anthropic import AnthropicStream
 from proxy.redact.chat_stream import _FIELD, _VISIBLE, ChatStream
 from proxy.redact.common import Ctx, RedactionFailed, decode_bodies
 from proxy.redact.responses import _FAST, ResponsesStream
+from proxy.redact.runs import named_run, whole_events
 from proxy.sse import parse_block
 
 _DATA = b"data: "
@@ -329,14 +330,13 @@ def responses_read(st: ResponsesStream, data: bytes, sep: bytes, framer: Any) ->
     renumbers ``output_index`` from the first one on: parsed then); with the leak check, the text of an
     ``output_text`` delta is collected for it (its first ``"delta":"`` string, as ``on_event`` reads it,
     when it holds no backslash; parsed otherwise). Any other block is parsed and goes through
-    ``on_event``. LF streams only, without placeholder (``wants_reads``)."""
+    ``on_event``. A run of events under one head that is dropped or kept whole is found in bulk
+    (``runs.named_run``), with the same checks. LF streams only, without placeholder (``wants_reads``)."""
     ctx = st.ctx
     if ctx.placeholder is not None or sep != b"\n\n" or b"\r" in data:
         return None
-    blocks = data.split(sep)
-    if blocks[-1]:
+    if not whole_events(data, sep):
         return None
-    blocks.pop()
     watch = ctx.stream_check is not None
     # The head (event line and "data: ") of the last block recognised below, its length and its kind
     hot, lh, hot_kind = st.read_head
@@ -351,8 +351,24 @@ def responses_read(st: ResponsesStream, data: bytes, sep: bytes, framer: Any) ->
     run = pos = 0
     shown: list[bytes] = []
     nshown = 0
-    for block in blocks:
-        end = pos + len(block) + 2
+    size = len(data)
+    while pos < size:
+        # (kept whole: a kind relayed as it came while nothing was dropped, the answer's text only without
+        # the leak check)
+        whole = hot_kind == _DROP or ((hot_kind == _PASS or (hot_kind == _SHOWN and not watch)) and not st.dropped)
+        if whole and data.startswith(hot, pos):
+            # a run of events under the same head: dropped or kept whole, see ``runs.named_run``
+            at = named_run(data, pos, hot, sep)
+            if at > pos:
+                if hot_kind == _DROP:
+                    if run < pos:
+                        parts.append(data[run:pos])
+                    run = at
+                pos = at
+                continue
+        cut = data.find(sep, pos)
+        end = cut + 2
+        block = data[pos:cut]
         if block.startswith(hot) and block.find(b"\n", lh) < 0:
             kind = hot_kind
         else:
