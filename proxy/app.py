@@ -203,10 +203,25 @@ class ProxyApp:
         finally:
             ex.t_end = clock.mono()
             try:
-                if self.chain.done:
-                    pending = self._run_done(ex)  # (usually synchronous: no coroutine)
-                    if pending is not None:
-                        await pending
+                done = self.chain.done
+                if done:
+                    now = self._done_now.get(done[0]) if len(done) == 1 else None
+                    if now is not None:
+                        # One done hook with a synchronous step (limits without other done hooks):
+                        # ``_run_done`` without its frame.
+                        if ex.usage_body is not None:
+                            self._read_usage(ex)
+                        try:
+                            pending = now(ex)
+                        except Exception:
+                            log.exception("on_done hook failed", extra={"request_id": ex.request_id})
+                            pending = None
+                        if pending is not None:
+                            await self._run_done_from(ex, 0, pending)
+                    else:
+                        pending = self._run_done(ex)  # (usually synchronous: no coroutine)
+                        if pending is not None:
+                            await pending
                 if resp is not None and not resp.prepared:
                     # A buffered body or a local reply: send it now, after on_done (which may free a
                     # slot the client's next request needs) and before the metrics and the log line,
@@ -230,10 +245,7 @@ class ProxyApp:
         the hooks reconcile with it), with each hook's synchronous first step (``on_done_now``): None when
         every hook finished without waiting, else the awaitable that runs the rest."""
         if ex.usage_body is not None:
-            try:
-                read_body_usage(ex)
-            except Exception:  # a body the dialect cannot read must not skip the hooks (leases)
-                log.exception("reading the response usage failed", extra={"request_id": ex.request_id})
+            self._read_usage(ex)
         nows = self._done_now
         for i, hook in enumerate(self.chain.done):
             now = nows.get(hook)
@@ -247,6 +259,15 @@ class ProxyApp:
             if pending is not None:
                 return self._run_done_from(ex, i, pending)
         return None
+
+    @staticmethod
+    def _read_usage(ex: Exchange) -> None:
+        """``read_body_usage`` before the done hooks: a body the dialect cannot read must not skip them
+        (leases)."""
+        try:
+            read_body_usage(ex)
+        except Exception:
+            log.exception("reading the response usage failed", extra={"request_id": ex.request_id})
 
     async def _run_done_from(self, ex: Exchange, i: int, pending: Awaitable[None] | None) -> None:
         """The rest of ``_run_done`` from hook ``i`` (``pending``: that hook's awaitable, already begun)."""

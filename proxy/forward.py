@@ -178,7 +178,7 @@ class Relay:
             ex.streaming = framer is not None
             chain = self.chain
             if (framer is not None or not ok or dialect is None or "json" not in ctype or chain.response
-                    or chain.done or chain.response_headers):
+                    or chain.response_headers):
                 # The request is sent: do not hold its bytes and parsed body for the life of a long
                 # stream. (Kept only for a buffered answer no hook looks at, which is short-lived: the
                 # log line then reads the model from the parsed body, cheaper than releasing it.)
@@ -190,7 +190,7 @@ class Relay:
             if framer is not None:
                 return await self._relay_stream(ex, request, resp, spec, framer)
             if dialect is not None and ok and "json" in ctype:
-                if not chain.response and not chain.done and resp.content.is_eof():
+                if not chain.response and resp.content.is_eof():
                     # The usual answer: complete with its headers and no hook to show it to. Read here
                     # rather than in ``_relay_buffered``: one coroutine less per request.
                     try:
@@ -220,7 +220,7 @@ class Relay:
             if watch is not None:
                 watch.cancel()
         chain = self.chain
-        if not chain.response and not chain.done:
+        if not chain.response:
             return self._usage_later(ex, resp, raw)
         ex.t_first_byte = self.mono()
         body = raw

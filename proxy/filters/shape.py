@@ -80,9 +80,13 @@ class ShapeFilter(Filter):
                              throttle_scopes=throttle_scopes, fail_open=fail_open, fast_path=fast_path)
         self.sweep_interval = sweep_interval
         self._sweeper: asyncio.Task[None] | None = None
-        fast = self.shaper.fast  # (its two functions, one attribute load away)
-        self._fast_admit = fast.admit if fast is not None else None
-        self._fast_finish = fast.finish if fast is not None else None
+        fast = self.shaper.fast
+        if fast is not None:
+            # The fused fast path is this filter's synchronous steps (no frame of ours around it): it falls
+            # through to the general steps below for what it does not cover.
+            fast.bind(self._request_general, self._done_general)
+            self.on_request_now = fast.request_now  # type: ignore[method-assign,assignment]
+            self.on_done_now = fast.done_now  # type: ignore[method-assign,assignment]
 
     @classmethod
     def from_config(cls, limits: Any, backend: StateBackend | None = None, **kw: Any) -> ShapeFilter:
@@ -129,12 +133,15 @@ class ShapeFilter(Filter):
 
     def on_request_now(self, ex: Exchange) -> Awaitable[Reply | None] | None:
         """``on_request`` without a coroutine when the request is admitted at once (the app calls this
-        first): None when it was, else the awaitable that decides (waits in a queue, or rejects)."""
+        first): None when it was, else the awaitable that decides (waits in a queue, or rejects).
+        With a fast path (``proxy.shaping.fast``) the instance's ``on_request_now`` is its compiled
+        ``request_now``, which tries the common case fused and else calls ``_request_general``."""
+        return self._request_general(ex)
+
+    def _request_general(self, ex: Exchange) -> Awaitable[Reply | None] | None:
+        """``on_request_now`` on the general path."""
         st = ex.state.get("shape")
         if st is None:
-            admit = self._fast_admit
-            if admit is not None and admit(ex):  # the common case, fused (``proxy.shaping.fast``)
-                return None
             shaper = self.shaper
             st = ShapeState(shaper)
             ex.state["shape"] = st
@@ -221,14 +228,17 @@ class ShapeFilter(Filter):
 
     def on_done_now(self, ex: Exchange) -> Awaitable[None] | None:
         """``on_done`` without a coroutine on the embedded backend (the app calls this first): None
-        when settled, else the awaitable that settles (a remote backend)."""
+        when settled, else the awaitable that settles (a remote backend). With a fast path the
+        instance's ``on_done_now`` is its compiled ``done_now``, which settles the states it admitted
+        and passes the others to ``_done_general``."""
         st: ShapeState | None = ex.state.get("shape")
         if st is None:
             return None
-        if st.fast:
-            self._fast_finish(st, ex)  # type: ignore[misc]
-            return None
-        if self.shaper.finish_now(st, ex):
+        return self._done_general(ex, st)
+
+    def _done_general(self, ex: Exchange, st: ShapeState) -> Awaitable[None] | None:
+        """``on_done_now`` for a state the fast path did not admit."""
+        if self.shaper.finish_now(st, ex):  # (settles a fast path's state too)
             return None
         return self.shaper.finish(st, ex)
 

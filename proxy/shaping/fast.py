@@ -16,7 +16,7 @@ compiled for the shaper's limits (``proxy.shaping.fastcode``).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from proxy.shaping.fastcode import compile_fast
@@ -39,11 +39,13 @@ class FastPath:
     """The fused admission and settlement of one shaper on a ``MemoryBackend`` (see the module
     docstring). Holds compiled config only; per-request state goes into the request's ``ShapeState``."""
 
-    __slots__ = ("_anthropic", "_by_account", "_entries", "_fields", "_keys", "_mask", "_n_scopes", "_now",
-                 "admit", "backend", "finish", "hp", "shaper", "source")
+    __slots__ = ("_by_account", "_dialects", "_entries", "_fields", "_keys", "_mask", "_n_scopes", "_now", "_ns",
+                 "admit", "admits", "backend", "done_now", "finish", "hp", "request_now", "shaper", "source")
 
     admit: Callable[[Exchange], bool]
     finish: Callable[[ShapeState, Exchange], None]
+    request_now: Callable[[Exchange], Awaitable[Any] | None]
+    done_now: Callable[[Exchange], Awaitable[None] | None]
 
     def __init__(self, shaper: Shaper, backend: MemoryBackend) -> None:
         self.shaper = shaper
@@ -67,11 +69,23 @@ class FastPath:
         self.hp = HeaderPlan(shown) if shown else None
         shaper._header_plans[shaper._all_mask] = self.hp  # one plan (and cache) for both paths
         self._mask = shaper._all_mask & shaper._enforced
-        self._anthropic: dict[Any, bool] = {}
+        # admissions by this fast path (all with ``_mask``), one int cell: cheaper than a dict by mask
+        self.admits = shaper.metrics.hot.mask_cell(self._mask, [(cl.spec.name, cl.spec.mode) for cl in limits])
+        self._dialects: dict[Any, Any] = {}  # ``proxy.shaping.reads.DialectInfo`` by dialect object
         self.source, ns = compile_fast(self)
         exec(compile(self.source, f"<shaping fast path {sorted(cl.spec.name for cl in limits)}>", "exec"), ns)
+        self._ns = ns
         self.admit = ns["admit"]
         self.finish = ns["finish"]
+        self.request_now = ns["request_now"]
+        self.done_now = ns["done_now"]
+
+    def bind(self, slow: Callable[[Exchange], Awaitable[Any] | None],
+             slow_done: Callable[[Exchange, ShapeState], Awaitable[None] | None]) -> None:
+        """Give ``request_now`` and ``done_now`` the general steps they fall through to: ``slow(ex)`` for a
+        request the fast path does not admit, ``slow_done(ex, st)`` for a state it did not admit."""
+        self._ns["slow"] = slow
+        self._ns["slow_done"] = slow_done
 
     @classmethod
     def build(cls, shaper: Shaper) -> FastPath | None:
@@ -89,10 +103,12 @@ class FastPath:
 
     # ``admit(ex) -> bool`` (before the request): admit ``ex`` at once, store its state (a ``FastShapeState``)
     # in ``ex.state["shape"]`` and write its limit headers into ``ex.reply_headers``; False (nothing changed)
-    # when the general path must decide.
+    # when the general path must decide. ``request_now(ex)``: the same, returning None when admitted, else
+    # what ``slow(ex)`` returns.
     # ``finish(st, ex)`` (after the response): ``Shaper.finish_now`` for a request the fast path admitted:
     # release its leases, reconcile its token reservations with the real usage (the backend's RELEASE and
-    # ADJUST, in that order). Both are compiled for the limits (``proxy.shaping.fastcode``).
+    # ADJUST, in that order). ``done_now(ex)``: the same for ``ex.state["shape"]``, or ``slow_done(ex, st)``
+    # for a state the general path admitted. All are compiled for the limits (``proxy.shaping.fastcode``).
 
     def _build_keys(self, ex: Exchange, values: Any) -> tuple[str, ...] | None:
         """The state keys of every limit for these scope values (None: a limit does not apply), kept

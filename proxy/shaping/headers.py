@@ -15,6 +15,8 @@ from functools import lru_cache
 from math import ceil
 from typing import Any
 
+from multidict import istr
+
 from proxy.shaping.spec import LimitSpec
 from proxy.state.base import Result
 
@@ -78,7 +80,7 @@ class HeaderPlan:
             mine = tuple((j, _num(s.quota), s.count) for j, (s, _) in enumerate(shown) if s.kind == label)
             if mine:
                 openai.append((mine, *_OPENAI[label]))
-                anthropic.append((mine, f"anthropic-ratelimit-{label}-", label == "tokens"))
+                anthropic.append((mine, _ANTHROPIC[label], label == "tokens"))
         self.openai = tuple(openai)
         self.anthropic = tuple(anthropic)
         # one limit per kind: the shown figures are a function of the cache key (see ``write``)
@@ -120,7 +122,7 @@ class HeaderPlan:
 
     def format(self, h: dict[str, str], results: Sequence[Result], now: float, anthropic: bool) -> None:
         """``write`` without the cache: format every value of this request."""
-        h["RateLimit-Policy"] = self.policy
+        h[_POLICY] = self.policy
         items = []
         lefts = []  # remaining, formatted once for RateLimit and the vendor headers
         for pre, pos in self.items:
@@ -134,7 +136,7 @@ class HeaderPlan:
                 retry = r[1]
                 items.append(pre + "0;t=" + (str(ceil(retry - 1e-9)) if retry > 0 else "0"))
             lefts.append(left)
-        h["RateLimit"] = items[0] if len(items) == 1 else ", ".join(items)
+        h[_RATELIMIT] = items[0] if len(items) == 1 else ", ".join(items)
         if anthropic:
             self._anthropic(h, results, now, lefts)
             return
@@ -146,24 +148,35 @@ class HeaderPlan:
             h[n_reset] = (str(ms) + "ms" if ms > 0 else "0ms") if ms < 1000 else openai_duration(ms / 1000)
 
     def _anthropic(self, h: dict[str, str], results: Sequence[Result], now: float, lefts: list[str]) -> None:
-        for mine, prefix, tokens in self.anthropic:
+        for mine, (n_limit, n_remaining, n_reset), tokens in self.anthropic:
             j, quota, count = mine[0] if len(mine) == 1 else _lowest(results, self.items, mine)
             left = lefts[j]
             at = rfc3339(now + results[self.items[j][1]][3])
-            h[prefix + "limit"] = quota
-            h[prefix + "remaining"] = left
-            h[prefix + "reset"] = at
+            h[n_limit] = quota
+            h[n_remaining] = left
+            h[n_reset] = at
             if tokens and count in ("input", "output"):
-                h[f"anthropic-ratelimit-{count}-tokens-limit"] = quota
-                h[f"anthropic-ratelimit-{count}-tokens-remaining"] = left
-                h[f"anthropic-ratelimit-{count}-tokens-reset"] = at
+                n_limit, n_remaining, n_reset = _ANTHROPIC[count + "-tokens"]
+                h[n_limit] = quota
+                h[n_remaining] = left
+                h[n_reset] = at
 
 
 _ALMOST_ONE = 1.0 - 1e-9
 _CACHE_MAX = 1024
+# Header names as ``istr``: the same text on the wire, but the response's ``CIMultiDict`` takes their
+# case-folded identity as it is instead of lower-casing each name of each response.
+_POLICY = istr("RateLimit-Policy")
+_RATELIMIT = istr("RateLimit")
 _OPENAI = {
-    label: (f"x-ratelimit-limit-{label}", f"x-ratelimit-remaining-{label}", f"x-ratelimit-reset-{label}")
+    label: (istr(f"x-ratelimit-limit-{label}"), istr(f"x-ratelimit-remaining-{label}"),
+            istr(f"x-ratelimit-reset-{label}"))
     for label in ("requests", "tokens")
+}
+_ANTHROPIC = {
+    label: (istr(f"anthropic-ratelimit-{label}-limit"), istr(f"anthropic-ratelimit-{label}-remaining"),
+            istr(f"anthropic-ratelimit-{label}-reset"))
+    for label in ("requests", "tokens", "input-tokens", "output-tokens")
 }
 
 

@@ -19,6 +19,8 @@ class _HotCounters:
         # admissions counted once per request by the set of limits that admitted it: (counts by bit
         # mask, the (limit, mode) of each bit), expanded at scrape time
         self.masks: list[tuple[dict[int, int], list[tuple[str, str]]]] = []
+        # admissions with one fixed mask, counted in a one-int cell (``proxy.shaping.fast``)
+        self.mask_cells: list[tuple[int, list[int], list[tuple[str, str]]]] = []
 
     def cell(self, limit: str, mode: str) -> list[int]:
         return self.cells.setdefault((limit, mode), [0, 0])
@@ -31,9 +33,19 @@ class _HotCounters:
             self.cell(limit, mode)
         return counts
 
+    def mask_cell(self, mask: int, bits: list[tuple[str, str]]) -> list[int]:
+        """A one-int cell counting admissions by the limits of ``mask`` over ``bits`` (see ``by_mask``)."""
+        cell = [0]
+        self.mask_cells.append((mask, cell, bits))
+        for limit, mode in bits:
+            self.cell(limit, mode)
+        return cell
+
     def totals(self) -> dict[tuple[str, str], list[int]]:
         out = {k: list(v) for k, v in list(self.cells.items())}
-        for counts, bits in self.masks:
+        masks = [(counts, bits) for counts, bits in self.masks]
+        masks += [({mask: cell[0]}, bits) for mask, cell, bits in self.mask_cells]
+        for counts, bits in masks:
             for mask, n in list(counts.items()):
                 for i, key in enumerate(bits):
                     if mask >> i & 1:

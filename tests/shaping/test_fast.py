@@ -28,7 +28,8 @@ from proxy.state import MemoryBackend
 
 RPM = {"name": "rpm", "scope": ["account"], "requests": {"rate": "60/m", "burst": 3}}
 TPM = {"name": "tpm", "scope": ["account", "model"], "tokens": {"limit": 2000, "window": "1m", "count": "total"}}
-PATHS = {"openai_chat": "/v1/chat/completions", "anthropic_messages": "/v1/messages"}
+PATHS = {"openai_chat": "/v1/chat/completions", "anthropic_messages": "/v1/messages",
+         "openai_responses": "/v1/responses"}
 CONC = {"name": "conc", "scope": ["account"], "concurrency": {"max": 2}}
 
 CONFIGS: dict[str, list[dict[str, Any]]] = {
@@ -95,11 +96,14 @@ class Side:
 
 def _ex(rng: random.Random, rid: str) -> Callable[[], Exchange]:
     """A request described by ``rng`` (drawn once), built afresh for each side."""
-    dialect = rng.choice(["openai_chat", "openai_chat", "anthropic_messages"])
+    dialect = rng.choice(["openai_chat", "openai_chat", "anthropic_messages", "openai_responses"])
     body: dict[str, Any] = {"model": rng.choice(["m1", "m2"]),
                             "messages": [{"role": "user", "content": "x" * rng.randrange(1, 4000)}]}
     if rng.random() < 0.8:
         body["max_tokens"] = rng.randrange(1, 700)
+    if rng.random() < 0.2:  # the other dialects' fields, and values that are not an int (``as_int``)
+        field = rng.choice(["max_completion_tokens", "max_output_tokens", "max_tokens"])
+        body[field] = rng.choice([rng.randrange(1, 700), None, True, "12", 5.0])
     raw = orjson.dumps(body)
     account = rng.choice(["a", "b", "c", "d", "e", "f"]) if rng.random() < 0.95 else None
     tier = "restricted" if rng.random() < 0.8 else "standard"
