@@ -14,7 +14,7 @@ from typing import Any
 from proxy.policy import cel
 from proxy.policy.cel import BOOL, DOUBLE, INT, LIST_INT, LIST_STRING, STRING, CelError, Env
 from proxy.policy.celcode import compile_expr
-from proxy.policy.matchers import CompiledMatchers, PatternSet
+from proxy.policy.matchers import PARTS, CompiledMatchers, PatternSet
 from proxy.policy.signals import SCHEMA
 from proxy.policy.spec import (
     SCOPES,
@@ -84,6 +84,26 @@ def _loc(e: Expr, err: CelError) -> tuple[Where, str]:
     return e.where, f"{err.message} (column {err.col} of the expression)"
 
 
+# The detector's trace-noun part leaves the prompt's sets: the request's own search for trace nouns answers the
+# group (``cot.prompt_spans``, run by ``signals.compute_features`` when the prompt's set does not carry the group).
+# What is left of its part (hiddenness words, dataset pretexts) is small enough to share the shapes' set: one
+# pass less over every prompt (tests/benchmarks/bench_rules.py --pattern-groups).
+_WORDS_PART, _SHAPES_PART = "cot:words", "cot:shapes"
+
+
+def builtin_groups() -> list[tuple[str, tuple[str, ...]]]:
+    """The built-in groups the prompt's sets carry (every one but the trace group)."""
+    from proxy.policy.cot import TRACE_GROUP
+    from proxy.policy.signals import BUILTIN_GROUPS
+
+    return [(n, p) for n, p in BUILTIN_GROUPS if n != TRACE_GROUP]
+
+
+def builtin_layout() -> dict[str, str]:
+    """``matchers.PARTS`` with the words part (now without the trace group) in the shapes' set."""
+    return {n: _SHAPES_PART if p == _WORDS_PART else p for n, p in PARTS.items()}
+
+
 def compile_spec(spec: RuleSetSpec) -> CompiledRuleSet:
     problems: list[Problem] = []
 
@@ -102,13 +122,12 @@ def compile_spec(spec: RuleSetSpec) -> CompiledRuleSet:
             else:
                 ok.append(pat)
         groups.setdefault(m.source, []).append((m.name, ok))
-    from proxy.policy.signals import BUILTIN_GROUPS
-
-    groups["prompt"] = [*((f"builtin:{n}", list(p)) for n, p in BUILTIN_GROUPS), *groups.get("prompt", [])]
+    builtin = ((f"builtin:{n}", list(p)) for n, p in builtin_groups())
+    groups["prompt"] = [*builtin, *groups.get("prompt", [])]
     by_source = {}
     for source, gs in groups.items():
         try:
-            by_source[source] = PatternSet.build(gs)
+            by_source[source] = PatternSet.build(gs, builtin_layout() if source == "prompt" else None)
         except ValueError as e:  # pragma: no cover - every pattern was checked above
             problems.append(Problem(Where("<matchers>", 1, 1), "matchers", str(e)))
     matchers = CompiledMatchers(by_source)

@@ -34,6 +34,9 @@ from proxy.policy import cot_groups as groups
 from proxy.policy import cot_lexicon as lex
 from proxy.policy import cot_model
 from proxy.policy import cot_struct as struct
+from proxy.policy.cot_spans import NA_OPEN as _NA_OPEN  # noqa: F401  (re-exported)
+from proxy.policy.cot_spans import shiftable as _shiftable
+from proxy.policy.cot_spans import spans as _spans
 from proxy.policy.cot_typo import DECODE_SCAN, MAX_BLOBS, MAX_DECODED, derived_views  # noqa: F401  (re-exported)
 from proxy.policy.matchers import re2_options
 
@@ -155,16 +158,21 @@ ODD_CHARS = (  # case-sensitive: under case folding the class would also match "
     r"\x{1D400}-\x{1D7FF}\x{2100}-\x{214F}\x{2460}-\x{24FF}\x{1F130}-\x{1F189}\x{FB00}-\x{FB06}]"
 )
 _ODD = _alternation((ODD_CHARS,))
-_UNANCHORED = re2._Anchor.UNANCHORED
+ODD_GROUP = "cot:odd"  # the gate group of ``ODD_CHARS``: not matched, ``normalise`` has nothing to do (``families``)
 # Groups the request's shared RE2 pass over the prompt carries (``signals.BUILTIN_GROUPS``): when none of
 # them matches, ``families`` returns at once; when the prompt is exactly the user text, they stand in for
 # this module's own whole-text pass.
 GATE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cot:trace", _ALL_TRACE),
     ("cot:hidden", struct.HIDDEN),
-    ("cot:odd", (ODD_CHARS,)),
+    (ODD_GROUP, (ODD_CHARS,)),
     *((f"cot:{name}", patterns) for name, patterns in groups.GLOBAL.items()),
 )
+# The trace group is answered by the request's own search for trace nouns (``prompt_spans``) rather than by a set in
+# the shared pass (``compiler`` leaves it out): the detector needs their positions anyway, the search stops after
+# ``MAX_OCCURRENCES`` of them where a set reads the whole prompt, and the spans found over the prompt are the user
+# text's own (``user_spans``), so ``scan`` does not search again.
+TRACE_GROUP = "cot:trace"
 _GATE_TRIGGERS = frozenset(n for n, _ in GATE_GROUPS) - {"cot:pretext", "cot:typo_trace"}
 _MODEL_GATE = frozenset(n[4:] for n in _GATE_TRIGGERS)
 cot_model.shipped()  # read the weights at start-up: a missing or broken file fails here, not per request
@@ -279,25 +287,6 @@ def _asks(g: set[str], need_take: bool) -> bool:
     return (take or own) and (own or "strong_trace" in g) and score >= 3
 
 
-def _spans(terms: re2._Regexp, data: bytes, pos: int, limit: int) -> list[tuple[int, int]]:
-    """The first ``limit`` spans ``terms.finditer(data, pos)`` yields (the same spans, in the same order), without
-    a ``Match`` object and a generator step per span: the compiled RE2 object is called directly."""
-    out: list[tuple[int, int]] = []
-    end = len(data)
-    if pos > end:
-        return out
-    match = terms._regexp.Match
-    while len(out) < limit:
-        span = match(_UNANCHORED, data, pos, end)[0]
-        if span[0] < 0:
-            break
-        out.append(span)
-        if pos == end:
-            break
-        pos = pos + 1 if span[1] == pos else span[1]  # an empty match: step past it, as ``finditer`` does
-    return out
-
-
 def _occurrences(data: bytes, terms: re2._Regexp = _TRACE, limit: int = MAX_OCCURRENCES) -> list[tuple[int, int]]:
     """Spans of ``terms`` (trace nouns): the first ``limit``, then (if more) the first ones of the last
     ``TAIL_BYTES``, where a request padded with reasoning-heavy text usually sits."""
@@ -308,18 +297,61 @@ def _occurrences(data: bytes, terms: re2._Regexp = _TRACE, limit: int = MAX_OCCU
     return head + _spans(terms, data, max(head[-1][1], len(data) - TAIL_BYTES), limit)
 
 
+_SHIFTABLE = _shiftable(_ALL_TRACE)
+
+
+def prompt_spans(prompt: bytes) -> list[tuple[int, int]]:
+    """``_occurrences`` of the trace nouns over the whole prompt (system prompt, newline, user turns): non-empty
+    exactly when the ``cot:trace`` group matches the prompt (``TRACE_GROUP``)."""
+    return _occurrences(prompt)
+
+
+def user_spans(spans: list[tuple[int, int]], start: int) -> list[tuple[int, int]] | None:
+    """``_occurrences(prompt[start:])`` from ``spans = prompt_spans(prompt)``, where ``prompt[start - 1]`` is the
+    newline after the system prompt (``start`` 0: no system prompt), or None when they may differ: a span starts
+    in the system part (or straddles it), or the patterns' assertions could tell the two texts apart
+    (``_shiftable``). Otherwise no match starts before ``start``, a match from any later position is the same in
+    both texts, so the searches find the same spans in the same order, head and tail alike."""
+    if not start:
+        return spans
+    if not _SHIFTABLE or (spans and spans[0][0] < start):
+        return None
+    return [(s - start, e - start) for s, e in spans]
+
+
+# ``_TERMS.hits`` per sentence's trace nouns: prose repeats a small vocabulary ("steps", "notes", "the analysis"),
+# and the answer depends on those bytes alone. Bounded: cleared when full; keys of at most ``TERMS_MEMO_BYTES``.
+TERMS_MEMO_SIZE = 4096
+TERMS_MEMO_BYTES = 256
+_TERM_GROUPS: dict[bytes, frozenset[str]] = {}
+
+
+def _term_groups(terms: bytes) -> set[str]:
+    """``_TERMS.hits(terms)`` (a new set, the caller's to change), remembered (``_TERM_GROUPS``)."""
+    found = _TERM_GROUPS.get(terms)
+    if found is None:
+        found = frozenset(_TERMS.hits(terms))
+        if len(terms) <= TERMS_MEMO_BYTES:
+            if len(_TERM_GROUPS) >= TERMS_MEMO_SIZE:
+                _TERM_GROUPS.clear()
+            _TERM_GROUPS[terms] = found
+    return set(found)
+
+
 def _mine(prev: set[str] | bytes) -> bool:
     """Does the previous sentence (its groups, or its window when ``scan`` skipped them) name the model's own trace?"""
     return not (_WINDOW.hits(prev) if isinstance(prev, bytes) else prev).isdisjoint(_MINE)
 
 
-def scan(data: bytes, pretext: bool, need_take: bool = False) -> bool:
+def scan(
+    data: bytes, pretext: bool, need_take: bool = False, spans: list[tuple[int, int]] | None = None
+) -> bool:
     """True when some sentence of ``data`` (UTF-8) asks for a trace it names (see ``_asks``).
 
     One window per sentence: every trace noun in it is replaced by the marker ``\\x00`` (so "inner" in
     "inner monologue" does not also count as an ownership marker), and the nouns themselves are classified
-    in one more set pass."""
-    spans = list(_occurrences(data))
+    in one more set pass. ``spans``: ``_occurrences(data)`` when the caller has them."""
+    spans = _occurrences(data) if spans is None else spans
     cjk = not data.isascii()
     i = 0
     prev_hi: int = -1
@@ -338,7 +370,7 @@ def scan(data: bytes, pretext: bool, need_take: bool = False) -> bool:
             i += 1
         parts.append(data[pos:hi])
         window = b"".join(parts)
-        g = _TERMS.hits(b"\n".join(terms))
+        g = _term_groups(b"\n".join(terms))
         if "specific" not in g and "own_strong" not in g and not _OWN_STRONG.hits(window):
             # Only generic nouns ("the plan", "your notes") and no ownership word: ``_asks`` says no to every
             # sentence without one of the two, whatever else it holds (most trace nouns in prose end here, before
@@ -430,20 +462,28 @@ def scan_hidden(data: bytes) -> bool:
 
 
 def detect(
-    text: str, need_take: bool = False, cues: set[str] | None = None, data: bytes | None = None
+    text: str,
+    need_take: bool = False,
+    cues: set[str] | None = None,
+    data: bytes | None = None,
+    spans: list[tuple[int, int]] | None = None,
+    normalised: bool = False,
 ) -> tuple[str, ...]:
     """``(HIT,)``, ``(HIT, OBFUSCATED)`` or ``()``; with ``need_take`` only requests with an extraction
     verb or manner count (used for system prompts). ``cues``: the whole-text groups of ``text``, when the
-    caller already has them; ``data``: its UTF-8 (invalid code points replaced), likewise."""
+    caller already has them; ``data``: its UTF-8 (invalid code points replaced), likewise; ``spans``: the
+    trace nouns' ``_occurrences`` in ``data``, likewise (only with ``data``); ``normalised``: ``normalise``
+    returned ``text`` itself (the caller's own check; a 100 KB prompt is not searched again)."""
     if not text:
         return ()
-    norm = normalise(text, data)
+    norm = text if normalised else normalise(text, data)
     if norm is not text or data is None:
         data = norm.encode("utf-8", "replace")
+        spans = None
     if cues is None or norm is not text:
         cues = _GLOBAL.hits(data)
     pretext = "pretext" in cues
-    if "trace" in cues and scan(data, pretext, need_take):
+    if "trace" in cues and scan(data, pretext, need_take, spans):
         return (HIT,)
     if "hidden" in cues and not need_take and scan_hidden(data):
         return (HIT,)
@@ -458,11 +498,19 @@ def detect(
 
 
 def families(
-    user_text: str, system: str = "", gate: Mapping[str, int] | None = None, data: bytes | None = None
+    user_text: str,
+    system: str = "",
+    gate: Mapping[str, int] | None = None,
+    data: bytes | None = None,
+    spans: list[tuple[int, int]] | None = None,
+    plain: bool = False,
 ) -> tuple[str, ...]:
     """``signals.cot_request`` / ``cot_obfuscated`` (as ``detect``) from the user turns and the system prompt.
     ``gate``: the counts of ``GATE_GROUPS`` from the shared pass over ``system + user_text`` (None: none);
-    ``data``: the UTF-8 of ``user_text`` when the caller has it (a 100 KB prompt is not encoded again)."""
+    ``data``: the UTF-8 of ``user_text`` when the caller has it (a 100 KB prompt is not encoded again);
+    ``spans``: the trace nouns' ``_occurrences`` in ``data``, when the caller has them (``user_spans``);
+    ``plain``: the caller knows ``user_text`` holds no ``ODD_CHARS`` (the shared pass's ``cot:odd`` group, a
+    single character class, did not match the prompt it is part of), so ``normalise`` would return it as it is."""
     cues = None
     if gate is not None:
         if _GATE_TRIGGERS.isdisjoint(n for n, c in gate.items() if c):
@@ -470,11 +518,14 @@ def families(
         # A superset of the user text's own cues when there is a system prompt: at worst a little more
         # work (a trace noun or a blob that is only in the system prompt); a pretext there counts too.
         cues = {n[4:] for n, c in gate.items() if c and n.startswith("cot:")}
-    norm = normalise(user_text, data)
+    norm = user_text if plain else normalise(user_text, data)
     if norm is not user_text:
         cues = None  # the shared pass saw the text before normalisation
         data = None
-    found = detect(norm, cues=cues, data=data)
+        spans = None
+    found = detect(norm, cues=cues, data=data, spans=spans, normalised=norm is user_text)
+    if found == (HIT,) and not confirmed(norm, cues, data):
+        found = ()  # a lexical hit the learned model does not back (``cot_model.confirms``); decoded views stand
     if not found and system:
         found = detect_system(system)
     if not found and norm:
@@ -500,6 +551,14 @@ def detect_system(system: str) -> tuple[str, ...]:
                 _SYSTEM.clear()
             _SYSTEM[system] = found
     return found
+
+
+def confirmed(norm: str, cues: set[str] | None = None, data: bytes | None = None) -> bool:
+    """The learned model backs a hit of the lexical paths on the ``normalise``d user text (``cot_model.confirms``;
+    ``cues``, ``data``: as in ``learned``). Runs only after a lexical hit (rare): ~100 us then, nothing otherwise."""
+    if cues is None:
+        cues = _GLOBAL.hits(norm.encode("utf-8", "replace") if data is None else data)
+    return cot_model.shipped().confirms(norm, cues)
 
 
 def learned(norm: str, cues: set[str] | None = None, data: bytes | None = None) -> tuple[str, ...]:

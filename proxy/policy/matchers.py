@@ -52,14 +52,19 @@ class PatternSet:
     names: tuple[str, ...]
 
     @classmethod
-    def build(cls, groups: Iterable[tuple[str, Iterable[str]]]) -> PatternSet:
-        """Compile; raises ``ValueError(group, pattern, reason)`` for the first refused pattern."""
+    def build(
+        cls, groups: Iterable[tuple[str, Iterable[str]]], layout: Mapping[str, str] | None = None
+    ) -> PatternSet:
+        """Compile; raises ``ValueError(group, pattern, reason)`` for the first refused pattern. ``layout``: group
+        name -> part, ``PARTS`` by default."""
+        if layout is None:
+            layout = PARTS
         owners: list[str] = []
         names: list[str] = []
         by_part: dict[str, list[tuple[int, str]]] = {}
         for name, patterns in groups:
             names.append(name)
-            part = PARTS.get(name.removeprefix("builtin:"), "")
+            part = layout.get(name.removeprefix("builtin:"), "")
             for p in patterns:
                 reason = check_pattern(p)
                 if reason is not None:
@@ -109,6 +114,9 @@ class CompiledMatchers:
             n for ps in self.by_source.values() for n in ps.names if not n.startswith("builtin:")
         )
         self.defaults = {"matchers." + n: 0 for n in self.names}
+        prompt = self.by_source.get("prompt")
+        # The built-in groups the prompt's set answers (``run``'s result covers these only).
+        self.builtin = frozenset(n[8:] for n in prompt.names if n.startswith("builtin:")) if prompt else frozenset()
         # Per source: the set and, per pattern index, (is_builtin, output name); resolved once here.
         self._sets = [
             (source, ps, tuple(

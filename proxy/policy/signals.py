@@ -46,6 +46,10 @@ from proxy.policy.signal_patterns import (  # noqa: F401  (tables re-exported fr
     TEMPLATE_TAIL,
 )
 
+_TRACE_GROUP = cot_detector.TRACE_GROUP
+_ODD_GROUP = cot_detector.ODD_GROUP
+_COT_NAMES = frozenset(_COT.names)
+
 SCHEMA: dict[str, str] = {
     "request.model": STRING,
     "request.stream": BOOL,
@@ -322,6 +326,7 @@ def compute_features(
     # The prompt is encoded once (a 100 KB prompt costs ~70 us per copy): the user turns' UTF-8, which the concept
     # detector reads when the shared pass found something, is its tail after the system prompt and a newline.
     prompt_bytes = prompt.encode()
+    spans = None  # trace nouns in the user turns (``cot.user_spans``), when the search over the prompt gives them
     if matchers is not None and matchers.by_source:
         # One RE2 pass per text: the built-in phrase families share the prompt's set with rule matchers.
         extra: dict[str, Any] = {}
@@ -329,6 +334,13 @@ def compute_features(
             {"prompt": prompt_bytes, "last_user": last_user, "system": system, "user_agent": meta.user_agent},
             extra,
         )
+        if _TRACE_GROUP not in matchers.builtin:
+            # The trace group, answered by the search for trace nouns the concept detector reads (``compiler``).
+            found = cot_detector.prompt_spans(prompt_bytes)
+            if found:
+                cot[_TRACE_GROUP] = 1  # (readers look at whether a gate group matched, not how many patterns)
+                start = (len(system) if system.isascii() else len(system.encode())) + 1 if system else 0
+                spans = cot_detector.user_spans(found, start)
     else:
         extra = {}
         cot = _COT.hits(prompt)
@@ -340,7 +352,10 @@ def compute_features(
     if cot:  # (an empty gate: ``families`` answers at once)
         skip = len(system) if system.isascii() else len(system.encode())
         user_bytes = prompt_bytes[skip + 1 :] if system else prompt_bytes
-    concept = cot_detector.families(user_text, system, cot, user_bytes)
+    # ``cot:odd`` answered by the prompt's set and not found: the user text needs no normalising.
+    answered = matchers.builtin if matchers is not None and matchers.by_source else _COT_NAMES
+    plain = _ODD_GROUP in answered and not cot.get(_ODD_GROUP)
+    concept = cot_detector.families(user_text, system, cot, user_bytes, spans, plain)
     if "tags" in families and not concept and _TAGS_OWN.hits(prompt).get("own"):
         families.remove("tags")
     if "dataset" in families and not concept and _DATASET_OWN.hits(prompt).get("own"):

@@ -14,7 +14,8 @@ Traffic: distinct prompts (2 KB: one per request; 100 KB: 256, repeated; each it
 for the reasoning, 1 in 7 asking for logprobs, spread over ``--accounts`` accounts. Text: ``--corpus`` prose
 (realistic, ``Corpus``), synthetic (the old 30-word vocabulary) or both (default: both, in the same run);
 the first ``COLD`` requests of a run are reported apart (RE2 DFA warm-up). ``--pattern-groups`` prints the cost
-of the shared prompt pass, before and after its split (``matchers.PARTS``), per part and per pattern group.
+of the shared prompt pass, before and after its split (``matchers.PARTS``; the trace group answered by the
+trace-noun search, ``cot.prompt_spans``, as ``compiler`` lays it out), per part and per pattern group.
 Measured with ``thread_time_ns`` around each request; median and p99 reported (best median of
 ``--repeat`` runs: the shared VM is noisy). Memory per tracked account: tracemalloc growth of the
 engine state divided by the number of accounts, each having filled its account-keyed windows and score
@@ -369,7 +370,9 @@ def pattern_groups(n: int) -> None:
     over ``n`` distinct prompts after ``COLD`` others (cold: their median)."""
     import re2
 
-    from proxy.policy.matchers import PARTS, PatternSet, re2_options
+    from proxy.policy import cot
+    from proxy.policy.compiler import builtin_groups, builtin_layout
+    from proxy.policy.matchers import PatternSet, re2_options
     from proxy.policy.signals import BUILTIN_GROUPS
 
     gen = Corpus("prose", 11)
@@ -389,11 +392,18 @@ def pattern_groups(n: int) -> None:
               f"  cold {statistics.median(cold) / 1000:7.1f}", flush=True)
 
     print(f"shared prompt pass, {len(meas)} distinct 2 KB prose prompts after {COLD} (cold):")
-    shipped = PatternSet.build(BUILTIN_GROUPS)
-    show(f"as shipped ({len(shipped.parts)} passes)", shipped.match)
+    # As the rule pack compiles it (``compiler.builtin_layout``): the trace group answered by the trace-noun search
+    # (``cot.prompt_spans``), the rest in the parts of ``matchers.PARTS`` (the words part in the shapes' set).
+    in_sets, layout = builtin_groups(), builtin_layout()
+    shipped = PatternSet.build(in_sets, layout)
+    show(f"as shipped ({len(shipped.parts)} passes + the trace-noun search)",
+         lambda d: (shipped.match(d), cot.prompt_spans(d)))
+    show("the trace-noun search alone (cot.prompt_spans)", cot.prompt_spans)
     show("one RE2 set over every group (before the split)", one_set([p for _, ps in BUILTIN_GROUPS for p in ps]).Match)
-    for part in sorted({PARTS.get(n, "") for n, _ in BUILTIN_GROUPS}):
-        sub = PatternSet.build([g for g in BUILTIN_GROUPS if PARTS.get(g[0], "") == part])
+    show(f"as matchers.PARTS lays it out ({len(PatternSet.build(BUILTIN_GROUPS).parts)} passes, trace group in a set)",
+         PatternSet.build(BUILTIN_GROUPS).match)
+    for part in sorted({layout.get(n, "") for n, _ in in_sets}):
+        sub = PatternSet.build([g for g in in_sets if layout.get(g[0], "") == part], layout)
         show(f"part {part or '(default)'} ({len(sub.owners)} patterns)", sub.match)
     for name, ps in BUILTIN_GROUPS:
         show(f"group {name} ({len(ps)}), own set", one_set(list(ps)).Match)
