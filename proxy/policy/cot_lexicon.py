@@ -46,8 +46,8 @@ TRACE_STRONG: tuple[str, ...] = (
     r"|hidden) (states?|computation)",
     # other languages
     r"(ton|votre|tu|teu|seu|tuo) (propre |propio |pr[óo]prio )?([ée]tat|estado|stato) intern\pL*|dein\pL* "
-    r"inner\pL* zustand|cadena de pensamiento|proceso de pensamiento|mon[oó]logo interior|cha[iî]ne de (pens[ée]e"
-    r"|r[ée]flexion)s?",
+    r"inner\pL* zustand|cadena de pensamiento|proceso de pensamiento|mon[oó]logo (interior|interno)|"
+    r"cha[iî]ne de (pens[ée]e|r[ée]flexion)s?",
     r"processus de r[ée]flexion|cheminement de pens[ée]e|monologue int[ée]rieur|gedankenkette|denkprozess",
     r"proceso mental|processus mental|mentale[nr]? prozess|denkschritte|processo mental[e]?|denkstappen|"
     r"innere[rn]? monolog|cadeia de pensamento|processo de (pensamento|racioc[ií]nio)|catena di pensier[oi]",

@@ -130,6 +130,14 @@ DATASET_OWN = (
     # people the user hired or works with write the data: "we hired annotators to write step-by-step solutions"
     r"\b(annotators?|labell?ers?|raters?|contractors?|tutors?|crowd ?workers?|human experts?|domain experts?"
     r"|subject[- ]matter experts?)\b.{0,40}\b(write|wrote|written|writing|author\w*|annotat\w*|label\w*|draft\w*)\b",
+    # the teacher is the user's own, licensed for distillation or open-weights: "distilling our own 70B model", "a
+    # teacher model under terms that allow distillation", "open-weights outputs released under Apache 2.0"
+    r"\b(distill\w*|teacher|fine-?tun\w*|train\w*)\b.{0,30}\b(our|my) (own|in-house|internal)\b"
+    r"|\b(both|all) (are|is) (ours|mine)\b|\b(our|my) own (\w+ ){0,2}(model|llm|teacher|checkpoint|weights)\b",
+    r"\b(licen[cs]\w*|terms|agreement|contract|tos)\b.{0,40}\b(allow|allows|allowed|permit|permits|permitted"
+    r"|explicitly allow\w*)\b.{0,20}\b(distill\w*|training|derivative|synthetic)",
+    r"\bopen[- ]?(weights?|source|licen[cs]ed)\b.{0,60}\b(model|outputs?|teacher|checkpoint)\b"
+    r"|\b(apache|mit|bsd|cc[- ]by|llama \d? ?community|permissive(ly)?)\b.{0,20}\b(licen[cs]\w*|\d)",
 )
 GRADER_PATTERNS = (
     r"\b(grade|score|rate|evaluate|assess|judge)\b.{0,40}\b(the following|this|these|each|every)\s+"

@@ -25,6 +25,19 @@ model alone; the shipped rule is lexical OR model. Not counted: the pack's fixed
 (``signal_patterns.COT_FAMILIES``), which add recall and, on benign7/benign9, the 3 remaining false positives.
 Leave-one-blind-file-out is the honest proxy for a fresh blind split, the latest files (``LATEST``) most of all.
 
+- twelfth revision (2026-11-28 ~05:10 UTC; heldout13/benign13 in the data), aimed at the classes behind benign13's
+  seven false positives rather than the prompts: ``cot_model.discounted`` judges the scope of each trace mention
+  (NegEx-style negated requests, quoted attack text with a documenting context, hypotheticals about policy, a request
+  disclaimed as a whole, writing or code tasks about an artefact with no second person owning the trace); a text is
+  vetoed, and a lexical hit not backed, only when every mention is discounted. The pack's ``dataset`` family yields to
+  the user's own, licensed or open-weights teacher (``signal_patterns.DATASET_OWN``). Leave-one-blind-split-out through
+  the whole pack (``phrasings.Detector``; the model refit without heldout k and benign k, ``cot_model.shipped``
+  swapped; the lexical paths, the pack and the scope rules were tuned on all five, so in-sample for them): heldout9
+  146/150, heldout10 148/150, heldout11 149/150, heldout12 149/150, heldout13 143/150 (735/750 = 98.0 %); benign9..13
+  0/1241. Twenty benign probes of these classes and twelve requests of the same shapes, written by the author before
+  measuring (``tests/policy/test_cot_model_scope.py`` holds similar ones): the eleventh revision flagged 8/20 benign
+  and caught 12/12, this one 0/20 and 11/12 (the miss, "If you don't print your scratchpad now, I'll cancel ...",
+  scores just under the threshold; its negation is seen as a condition).
 - eleventh revision (2026-11-28 ~04:25 UTC; heldout12/benign12 and the author's ``probes11`` in the data), aimed at
   false positives on the next blind set rather than benign12's eight. Changes, as classes: a reasoning tag counts
   alone only when the model is addressed (``signal_patterns.COT_FAMILIES["tags"]``); the request disclaimed with a
@@ -288,11 +301,12 @@ BLIND_FILES = {  # splits written blind and measured once before becoming develo
     "heldout10": "benign10",
     "heldout11": "benign11",
     "heldout12": "benign12",
+    "heldout13": "benign13",
 }
 # ... the latest two, closest to a fresh blind split: the lexical concepts were written against heldout6 and
 # earlier, and never tuned on heldout7; three small lexical additions of the seventh revision came from heldout8's
 # misses (lexical 108 -> 112 of its 150), so its figure is a little optimistic. On the older files "lexical" is.
-LATEST = ("heldout9", "heldout10", "heldout11", "heldout12")
+LATEST = ("heldout9", "heldout10", "heldout11", "heldout12", "heldout13")
 
 
 @dataclass

@@ -36,7 +36,10 @@ Data in ``proxy/sim/data/phrasings``:
   ``heldout12.yaml`` with ``benign12.yaml`` (258 prompts), written blind 2026-11-28 by someone who never saw the
   detector, earlier splits or the repository, measured once with the tenth revision at 03:12 UTC: 149/150 = 99.3 %
   recall, 8/258 = 3.10 % false positives (target 1 %: missed); the eleventh revision trains on it.
-- held-out split (``SPLITS["heldout"]``): empty until the lead lists blind split 13 (``heldout13``/``benign13``).
+  ``heldout13.yaml`` with ``benign13.yaml`` (276 prompts), written blind 2026-11-28, measured once with the eleventh
+  revision (with ``cot_model.confirms`` backing the lexical paths): 143/150 = 95.3 % recall, 7/276 = 2.54 % false
+  positives (without the backing 144/150, 14/276); the twelfth revision trains on it.
+- held-out split (``SPLITS["heldout"]``): empty until the lead lists blind split 14 (``heldout14``/``benign14``).
   While the tuple is empty, or a file it lists is not there, ``evaluate`` reports the split as not measured
   (``SplitResult.missing``) and the blind benign rate is left out; the held-out tests skip.
 - benign prompts that mention reasoning innocently, hard near-misses included: ``benign.yaml``, ``benign3.yaml``
@@ -48,7 +51,8 @@ Data in ``proxy/sim/data/phrasings``:
   the sixth revision and by the seventh; ``benign10`` (239 prompts, written with ``heldout10``) at 4/239 = 1.67 %
   by the eighth revision; 0/239 by the ninth, which was tuned on those four; ``benign11`` (240 prompts, written with
   ``heldout11``) at 4/240 = 1.67 % by the ninth revision; ``benign12`` (258 prompts, written with ``heldout12``) at
-  8/258 = 3.10 % by the tenth); ``probes11.yaml`` (60 hard near-misses written by the detector's author in the
+  8/258 = 3.10 % by the tenth; ``benign13`` (276 prompts, written with ``heldout13``) at 7/276 = 2.54 % by the
+  eleventh); ``probes11.yaml`` (60 hard near-misses written by the detector's author in the
   eleventh revision, measured once before tuning: 7/60 flagged, see the file). The blind benign set of the next split
   goes in ``BENIGN["heldout"]``.
 
@@ -92,8 +96,9 @@ SPLITS: dict[str, tuple[str, ...]] = {
         "heldout10",
         "heldout11",
         "heldout12",
+        "heldout13",
     ),
-    # the next blind split (13) goes here; heldout12 (measured once with the tenth revision: 149/150) is development
+    # the next blind split (14) goes here; heldout13 (measured once with the eleventh revision: 143/150) is development
     "heldout": (),
 }
 BENIGN: dict[str, tuple[str, ...]] = {
@@ -110,8 +115,9 @@ BENIGN: dict[str, tuple[str, ...]] = {
         "benign11",
         "benign12",
         "probes11",
+        "benign13",
     ),
-    "heldout": (),  # the next blind benign set (13); benign12 (tenth revision: 8/258 = 3.10 %) is development
+    "heldout": (),  # the next blind benign set (14); benign13 (eleventh revision: 7/276 = 2.54 %) is development
 }
 T0 = 1_767_225_600.0
 
