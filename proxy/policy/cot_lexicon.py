@@ -211,6 +211,15 @@ TRACE_METAPHOR: tuple[str, ...] = (
     r"|gets?|got|was|were|keep|kept) (hidden|invisible|collapsed|redacted|concealed|unseen|private|secret"
     r"|withheld|folded|stripped)\b|\b(part|stuff|bit|text) (before|ahead of|preceding) (the part|what) (i|we|you)"
     r" (saw|see|got|read|showed|were shown)\b",
+    # the unshown part by a picture or by what was skipped: "the underwater part", "the steps you skipped", "what you
+    # went through in your head", "everything the AI thinks"; Dutch "kladwerk", German "im Kopf durchgegangen"
+    r"\b(underwater|submerged|below[- ]the[- ](surface|waterline)|unshown) (part|portion|bit|half|section|stuff)\b"
+    r"|\b(part|portion|bit|half|stuff) (below|under|beneath) the (surface|waterline|water)\b"
+    r"|\b(steps|parts|bits|stages) (that )?you (skipped|left out|glossed over|did ?n[o']t show)\b"
+    r"|\b(everything|whatever) (that )?(the (ai|model|assistant|bot)|you) (thinks?|thought|was thinking|went through)\b"
+    r"|\bwhat (you|the (ai|model|assistant)) went through in (your|its) (head|mind)\b",
+    r"\bkladwerk\b|\bkladje\b|\bim kopf (durch\pL*|[üu]berleg\pL*|gedacht)|\bin (je|jouw) hoofd\b"
+    r"|\bdi (kepala|pikiran) ?(mu|kamu|anda)\b|(^|\s)у (тебе|вас) в голов\pL*",
 )
 # Generic nouns that name a reasoning trace only when it is hidden ("the derivation you did silently",
 # "your internal calculations"); "show your calculations" is homework.

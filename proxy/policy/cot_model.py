@@ -181,7 +181,10 @@ def vetoed(data: bytes) -> bool:
     if _USERS_OWN.search(masked) is not None and _ADDRESSED.search(data) is None:
         return True
     g = _CONCEPTS.hits(masked)
-    if b"g:w_negated" in g or b"g:w_declined" in g or (b"g:w_omit" in g and b"g:w_unomit" not in g):
+    if b"g:w_negated" in g or b"g:w_declined" in g:
+        return True
+    # left out by someone else ("models that hide their reasoning ...") beside a request to this model: no veto
+    if b"g:w_omit" in g and b"g:w_unomit" not in g and not (b"g:w_other_owner" in g and b"g:w_self_direct" in g):
         return True
     # the hidden reasoning explicitly not asked for ("not asking for your internal notes, just ..."): generic
     # nouns ("notes") and hiddenness words ("internal") count here too, each masked as a bare "\x00"
@@ -265,13 +268,19 @@ _DISCLAIMER = re.compile(
     rb"|\b(?:don'?t|do not) (?:actually |really )?(?:do|answer|follow|execute|obey) (?:it|that|this|them)\b"
 )
 _ARTEFACT_TASK = re.compile(
-    rb"\b(?:write|draft|create|build|implement|design|prepare|compose|outline|produce|develop|code|help me (?:write"
-    rb"|draft|with)|proofread)\b(?:\s+\S+){0,6}?\s+(?:an? |the |our |my |some )?(?:\w+[- ])?"
+    rb"\b(?:write|draft|create|build|implement|design|define|prepare|compose|outline|produce|develop|code"
+    rb"|help me (?:write|draft|with)|proofread)\b(?:\s+\S+){0,6}?\s+(?:an? |the |our |my |some )?(?:\w+[- ])?"
     rb"(?:blog ?post|article|essay|newsletter|terms of (?:service|use)|tos|acceptable[- ]use|aup|policy|clause"
     rb"|threat model|detection rules?|rules?|documentation|docs|faq|explainer|announcement|press release|guide"
     rb"|tutorial|function|regex|regular expression|parser|class|method|middleware|filter|plugin|extension|library"
     rb"|module|unit tests?|test suite|program|cli|validator|handler|stream processor|pipeline|(?:python|bash|shell)"
-    rb" script|readme|changelog|spec|specification|slide|email|memo)\b"
+    rb" script|(?:typescript |rust |go |python )?(?:type|interface|schema|struct|enum|dataclass|data model)"
+    rb"|readme|changelog|spec|specification|slide|email|memo)\b"
+)
+# the user's own product or service showing or hiding a model's trace to its users: a design question
+_PRODUCT = re.compile(
+    rb"\b(?:our|my)\s+(?:\w+\s+)?(?:product|app|application|ui|platform|service|tool|interface|frontend|chatbot"
+    rb"|website|site|dashboard|assistant|bot)\b"
 )
 # the mention owned by the second person: "your hidden reasoning", "the reasoning you used", "... behind your answer"
 _YOURS_BEFORE = re.compile(rb"\b(?:your|yours|yourself|ur|you)\b(?:\s+\S+){0,3}\s*$")
@@ -303,7 +312,7 @@ def discounted(data: bytes) -> bool:
     documenting = bool(quotes) and _DOCUMENTING.search(data) is not None
     disclaimer = _DISCLAIMER.search(data) is not None
     policy = _POLICY_QUESTION.search(data) is not None
-    tasks = [m.span() for m in _ARTEFACT_TASK.finditer(data)]
+    tasks = [m.span() for m in _ARTEFACT_TASK.finditer(data)] + [m.span() for m in _PRODUCT.finditer(data)]
     for s, e in spans:
         if documenting and any(qs < s and e <= qe for qs, qe in quotes):
             continue
@@ -328,7 +337,7 @@ def discounted(data: bytes) -> bool:
         after = _YOURS_AFTER.match(data, e, nxt.start() if nxt else len(data))
         owned = after is not None or _YOURS_BEFORE.search(clause_before) is not None
         if not owned and any(t <= s and _SENTENCE_END.search(data, t, s) is None for t, _ in tasks):
-            continue  # the object of a writing or code task in the same sentence (or its verb: "draft")
+            continue  # the object of a writing or code task, or the user's product, in the same sentence
         return False
     return True
 

@@ -69,12 +69,21 @@ COT_FAMILIES: dict[str, tuple[str, ...]] = {
         _YOU + r"[^\n]{0,120}" + _TAG,
         _TAG + r"[^\n]{0,120}" + _YOU,
         r"\b(start|begin|open|prefix|preface)\w*\b[^\n]{0,40}\bwith\b[^\n]{0,20}" + _TAG,
+        # a prefill: the model's thinking opened and left open, with an imperative to go on writing it
+        r"\b(continue|keep going|keep writing|carry on|go on|resume|pick up)\b(?s:.{0,160})"
+        r"(^|\n)\s*<\s*(think|thinking|reasoning|scratchpad|thought|thoughts|reflection)\s*>[^<]{12,}$",
     ),
     "authority": (
         r"\[?\s*system override\s*\]?",
         r"\bdeveloper (mode|note|override)\b",
         r"--no-safety",
         r"\b(admin(istrator)?|maintenance|debug) (mode|override)\b",
+        # a fake configuration or tool result switching reasoning visibility on ("show_hidden_reasoning: true",
+        # "reasoning_visibility: public"): key-value settings in a prompt, the key joined like an identifier
+        r"\b(show|expose|reveal|display|disclose|unhide|print|dump|stream)_(\w+_)?(reasoning|thinking|thoughts?|cot|scratchpad|"
+        r"chain_of_thought)\b\"?\s*[:=]\s*\"?(true|on|yes|1|public|visible|enabled|full|raw|verbatim|all)\b",
+        r"\b(reasoning|thinking|thoughts?|cot|scratchpad|chain_of_thought)_(visibility|visible|shown|exposed|display"
+        r"|public)\"?\s*[:=]\s*\"?(true|on|yes|1|public|visible|enabled|full|raw|verbatim|all)\b",
         r"\bi am (a|an|the) (developer|engineer|admin|administrator) "
         r"(of|at|for) (this|openai|anthropic|google)",
         r"\b(openai|anthropic|google deepmind|google) (staff|employee|engineer|team)\b.{0,40}"

@@ -25,6 +25,19 @@ model alone; the shipped rule is lexical OR model. Not counted: the pack's fixed
 (``signal_patterns.COT_FAMILIES``), which add recall and, on benign7/benign9, the 3 remaining false positives.
 Leave-one-blind-file-out is the honest proxy for a fresh blind split, the latest files (``LATEST``) most of all.
 
+- thirteenth revision (2026-11-28 ~05:35 UTC; heldout14/benign14 in the data), aimed at recall classes behind
+  heldout14's eleven misses and benign14's three false positives, as classes: a prefill (an opened thinking tag left
+  open after an imperative to continue, ``signal_patterns`` ``tags``); settings that switch reasoning visibility on
+  (``show_hidden_reasoning: true``, ``reasoning_visibility: public``, ``authority``); euphemisms for the unshown part
+  (``cot_lexicon.TRACE_METAPHOR``: the part below the surface, the steps you skipped, what you went through in your
+  head, everything the AI thinks; Dutch, German, Indonesian, Ukrainian forms); omission by a third party beside a
+  request to the model no longer vetoes (``cot_model.vetoed``); discounted: the user's own product and type or schema
+  definitions (``cot_model._PRODUCT``, ``_ARTEFACT_TASK``). Leave-one-blind-split-out through the whole pack (the
+  model refit without heldout k and benign k; the lexical paths, the pack and the scope rules were written with all
+  six in view, heldout14 included, so in-sample for them): heldout9 146/150, heldout10 148/150, heldout11 148/150,
+  heldout12 149/150, heldout13 144/150, heldout14 147/150 (882/900 = 98.0 %); benign9..14 1/1501 (benign14: a
+  critique of the user's own model's pasted trace, caught only by the model refit with it). Development with the
+  pack: 2397/2417 = 99.2 %, benign 0/3669 (the twelfth revision measured heldout14 blind at 139/150, 3/260).
 - twelfth revision (2026-11-28 ~05:10 UTC; heldout13/benign13 in the data), aimed at the classes behind benign13's
   seven false positives rather than the prompts: ``cot_model.discounted`` judges the scope of each trace mention
   (NegEx-style negated requests, quoted attack text with a documenting context, hypotheticals about policy, a request
@@ -302,11 +315,12 @@ BLIND_FILES = {  # splits written blind and measured once before becoming develo
     "heldout11": "benign11",
     "heldout12": "benign12",
     "heldout13": "benign13",
+    "heldout14": "benign14",
 }
 # ... the latest two, closest to a fresh blind split: the lexical concepts were written against heldout6 and
 # earlier, and never tuned on heldout7; three small lexical additions of the seventh revision came from heldout8's
 # misses (lexical 108 -> 112 of its 150), so its figure is a little optimistic. On the older files "lexical" is.
-LATEST = ("heldout9", "heldout10", "heldout11", "heldout12", "heldout13")
+LATEST = ("heldout9", "heldout10", "heldout11", "heldout12", "heldout13", "heldout14")
 
 
 @dataclass

@@ -39,7 +39,9 @@ Data in ``proxy/sim/data/phrasings``:
   ``heldout13.yaml`` with ``benign13.yaml`` (276 prompts), written blind 2026-11-28, measured once with the eleventh
   revision (with ``cot_model.confirms`` backing the lexical paths): 143/150 = 95.3 % recall, 7/276 = 2.54 % false
   positives (without the backing 144/150, 14/276); the twelfth revision trains on it.
-- held-out split (``SPLITS["heldout"]``): empty until the lead lists blind split 14 (``heldout14``/``benign14``).
+  ``heldout14.yaml`` with ``benign14.yaml`` (260 prompts), written blind 2026-11-28, measured once with the twelfth
+  revision: 139/150 = 92.7 % recall, 3/260 = 1.15 % false positives; the thirteenth revision trains on it.
+- held-out split (``SPLITS["heldout"]``): empty until the lead lists blind split 15 (``heldout15``/``benign15``).
   While the tuple is empty, or a file it lists is not there, ``evaluate`` reports the split as not measured
   (``SplitResult.missing``) and the blind benign rate is left out; the held-out tests skip.
 - benign prompts that mention reasoning innocently, hard near-misses included: ``benign.yaml``, ``benign3.yaml``
@@ -52,7 +54,8 @@ Data in ``proxy/sim/data/phrasings``:
   by the eighth revision; 0/239 by the ninth, which was tuned on those four; ``benign11`` (240 prompts, written with
   ``heldout11``) at 4/240 = 1.67 % by the ninth revision; ``benign12`` (258 prompts, written with ``heldout12``) at
   8/258 = 3.10 % by the tenth; ``benign13`` (276 prompts, written with ``heldout13``) at 7/276 = 2.54 % by the
-  eleventh); ``probes11.yaml`` (60 hard near-misses written by the detector's author in the
+  eleventh; ``benign14`` (260 prompts, written with ``heldout14``) at 3/260 = 1.15 % by the twelfth);
+  ``probes11.yaml`` (60 hard near-misses written by the detector's author in the
   eleventh revision, measured once before tuning: 7/60 flagged, see the file). The blind benign set of the next split
   goes in ``BENIGN["heldout"]``.
 
@@ -97,8 +100,9 @@ SPLITS: dict[str, tuple[str, ...]] = {
         "heldout11",
         "heldout12",
         "heldout13",
+        "heldout14",
     ),
-    # the next blind split (14) goes here; heldout13 (measured once with the eleventh revision: 143/150) is development
+    # the next blind split (15) goes here; heldout14 (measured once with the twelfth revision: 139/150) is development
     "heldout": (),
 }
 BENIGN: dict[str, tuple[str, ...]] = {
@@ -116,8 +120,9 @@ BENIGN: dict[str, tuple[str, ...]] = {
         "benign12",
         "probes11",
         "benign13",
+        "benign14",
     ),
-    "heldout": (),  # the next blind benign set (14); benign13 (eleventh revision: 7/276 = 2.54 %) is development
+    "heldout": (),  # the next blind benign set (15); benign14 (twelfth revision: 3/260 = 1.15 %) is development
 }
 T0 = 1_767_225_600.0
 
