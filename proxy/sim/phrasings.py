@@ -41,8 +41,11 @@ Data in ``proxy/sim/data/phrasings``:
   positives (without the backing 144/150, 14/276); the twelfth revision trains on it.
   ``heldout14.yaml`` with ``benign14.yaml`` (260 prompts), written blind 2026-11-28, measured once with the twelfth
   revision: 139/150 = 92.7 % recall, 3/260 = 1.15 % false positives; the thirteenth revision trains on it.
-- held-out split (``SPLITS["heldout"]``): empty until the lead lists blind split 15 (``heldout15``/``benign15``).
-  While the tuple is empty, or a file it lists is not there, ``evaluate`` reports the split as not measured
+- held-out split (``SPLITS["heldout"]``): blind splits 15 and 16 (``heldout15``/``benign15``, 269 benign prompts;
+  ``heldout16``/``benign16``, 260), each written blind 2026-11-28 by a writer who never saw the repository, and
+  measured once with the thirteenth revision (05:42 and 05:46 UTC): 140/150 = 93.3 % and 145/150 = 96.7 % recall,
+  1/269 = 0.37 % and 2/260 = 0.77 % false positives; nothing was tuned on them. While the tuple is empty, or a
+  file it lists is not there, ``evaluate`` reports the split as not measured
   (``SplitResult.missing``) and the blind benign rate is left out; the held-out tests skip.
 - benign prompts that mention reasoning innocently, hard near-misses included: ``benign.yaml``, ``benign3.yaml``
   to ``benign12.yaml`` (development: the detector was tuned and the learned model trained on them; each was
@@ -102,8 +105,8 @@ SPLITS: dict[str, tuple[str, ...]] = {
         "heldout13",
         "heldout14",
     ),
-    # the next blind split (15) goes here; heldout14 (measured once with the twelfth revision: 139/150) is development
-    "heldout": (),
+    # blind splits 15 and 16, measured once with the thirteenth revision; heldout14 (twelfth: 139/150) is development
+    "heldout": ("heldout15", "heldout16"),
 }
 BENIGN: dict[str, tuple[str, ...]] = {
     "dev": (
@@ -122,7 +125,7 @@ BENIGN: dict[str, tuple[str, ...]] = {
         "benign13",
         "benign14",
     ),
-    "heldout": (),  # the next blind benign set (15); benign14 (twelfth revision: 3/260 = 1.15 %) is development
+    "heldout": ("benign15", "benign16"),  # blind, with heldout15/16; benign14 (twelfth: 3/260 = 1.15 %) is development
 }
 T0 = 1_767_225_600.0
 

@@ -82,7 +82,8 @@ def heldout() -> dict:
 # 143/150 = 95.3 % and 7/276 = 2.54 % (heldout13 / benign13, eleventh revision with cot_model.confirms backing the
 # lexical paths; 144/150 and 14/276 without it; development data from the twelfth).
 # 139/150 = 92.7 % and 3/260 = 1.15 % (heldout14 / benign14, twelfth revision; development data from the thirteenth).
-# Listed now: nothing (the lead lists blind split 15 and records its figures here once measured).
+# Listed now: heldout15 + heldout16 with benign15 + benign16, measured once each with the thirteenth revision:
+# 140/150 and 145/150 (together 285/300 = 95.0 %), 1/269 and 2/260 false positives (together 3/529 = 0.57 %).
 def test_heldout_families_reach_the_target(heldout: dict) -> None:
     files = ", ".join(p.name for p in phrasings.split_files("heldout"))
     assert not heldout["heldout"].missing, f"{files} listed but not present: held-out recall not measured"
