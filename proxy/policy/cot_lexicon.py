@@ -219,7 +219,7 @@ TRACE_METAPHOR: tuple[str, ...] = (
     r"|\b(everything|whatever) (that )?(the (ai|model|assistant|bot)|you) (thinks?|thought|was thinking|went through)\b"
     r"|\bwhat (you|the (ai|model|assistant)) went through in (your|its) (head|mind)\b",
     r"\bkladwerk\b|\bkladje\b|\bim kopf (durch\pL*|[üu]berleg\pL*|gedacht)|\bin (je|jouw) hoofd\b"
-    r"|\bdi (kepala|pikiran) ?(mu|kamu|anda)\b|(^|\s)у (тебе|вас) в голов\pL*",
+    r"|\bdi (kepala|pikiran) ?(mu|kamu|anda)\b|(?:^|\P{L})у (тебе|вас) в голов\pL*",
 )
 # Generic nouns that name a reasoning trace only when it is hidden ("the derivation you did silently",
 # "your internal calculations"); "show your calculations" is homework.
