@@ -203,25 +203,10 @@ class ProxyApp:
         finally:
             ex.t_end = clock.mono()
             try:
-                done = self.chain.done
-                if done:
-                    now = self._done_now.get(done[0]) if len(done) == 1 else None
-                    if now is not None:
-                        # One done hook with a synchronous step (limits without other done hooks):
-                        # ``_run_done`` without its frame.
-                        if ex.usage_body is not None:
-                            self._read_usage(ex)
-                        try:
-                            pending = now(ex)
-                        except Exception:
-                            log.exception("on_done hook failed", extra={"request_id": ex.request_id})
-                            pending = None
-                        if pending is not None:
-                            await self._run_done_from(ex, 0, pending)
-                    else:
-                        pending = self._run_done(ex)  # (usually synchronous: no coroutine)
-                        if pending is not None:
-                            await pending
+                if self.chain.done:
+                    pending = self._run_done(ex)  # (usually synchronous: no coroutine)
+                    if pending is not None:
+                        await pending
                 if resp is not None and not resp.prepared:
                     # A buffered body or a local reply: send it now, after on_done (which may free a
                     # slot the client's next request needs) and before the metrics and the log line,
