@@ -80,6 +80,7 @@ import yaml
 from proxy.policy.engine import Engine
 from proxy.policy.loader import load_ruleset
 from proxy.policy.signals import RequestMeta, compute_features, view_from_record
+from proxy.policy.store import MemoryRuleStore
 
 DATA = Path(__file__).parent / "data" / "phrasings"
 RULE = "cot-elicit-request"
@@ -193,10 +194,14 @@ class Detector:
     def __init__(self, rules: list[str], rule: str = RULE) -> None:
         self.rs = load_ruleset(rules)
         self.rule = rule
+        # Compiling the rule set's program is most of an engine's construction (tens of ms): one engine, a fresh
+        # rule store for each prompt (all the state a prompt could leave behind: windows, scores, blocks).
+        self.engine = Engine(self.rs)
 
     def check(self, prompt: str, model: str = "o3") -> tuple[bool, bool]:
-        """(the rule hit, the concept detector alone fired) for one prompt on a fresh engine."""
-        engine = Engine(self.rs)
+        """(the rule hit, the concept detector alone fired) for one prompt on a fresh rule state."""
+        engine = self.engine
+        engine.use_store(MemoryRuleStore(self.rs))
         meta = RequestMeta(account_id="eval", tier="standard", ip="198.51.100.7", user_agent="eval")
         ctx = compute_features(view_from_record({"model": model, "prompt": prompt}), meta, T0, self.rs.matchers)
         return self.rule in engine.evaluate(ctx, T0).hit_ids, bool(ctx["signals.cot_request"])
@@ -226,7 +231,8 @@ def evaluate(rules: list[str], splits: tuple[str, ...] = ("dev", "heldout")) -> 
     det = Detector(rules)
     out: dict[str, Any] = {split: evaluate_split(det, split) for split in splits}
     for key, split in (("benign", "dev"), ("benign_heldout", "heldout")):
-        if split == "heldout" and ("heldout" not in splits or not benign_present(split)):
+        # each benign set goes with its split: measuring the held-out split alone does not re-run the dev benign set
+        if split not in splits or (split == "heldout" and not benign_present(split)):
             continue
         benign = load_benign(split)
         fps = [p for p in benign if det.hits(p)]
