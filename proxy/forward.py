@@ -352,11 +352,12 @@ class Relay:
                         if sent is None:
                             chunk = data  # the filter asked for this read to be framed
                         else:
-                            if USAGE_KEY in data:
-                                _merge_cut_usage(ex, usage_of, data, sep, framer)
-                            n = data.count(sep)
-                            ex.events_in += n
-                            ex.events_out += n if sent is data else sent.count(sep)
+                            if read_hook is None:  # (a read hook counted the events and their usage itself)
+                                if USAGE_KEY in data:
+                                    _merge_cut_usage(ex, usage_of, data, sep, framer)
+                                n = data.count(sep)
+                                ex.events_in += n
+                                ex.events_out += n
                             if not sent:
                                 continue
                             ex.bytes_out += len(sent)

@@ -18,8 +18,12 @@ A filter is any object with some of these hooks (all optional; the chain looks t
     stream's events, the relay hands it whole reads instead: ``data`` is one or more complete events as
     the bytes that came (each ending with ``sep``, ``\\n\\n`` or ``\\r\\n\\r\\n``). Return the bytes to send
     (what ``on_event`` would have made of those events, encoded by ``framer``), or ``None`` before
-    changing any state to have the read framed and passed to ``on_event`` as usual. Raising ends the
-    stream like ``on_event``. A filter may say per request whether it takes reads (``wants_reads(ex)``).
+    changing any state to have the read framed and passed to ``on_event`` as usual. When it returns
+    bytes it also adds the events it read and the events it sends to ``ex.events_in`` and
+    ``ex.events_out``, and the usage they carry to ``ex.usage`` (it walked them; the relay counts events
+    and reads usage itself only in plain and framed mode).
+    Raising ends the stream like ``on_event``. A filter may say per request whether it takes reads
+    (``wants_reads(ex)``).
 ``on_end(ex) -> list[Event]``
     After the upstream stream ended cleanly, in reverse order: flush anything held back.
 ``on_response(ex, obj) -> obj``

@@ -22,6 +22,7 @@ from proxy import errors
 from proxy.clock import SYSTEM_CLOCK, Clock
 from proxy.errors import ProxyError, Reply
 from proxy.exchange import Event, Exchange
+from proxy.forward import USAGE_KEY, _merge_cut_usage
 from proxy.pipeline import Filter
 from proxy.redact import anthropic, chat, chat_stream, gemini, reads, responses
 from proxy.redact.common import Ctx, RedactionFailed
@@ -42,6 +43,8 @@ _READS: dict[str, Any] = {
     "anthropic_messages": reads.anthropic_read,
     "openai_responses": reads.responses_read,
 }
+# The read paths that read the usage of the events they parse (the others leave it to a search of the read)
+_READS_USAGE = frozenset(("openai_chat", "anthropic_messages"))
 _BODIES: dict[str, Any] = {
     "openai_chat": chat.redact_body,
     "openai_responses": responses.redact_body,
@@ -166,7 +169,10 @@ class RedactFilter(Filter):
     def on_read(self, ex: Exchange, data: bytes, sep: bytes, framer: Any) -> bytes | None:
         """Whole reads of an SSE stream (the relay's read mode, see ``proxy.pipeline``): complete events
         as the bytes that came; returns the bytes to send, or None to have the read framed and passed to
-        ``on_event`` (a dialect without a whole-read path, a read with other line endings)."""
+        ``on_event`` (a dialect without a whole-read path, a read with other line endings). Adds the
+        events read and sent to ``ex.events_in`` / ``ex.events_out`` and their usage to ``ex.usage`` (the
+        read paths count events as they walk and, but for Responses, read the usage of those they parse:
+        the relay need not count separators or look for usage again)."""
         st = ex.state.get(_STREAM_OBJ)
         if st is None:
             if _STREAM not in ex.state:
@@ -177,10 +183,23 @@ class RedactFilter(Filter):
         reader = _READS.get(st.ctx.dialect)
         if reader is None:
             return None
+        usage = getattr(st, "usage", None)
+        if usage is not None:
+            usage[1].clear()  # (what a read that failed left)
         out: bytes | None = reader(st, data, sep, framer)
         check = st.ctx.stream_check
         if check is not None and check.finding is not None:
             self._leak(ex, st.ctx, stream=True)  # (withhold: raises, and nothing of this read is sent)
+        if out is not None:
+            n_in, n_out = st.counts  # (counted by the walk: no pass over the bytes to count separators)
+            ex.events_in += n_in
+            ex.events_out += n_out
+            if usage is None:  # (a walk that passes events it did not parse: the relay's usage probe)
+                if USAGE_KEY in data:
+                    _merge_cut_usage(ex, ex.dialect.usage, data, sep, framer)  # type: ignore[union-attr]
+            else:
+                for u in usage[1]:
+                    ex.usage.merge(u)
         return out
 
     def _stream_fn(self, ex: Exchange) -> Any:
@@ -189,6 +208,8 @@ class RedactFilter(Filter):
         if ctx is None or ex.dialect is None:
             return _identity
         st = ex.state[_STREAM_OBJ] = _STREAMS[ex.dialect.name](ctx)
+        if ex.dialect.name in _READS_USAGE:
+            st.usage = (ex.dialect.usage, [])
         check = ctx.stream_check
         if check is None:
             return st.on_event

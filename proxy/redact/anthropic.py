@@ -133,6 +133,7 @@ class AnthropicStream:
 
     __slots__ = (
         "cap",
+        "counts",
         "ctx",
         "dropped",
         "hot",
@@ -150,6 +151,7 @@ class AnthropicStream:
         "td_head",
         "text",
         "tx_head",
+        "usage",
         "watch",
     )
 
@@ -172,6 +174,9 @@ class AnthropicStream:
         self.quick = ctx.seal_mode and ctx.index is None and ctx.stream_check is None
         self.watch = ctx.stream_check is not None  # the leak check reads text deltas off the hot path too
         self.cap = ctx.spec.seal_max_bytes
+        self.counts = (0, 0)  # ``reads.anthropic_read``: (events read, events sent) of the last read it took
+        # ``reads.anthropic_read`` reads usage itself when set (``RedactFilter``): (the dialect's reader, usages)
+        self.usage: tuple[Any, list[Any]] | None = None
         self.sink: list[bytes] = []  # seal: the open thinking block's text (``text[open_idx]``)
         # ``reads.anthropic_read``: (the hot head it was built for, the event line + "data: " + that head)
         self.one: tuple[bytes, bytes] = (b"", b"\x00")

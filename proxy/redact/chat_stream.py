@@ -83,6 +83,7 @@ class ChatStream:
         "cap",
         "choices",
         "content",
+        "counts",
         "ctx",
         "done",
         "fast",
@@ -95,6 +96,7 @@ class ChatStream:
         "seal",
         "shapes",
         "template",
+        "usage",
         "watch",
     )
 
@@ -112,6 +114,9 @@ class ChatStream:
         # the leak check is on: the read path collects the fast-path bodies for it (``reads.chat_read``)
         self.watch = ctx.index is not None and ctx.stream_check is not None
         self.cap = ctx.spec.seal_max_bytes
+        self.counts = (0, 0)  # ``reads.chat_read``: (events read, events sent) of the last read it took
+        # ``reads.chat_read`` reads usage itself when set (``RedactFilter``): (the dialect's reader, usages)
+        self.usage: tuple[Any, list[Any]] | None = None
         self.c0 = _Choice()  # choice 0's state once it exists (the hot path is armed only then)
         self.head: bytes | None = None  # this stream's bytes before the first delta key
         # (prefix, its length, suffix, its length, reasoning field or None) with this stream's own bytes
@@ -158,9 +163,12 @@ class ChatStream:
         self.hot = fast[0] if fast else _NO_SHAPE
 
     def _learn(self, data: bytes) -> None:
+        """This stream's prefix and suffix around the first choice's delta, from its first chunk. Not when
+        they hold the usage key (chunks that all carry usage: each is parsed, ``reads.chat_read`` reads the
+        usage of the chunks it parses only)."""
         k = data.find(_CHOICE0)
         m = data.rfind(_NULL_END)
-        if k > 0 and m > k and data.count(_CHOICE0) == 1:
+        if k > 0 and m > k and data.count(_CHOICE0) == 1 and b"usage" not in data[:k] and b"usage" not in data[m:]:
             head = data[: k + len(_CHOICE0)]
             tail = data[m + len(_NULL_END) :]
             self.shapes = [

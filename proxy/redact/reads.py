@@ -17,6 +17,15 @@ usual, nothing changed yet) when its blocks might not be the framer's. Every hid
 ``placeholder`` takes this path (``RedactFilter.wants_reads``). With the leak check on, the reasoning and
 visible string bodies of a stretch of shortcut events are handed to it together, in stream order (before
 the next parsed event, and at the end of the read); the filter acts on a finding before the read is sent.
+
+Each read path leaves in its stream's ``counts`` how many events it read and sent (what counting the
+separators of the read and of its output would give: the walks cut the read where the framer does);
+``RedactFilter.on_read`` adds them to the exchange, so the relay does not count them again (a count of
+``\n\n`` costs about as much as the walk's split of the read). The Chat Completions and Anthropic walks
+also read the usage of the events they parse (``usage``: the usage key cannot be in an event they take on
+its bytes, a string between a prefix and a suffix without that key), so the relay does not search the
+read for it either; the Responses walk, which passes events on their name alone, leaves usage to a
+search of the read (``RedactFilter.on_read``).
 """
 
 from __future__ import annotations
@@ -31,21 +40,32 @@ from proxy.redact.runs import named_run, whole_events
 from proxy.sse import parse_block
 
 _DATA = b"data: "
+USAGE_KEY = b"usage"  # what an event carrying usage holds (``proxy.forward.USAGE_KEY``)
+# What a read path leaves in its stream's ``counts`` (events read, events sent): for a read of one event
+ONE_KEPT = (1, 1)
+ONE_DROPPED = (1, 0)
 
 
 def _framed(on_event: Any, block: bytes, data: bytes, pos: int, end: int, run: int, parts: list[bytes],
-            framer: Any) -> int:
+            framer: Any, usage: Any = None) -> tuple[int, int]:
     """A block no walk's shortcut took (``data[pos:end]``): parsed as the framer would and given to the
     stream's ``on_event``. Relayed unchanged, its bytes stay in the current run (``run`` returned); otherwise
-    the run so far and the encoded events go out and a new run starts after it (``end`` returned)."""
+    the run so far and the encoded events go out and a new run starts after it (``end`` returned). Also
+    returns how many events it sent. ``usage``: the stream's ``(usage_of, usages)`` when the walk reads
+    usage itself: the usage of a block holding the usage key, as the upstream sent it (before ``on_event``
+    may zero some of it), is kept for ``RedactFilter.on_read`` to count once the read is through."""
     ev = parse_block(block, data[pos:end])
+    if usage is not None and USAGE_KEY in block:
+        u = usage[0](ev.obj)
+        if u is not None:
+            usage[1].append(u)
     out = on_event(ev)
     if len(out) == 1 and out[0] is ev and ev.raw is not None:
-        return run
+        return run, 1
     if run < pos:
         parts.append(data[run:pos])
     parts.extend([framer.encode(o) for o in out])
-    return end
+    return end, len(out)
 
 
 def _joined(data: bytes, parts: list[bytes], run: int, pos: int) -> bytes:
@@ -125,16 +145,19 @@ def chat_read(st: ChatStream, data: bytes, sep: bytes, framer: Any) -> bytes | N
                     st.ctx.reasoning_chars += len(body)
                 else:
                     _one_hidden(st, body, hot[5], False)
+                st.counts = ONE_DROPPED
                 return b""
         elif 60 not in data and 92 not in data:  # 60: '<'
             if kind == _VISIBLE:
                 if not lean:
                     _one_shown(st, body)
+                st.counts = ONE_KEPT
                 return data
             if lean:
                 st.ctx.reasoning_chars += len(body)
             else:
                 _one_hidden(st, body, hot[5], True)
+            st.counts = ONE_DROPPED
             return b""
     seal = st.seal
     watch = st.watch
@@ -155,8 +178,10 @@ def chat_read(st: ChatStream, data: bytes, sep: bytes, framer: Any) -> bytes | N
     ctx = st.ctx
     cap = st.cap
     ls = len(sep)
+    usage = st.usage
     parts: list[bytes] = []
     run = pos = 0  # the events in data[run:pos] go out as they came
+    gone = 0  # events read but not sent, less the extra ones sent (see ``counts``)
     # leak check: the reasoning and visible bodies of the fast-path events since the last parsed one
     seen: list[bytes] = []
     shown: list[bytes] = []
@@ -188,6 +213,7 @@ def chat_read(st: ChatStream, data: bytes, sep: bytes, framer: Any) -> bytes | N
                     if run < pos:
                         parts.append(data[run:pos])
                     run = pos = end
+                    gone += 1
                     continue
             elif 60 not in block and 92 not in block:  # 60: '<'
                 if kind == _VISIBLE:
@@ -211,16 +237,19 @@ def chat_read(st: ChatStream, data: bytes, sep: bytes, framer: Any) -> bytes | N
                 if run < pos:
                     parts.append(data[run:pos])
                 run = pos = end
+                gone += 1
                 continue
         if watch and (nseen or nshown):  # in stream order, before the parsed event
             _seen(ctx, seen, nseen, shown, nshown)
             seen, shown, nseen, nshown = [], [], 0, 0
-        run = _framed(st._event, block, data, pos, end, run, parts, framer)
+        run, sent = _framed(st._event, block, data, pos, end, run, parts, framer, usage)
+        gone += 1 - sent
         pos = end
         pre, _, suf, _, kind, key = st.hot
         dpre = _DATA + pre
     if watch and (nseen or nshown):
         _seen(ctx, seen, nseen, shown, nshown)
+    st.counts = (len(blocks), len(blocks) - gone)
     return _joined(data, parts, run, pos)
 
 
@@ -251,6 +280,7 @@ def anthropic_read(st: AnthropicStream, data: bytes, sep: bytes, framer: Any) ->
         if not st.hot_thinking:
             if watch:
                 ctx.saw_visible_raw(body)
+            st.counts = ONE_KEPT
             return data
         if watch:
             ctx.saw_reasoning_raw(body)
@@ -261,6 +291,7 @@ def anthropic_read(st: AnthropicStream, data: bytes, sep: bytes, framer: Any) ->
             if ctx.held > st.cap:
                 raise RedactionFailed("reasoning to seal exceeds seal.max_bytes")
             st.sink.append(body)
+        st.counts = ONE_DROPPED
         return b""
     blocks = data.split(sep)
     if blocks[-1]:
@@ -268,8 +299,10 @@ def anthropic_read(st: AnthropicStream, data: bytes, sep: bytes, framer: Any) ->
     blocks.pop()
     ctx = st.ctx
     cap = st.cap
+    usage = st.usage
     parts: list[bytes] = []
     run = pos = 0
+    gone = 0  # events read but not sent, less the extra ones sent
     seen: list[bytes] = []
     shown: list[bytes] = []
     nseen = nshown = 0
@@ -300,16 +333,19 @@ def anthropic_read(st: AnthropicStream, data: bytes, sep: bytes, framer: Any) ->
             if run < pos:
                 parts.append(data[run:pos])
             run = pos = end
+            gone += 1
             continue
         if watch and (nseen or nshown):  # in stream order, before the parsed event
             _seen(ctx, seen, nseen, shown, nshown)
             seen, shown, nseen, nshown = [], [], 0, 0
-        run = _framed(st.on_event, block, data, pos, end, run, parts, framer)
+        run, sent = _framed(st.on_event, block, data, pos, end, run, parts, framer, usage)
+        gone += 1 - sent
         pos = end
         head = _DELTA_EVENT + st.hot
         thinking = st.hot_thinking
     if watch and (nseen or nshown):
         _seen(ctx, seen, nseen, shown, nshown)
+    st.counts = (len(blocks), len(blocks) - gone)
     return _joined(data, parts, run, pos)
 
 
@@ -344,11 +380,14 @@ def responses_read(st: ResponsesStream, data: bytes, sep: bytes, framer: Any) ->
             and data.endswith(b"\n\n")):
         # A read of exactly one event under that head (its only other LF is the separator's): one block
         if hot_kind == _DROP:
+            st.counts = ONE_DROPPED
             return b""
         if not st.dropped and (hot_kind == _PASS or not watch):
+            st.counts = ONE_KEPT
             return data
     parts: list[bytes] = []
     run = pos = 0
+    read = gone = 0  # events read; read but not sent, less the extra ones sent
     shown: list[bytes] = []
     nshown = 0
     size = len(data)
@@ -358,9 +397,11 @@ def responses_read(st: ResponsesStream, data: bytes, sep: bytes, framer: Any) ->
         whole = hot_kind == _DROP or ((hot_kind == _PASS or (hot_kind == _SHOWN and not watch)) and not st.dropped)
         if whole and data.startswith(hot, pos):
             # a run of events under the same head: dropped or kept whole, see ``runs.named_run``
-            at = named_run(data, pos, hot, sep)
+            at, taken = named_run(data, pos, hot, sep)
             if at > pos:
+                read += taken
                 if hot_kind == _DROP:
+                    gone += taken
                     if run < pos:
                         parts.append(data[run:pos])
                     run = at
@@ -369,6 +410,7 @@ def responses_read(st: ResponsesStream, data: bytes, sep: bytes, framer: Any) ->
         cut = data.find(sep, pos)
         end = cut + 2
         block = data[pos:cut]
+        read += 1
         if block.startswith(hot) and block.find(b"\n", lh) < 0:
             kind = hot_kind
         else:
@@ -389,6 +431,7 @@ def responses_read(st: ResponsesStream, data: bytes, sep: bytes, framer: Any) ->
             if run < pos:
                 parts.append(data[run:pos])
             run = pos = end
+            gone += 1
             continue
         if kind != _OTHER and not st.dropped:
             if not watch or kind == _PASS:
@@ -404,9 +447,11 @@ def responses_read(st: ResponsesStream, data: bytes, sep: bytes, framer: Any) ->
         if nshown:  # in stream order, before the parsed event
             ctx.saw_visible_bodies(shown, nshown)
             shown, nshown = [], 0
-        run = _framed(st.on_event, block, data, pos, end, run, parts, framer)
+        run, sent = _framed(st.on_event, block, data, pos, end, run, parts, framer)
+        gone += 1 - sent
         pos = end
     if nshown:
         ctx.saw_visible_bodies(shown, nshown)
     st.read_head = (hot, lh, hot_kind)
+    st.counts = (read, read - gone)
     return _joined(data, parts, run, pos)

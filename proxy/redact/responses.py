@@ -144,7 +144,8 @@ def redact_body(obj: Any, ctx: Ctx) -> bool:
 class ResponsesStream:
     """Per-stream state: item kinds by upstream ``output_index``, the index map, seal tokens by item id."""
 
-    __slots__ = ("ctx", "dropped", "kinds", "next_index", "ph_done", "ph_sent", "read_head", "remap", "tokens")
+    __slots__ = ("counts", "ctx", "dropped", "kinds", "next_index", "ph_done", "ph_sent", "read_head", "remap",
+                 "tokens")
 
     def __init__(self, ctx: Ctx) -> None:
         self.ctx = ctx
@@ -157,6 +158,7 @@ class ResponsesStream:
         self.ph_sent: set[int] = set()
         # (head, its length, kind): the event head ``reads.responses_read`` recognised last (NUL: none yet)
         self.read_head: tuple[bytes, int, int] = (b"\x00", 1, 0)
+        self.counts = (0, 0)  # ``reads.responses_read``: (events read, events sent) of the last read it took
 
     def on_event(self, ev: Event) -> list[Event]:
         if ev.comment:

@@ -35,28 +35,32 @@ def whole_events(data: bytes, sep: bytes) -> bool:
     return True
 
 
-def named_run(data: bytes, start: int, head: bytes, sep: bytes) -> int:
+def named_run(data: bytes, start: int, head: bytes, sep: bytes) -> tuple[int, int]:
     """Where the run of events under one ``head`` (an ``event:`` line and ``data: ``, see
     ``reads.responses_read``) that starts at ``data[start]`` ends: the start of the first event not taken,
-    ``start`` when none is. An event is taken when its data line holds no other line break (then it is
-    one framer block of exactly those two lines) and another event under the head follows it."""
+    ``start`` when none is; and how many events it took. An event is taken when its data line holds no
+    other line break (then it is one framer block of exactly those two lines) and another event under the
+    head follows it."""
     link = sep + head
     lh = len(head)
     pos = start
+    taken = 0
     w = max(WINDOW, 2 * (data.find(sep, start) + len(sep) - start) + lh)
     while True:
         lim = pos + w
         e = data.rfind(link, pos, lim)
         if e < 0:
-            return pos
+            return pos, taken
         lines = data[pos + lh : e].split(link)  # each event's data after "data: "
         if 10 in b"".join(lines):
             for line in lines:
                 if 10 in line:
                     break
                 pos += lh + len(line) + len(sep)
-            return pos
+                taken += 1
+            return pos, taken
         pos = e + len(sep)
+        taken += len(lines)
         if lim >= len(data):
-            return pos
+            return pos, taken
         w *= 2

@@ -194,12 +194,13 @@ def _relay(ex: Exchange, chain: Chain, data: bytes | list[bytes], framed: bool =
             else:
                 sent = cut if hook is None else hook(ex, cut, cutter.sep, framer)
                 if sent is not None:
-                    if b"usage" in cut:
+                    if hook is None and b"usage" in cut:  # (read mode: the hook reads usage itself)
                         if _merge_cut_usage is not None:
                             _merge_cut_usage(ex, usage_of, cut, cutter.sep, framer)
                         else:
                             _usage(ex, usage_of, framer.feed(cut))
-                    n += cut.count(cutter.sep)
+                    if hook is None:  # (read mode: the hook counts the events it walks, in ex.events_in)
+                        n += cut.count(cutter.sep)
                     out += len(sent)
                     continue
                 chunk = cut
@@ -216,7 +217,7 @@ def _relay(ex: Exchange, chain: Chain, data: bytes | list[bytes], framed: bool =
     if hooks:
         tail = chain.run_events(ex, tail) + chain.run_end(ex)
     out += len(b"".join([framer.encode(e) for e in tail]))
-    return n, out
+    return n + (ex.events_in if hook is not None else 0), out
 
 
 RING = KeyRing(parse_keyring(new_key_text("bench")))

@@ -65,16 +65,18 @@ def test_a_named_run_stops_before_an_event_of_more_lines(odd: bytes) -> None:
         events = [_named(i) for i in range(80)]
         events[at] = NAME + odd + b"\n\n"
         data = OTHER + b"".join(events) + OTHER
-        end = named_run(data, len(OTHER), NAME, b"\n\n")
+        end, taken = named_run(data, len(OTHER), NAME, b"\n\n")
         assert end == len(OTHER) + sum(map(len, events[:at])), at
+        assert taken == at == data.count(b"\n\n", len(OTHER), end)
 
 
 def test_a_named_run_ends_at_the_last_event_followed_by_another_of_the_name() -> None:
     events = [_named(i) for i in range(100)]
     data = b"".join(events) + OTHER + b"".join(events[:5])
-    end = named_run(data, 0, NAME, b"\n\n")
+    end, taken = named_run(data, 0, NAME, b"\n\n")
     assert end == sum(map(len, events[:-1]))  # (the last one is left to the per-event walk)
-    assert named_run(events[0] + OTHER, 0, NAME, b"\n\n") == 0
+    assert taken == 99
+    assert named_run(events[0] + OTHER, 0, NAME, b"\n\n") == (0, 0)
 
 
 @pytest.mark.parametrize("leak", ["off", "flag"])
