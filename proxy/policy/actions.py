@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from proxy.policy.spec import REDACTION_MODES, SCOPES, ActionSpec
-from proxy.policy.store import SEP, Active, RuleView
+from proxy.policy.store import SEP, Active, MemoryRuleStore, RuleView
 
 if TYPE_CHECKING:
     from proxy.policy.compiler import CompiledRule
@@ -191,10 +191,44 @@ def collect(action_keys: tuple[str, ...], ctx: Mapping[str, Any], now: float, v:
             if a.until <= now:
                 view.drop_action(target, k)
                 continue
-            if a.kind == "block":
-                if v.block is None or a.until > v.block.until:
-                    v.block = a
-            elif a.kind == "tag":
-                v.tags.add(a.value)
+            _in_force(a, v)
+
+
+def _in_force(a: Active, v: Verdict) -> None:
+    if a.kind == "block":
+        if v.block is None or a.until > v.block.until:
+            v.block = a
+    elif a.kind == "tag":
+        v.tags.add(a.value)
+    else:
+        merge_control(v.controls, a.kind, a.value)
+
+
+def collect_local(action_keys: tuple[str, ...], ctx: Mapping[str, Any], now: float, v: Verdict,
+                  store: MemoryRuleStore) -> None:
+    """``collect`` on the memory store (every request), reading its table of actions directly: a target
+    holding one action keeps it alone (``MemoryRuleStore.set_action``), with no dict to build."""
+    active = store.active
+    if not active:
+        return
+    for feat in action_keys:
+        val = ctx.get(feat)
+        if not val:
+            continue
+        target = f"{feat}{SEP}{val}"
+        cur = active.get(target)
+        if cur is None:
+            continue
+        if type(cur) is Active:
+            if cur.until <= now:
+                del active[target]  # ``drop_action``
+            elif cur.kind in _CONTROL:
+                merge_control(v.controls, cur.kind, cur.value)
             else:
-                merge_control(v.controls, a.kind, a.value)
+                _in_force(cur, v)
+            continue
+        for k, a in list(cur.items()):  # type: ignore[union-attr]
+            if a.until <= now:
+                store.drop_action(target, k)
+                continue
+            _in_force(a, v)

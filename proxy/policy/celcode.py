@@ -79,11 +79,12 @@ def _num(t: str) -> bool:
 class _Gen:
     """Source generation for one expression; constants collected into ``ns``."""
 
-    def __init__(self, env: Env, shared: Shared | None = None) -> None:
+    def __init__(self, env: Env, shared: Shared | None = None, names: Mapping[str, str] | None = None) -> None:
         self.env = env
         self.ns: dict[str, Any] = {"__builtins__": {}, **_HELPERS}
         self.shared = shared
         self.reads: set[str] = set()  # feature names the expression being generated reads
+        self.names = names or {}  # features read from a local of the generated function instead of ``c``
 
     def const(self, v: Any) -> str:
         if isinstance(v, bool) or v is None:
@@ -160,6 +161,9 @@ class _Gen:
             if env.refs is not None:
                 env.refs.add(name)
             self.reads.add(name)
+            local = self.names.get(name)
+            if local is not None:
+                return local, env.features[name]
             if name in LAZY:
                 return f"_lazy(c, {name!r})", env.features[name]
             return f"c[{name!r}]", env.features[name]
@@ -341,8 +345,8 @@ VOLATILE = ("agg.", "score.")  # features a rule program writes while it runs
 
 class Shared:
     """What the expressions of one generated function share: one name per constant value and, with
-    ``memo_on``, one local per macro (``memo``: macro source -> local name; the function starts with
-    ``_m0 = _m1 = ... = _U``, see ``memo_init``)."""
+    ``memo_on``, one local per macro (``memo``: macro source -> local name; the function must start by
+    setting every one of them to ``_U``)."""
 
     def __init__(self, memo: bool = True) -> None:
         self.consts: dict[tuple[type, Any], str] = {}
@@ -361,10 +365,6 @@ class Shared:
         self.wrapped.add(out)
         return out
 
-    def memo_init(self) -> str:
-        """The statement that initialises the macro locals (empty when there are none)."""
-        return " = ".join([*self.memo.values(), "_U"]) if self.memo else ""
-
 
 _UNSET = object()
 
@@ -375,13 +375,15 @@ def namespace() -> dict[str, Any]:
 
 
 def expr_source(
-    src: str, env: Env, ns: dict[str, Any], shared: Shared | None = None, reads: set[str] | None = None
+    src: str, env: Env, ns: dict[str, Any], shared: Shared | None = None, reads: set[str] | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> str:
     """The Python source of an expression that compiled before (in ``env``), as in ``compile_node``, with
     its constants bound in ``ns``: several expressions can share one generated function
     (``proxy.policy.engine``'s rule programs), and with ``shared`` their constants and macro values.
-    The feature names it reads are added to ``reads``. Raises ``CelError`` as ``compile_expr`` does."""
-    g = _Gen(env, shared)
+    The feature names it reads are added to ``reads``; those in ``names`` are read from the local of the
+    generated function named there (a rule's ``agg.*`` values). Raises ``CelError`` as ``compile_expr`` does."""
+    g = _Gen(env, shared, names)
     g.ns = ns
     out = g.gen(parse(src), frozenset())[0]
     if reads is not None:

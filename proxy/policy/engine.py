@@ -26,9 +26,10 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from proxy.policy import celcode
-from proxy.policy.actions import Hit, Verdict, apply_action, collect, merge_control
+from proxy.policy.actions import Hit, Verdict, apply_action, collect, collect_local, merge_control
 from proxy.policy.cel import CelError, EvalError
 from proxy.policy.compiler import CompiledRule, CompiledRuleSet
+from proxy.policy.rings import MASK
 from proxy.policy.spec import SCOPES, Expr
 from proxy.policy.store import (
     SCORE_KEYS,
@@ -68,19 +69,27 @@ def _program(
     so a rule costs no call until its window is pushed; with ``memo`` a macro several rules use (the
     default pack's ``cot_elicit``, ``wants_reasoning``, ...) is computed once per request, when a rule
     first reaches it (``celcode.Shared``). ``slots``: where each rule's window states sit in its key's row
-    (``store.row_layout`` of the whole rule set; by default of ``rules``)."""
+    (``store.row_layout`` of the whole rule set; by default of ``rules``).
+
+    Per request, the row of each key feature is looked up once and shared by the rules keyed by it, and
+    the bucket of each ring width is computed once. ``count`` pushes, the bucket of ``ratio`` pushes and
+    the common cases of ``distinct`` pushes are inlined (``Aggregate._push_*``: the same steps); aggregate
+    values stay in locals, which the thresholds read (``ctx`` gets no ``agg.*`` keys on this path)."""
     if slots is None:
         slots = row_layout(rules)[0]
     ns = celcode.namespace()
     ns["_E"] = _ERRORS
+    ns["_MASK"] = MASK
     shared = celcode.Shared(memo)
-    out = ["def run(c, now, store, v, hit, err):", "    rows = store.rows", "    filled = -1"]
+    out = ["def run(c, now, store, v, hit, err):", "    rows = store.rows", "    filled = -1", "    h = False"]
+    row_vars: dict[str, str] = {}  # key feature -> local holding this request's row of it (_U: not read yet)
+    bucket_vars: dict[float, str] = {}  # ring bucket width -> local holding the request's bucket (_U: not yet)
 
-    def source(e: Expr, env: Any) -> tuple[str, bool] | None:
+    def source(e: Expr, env: Any, names: dict[str, str] | None = None) -> tuple[str, bool] | None:
         """(Python source, whether it reads what a run changes), or None if it does not compile."""
         reads: set[str] = set()
         with contextlib.suppress(CelError):  # it compiled once already
-            return celcode.expr_source(e.src, env, ns, shared, reads), any(
+            return celcode.expr_source(e.src, env, ns, shared, reads, names), any(
                 r.startswith(celcode.VOLATILE) for r in reads)
         return None  # pragma: no cover
 
@@ -95,46 +104,76 @@ def _program(
             if got is not None and not got[1] and not _BARE_READ.fullmatch(got[0]):  # a read costs less
                 count[got[0]] = count.get(got[0], 0) + 1
 
-    def code(e: Expr | None, env: Any, name: str, fn: Any) -> str:
-        got = source(e, env) if e is not None else None
+    def code(e: Expr | None, env: Any, name: str, fn: Any, names: dict[str, str] | None = None) -> str:
+        got = source(e, env, names) if e is not None else None
         if got is not None:
             return "(" + (shared.once(got[0]) if count.get(got[0], 0) > 1 else got[0]) + ")"
         ns[name] = fn  # pragma: no cover - the compiled function instead
         return f"{name}(c)"
 
+    def bucket(width: float) -> str:
+        """Source of the request's bucket index for rings of ``width`` (``Aggregate._index``), once."""
+        var = bucket_vars.get(width)
+        if var is None:
+            var = bucket_vars[width] = f"b{len(bucket_vars)}"
+            ns[f"_bw{var[1:]}"] = width
+        return f"{var} if {var} is not _U else ({var} := int(now // _bw{var[1:]}) & _MASK)"
+
+    ind = " " * 16
     for i, r in enumerate(rules):
         if r.uses_score and fill_scores:
             out += ["    v.scores = store.fill_scores(c)", "    filled = store.score_writes"]
             fill_scores = False
         ns[f"_r{i}"] = r
-        out += ["    h = False", "    try:", f"        if {code(r.spec.when, r.env, f'_w{i}', r.when)}:",
+        out += ["    try:", f"        if {code(r.spec.when, r.env, f'_w{i}', r.when)}:",
                 f"            k = c[{r.key!r}]", '            if not (k == "" or k is None):']
         off = 0
         if r.aggregates:  # the key's row, shared by the rules keyed by the same feature (``store.row_layout``)
             feat, off = slots[r.fingerprint]
-            out += [f"                per = rows.get({feat!r})",
-                    "                s = per.get(k) if per is not None else None",
-                    f"                if s is None or s[{off}] is None:",
-                    f"                    s = store.row(_r{i}, k)"]
+            rv = row_vars.setdefault(feat, f"row{len(row_vars)}")
+            out += [f"{ind}s = {rv} if {rv} is not _U else ({rv} := rows[{feat!r}].get(k))",
+                    f"{ind}if s is None or s[{off}] is None:",
+                    f"{ind}    s = {rv} = store.row(_r{i}, k)"]
+        names = {}
         for j, a in enumerate(r.aggregates):
-            ns[f"_p{i}_{j}"] = a.push
+            g = names[a.ctx_key] = f"g{i}_{j}"
             arg = "None"
             if a.argf is not None:
                 e, wrap = {"distinct": (a.spec.of, ""), "ratio": (a.spec.match, "bool")}.get(
                     a.kind, (a.spec.value, "float"))
                 arg = wrap + code(e, r.env, f"_a{i}_{j}", a.argf)
-            out.append(f"                c[{a.ctx_key!r}] = _p{i}_{j}(s[{off + j}], now, {arg})")
+            if a.kind == "count":  # ``Aggregate._push_count``
+                out += [f"{ind}st = s[{off + j}]", f"{ind}b = {bucket(a.width)}",
+                        f"{ind}if b != st[1]:", f"{ind}    st.step(b)",
+                        f"{ind}if len(st) > 3:", f"{ind}    st[-1] += 1",
+                        f"{ind}st[0] = x = st[0] + 1", f"{ind}{g} = float(x)"]
+            elif a.kind == "ratio":  # ``Aggregate._push_ratio``
+                out += [f"{ind}st = s[{off + j}]", f"{ind}b = {bucket(a.width)}", f"{ind}{g} = st.push(b, {arg})"]
+            elif a.kind == "distinct" and a.window > 0 and a.max_values >= 1:
+                # ``Aggregate._push_distinct``'s two common cases inline, the rest through it: a new set
+                # ([x, now]: nothing to prune) and the value seen last (only its time moves) with nothing
+                # past the window (for one value: the slow path checks after the update, as it does).
+                ns[f"_p{i}_{j}"], ns[f"_dw{i}_{j}"] = a.push, a.window
+                out += [f"{ind}st = s[{off + j}]", f"{ind}x = {arg}", f"{ind}n = len(st)",
+                        f"{ind}if not n:", f"{ind}    st += (x, now)", f"{ind}    {g} = 1.0",
+                        f"{ind}elif not n & 1 and st[(n >> 1) - 1] == x and st[n >> 1] >= now - _dw{i}_{j}:",
+                        f"{ind}    st[-1] = now", f"{ind}    {g} = float(n >> 1)",
+                        f"{ind}else:", f"{ind}    {g} = _p{i}_{j}(st, now, x)"]
+            else:
+                ns[f"_p{i}_{j}"] = a.push
+                out.append(f"{ind}{g} = _p{i}_{j}(s[{off + j}], now, {arg})")
         if r.threshold is not None:
-            thr = code(r.spec.threshold, r.env, f"_t{i}", r.threshold)
-            out += [f"                if {thr}:", "                    h = True"]
+            thr = code(r.spec.threshold, r.env, f"_t{i}", r.threshold, names)
+            out += [f"{ind}if {thr}:", f"{ind}    h = True"]
         else:
-            out.append("                h = True")
-        values = ", ".join(f"{a.name!r}: c[{a.ctx_key!r}]" for a in r.aggregates)
+            out.append(f"{ind}h = True")
+        values = ", ".join(f"{a.name!r}: {names[a.ctx_key]}" for a in r.aggregates)
         out += ["    except _E:", f"        err(_r{i}, v)",
-                "    if h:", f"        hit(_r{i}, k, {{{values}}}, c, now, v, store)"]
+                "    if h:", "        h = False", f"        hit(_r{i}, k, {{{values}}}, c, now, v, store)"]
     out.append("    return filled")
-    if shared.memo:
-        out.insert(1, "    " + shared.memo_init())
+    init = [*(shared.memo.values() if shared.memo else ()), *row_vars.values(), *bucket_vars.values()]
+    if init:
+        out.insert(1, "    " + " = ".join([*init, "_U"]))
     exec(compile("\n".join(out), "<rules>", "exec"), ns)  # source built above from checked expressions
     run: Program = ns["run"]
     return run
@@ -185,6 +224,7 @@ class Engine:
         self.hit_counts: dict[str, list[int]] = {}  # rule id -> [hits, shadow hits]
         self.errors: dict[str, int] = {}
         self._plan = _Plan(ruleset)
+        self._on_hit, self._on_error = self._hit, self._error  # bound once: passed to every run
 
     def use_store(self, store: Any) -> None:
         """Keep rule state in ``store`` from now on (built for the current rule set)."""
@@ -227,12 +267,24 @@ class Engine:
     # -- evaluation -----------------------------------------------------------------------------
 
     def evaluate(self, ctx: dict[str, Any], now: float) -> Verdict:
-        """Run request-phase rules on ``ctx`` (mutated: agg.* and score.* keys are added). Memory store."""
-        return self._run_now(self._memory(), ctx, now, response=False)
+        """Run request-phase rules on ``ctx`` (mutated: score.* keys are added). Memory store: one pass
+        over the rules (``_program``), windows updated in place. It takes the same decisions in the same
+        order as the phased path (``_steps``): rules that do not read scores first, scores read once
+        before the first rule that does."""
+        store = self.store
+        if not isinstance(store, MemoryRuleStore):
+            store = self._memory()  # (raises)
+        v = Verdict()
+        store.now = now
+        filled_at = self._plan.memory_request(ctx, now, store, v, self._on_hit, self._on_error)
+        collect_local(self.ruleset.action_keys, ctx, now, v, store)
+        if filled_at != store.score_writes:  # scores changed after they were read (or never read)
+            v.scores = store.fill_scores(ctx)
+        return v
 
     def evaluate_response(self, ctx: dict[str, Any], now: float) -> Verdict:
         """Run response-phase rules once usage and status are known (``response.*`` set in ``ctx``)."""
-        return self._run_now(self._memory(), ctx, now, response=True)
+        return self._respond_now(self._memory(), ctx, now)
 
     async def aevaluate(self, ctx: dict[str, Any], now: float, limits: Any = None) -> Verdict:
         """``evaluate`` on any store: one ``fetch`` (one round trip for Redis) on the hot path.
@@ -250,22 +302,15 @@ class Engine:
             return Verdict()
         return await self._run(store, ctx, now, response=True)
 
-    def _run_now(self, store: MemoryRuleStore, ctx: dict[str, Any], now: float, *, response: bool) -> Verdict:
-        """The memory store's path: one pass over the rules (``_program``), windows updated in place. It
-        takes the same decisions in the same order as the phased path (``_steps``): rules that do not read
-        scores first, scores read once before the first rule that does (response rules: before all)."""
+    def _respond_now(self, store: MemoryRuleStore, ctx: dict[str, Any], now: float) -> Verdict:
+        """The memory store's response phase (``evaluate`` is its request phase): response rules read the
+        scores as they were before all of them."""
         v = Verdict()
         plan = self._plan
         store.now = now
-        if response:
-            if plan.response_rules:
-                store.fill_scores(ctx)
-                plan.memory_response(ctx, now, store, v, self._hit, self._error)
-            return v
-        filled_at = plan.memory_request(ctx, now, store, v, self._hit, self._error)
-        collect(self.ruleset.action_keys, ctx, now, v, store)
-        if filled_at != store.score_writes:  # scores changed after they were read (or never read)
-            v.scores = store.fill_scores(ctx)
+        if plan.response_rules:
+            store.fill_scores(ctx)
+            plan.memory_response(ctx, now, store, v, self._on_hit, self._on_error)
         return v
 
     async def _run(self, store: Any, ctx: dict[str, Any], now: float, *, response: bool,

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import math
 from array import array
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     _Array = array[Any]
@@ -23,6 +25,11 @@ class Gaps(_Array):
 
     def __new__(cls, size: int) -> Gaps:
         return array.__new__(cls, "d", (-1.0, 0.0, 0.0, 0.0, 0.0, float(size)))  # type: ignore[return-value]
+
+    @classmethod
+    def maker(cls, size: int) -> Callable[[], Gaps]:
+        """``lambda: Gaps(size)`` without the Python-level ``__new__`` (a state is made per new key)."""
+        return cast("Callable[[], Gaps]", partial(array.__new__, cls, "d", (-1.0, 0.0, 0.0, 0.0, 0.0, float(size))))
 
     @property
     def last_t(self) -> float:

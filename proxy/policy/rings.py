@@ -9,7 +9,9 @@ indexes are kept modulo 2**32 and compared by their difference, so no slot depen
 from __future__ import annotations
 
 from array import array
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
 
 _ZEROS: dict[tuple[str, int], array[Any]] = {}
 if TYPE_CHECKING:
@@ -44,6 +46,11 @@ class Ring(_Array):
 
     def __new__(cls, n: int) -> Ring:
         return array.__new__(cls, cls.CODE, (0, 0, n))
+
+    @classmethod
+    def maker(cls, n: int) -> Callable[[], Ring]:
+        """``lambda: cls(n)`` without the Python-level ``__new__`` (a state is made per new key)."""
+        return cast("Callable[[], Ring]", partial(array.__new__, cls, cls.CODE, (0, 0, n)))
 
     def step(self, idx: int) -> None:
         """Move the head on to bucket ``idx`` (masked, not the head's). A late event (older than the
@@ -116,6 +123,11 @@ class Ratio(_Array):
 
     def __new__(cls, n: int) -> Ratio:
         return array.__new__(cls, "I", (0, 0, n, 0))  # type: ignore[return-value]
+
+    @classmethod
+    def maker(cls, n: int) -> Callable[[], Ratio]:
+        """``lambda: Ratio(n)`` without the Python-level ``__new__``."""
+        return cast("Callable[[], Ratio]", partial(array.__new__, cls, "I", (0, 0, n, 0)))
 
     def step(self, idx: int) -> None:
         if len(self) == 4 and not self[0]:  # a new ratio: start at ``idx``

@@ -22,7 +22,7 @@ table of its own. ``proxy.policy.store_redis`` keeps the same state in Redis for
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 LN2 = math.log(2)
 SEP = "\x1f"  # cannot occur in a feature name; separates feature and value in target keys
 SCORE_KEYS = tuple(("score." + s, s, f) for s, f in SCOPES.items())  # (ctx key, scope, feature)
+NO_SCORES = {key: 0.0 for key, _, _ in SCORE_KEYS}  # ``score.*`` of a request whose scope values have none
 BAN_MEMORY = 30 * 86400.0  # ban history kept this long after the last block
 ALERT_MEMORY = 86400.0  # alert cooldown records kept this long
 
@@ -126,6 +127,43 @@ def row_layout(rules: Iterable[CompiledRule]) -> tuple[dict[str, Slot], dict[str
     return slots, width
 
 
+def _score_filler(half_life: Mapping[str, float]) -> Callable[[dict[str, Any], float, Any], dict[str, float]]:
+    """``fill_scores`` unrolled over the scopes (every request): ``fill(ctx, now, scores)`` sets every
+    ``score.<scope>`` in ``ctx`` (0.0 unless the request's value of that scope has a score; most scopes'
+    tables are empty, which costs one test each) and returns the known ones, rounded."""
+    ns: dict[str, Any] = {"__builtins__": {}, "_NO": NO_SCORES, "_decay": decay, "_round": round}
+    src = ["def fill(ctx, now, scores):", "    ctx.update(_NO)", "    out = {}"]
+    for i, (key, scope, feat) in enumerate(SCORE_KEYS):
+        ns[f"_h{i}"] = half_life[scope]
+        src += [f"    t = scores[{scope!r}]", "    if t:", f"        cur = t.get(ctx.get({feat!r}))",
+                "        if cur is not None:",
+                f"            s = ctx[{key!r}] = _decay(cur.real, cur.imag, now, _h{i})",
+                f"            out[{scope!r}] = _round(s, 3)"]
+    src.append("    return out")
+    exec(compile("\n".join(src), "<scores>", "exec"), ns)  # built from the fixed scope names above
+    fill: Callable[[dict[str, Any], float, Any], dict[str, float]] = ns["fill"]
+    return fill
+
+
+def _fresh_states(aggs: tuple[Any, ...]) -> Callable[[], tuple[Any, ...]]:
+    """A function making one rule's empty window states as a tuple (one per new key: no loop for up to
+    four aggregates)."""
+    makers = tuple(a.fresh for a in aggs)
+    if len(makers) == 1:
+        f0 = makers[0]
+        return lambda: (f0(),)
+    if len(makers) == 2:
+        f0, f1 = makers
+        return lambda: (f0(), f1())
+    if len(makers) == 3:
+        f0, f1, f2 = makers
+        return lambda: (f0(), f1(), f2())
+    if len(makers) == 4:  # (the default pack's template-spread rules)
+        f0, f1, f2, f3 = makers
+        return lambda: (f0(), f1(), f2(), f3())
+    return lambda: tuple([f() for f in makers])
+
+
 class RuleTable(Mapping[Any, tuple[Any, ...]]):
     """One rule's window states by key value (a tuple, as if the rule had a table of its own), read
     through the shared rows: tools, tests, explain. Built anew for each layout (``MemoryRuleStore.swap``)."""
@@ -206,10 +244,17 @@ class MemoryRuleStore:
                 counts[fp] = sum(1 for row in table.values() if row[off] is not None)
         self.slots, self.widths, self.rows, self.counts = slots, widths, rows, counts
         self.rules_by_fp = {r.fingerprint: r for r in new.rules}
-        self._tables()
         self.ruleset = new
+        self._tables()
 
     def _tables(self) -> None:
+        self._fill = _score_filler(self.ruleset.half_life)
+        # Per rule with windows: what ``row`` needs to give it its states in a row (a new key's row whole).
+        self.makers: dict[str, tuple[str, int, int, Callable[[], tuple[Any, ...]], Row, Row]] = {}
+        for fp, (feat, off) in self.slots.items():
+            end = off + len(self.rules_by_fp[fp].aggregates)
+            self.makers[fp] = (feat, off, end, _fresh_states(self.rules_by_fp[fp].aggregates), (None,) * off,
+                               (None,) * (self.widths[feat] - end))
         self.windows = {
             fp: RuleTable(self, self.rows[feat], fp, off, len(self.rules_by_fp[fp].aggregates))
             for fp, (feat, off) in self.slots.items()
@@ -236,18 +281,17 @@ class MemoryRuleStore:
         """The row of ``keyval`` in ``rule``'s key feature table, with ``rule``'s states created when new
         (they start at ``slots[rule.fingerprint][1]``)."""
         fp = rule.fingerprint
-        feat, off = self.slots[fp]
+        feat, off, end, fresh, before, after = self.makers[fp]
         table = self.rows[feat]
         row = table.get(keyval)
         if row is None or row[off] is None:
             if self.counts[fp] >= rule.spec.max_keys:
                 self._evict(rule, table, off)  # bounded memory under high-cardinality keys
                 row = table.get(keyval)
-            if row is None:
-                row = (None,) * self.widths[feat]
-            aggs = rule.aggregates
-            fresh = (aggs[0].fresh(),) if len(aggs) == 1 else tuple([a.fresh() for a in aggs])
-            row = table[keyval] = row[:off] + fresh + row[off + len(aggs) :]
+            if row is None:  # a new key: the other rules' slots empty
+                row = table[keyval] = before + fresh() + after
+            else:
+                row = table[keyval] = row[:off] + fresh() + row[end:]
             self.counts[fp] += 1
         return row
 
@@ -287,17 +331,7 @@ class MemoryRuleStore:
         return decay(cur.real, cur.imag, self.now, self.ruleset.half_life[scope])
 
     def fill_scores(self, ctx: dict[str, Any]) -> dict[str, float]:
-        out = {}
-        now, scores, hl = self.now, self.scores, self.ruleset.half_life
-        for key, scope, feat in SCORE_KEYS:
-            table = scores[scope]
-            cur = table.get(ctx.get(feat)) if table else None  # type: ignore[arg-type]
-            if cur is None:
-                ctx[key] = 0.0
-                continue
-            s = decay(cur.real, cur.imag, now, hl[scope])
-            ctx[key] = s
-            out[scope] = round(s, 3)
+        out: dict[str, float] = self._fill(ctx, self.now, self.scores)
         return out
 
     def add_score(self, scope: str, value: str, points: float) -> None:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable, Mapping
-from functools import partial
 from typing import Any
 
 from proxy.policy.distinct import FRESH_SIZE, DistinctSample
@@ -86,17 +85,17 @@ class Aggregate:
         k = self.kind
         self.fresh: Callable[[], Any]
         if k in ("count", "rate"):
-            self.fresh = partial(Ring, n)
+            self.fresh = Ring.maker(n)
         elif k == "sum":
-            self.fresh = partial(SumRing, n)
+            self.fresh = SumRing.maker(n)
         elif k == "ratio":
-            self.fresh = partial(Ratio, n)
+            self.fresh = Ratio.maker(n)
         elif k == "distinct":
             self.fresh = list
         elif k == "ewma":
             self.fresh = lambda: [0.0, -1.0]
         else:
-            self.fresh = partial(Gaps, self.samples)
+            self.fresh = Gaps.maker(self.samples)
 
     def new(self) -> Any:
         """An empty state for one key."""
