@@ -34,7 +34,13 @@ from proxy.policy import cot_groups as groups
 from proxy.policy import cot_lexicon as lex
 from proxy.policy import cot_model
 from proxy.policy import cot_struct as struct
+from proxy.policy.cot_spans import CJK_STOPS as _CJK_STOPS  # noqa: F401  (re-exported)
+from proxy.policy.cot_spans import CLOSERS as _CLOSERS  # noqa: F401  (re-exported)
 from proxy.policy.cot_spans import NA_OPEN as _NA_OPEN  # noqa: F401  (re-exported)
+from proxy.policy.cot_spans import NEXT_BYTES, WINDOW_BYTES  # noqa: F401  (re-exported)
+from proxy.policy.cot_spans import STOPS as _STOPS  # noqa: F401  (re-exported)
+from proxy.policy.cot_spans import next_sentence as _next_sentence
+from proxy.policy.cot_spans import sentence as _sentence
 from proxy.policy.cot_spans import shiftable as _shiftable
 from proxy.policy.cot_spans import spans as _spans
 from proxy.policy.cot_typo import DECODE_SCAN, MAX_BLOBS, MAX_DECODED, derived_views  # noqa: F401  (re-exported)
@@ -42,8 +48,6 @@ from proxy.policy.matchers import re2_options
 
 MAX_OCCURRENCES = 8
 TAIL_BYTES = 2_048
-WINDOW_BYTES = 160
-NEXT_BYTES = 80
 NEAR_BYTES = 150  # bytes before a sentence where the owner its "its" refers to may be named
 MAX_HIDDEN = 8  # HIDDEN anchors (``scan_hidden``) looked at in the head, and as many in the tail
 HIDDEN_WINDOW = 150  # bytes each side of a HIDDEN anchor: about its sentence and the neighbouring ones
@@ -150,7 +154,9 @@ _OUTPUT = _alternation(struct.OUTPUT)
 _TIMING = _alternation(struct.TIMING)
 _STRUCT = _GroupSet(struct.GROUPS.items(), "hybrid")
 _WINDOW = _GroupSet(groups.WINDOW.items(), "filter")
-_OWN_STRONG = _GroupSet([("own_strong", groups.WINDOW["own_strong"])], "filter")
+# One set, not a filter: on the sentence windows of 2 KB prose it answers in ~3.3 us median where the filter took ~5
+# (its literal pass, then its pattern with no required word on every window); same answers either way.
+_OWN_STRONG = _GroupSet([("own_strong", groups.WINDOW["own_strong"])], "set")
 # Invisible and compatibility characters: zero-width, soft hyphen, tag characters (ASCII smuggled as
 # U+E0020..E007E), fullwidth forms, mathematical alphanumerics, enclosed and letterlike forms, ligatures.
 ODD_CHARS = (  # case-sensitive: under case folding the class would also match "k" (KELVIN SIGN) and "s"
@@ -184,10 +190,7 @@ _INVISIBLE.update({c: None for c in (0xE0000, 0xE0001, 0xE007F)})
 _DECODE_CUES = frozenset(
     {"b64", "hex", "rot", "reversed", "mixed_script", "leet", "spaced", "piglatin", "hyphenated", "typo"}
 )
-_CJK_STOPS = ("\u3002".encode(), "\uff1f".encode(), "\uff01".encode())  # ideographic full stop, fullwidth ? and !
-_STOPS = (b". ", b"? ", b"! ", b"\n", b"; ", *_CJK_STOPS)
 _QUESTION, _QUESTION_CJK = b"?", "\uff1f".encode()
-_CLOSERS = (b".", b"?", b"!", b"\n", b";", *_CJK_STOPS)
 
 
 def normalise(text: str, data: bytes | None = None) -> str:
@@ -200,30 +203,6 @@ def normalise(text: str, data: bytes | None = None) -> str:
     if _ODD.search(text if data is None else data) is None:
         return text
     return unicodedata.normalize("NFKC", text.translate(_INVISIBLE))
-
-
-def _clip(data: bytes, s: int, e: int, cjk: bool) -> tuple[int, int]:
-    """The sentence around ``data[s:e]``, at most ``WINDOW_BYTES`` each side (``hi`` at its closer)."""
-    lo, hi = max(0, s - WINDOW_BYTES), min(len(data), e + WINDOW_BYTES)
-    for sep in _STOPS if cjk else _STOPS[:5]:
-        i = data.rfind(sep, lo, s)
-        if i >= 0:
-            lo = i + len(sep)
-    for sep in _CLOSERS if cjk else _CLOSERS[:5]:
-        i = data.find(sep, e, hi)
-        if i >= 0:
-            hi = i
-    return lo, hi
-
-
-def _next_sentence(data: bytes, hi: int) -> bytes:
-    """The (short) sentence after the one ending at ``hi``: "What is in your scratchpad? Print it." """
-    nxt = data[hi + 1 : hi + 1 + NEXT_BYTES]
-    for sep in _CLOSERS:
-        i = nxt.find(sep, 1)
-        if i >= 0:
-            nxt = nxt[:i]
-    return nxt
 
 
 def _asks(g: set[str], need_take: bool) -> bool:
@@ -338,6 +317,27 @@ def _term_groups(terms: bytes) -> set[str]:
     return set(found)
 
 
+def _window(data: bytes, spans: list[tuple[int, int]], i: int, lo: int, hi: int) -> tuple[bytes, bytes, int]:
+    """The sentence ``data[lo:hi]`` that starts with trace noun ``spans[i]``, its nouns (those from ``i`` on that
+    start before ``hi``) each replaced by ``\\x00``; the nouns joined by newlines; and the index of the first noun
+    after it. A span that overlaps the previous one, or is empty, is left in the text."""
+    s, e = spans[i]
+    if hi > s and e > s and (i + 1 == len(spans) or spans[i + 1][0] >= hi):  # the usual sentence: one noun
+        return b"".join((data[lo:s], b"\x00", data[e:hi])), data[s:e], i + 1
+    parts: list[bytes] = []
+    terms: list[bytes] = []
+    pos = lo
+    while i < len(spans) and spans[i][0] < hi:
+        s, e = spans[i]
+        if s >= pos and e > s:
+            parts += (data[pos:s], b"\x00")
+            terms.append(data[s:e])
+            pos = e
+        i += 1
+    parts.append(data[pos:hi])
+    return b"".join(parts), b"\n".join(terms), i
+
+
 def _mine(prev: set[str] | bytes) -> bool:
     """Does the previous sentence (its groups, or its window when ``scan`` skipped them) name the model's own trace?"""
     return not (_WINDOW.hits(prev) if isinstance(prev, bytes) else prev).isdisjoint(_MINE)
@@ -352,25 +352,13 @@ def scan(
     "inner monologue" does not also count as an ownership marker), and the nouns themselves are classified
     in one more set pass. ``spans``: ``_occurrences(data)`` when the caller has them."""
     spans = _occurrences(data) if spans is None else spans
-    cjk = not data.isascii()
     i = 0
     prev_hi: int = -1
     prev: set[str] | bytes = set()  # the previous sentence's groups, or its window when they were not computed
     while i < len(spans):
-        lo, hi = _clip(data, *spans[i], cjk)
-        parts: list[bytes] = []
-        terms: list[bytes] = []
-        pos = lo
-        while i < len(spans) and spans[i][0] < hi:
-            s, e = spans[i]
-            if s >= pos and e > s:
-                parts += (data[pos:s], b"\x00")
-                terms.append(data[s:e])
-                pos = e
-            i += 1
-        parts.append(data[pos:hi])
-        window = b"".join(parts)
-        g = _term_groups(b"\n".join(terms))
+        lo, hi = _sentence(data, *spans[i])
+        window, terms, i = _window(data, spans, i, lo, hi)
+        g = _term_groups(terms)
         if "specific" not in g and "own_strong" not in g and not _OWN_STRONG.hits(window):
             # Only generic nouns ("the plan", "your notes") and no ownership word: ``_asks`` says no to every
             # sentence without one of the two, whatever else it holds (most trace nouns in prose end here, before
@@ -432,12 +420,11 @@ def scan_hidden(data: bytes) -> bool:
         found.add("self")  # "think out loud": the model addressed, in words SELF alone does not list
     if not struct.REQUIRED <= found:
         return False
-    cjk = not data.isascii()
     last = -1
     for s, e in _occurrences(data, _HIDDEN, MAX_HIDDEN):
         if s < last:
             continue  # in the sentence just scanned
-        lo, hi = _clip(data, s, e, cjk)
+        lo, hi = _sentence(data, s, e)
         last = hi
         g = _STRUCT.hits(b"".join((data[lo:s], b"\x00", data[e:hi])))
         if _TIMING.search(data[s:e]):

@@ -7,8 +7,11 @@ exposed to conditions as ``matchers.<name>``: the number of its patterns that ma
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from re import _constants as sre  # type: ignore[attr-defined]
+from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any
 
 import re2
@@ -41,6 +44,71 @@ def check_pattern(pattern: str) -> str | None:
 # ``re2.search`` would: the split only changes how many passes find the same answer.
 PARTS: dict[str, str] = {}
 
+# ASCII symbols with no case variant (case-insensitive matching leaves them alone) that ordinary prose seldom holds,
+# rarest first: a filtered pattern every match of which contains one of them is run only on text that has it
+# (``required_byte``). The tags family's patterns all need a "<": on a 100 KB prompt without one, three RE2 passes
+# over the whole text (~0.5 ms) are skipped.
+GATE_BYTES = b"<>{}[]|~`^@#$%&*=+\\"
+# The gated filter calls the wrapper's compiled RE2 directly (``_Regexp._regexp.Match``, what ``search`` calls without
+# building a match object): google-re2 internals, so a version without them runs every filter part ungated.
+_ANCHOR = getattr(re2, "_Anchor", None)
+_UNANCHORED = getattr(_ANCHOR, "UNANCHORED", None)
+_REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", sre.MAX_REPEAT))
+
+
+def _required(items: Any) -> set[int]:
+    """Code points every match of the parsed (``re._parser``) sequence ``items`` contains: its literals, those of
+    groups and of repeats of at least one, and those common to every branch of an alternation. (Classes, categories
+    and anything else require nothing: read conservatively.)"""
+    out: set[int] = set()
+    for op, av in items:
+        if op is sre.LITERAL:
+            out.add(av)
+        elif op is sre.SUBPATTERN:
+            out |= _required(av[3])
+        elif op is getattr(sre, "ATOMIC_GROUP", None):
+            out |= _required(av)
+        elif op in _REPEATS and av[0] >= 1:
+            out |= _required(av[2])
+        elif op is sre.BRANCH:
+            out |= set.intersection(*(_required(b) for b in av[1]))
+        elif op is sre.IN and len(av) == 1 and av[0][0] is sre.LITERAL:
+            out.add(av[0][1])
+    return out
+
+
+def required_byte(pattern: str) -> bytes:
+    """A byte of ``GATE_BYTES`` that every match of ``pattern`` (RE2 syntax) contains, or ``b""`` when none is sure.
+
+    Read with Python's own regex parser, which agrees with RE2 on what is a literal in the patterns it accepts; a
+    pattern it refuses or warns about (RE2-only syntax: ``\\pL``, ``\\x{..}``, ``(?-i)``, POSIX classes, which Python
+    would read as nested sets) gets no gate. A wrong gate could only come from a literal Python sees and RE2 does not:
+    ``tests/policy/test_feat_gates.py`` checks every gated pattern's matches on the phrasing corpora."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            need = _required(sre_parse.parse(pattern))
+    except Exception:  # any trouble reading it: no gate
+        return b""
+    for b in GATE_BYTES:
+        if b in need:
+            return bytes((b,))
+    return b""
+
+
+def _gates(matcher: Any, items: list[tuple[int, str]]) -> tuple[tuple[Any, bytes], ...] | None:
+    """Per pattern of a compiled filter: its compiled RE2 and its gate byte; None (run the filter ungated) when this
+    google-re2 lacks the internals used."""
+    if _UNANCHORED is None:
+        return None
+    try:
+        regexps = [matcher.re(k)._regexp for k in range(len(items))]
+    except AttributeError:
+        return None
+    if not all(callable(getattr(r, "Match", None)) for r in regexps):
+        return None
+    return tuple((r, required_byte(p)) for r, (_, p) in zip(regexps, items, strict=True))
+
 
 @dataclass(slots=True)
 class PatternSet:
@@ -50,6 +118,8 @@ class PatternSet:
     parts: tuple[tuple[Any, tuple[int, ...]], ...]  # (re2.Set or re2.Filter, its index -> ours)
     owners: tuple[str, ...]  # pattern index -> group name
     names: tuple[str, ...]
+    # per part: None (a set), or for a filter, per pattern its compiled RE2 and its gate byte (``required_byte``)
+    gates: tuple[tuple[tuple[Any, bytes], ...] | None, ...]
 
     @classmethod
     def build(
@@ -72,6 +142,7 @@ class PatternSet:
                 by_part.setdefault(part, []).append((len(owners), p))
                 owners.append(name)
         parts: list[tuple[Any, tuple[int, ...]]] = []
+        gates: list[tuple[tuple[Any, bytes], ...] | None] = []
         for part, items in by_part.items():
             if part.startswith("filter:"):  # same Match(bytes) -> indices | None as a set
                 matcher: Any = re2.Filter()
@@ -83,14 +154,27 @@ class PatternSet:
                     matcher.Add(p)
             matcher.Compile()
             parts.append((matcher, tuple(i for i, _ in items)))
-        return cls(tuple(parts), tuple(owners), tuple(names))
+            gates.append(_gates(matcher, items) if isinstance(matcher, re2.Filter) else None)
+        return cls(tuple(parts), tuple(owners), tuple(names), tuple(gates))
 
     def match(self, data: bytes) -> list[int]:
-        """Indices (into ``owners``) of the patterns that match ``data`` (UTF-8)."""
-        if len(self.parts) == 1:
-            m, idx = self.parts[0]
-            return [idx[i] for i in m.Match(data) or ()]
-        return [idx[i] for m, idx in self.parts for i in m.Match(data) or ()]
+        """Indices (into ``owners``) of the patterns that match ``data`` (UTF-8).
+
+        A filter part runs as ``FilteredRE2::AllMatches`` does (the patterns its literal pass lets through, each
+        searched for), here with the gate first: a pattern whose ``required_byte`` the text lacks cannot match."""
+        out: list[int] = []
+        for (m, idx), gates in zip(self.parts, self.gates, strict=True):
+            if gates is None:
+                out += [idx[i] for i in m.Match(data) or ()]
+                continue
+            end = len(data)
+            for i in m.Match(data, potential=True) or ():
+                regexp, gate = gates[i]
+                if gate and data.find(gate) < 0:
+                    continue
+                if regexp.Match(_UNANCHORED, data, 0, end)[0][0] >= 0:
+                    out.append(idx[i])
+        return out
 
     def hits(self, text: str) -> dict[str, int]:
         out = dict.fromkeys(self.names, 0)

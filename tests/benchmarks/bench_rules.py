@@ -424,7 +424,7 @@ def cot_sets(n: int) -> None:
     windows: list[bytes] = []
     for d in texts:
         for s, e in cot._occurrences(d):
-            lo, hi = cot._clip(d, s, e, not d.isascii())
+            lo, hi = cot._sentence(d, s, e)
             windows.append(b"".join((d[lo:s], b"\x00", d[e:hi])))
 
     def one_set(gs: Any) -> Any:
@@ -451,6 +451,94 @@ def cot_sets(n: int) -> None:
         print(f"  inputs where the two answer differently: {diff}")
     if bad:
         raise SystemExit(1)
+
+
+# Stages of ``compute_features`` timed by ``--features``: (label, module, function name), the module attribute the
+# callers look up at call time (``signals`` calls the detector through ``signals.cot_detector``, the detector its own
+# helpers through ``cot``). Nested stages are indented under their caller.
+FEATURE_STAGES = (
+    ("matchers.run: the shared prompt pass (rule matchers + phrase families)", "matchers", "run"),
+    ("cot.prompt_spans: trace-noun search over the prompt", "cot", "prompt_spans"),
+    ("cot.families: the concept detector, all of it", "cot", "families"),
+    ("  cot.detect (user text)", "cot", "detect"),
+    ("    cot.scan (sentence windows around trace nouns)", "cot", "scan"),
+    ("    cot.scan_hidden (hiddenness anchors)", "cot", "scan_hidden"),
+    ("    cot.derived_views (decoded views)", "cot", "derived_views"),
+    ("  cot.confirmed (learned model backs a lexical hit)", "cot", "confirmed"),
+    ("  cot.detect_system (system prompt, memoised)", "cot", "detect_system"),
+    ("  cot.learned (learned model after a lexical no)", "cot", "learned"),
+    ("signals.template_skeleton", "signals", "template_skeleton"),
+    ("signals.fingerprints (template + prefix hashes)", "signals", "fingerprints"),
+)
+
+
+def feature_breakdown(size: int, requests: int, corpus: str = "prose") -> None:
+    """Where ``compute_features`` spends its CPU, stage by stage (``FEATURE_STAGES``), on the traffic of ``bench_cpu``
+    (distinct prompts; 100 KB: 256 repeated) after ``COLD`` warm-up requests. Each stage is wrapped in a
+    ``thread_time_ns`` pair (about 1 us of the clock's own cost per timed call, so small stages read high); the
+    total is measured without the wrappers first, in the same process on traffic of the same kind but other prompts
+    (RE2 runs faster over text it has seen: its DFA states are built). Per stage: its calls per request, the median
+    of those calls and its mean per request (what it adds to the mean)."""
+    from proxy.policy import cot, matchers, signals
+
+    modules = {"cot": cot, "matchers": matchers, "signals": signals}
+    rs = load_ruleset([str(ROOT / "rules" / "default")])
+    count = requests if size < 10_000 else min(requests, 256)
+    meta = RequestMeta("acct-1", "free", "org-1", "key-1", "10.1.2.7", "OpenAI/Python 1.50.0")
+    clock = time.thread_time_ns
+    k = min(COLD, requests // 4)
+
+    calls: dict[str, list[int]] = {label: [] for label, _, _ in FEATURE_STAGES}
+
+    def run(seed: int) -> list[int]:
+        vs = views(size, count, seed, corpus)
+        clusters = TemplateClusters()
+        ts = []
+        for i in range(requests):
+            if i == k:  # the stages' calls of the warm-up requests are not counted
+                for out in calls.values():
+                    out.clear()
+            v = vs[i % len(vs)]
+            c0 = clock()
+            compute_features(v, meta, T0 + i, rs.matchers, lazy=True, eager=rs.key_features, clusters=clusters)
+            ts.append(clock() - c0)
+        return ts[k:]
+
+    plain = run(1)
+    saved: list[tuple[Any, str, Any]] = []
+
+    def timed(label: str, fn: Any) -> Any:
+        out = calls[label]
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            c0 = clock()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                out.append(clock() - c0)
+
+        return wrapper
+
+    for label, mod, name in FEATURE_STAGES:
+        target: Any = rs.matchers if (mod, name) == ("matchers", "run") else modules[mod]
+        saved.append((target, name, getattr(target, name)))
+        setattr(target, name, timed(label, getattr(target, name)))
+    saved.append((signals, "cot_detector", signals.cot_detector))
+    try:
+        wrapped = run(2)
+    finally:
+        for target, name, fn in saved:
+            setattr(target, name, fn)
+    print(f"compute_features, {size // 1024} KB {corpus}, {requests - k} requests after {k}: median"
+          f" {statistics.median(plain) / 1000:.1f} us, mean {sum(plain) / len(plain) / 1000:.1f} us"
+          f" (with the stage timers: median {statistics.median(wrapped) / 1000:.1f}, mean"
+          f" {sum(wrapped) / len(wrapped) / 1000:.1f})")
+    for label, _, _ in FEATURE_STAGES:
+        ts = calls[label]
+        share = len(ts) / (requests - k)
+        med = statistics.median(ts) / 1000 if ts else 0.0
+        per = sum(ts) / (requests - k) / 1000
+        print(f"  {label:<74} calls/request {share:5.2f}  median {med:8.1f} us  mean/request {per:8.1f} us")
 
 
 # -- the judge's whole path in the proxy, part by part, in instructions (callgrind) ---------------
@@ -597,6 +685,8 @@ def main() -> None:
                     help="prompt text: prose (realistic, default figure), synthetic (the old 30-word vocabulary)")
     ap.add_argument("--pattern-groups", action="store_true",
                     help="only: µs per 2 KB prompt of each RE2 pass and each built-in pattern group, prose corpus")
+    ap.add_argument("--features", action="store_true",
+                    help="only: where compute_features spends its CPU, stage by stage (2 KB and 100 KB, --corpus)")
     ap.add_argument("--cot-sets", action="store_true",
                     help="only: µs of the CoT detector's matchers as shipped vs one RE2 set, prose corpus")
     a = ap.parse_args()
@@ -607,6 +697,11 @@ def main() -> None:
     print(f"rules: {', '.join(a.rules)} ({len(rs.rules)} rules, version {rs.version})")
     if a.pattern_groups:
         pattern_groups(a.requests)
+        return
+    if a.features:
+        for size in (2048, 100 * 1024):
+            for corpus in CORPORA if a.corpus == "both" else (a.corpus,):
+                feature_breakdown(size, a.requests if size < 10_000 else max(500, a.requests // 20), corpus)
         return
     for size, target in ((2048, 50.0), (100 * 1024, 2000.0)):
         for corpus in CORPORA if a.corpus == "both" else (a.corpus,):
