@@ -62,6 +62,9 @@ class ProxyApp:
             now = getattr(f, "on_done_now", None)
             if now is not None:
                 self._done_now[f.on_done] = now
+        # each request and done hook with its synchronous first step (or None), in chain order
+        self._request_steps = tuple((hook, self._request_now.get(hook)) for hook in self.chain.request)
+        self._done_steps = tuple((hook, self._done_now.get(hook)) for hook in self.chain.done)
         self.upstreams = Upstreams(config.upstreams)
         self.rid_header = config.server.request_id_header
         self.relay = Relay(self.upstreams, self.chain, clock.mono, self.rid_header)
@@ -175,9 +178,7 @@ class ProxyApp:
                     ex.body = body
                     ex.bytes_in = len(body)
                     reply = None
-                    nows = self._request_now
-                    for hook in self.chain.request:  # (Chain.run_request, inlined: one coroutine less)
-                        now = nows.get(hook)
+                    for hook, now in self._request_steps:  # (Chain.run_request, inlined: one coroutine less)
                         if now is None:
                             reply = await hook(ex)
                         else:
@@ -230,29 +231,22 @@ class ProxyApp:
         the hooks reconcile with it), with each hook's synchronous first step (``on_done_now``): None when
         every hook finished without waiting, else the awaitable that runs the rest."""
         if ex.usage_body is not None:
-            self._read_usage(ex)
-        nows = self._done_now
-        for i, hook in enumerate(self.chain.done):
-            now = nows.get(hook)
+            # (a body the dialect cannot read must not skip the hooks: leases)
+            try:
+                read_body_usage(ex)
+            except Exception:
+                log.exception("reading the response usage failed", extra={"request_id": ex.request_id})
+        for hook, now in self._done_steps:
             if now is None:
-                return self._run_done_from(ex, i, None)
+                return self._run_done_from(ex, self.chain.done.index(hook), None)
             try:
                 pending = now(ex)
             except Exception:
                 log.exception("on_done hook failed", extra={"request_id": ex.request_id})
                 continue
             if pending is not None:
-                return self._run_done_from(ex, i, pending)
+                return self._run_done_from(ex, self.chain.done.index(hook), pending)
         return None
-
-    @staticmethod
-    def _read_usage(ex: Exchange) -> None:
-        """``read_body_usage`` before the done hooks: a body the dialect cannot read must not skip them
-        (leases)."""
-        try:
-            read_body_usage(ex)
-        except Exception:
-            log.exception("reading the response usage failed", extra={"request_id": ex.request_id})
 
     async def _run_done_from(self, ex: Exchange, i: int, pending: Awaitable[None] | None) -> None:
         """The rest of ``_run_done`` from hook ``i`` (``pending``: that hook's awaitable, already begun)."""

@@ -18,7 +18,7 @@ the general path decides from the same state.
 
 from __future__ import annotations
 
-from math import ceil
+from math import ceil, floor
 from typing import TYPE_CHECKING, Any
 
 from proxy.dialects.base import as_int
@@ -46,7 +46,7 @@ def compile_fast(fp: FastPath) -> tuple[str, dict[str, Any]]:
     ns: dict[str, Any] = {
         "backend": fp.backend, "now_fn": fp._now, "has_multiplier": fp._has_multiplier,
         "key_cache": fp._keys, "build_keys": fp._build_keys, "actual_usage": actual_usage, "Leases": Leases,
-        "MISSING": MISSING, "ceil": ceil, "EPS": _EPS, "ALMOST": _ALMOST_ONE, "dinfo": fp._dialects,
+        "MISSING": MISSING, "ceil": ceil, "floor": floor, "EPS": _EPS, "ALMOST": _ALMOST_ONE, "dinfo": fp._dialects,
         "dialect_info": dialect_info, "as_int": as_int, "miss": fp._headers, "MODEL": _MODEL,
         "slow": None, "slow_done": None,
     }
@@ -195,7 +195,6 @@ def compile_fast(fp: FastPath) -> tuple[str, dict[str, Any]]:
         w(f"st.c{i} = c{i}")
     if tokens:
         w("st.input_estimate = est")
-    w("st.done = False")
     w('state["shape"] = st')
     if fp._mask:
         ns["ADMITS"] = fp.admits
@@ -210,7 +209,7 @@ def compile_fast(fp: FastPath) -> tuple[str, dict[str, Any]]:
                 w(f"r{i} = n{i} - now")
                 w(f"m{i} = (now + S{i} - n{i}) / I{i}")
                 w(f"if m{i} >= ALMOST:")
-                w(f"a{i} = int(m{i} + 1e-9)", 2)
+                w(f"a{i} = floor(m{i} + 1e-9)", 2)  # (int() of a positive float: a type call more)
                 w(f"b{i} = ceil(r{i} - 1e-9)", 2)
                 w("else:")
                 w(f"a{i} = b{i} = 0", 2)
@@ -284,7 +283,8 @@ def _finish(limits: list[Any], conc: list[int], tokens: list[int]) -> list[str]:
             w(f"del d[k{i}]", 3)
     if tokens:
         w("u = ex.usage")
-        w("now = None")
+        if len(tokens) > 1:  # the clock is read once, by the first limit that adjusts
+            w("now = None")
         for i in tokens:
             count = limits[i].count
             if count == "total":
@@ -294,8 +294,11 @@ def _finish(limits: list[Any], conc: list[int], tokens: list[int]) -> list[str]:
                 w(f"used = actual_usage(ex, st, {count!r})")
             w(f"units = used - st.c{i}  # (tokens per unit: 1.0 on the fast path)")
             w("if units > 1e-9 or units < -1e-9:")
-            w("if now is None:", 2)
-            w("now = now_fn() - backend._base", 3)
+            if len(tokens) > 1:
+                w("if now is None:", 2)
+                w("now = now_fn() - backend._base", 3)
+            else:
+                w("now = now_fn() - backend._base", 2)
             w(f"tat = d.pop(k{i}, MISSING)", 2)
             w("if tat is MISSING or tat < now:", 2)
             w("tat = now", 3)
