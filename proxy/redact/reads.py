@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from proxy.forward import USAGE_KEY  # what an event carrying usage holds
 from proxy.redact.anthropic import AnthropicStream
 from proxy.redact.chat_stream import _FIELD, _VISIBLE, ChatStream
 from proxy.redact.common import Ctx, RedactionFailed, decode_bodies
@@ -40,7 +41,6 @@ from proxy.redact.runs import named_run, whole_events
 from proxy.sse import parse_block
 
 _DATA = b"data: "
-USAGE_KEY = b"usage"  # what an event carrying usage holds (``proxy.forward.USAGE_KEY``)
 # What a read path leaves in its stream's ``counts`` (events read, events sent): for a read of one event
 ONE_KEPT = (1, 1)
 ONE_DROPPED = (1, 0)

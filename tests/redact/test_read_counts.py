@@ -68,25 +68,20 @@ def _feed(data: bytes, mode: str, cuts: list[int], **kw: Any) -> Counted:
     return r
 
 
-@pytest.mark.parametrize("leak", ["off", "flag"])
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("name", CHAT)
-def test_chat_fixtures_count_their_events(name: str, mode: str, leak: str) -> None:
-    data = (WIRE / name).read_bytes()
-    checked = 0
-    for cuts in ([], [len(data) // 3], list(range(7, len(data), 61))):
-        checked += _feed(data, mode, cuts, model=_model(name), leak=leak).checked
-    assert checked > 0
+def _fixture_kw(name: str) -> dict[str, Any]:
+    if name in RESPONSES:
+        return {"model": "o4-mini", "dialect": "openai_responses"}
+    return {"model": _model(name)}
 
 
 @pytest.mark.parametrize("leak", ["off", "flag"])
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("name", RESPONSES)
-def test_responses_fixtures_count_their_events(name: str, mode: str, leak: str) -> None:
+@pytest.mark.parametrize("name", [*CHAT, *RESPONSES])
+def test_fixtures_count_their_events(name: str, mode: str, leak: str) -> None:
     data = (WIRE / name).read_bytes()
     checked = 0
     for cuts in ([], [len(data) // 3], list(range(7, len(data), 61))):
-        checked += _feed(data, mode, cuts, model="o4-mini", leak=leak, dialect="openai_responses").checked
+        checked += _feed(data, mode, cuts, leak=leak, **_fixture_kw(name)).checked
     assert checked > 0
 
 
