@@ -244,7 +244,9 @@ def paced_run(b: Bench, proxy: ServerProc, upstream: ServerProc) -> tuple[float,
     c0 = proxy.cpu()
     res = b.client("client-streams", "--url", url, "--streams", str(s.paced_streams),
                    "--interval", str(s.paced_interval))
-    cpu = proxy.cpu() - c0
+    # CPU time comes in clock ticks: a run too short to use one (--quick, a thin server) counts as one tick, the
+    # resolution, rather than zero (which would make a ratio over it infinite)
+    cpu = max(proxy.cpu() - c0, 1 / os.sysconf("SC_CLK_TCK"))
     want = s.paced_streams * common.stream_event_count(s.paced_events)
     if res["events"] != want or res["errors"]:
         raise RuntimeError(f"{proxy.name}: {res['events']} of {want} events relayed, {res['errors']} errors")
@@ -260,7 +262,7 @@ def phase_cpu(b: Bench, direct: ServerProc, thin: ServerProc, dg: ServerProc) ->
         for p in rotated([thin, dg], r):
             cpu, events = paced_run(b, p, direct)
             per[p.name].append(cpu / events * 1e6)
-    ratios = [g / t if t else float("inf") for g, t in zip(per["dg"], per["thin"], strict=True)]
+    ratios = [g / t for g, t in zip(per["dg"], per["thin"], strict=True)]
     ratio = med(ratios)
     s = b.sizes
     shape = f"{s.paced_streams} streams x {common.stream_event_count(s.paced_events)} events, {rounds} rounds"
@@ -532,9 +534,7 @@ def phase_configured_streams(b: Bench) -> list[Figure]:
         for r in range(rounds):
             for p in rotated([thin, dg], r):
                 cpu, events = paced_run(b, p, up)
-                # CPU time comes in clock ticks: a run too short to use one (--quick, a thin server) counts
-                # as one tick, the resolution, rather than zero (which would make the ratio infinite)
-                per[p.name].append(max(cpu, 1 / os.sysconf("SC_CLK_TCK")) / events * 1e6)
+                per[p.name].append(cpu / events * 1e6)
     finally:
         b.stop(dg, thin, up)
     ratios = [g / t for g, t in zip(per["dgcfg"], per["thin"], strict=True)]
